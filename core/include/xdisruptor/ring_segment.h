@@ -1,0 +1,106 @@
+// xdisruptor/ring_segment.h — create, attach, validate and remove a named ring segment.
+//
+// A RingSegment is this process's mapping of one ring: the header, the producer state, the
+// consumer table and the slots. Create/Attach/Remove may be called from any thread; a
+// RingSegment is movable, not copyable, and unmaps on destruction (the segment itself stays
+// until Remove). Attaching validates everything it reads before use, so a stale, truncated or
+// foreign segment yields a clear absl::Status, never a crash.
+#ifndef XDISRUPTOR_RING_SEGMENT_H_
+#define XDISRUPTOR_RING_SEGMENT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "boost/interprocess/mapped_region.hpp"
+#include "xdisruptor/layout.h"
+
+namespace xdisruptor {
+
+struct RingOptions {
+  std::string name;               // letters, digits, '.', '_', '-'; 1..64 characters
+  std::uint64_t capacity = 1024;  // slots, a power of two
+  std::uint32_t slot_size = 64;   // bytes, a multiple of 8
+  std::string schema;             // numpy-style field text; empty for raw bytes
+  SequencerKind sequencer = SequencerKind::kSingleProducer;
+  std::uint32_t mode = 0600;      // permission bits of the segment
+};
+
+struct AttachOptions {
+  // How long to wait for a creator that is still initialising the segment.
+  absl::Duration creation_timeout = absl::Seconds(2);
+};
+
+// Offsets of every region for a given geometry (deterministic: attach recomputes and compares).
+struct SegmentLayout {
+  std::uint64_t producer_offset = 0;
+  std::uint64_t consumer_table_offset = 0;
+  std::uint64_t availability_offset = 0;
+  std::uint64_t slots_offset = 0;
+  std::uint64_t segment_size = 0;
+};
+absl::StatusOr<SegmentLayout> ComputeLayout(std::uint64_t capacity, std::uint32_t slot_size,
+                                            SequencerKind kind);
+
+// Checks a ring or consumer name: letters, digits, '.', '_', '-', 1..64 characters, not all dots.
+absl::Status ValidateName(std::string_view name, std::string_view what);
+
+// Validates a complete mapped image of `size` bytes: header, geometry, schema and consumer
+// table. Pure: reads only [base, base + size). Attach runs it; the fuzz target feeds it.
+absl::Status ValidateImage(const std::byte* base, std::size_t size);
+
+class RingSegment {
+ public:
+  static absl::StatusOr<RingSegment> Create(const RingOptions& options);
+  static absl::StatusOr<RingSegment> Attach(std::string_view name,
+                                            const AttachOptions& options = {});
+  // Removes the name; processes that still map the segment keep working on their mapping.
+  static absl::Status Remove(std::string_view name);
+  static bool Exists(std::string_view name);
+
+  RingSegment(RingSegment&&) noexcept = default;
+  RingSegment& operator=(RingSegment&&) noexcept = default;
+  RingSegment(const RingSegment&) = delete;
+  RingSegment& operator=(const RingSegment&) = delete;
+
+  std::string_view name() const { return name_; }
+  std::uint64_t capacity() const { return capacity_; }
+  std::uint32_t slot_size() const { return slot_size_; }
+  SequencerKind sequencer_kind() const { return kind_; }
+  std::string_view schema() const;
+
+  RingHeaderState& header() const { return *reinterpret_cast<RingHeaderState*>(base_); }
+  ProducerState& producer() const { return *producer_; }
+  ConsumerState& consumer(std::size_t index) const { return consumers_[index]; }
+
+  // The slot that holds `sequence`. Hot path: one mask, one multiply, no checks.
+  std::byte* slot(std::int64_t sequence) const {
+    return slots_ + (static_cast<std::uint64_t>(sequence) & mask_) * slot_size_;
+  }
+  std::span<std::byte> slot_bytes(std::int64_t sequence) const {
+    return {slot(sequence), slot_size_};
+  }
+
+ private:
+  RingSegment(boost::interprocess::mapped_region region, std::string name);
+
+  boost::interprocess::mapped_region region_;
+  std::string name_;
+  std::byte* base_ = nullptr;
+  ProducerState* producer_ = nullptr;
+  ConsumerState* consumers_ = nullptr;
+  std::byte* slots_ = nullptr;
+  std::uint64_t capacity_ = 0;
+  std::uint64_t mask_ = 0;
+  std::uint32_t slot_size_ = 0;
+  SequencerKind kind_ = SequencerKind::kSingleProducer;
+};
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_RING_SEGMENT_H_

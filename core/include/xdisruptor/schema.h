@@ -1,0 +1,42 @@
+// xdisruptor/schema.h — the event layout stored in a ring's header, as numpy-style field text.
+//
+// Text form: comma-separated `FORMAT:NAME` fields, packed in order with no implicit padding,
+// for example "<i8:seq,<f8:price,S12:symbol,V4:_pad". FORMAT is a numpy type string: an
+// optional sub-array shape "(2,3)", a byte-order mark (< > | =), a kind and an item size:
+//   b1 (bool), i1 i2 i4 i8, u1 u2 u4 u8, f2 f4 f8 f16, c8 c16 c32, Sn (bytes), Un (UCS-4
+//   text, 4n bytes), Vn (raw bytes, padding), M8[unit] and m8[unit] (datetime, timedelta).
+// Python rebuilds the numpy dtype from it; C++ compares it to what it expects.
+// Pure functions; safe from any thread.
+#ifndef XDISRUPTOR_SCHEMA_H_
+#define XDISRUPTOR_SCHEMA_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace xdisruptor {
+
+struct SchemaField {
+  std::string name;
+  std::string format;  // as written, e.g. "<f8" or "(3,)<i4"
+  std::uint32_t offset = 0;
+  std::uint32_t size = 0;
+};
+
+struct Schema {
+  std::vector<SchemaField> fields;
+  std::uint32_t itemsize = 0;  // bytes one event needs
+};
+
+// Parses and validates schema text; the empty text is the empty schema (raw bytes).
+absl::StatusOr<Schema> ParseSchema(std::string_view text);
+
+// FNV-1a 64-bit hash, as stored in the header next to the text.
+std::uint64_t SchemaHash(std::string_view text);
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_SCHEMA_H_

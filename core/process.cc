@@ -1,0 +1,67 @@
+#include "xdisruptor/process.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <csignal>
+
+namespace xdisruptor {
+namespace {
+
+struct StatFields {
+  char state = '?';
+  std::uint64_t start_time = 0;
+};
+
+// Reads the state (field 3) and start time (field 22) of /proc/PID/stat. The command name
+// (field 2) may hold spaces and parentheses, so parsing starts after the last ')'.
+bool ReadStat(std::int64_t pid, StatFields* out) {
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%lld/stat", static_cast<long long>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr || p[1] != ' ') return false;
+  p += 2;  // now at field 3
+  out->state = *p;
+  for (int field = 3; field < 22; ++field) {  // skip to field 22
+    p = std::strchr(p, ' ');
+    if (p == nullptr) return false;
+    ++p;
+  }
+  out->start_time = std::strtoull(p, nullptr, 10);
+  return true;
+}
+
+}  // namespace
+
+ProcessIdentity CurrentProcess() {
+  ProcessIdentity self;
+  self.pid = ::getpid();
+  StatFields fields;
+  if (ReadStat(self.pid, &fields)) self.start_time = fields.start_time;
+  return self;
+}
+
+bool IsProcessAlive(std::int64_t pid, std::uint64_t start_time) {
+  if (pid <= 0) return false;
+  StatFields fields;
+  if (!ReadStat(pid, &fields)) {
+    // No /proc entry: gone, unless /proc is not mounted here; then ask the kernel directly.
+    if (::access("/proc/self/stat", R_OK) == 0) return false;
+    return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+  }
+  if (fields.state == 'Z' || fields.state == 'X') return false;
+  return start_time == 0 || fields.start_time == start_time;
+}
+
+}  // namespace xdisruptor

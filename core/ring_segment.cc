@@ -1,0 +1,338 @@
+#include "xdisruptor/ring_segment.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "boost/interprocess/exceptions.hpp"
+#include "boost/interprocess/shared_memory_object.hpp"
+#include "xdisruptor/process.h"
+#include "xdisruptor/schema.h"
+
+namespace xdisruptor {
+namespace bip = boost::interprocess;
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+
+std::uint64_t AlignUp(std::uint64_t value, std::uint64_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+absl::Status FromInterprocess(const bip::interprocess_exception& e, std::string_view name,
+                              std::string_view action) {
+  switch (e.get_error_code()) {
+    case bip::not_found_error:
+      return absl::NotFoundError(absl::StrFormat(
+          "no ring named '%s' exists (looked for /dev/shm/%s); create it first or check the name",
+          name, name));
+    case bip::already_exists_error:
+      return absl::AlreadyExistsError(absl::StrFormat(
+          "a ring named '%s' already exists; attach to it, or remove it first "
+          "(RingSegment::Remove)",
+          name));
+    case bip::security_error:
+      return absl::PermissionDeniedError(absl::StrFormat(
+          "permission denied to %s ring '%s' (%s); check the segment's owner and mode", action,
+          name, e.what()));
+    default:
+      return absl::InternalError(
+          absl::StrFormat("cannot %s ring '%s': %s", action, name, e.what()));
+  }
+}
+
+absl::Status ValidateConsumerTable(const std::byte* base) {
+  const auto* table = reinterpret_cast<const ConsumerState*>(base + kConsumerTableOffset);
+  for (std::size_t i = 0; i < kMaxConsumers; ++i) {
+    const ConsumerState& c = table[i];
+    const std::uint32_t status = c.status.load(std::memory_order_relaxed);
+    if (status > static_cast<std::uint32_t>(ConsumerStatus::kEvicted) ||
+        c.name_length > kMaxNameLength || c.after_count > kMaxAfter) {
+      return absl::DataLossError(absl::StrFormat(
+          "consumer entry %d is corrupt (status %d, name length %d, %d upstreams); remove and "
+          "recreate the ring",
+          i, status, c.name_length, c.after_count));
+    }
+    for (std::uint32_t k = 0; k < c.after_count; ++k) {
+      if (c.after[k] < 0 || static_cast<std::size_t>(c.after[k]) >= kMaxConsumers) {
+        return absl::DataLossError(absl::StrFormat(
+            "consumer entry %d runs after entry %d, which does not exist", i, c.after[k]));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SegmentLayout> ComputeLayout(std::uint64_t capacity, std::uint32_t slot_size,
+                                            SequencerKind kind) {
+  if (capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > kMaxCapacity) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "capacity %d is not a power of two between 1 and %d", capacity, kMaxCapacity));
+  }
+  if (slot_size == 0 || slot_size % 8 != 0 || slot_size > kMaxSlotSize) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "slot size %d is not a multiple of 8 between 8 and %d bytes", slot_size, kMaxSlotSize));
+  }
+  if (kind != SequencerKind::kSingleProducer && kind != SequencerKind::kMultiProducer) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("unknown sequencer kind %d", static_cast<std::uint32_t>(kind)));
+  }
+  SegmentLayout layout;
+  layout.producer_offset = kProducerOffset;
+  layout.consumer_table_offset = kConsumerTableOffset;
+  std::uint64_t end = kConsumerTableEnd;
+  if (kind == SequencerKind::kMultiProducer) {
+    layout.availability_offset = end;
+    end = AlignUp(end + capacity * sizeof(std::int32_t), kSpacing);
+  }
+  layout.slots_offset = AlignUp(end, kPage);
+  const std::uint64_t slot_bytes = capacity * slot_size;  // both bounded: no overflow
+  if (slot_bytes > (std::uint64_t{1} << 40)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "capacity %d x slot size %d is %d bytes, more than 1 TiB", capacity, slot_size,
+        slot_bytes));
+  }
+  layout.segment_size = layout.slots_offset + slot_bytes;
+  return layout;
+}
+
+absl::Status ValidateName(std::string_view name, std::string_view what) {
+  if (name.empty() || name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s name '%s' must have 1 to %d characters", what, name, kMaxNameLength));
+  }
+  bool all_dots = true;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s name '%s' may hold only letters, digits, '.', '_' and '-'", what, name));
+    }
+    all_dots = all_dots && c == '.';
+  }
+  if (all_dots) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s name '%s' cannot be only dots", what, name));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateImage(const std::byte* base, std::size_t size) {
+  if (size < sizeof(RingHeaderState)) {
+    return absl::DataLossError(absl::StrFormat(
+        "segment is %d bytes, smaller than a ring header (%d); it is truncated or not an "
+        "xdisruptor ring",
+        size, sizeof(RingHeaderState)));
+  }
+  const auto& h = *reinterpret_cast<const RingHeaderState*>(base);
+  if (h.magic != kMagic) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "segment is not an xdisruptor ring (magic %#x, expected %#x)", h.magic, kMagic));
+  }
+  // SYNC POINT: pairs with the creator's release store of the version, written last.
+  const std::uint32_t version = h.layout_version.load(std::memory_order_acquire);
+  if (version != kLayoutVersion || h.header_size != sizeof(RingHeaderState)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "ring has layout version %d (header %d bytes); this library reads version %d (header "
+        "%d bytes): rebuild the producer and consumers against one release",
+        version, h.header_size, kLayoutVersion, sizeof(RingHeaderState)));
+  }
+  if (h.max_consumers != kMaxConsumers) {
+    return absl::DataLossError(
+        absl::StrFormat("ring header claims %d consumer entries, expected %d", h.max_consumers,
+                        kMaxConsumers));
+  }
+  auto layout = ComputeLayout(h.capacity, h.slot_size, static_cast<SequencerKind>(h.sequencer_kind));
+  if (!layout.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("ring header is corrupt: ", layout.status().message()));
+  }
+  if (h.producer_offset != layout->producer_offset ||
+      h.consumer_table_offset != layout->consumer_table_offset ||
+      h.availability_offset != layout->availability_offset ||
+      h.slots_offset != layout->slots_offset || h.segment_size != layout->segment_size) {
+    return absl::DataLossError(
+        "ring header is corrupt: its region offsets do not match its capacity and slot size");
+  }
+  if (size < h.segment_size) {
+    return absl::DataLossError(absl::StrFormat(
+        "segment is %d bytes but its header needs %d; it was truncated: remove and recreate it",
+        size, h.segment_size));
+  }
+  if (h.schema_length > kMaxSchemaLength || h.ring_name_length > kMaxNameLength) {
+    return absl::DataLossError("ring header is corrupt: schema or name length out of range");
+  }
+  const std::string_view schema(h.schema, h.schema_length);
+  if (SchemaHash(schema) != h.schema_hash) {
+    return absl::DataLossError("ring header is corrupt: the schema text does not match its hash");
+  }
+  auto parsed = ParseSchema(schema);
+  if (!parsed.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("ring header holds an invalid schema: ", parsed.status().message()));
+  }
+  if (parsed->itemsize > h.slot_size) {
+    return absl::DataLossError(absl::StrFormat(
+        "ring header is corrupt: its schema needs %d bytes but slots have %d", parsed->itemsize,
+        h.slot_size));
+  }
+  return ValidateConsumerTable(base);
+}
+
+RingSegment::RingSegment(bip::mapped_region region, std::string name)
+    : region_(std::move(region)), name_(std::move(name)) {
+  base_ = static_cast<std::byte*>(region_.get_address());
+  const RingHeaderState& h = header();
+  producer_ = reinterpret_cast<ProducerState*>(base_ + h.producer_offset);
+  consumers_ = reinterpret_cast<ConsumerState*>(base_ + h.consumer_table_offset);
+  slots_ = base_ + h.slots_offset;
+  capacity_ = h.capacity;
+  mask_ = capacity_ - 1;
+  slot_size_ = h.slot_size;
+  kind_ = static_cast<SequencerKind>(h.sequencer_kind);
+}
+
+std::string_view RingSegment::schema() const {
+  return {header().schema, header().schema_length};
+}
+
+absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& options) {
+  if (absl::Status s = ValidateName(options.name, "ring"); !s.ok()) return s;
+  auto layout = ComputeLayout(options.capacity, options.slot_size, options.sequencer);
+  if (!layout.ok()) return layout.status();
+  auto schema = ParseSchema(options.schema);
+  if (!schema.ok()) return schema.status();
+  if (schema->itemsize > options.slot_size) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "schema needs %d bytes per event but the slot size is %d; raise slot_size",
+        schema->itemsize, options.slot_size));
+  }
+  if (options.mode > 0777) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("mode %o is not a set of permission bits (0..0777)", options.mode));
+  }
+  bip::mapped_region region;
+  try {
+    bip::permissions perm;
+    perm.set_permissions(static_cast<int>(options.mode));
+    bip::shared_memory_object shm(bip::create_only, options.name.c_str(), bip::read_write, perm);
+    try {
+      shm.truncate(static_cast<bip::offset_t>(layout->segment_size));
+      region = bip::mapped_region(shm, bip::read_write);
+    } catch (...) {
+      bip::shared_memory_object::remove(options.name.c_str());
+      throw;
+    }
+  } catch (const bip::interprocess_exception& e) {
+    return FromInterprocess(e, options.name, "create");
+  }
+
+  // A fresh segment is zero-filled: fill in what is not zero, then the version last.
+  auto* base = static_cast<std::byte*>(region.get_address());
+  auto& h = *reinterpret_cast<RingHeaderState*>(base);
+  h.magic = kMagic;
+  h.header_size = sizeof(RingHeaderState);
+  h.segment_size = layout->segment_size;
+  h.capacity = options.capacity;
+  h.slot_size = options.slot_size;
+  h.sequencer_kind = static_cast<std::uint32_t>(options.sequencer);
+  h.max_consumers = kMaxConsumers;
+  h.schema_length = static_cast<std::uint32_t>(options.schema.size());
+  std::memcpy(h.schema, options.schema.data(), options.schema.size());
+  h.schema_hash = SchemaHash(options.schema);
+  h.producer_offset = layout->producer_offset;
+  h.consumer_table_offset = layout->consumer_table_offset;
+  h.availability_offset = layout->availability_offset;
+  h.slots_offset = layout->slots_offset;
+  const ProcessIdentity self = CurrentProcess();
+  h.creator_pid = self.pid;
+  h.creator_start_time = self.start_time;
+  h.created_at_unix_ns = absl::ToUnixNanos(absl::Now());
+  h.ring_name_length = static_cast<std::uint32_t>(options.name.size());
+  std::memcpy(h.ring_name, options.name.data(), options.name.size());
+
+  auto& p = *reinterpret_cast<ProducerState*>(base + layout->producer_offset);
+  p.cursor.store(kInitialSequence, std::memory_order_relaxed);
+  p.claim.store(kInitialSequence, std::memory_order_relaxed);
+  p.closed_at_sequence.store(kInitialSequence, std::memory_order_relaxed);
+  auto* consumers = reinterpret_cast<ConsumerState*>(base + layout->consumer_table_offset);
+  for (std::size_t i = 0; i < kMaxConsumers; ++i) {
+    consumers[i].sequence.store(kInitialSequence, std::memory_order_relaxed);
+    consumers[i].join_sequence.store(kInitialSequence, std::memory_order_relaxed);
+  }
+  if (layout->availability_offset != 0) {
+    auto* marks = reinterpret_cast<std::int32_t*>(base + layout->availability_offset);
+    std::fill(marks, marks + options.capacity, -1);  // no lap published yet
+  }
+  // SYNC POINT: pairs with ValidateImage's acquire load; every field above is visible to an
+  // opener that sees the version.
+  h.layout_version.store(kLayoutVersion, std::memory_order_release);
+  return RingSegment(std::move(region), options.name);
+}
+
+absl::StatusOr<RingSegment> RingSegment::Attach(std::string_view name,
+                                                const AttachOptions& options) {
+  if (absl::Status s = ValidateName(name, "ring"); !s.ok()) return s;
+  const std::string n(name);
+  const absl::Time deadline = absl::Now() + options.creation_timeout;
+  try {
+    bip::shared_memory_object shm(bip::open_only, n.c_str(), bip::read_write);
+    for (;;) {
+      bip::offset_t size = 0;
+      shm.get_size(size);
+      if (static_cast<std::uint64_t>(size) >= sizeof(RingHeaderState)) {
+        bip::mapped_region region(shm, bip::read_write);
+        const auto* base = static_cast<const std::byte*>(region.get_address());
+        const auto& h = *reinterpret_cast<const RingHeaderState*>(base);
+        // A creator still filling the header has not written the version yet.
+        if (h.layout_version.load(std::memory_order_acquire) != 0 || h.magic != kMagic) {
+          if (absl::Status s = ValidateImage(base, region.get_size()); !s.ok()) {
+            return absl::Status(s.code(), absl::StrFormat("ring '%s': %s", name, s.message()));
+          }
+          return RingSegment(std::move(region), n);
+        }
+      }
+      if (absl::Now() >= deadline) {
+        return absl::UnavailableError(absl::StrFormat(
+            "ring '%s' exists but its creator has not finished it after %s (it may have died "
+            "while creating it); retry, or remove it and create it again",
+            name, absl::FormatDuration(options.creation_timeout)));
+      }
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  } catch (const bip::interprocess_exception& e) {
+    return FromInterprocess(e, name, "attach to");
+  }
+}
+
+absl::Status RingSegment::Remove(std::string_view name) {
+  if (absl::Status s = ValidateName(name, "ring"); !s.ok()) return s;
+  const std::string n(name);
+  if (!Exists(name)) {
+    return absl::NotFoundError(absl::StrFormat("no ring named '%s' to remove", name));
+  }
+  if (!bip::shared_memory_object::remove(n.c_str())) {
+    return absl::PermissionDeniedError(
+        absl::StrFormat("cannot remove ring '%s': permission denied", name));
+  }
+  return absl::OkStatus();
+}
+
+bool RingSegment::Exists(std::string_view name) {
+  if (!ValidateName(name, "ring").ok()) return false;
+  try {
+    bip::shared_memory_object shm(bip::open_only, std::string(name).c_str(), bip::read_only);
+    return true;
+  } catch (const bip::interprocess_exception&) {
+    return false;
+  }
+}
+
+}  // namespace xdisruptor

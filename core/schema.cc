@@ -1,0 +1,154 @@
+#include "xdisruptor/schema.h"
+
+#include <cctype>
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "xdisruptor/layout.h"
+
+namespace xdisruptor {
+namespace {
+
+// Debian's Abseil keeps its own string_view type, so the few string helpers we need are ours.
+std::vector<std::string_view> Split(std::string_view text, char sep) {
+  std::vector<std::string_view> parts;
+  for (;;) {
+    const std::size_t at = text.find(sep);
+    parts.push_back(text.substr(0, at));
+    if (at == std::string_view::npos) return parts;
+    text.remove_prefix(at + 1);
+  }
+}
+
+// A decimal number without sign, at most kMaxSlotSize; false otherwise.
+bool ParseCount(std::string_view s, std::uint32_t* out) {
+  if (s.empty() || s.size() > 9) return false;
+  std::uint64_t n = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (n > kMaxSlotSize) return false;
+  *out = static_cast<std::uint32_t>(n);
+  return true;
+}
+
+bool IsIdentifier(std::string_view s) {
+  if (s.empty() || s.size() > kMaxNameLength) return false;
+  if (!(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  }
+  return true;
+}
+
+// Parses "(2,3)" at the front of `s`; returns the element count, or 0 on a malformed shape.
+std::uint64_t ConsumeShape(std::string_view* s) {
+  if (s->empty() || s->front() != '(') return 1;
+  std::size_t close = s->find(')');
+  if (close == std::string_view::npos) return 0;
+  std::uint64_t count = 1;
+  for (std::string_view dim : Split(s->substr(1, close - 1), ',')) {
+    if (dim.empty()) continue;  // "(3,)" has a trailing comma
+    std::uint32_t n = 0;
+    if (!ParseCount(dim, &n) || n == 0 || n > kMaxSlotSize) return 0;
+    count *= n;
+    if (count > kMaxSlotSize) return 0;
+  }
+  s->remove_prefix(close + 1);
+  return count;
+}
+
+// Size in bytes of one scalar format ("<f8", "S12", "<M8[ns]"), or 0 when invalid.
+std::uint64_t ScalarSize(std::string_view f) {
+  if (!f.empty() && (f[0] == '<' || f[0] == '>' || f[0] == '|' || f[0] == '=')) {
+    f.remove_prefix(1);
+  }
+  if (f.empty()) return 0;
+  char kind = f[0];
+  f.remove_prefix(1);
+  if (kind == 'M' || kind == 'm') {  // datetime64 / timedelta64: "8[unit]" or "8"
+    if (f.empty() || f.front() != '8') return 0;
+    f.remove_prefix(1);
+    if (f.empty()) return 8;
+    if (f.size() < 3 || f.front() != '[' || f.back() != ']') return 0;
+    for (char c : f.substr(1, f.size() - 2)) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) return 0;
+    }
+    return 8;
+  }
+  std::uint32_t n = 0;
+  if (!ParseCount(f, &n) || n == 0 || n > kMaxSlotSize) return 0;
+  switch (kind) {
+    case 'b': case '?': return n == 1 ? 1 : 0;
+    case 'i': case 'u': return (n == 1 || n == 2 || n == 4 || n == 8) ? n : 0;
+    case 'f': return (n == 2 || n == 4 || n == 8 || n == 16) ? n : 0;
+    case 'c': return (n == 8 || n == 16 || n == 32) ? n : 0;
+    case 'S': case 'V': case 'a': return n;
+    case 'U': return std::uint64_t{n} * 4;
+    default: return 0;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Schema> ParseSchema(std::string_view text) {
+  Schema schema;
+  if (text.empty()) return schema;
+  if (text.size() > kMaxSchemaLength) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "schema is %d bytes; at most %d fit in a ring header", text.size(), kMaxSchemaLength));
+  }
+  std::set<std::string, std::less<>> names;
+  std::uint64_t offset = 0;
+  for (std::string_view item : Split(text, ',')) {
+    std::size_t colon = item.rfind(':');
+    if (colon == std::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "schema field '%s' is not FORMAT:NAME (for example \"<f8:price\")", item));
+    }
+    std::string_view format = item.substr(0, colon);
+    std::string_view name = item.substr(colon + 1);
+    if (!IsIdentifier(name)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "schema field name '%s' must be an identifier of at most %d characters", name,
+          kMaxNameLength));
+    }
+    if (!names.insert(std::string(name)).second) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("schema names field '%s' twice", name));
+    }
+    std::string_view rest = format;
+    std::uint64_t count = ConsumeShape(&rest);
+    std::uint64_t scalar = ScalarSize(rest);
+    if (count == 0 || scalar == 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "schema field '%s' has format '%s', which is not a fixed-size numpy type such as "
+          "<i8, <f8, S12 or V4",
+          name, format));
+    }
+    std::uint64_t size = count * scalar;
+    if (offset + size > kMaxSlotSize) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "schema needs more than %d bytes per event", kMaxSlotSize));
+    }
+    schema.fields.push_back(SchemaField{std::string(name), std::string(format),
+                                        static_cast<std::uint32_t>(offset),
+                                        static_cast<std::uint32_t>(size)});
+    offset += size;
+  }
+  schema.itemsize = static_cast<std::uint32_t>(offset);
+  return schema;
+}
+
+std::uint64_t SchemaHash(std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace xdisruptor

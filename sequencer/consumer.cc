@@ -1,0 +1,229 @@
+#include "xdisruptor/consumer.h"
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "internal/registry_lock.h"
+#include "xdisruptor/process.h"
+
+namespace xdisruptor {
+namespace {
+
+constexpr auto kActive = static_cast<std::uint32_t>(ConsumerStatus::kActive);
+constexpr auto kJoining = static_cast<std::uint32_t>(ConsumerStatus::kJoining);
+constexpr auto kFree = static_cast<std::uint32_t>(ConsumerStatus::kFree);
+
+bool NameIs(const ConsumerState& c, std::string_view name) {
+  return c.name_length == name.size() && c.name_length <= kMaxNameLength &&
+         std::memcmp(c.name, name.data(), name.size()) == 0;
+}
+
+absl::Status ValidateOptions(std::string_view name, const ConsumerOptions& options) {
+  if (absl::Status s = ValidateName(name, "consumer"); !s.ok()) return s;
+  if (options.after.size() > kMaxAfter) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "consumer '%s' runs after %d consumers; at most %d are allowed", name,
+        options.after.size(), kMaxAfter));
+  }
+  for (std::size_t i = 0; i < options.after.size(); ++i) {
+    if (options.after[i] == name) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("consumer '%s' cannot run after itself", name));
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (options.after[i] == options.after[j]) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "consumer '%s' names '%s' twice in after", name, options.after[i]));
+      }
+    }
+  }
+  if (options.stall_policy != StallPolicy::kHold && options.stall_policy != StallPolicy::kEvict) {
+    return absl::InvalidArgumentError("unknown stall policy");
+  }
+  return ValidateWaitParams(options.wait);
+}
+
+int FindActive(const RingSegment& ring, std::string_view name) {
+  for (std::size_t i = 0; i < kMaxConsumers; ++i) {
+    const ConsumerState& c = ring.consumer(i);
+    if (c.status.load(std::memory_order_acquire) == kActive && NameIs(c, name)) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+// Under the registry lock no registration is in progress, so a joining entry was left by a
+// process that died inside Register: stop it gating and free it.
+void ReclaimAbandonedJoins(RingSegment& ring) {
+  for (std::size_t i = 0; i < kMaxConsumers; ++i) {
+    ConsumerState& c = ring.consumer(i);
+    if (c.status.load(std::memory_order_acquire) != kJoining) continue;
+    ring.producer().gating_mask.fetch_and(~(std::uint64_t{1} << i), std::memory_order_seq_cst);
+    c.pid.store(0, std::memory_order_relaxed);
+    c.status.store(kFree, std::memory_order_release);
+  }
+}
+
+// Chooses the entry for `name` under the registry lock: its own earlier entry if its owner is
+// gone, else the first free one.
+absl::StatusOr<int> ChooseEntry(const RingSegment& ring, std::string_view name) {
+  int free_entry = -1;
+  for (std::size_t i = 0; i < kMaxConsumers; ++i) {
+    const ConsumerState& c = ring.consumer(i);
+    const std::uint32_t status = c.status.load(std::memory_order_acquire);
+    if (NameIs(c, name)) {
+      if (status == kActive) {
+        const std::int64_t pid = c.pid.load(std::memory_order_relaxed);
+        if (IsProcessAlive(pid, c.start_time.load(std::memory_order_relaxed))) {
+          return absl::AlreadyExistsError(absl::StrFormat(
+              "consumer '%s' is already registered on ring '%s' by live process %d; choose "
+              "another name or stop that process",
+              name, ring.name(), pid));
+        }
+      }
+      return static_cast<int>(i);  // its own entry: left, or its owner died
+    }
+    if (status == kFree && free_entry < 0) free_entry = static_cast<int>(i);
+  }
+  if (free_entry < 0) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "ring '%s' has no free consumer entry (all %d are taken); deregister a consumer first",
+        ring.name(), kMaxConsumers));
+  }
+  return free_entry;
+}
+
+}  // namespace
+
+absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view name,
+                                            const ConsumerOptions& options) {
+  if (absl::Status s = ValidateOptions(name, options); !s.ok()) return s;
+  internal::RegistryLock lock(ring.producer());
+  if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+
+  ReclaimAbandonedJoins(ring);
+  auto chosen = ChooseEntry(ring, name);
+  if (!chosen.ok()) return chosen.status();
+  const int index = *chosen;
+  std::int32_t after[kMaxAfter] = {};
+  std::uint32_t after_generation[kMaxAfter] = {};
+  for (std::size_t i = 0; i < options.after.size(); ++i) {
+    const int up = FindActive(ring, options.after[i]);
+    if (up < 0) {
+      return absl::NotFoundError(absl::StrFormat(
+          "consumer '%s' runs after '%s', which is not registered on ring '%s'; start the "
+          "upstream stage first",
+          name, options.after[i], ring.name()));
+    }
+    after[i] = up;
+    after_generation[i] = ring.consumer(up).generation.load(std::memory_order_relaxed);
+  }
+
+  // Fill in the entry while it is joining; readers look at it only once it is active.
+  ConsumerState& c = ring.consumer(static_cast<std::size_t>(index));
+  const ProcessIdentity self = CurrentProcess();
+  c.status.store(kJoining, std::memory_order_relaxed);
+  c.name_length = static_cast<std::uint32_t>(name.size());
+  std::memset(c.name, 0, sizeof(c.name));
+  std::memcpy(c.name, name.data(), name.size());
+  c.pid.store(self.pid, std::memory_order_relaxed);
+  c.start_time.store(self.start_time, std::memory_order_relaxed);
+  c.after_count = static_cast<std::uint32_t>(options.after.size());
+  std::memcpy(c.after, after, sizeof(after));
+  std::memcpy(c.after_generation, after_generation, sizeof(after_generation));
+  c.wait_kind.store(static_cast<std::uint32_t>(options.wait.kind), std::memory_order_relaxed);
+  c.wait_spin_tries.store(options.wait.spin_tries, std::memory_order_relaxed);
+  c.wait_yield_tries.store(options.wait.yield_tries, std::memory_order_relaxed);
+  c.wait_sleep_ceiling_ns.store(options.wait.sleep_ceiling_ns, std::memory_order_relaxed);
+  c.wait_timeout_ns.store(options.wait.timeout_ns, std::memory_order_relaxed);
+  c.stall_policy.store(static_cast<std::uint32_t>(options.stall_policy),
+                       std::memory_order_relaxed);
+  c.events.store(0, std::memory_order_relaxed);
+  c.batches.store(0, std::memory_order_relaxed);
+  c.waits.store(0, std::memory_order_relaxed);
+  c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  c.generation.store(c.generation.load(std::memory_order_relaxed) + 1,
+                     std::memory_order_relaxed);
+
+  // Join at the cursor without being lapped (the Disruptor's addGatingSequences race):
+  // 1. start from a cursor value the producer has certainly published;
+  std::atomic<std::int64_t>& cursor = ring.producer().cursor;
+  c.sequence.store(cursor.load(std::memory_order_acquire), std::memory_order_relaxed);
+  // 2. become gating. SYNC POINT (StoreLoad, seq_cst): pairs with the producer's seq_cst
+  //    fence before it loads the mask. Either the producer sees this bit (and, through the
+  //    RMW's release, the sequence above) or this thread's cursor load below sees every
+  //    cursor store the producer made before its fence, which bounds how far it may claim;
+  //    without seq_cst both could miss each other and the producer could lap the new entry.
+  const std::uint64_t bit = std::uint64_t{1} << index;
+  ring.producer().gating_mask.fetch_or(bit, std::memory_order_seq_cst);
+  // 3. re-read the cursor and start there: every slot after it is protected by this entry.
+  const std::int64_t joined = cursor.load(std::memory_order_seq_cst);
+  // SYNC POINT: pairs with the producer's gating acquire load.
+  c.sequence.store(joined, std::memory_order_release);
+  c.join_sequence.store(joined, std::memory_order_relaxed);
+  // SYNC POINT: pairs with FindActive / inspector acquire loads of the status.
+  c.status.store(kActive, std::memory_order_release);
+  return Consumer(ring, index, std::string(name));
+}
+
+Consumer::Consumer(RingSegment& ring, int index, std::string name)
+    : ring_(&ring),
+      state_(&ring.consumer(static_cast<std::size_t>(index))),
+      index_(index),
+      name_(std::move(name)),
+      barrier_(ring, state_) {}
+
+Consumer::Consumer(Consumer&& other) noexcept
+    : ring_(other.ring_),
+      state_(other.state_),
+      index_(other.index_),
+      name_(std::move(other.name_)),
+      barrier_(std::move(other.barrier_)),
+      registered_(std::exchange(other.registered_, false)) {}
+
+Consumer::~Consumer() {
+  if (registered_) Deregister().IgnoreError();
+}
+
+std::int64_t Consumer::join_sequence() const {
+  return state_->join_sequence.load(std::memory_order_relaxed);
+}
+
+absl::Status Consumer::Deregister() {
+  if (!registered_) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("consumer '%s' is not registered", name_));
+  }
+  internal::RegistryLock lock(ring_->producer());
+  if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+  registered_ = false;
+  // Stop gating first: from here the producer may overwrite what this consumer left unread.
+  ring_->producer().gating_mask.fetch_and(~(std::uint64_t{1} << index_),
+                                          std::memory_order_seq_cst);
+  state_->pid.store(0, std::memory_order_relaxed);
+  // SYNC POINT: pairs with downstream barriers' acquire load in UpstreamGone.
+  state_->status.store(kFree, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> FindConsumer(const RingSegment& ring, std::string_view name) {
+  const int index = FindActive(ring, name);
+  if (index < 0) {
+    return absl::NotFoundError(
+        absl::StrFormat("no consumer named '%s' is registered on ring '%s'", name, ring.name()));
+  }
+  return index;
+}
+
+int ActiveConsumerCount(const RingSegment& ring) {
+  int count = 0;
+  for (std::size_t i = 0; i < kMaxConsumers; ++i) {
+    count += ring.consumer(i).status.load(std::memory_order_acquire) == kActive;
+  }
+  return count;
+}
+
+}  // namespace xdisruptor

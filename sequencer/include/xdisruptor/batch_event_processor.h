@@ -1,0 +1,74 @@
+// xdisruptor/batch_event_processor.h — the consumer loop: wait, hand a batch to the handler,
+// release the batch.
+//
+// A handler is any type with
+//   void on_event(T& event, std::int64_t sequence, bool end_of_batch);
+// and optionally on_start(), on_shutdown() and on_timeout(std::int64_t sequence) (called when
+// the consumer's wait strategy has a timeout and it elapses). The handler may change the
+// event in place; stages that run after this one see the change. Run() belongs to one thread;
+// Halt() may be called from any other thread of the same process. No virtual call: the
+// handler is a template parameter and on_event inlines into the loop.
+#ifndef XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_
+#define XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_
+
+#include <cstdint>
+
+#include "xdisruptor/consumer.h"
+#include "xdisruptor/ring.h"
+#include "xdisruptor/sequence_barrier.h"
+
+namespace xdisruptor {
+
+template <typename H, typename T>
+concept EventHandler = requires(H& h, T& event, std::int64_t sequence, bool end_of_batch) {
+  h.on_event(event, sequence, end_of_batch);
+};
+
+template <typename T, EventHandler<T> Handler>
+class BatchEventProcessor {
+ public:
+  BatchEventProcessor(const Ring<T>& ring, Consumer& consumer, Handler& handler)
+      : ring_(&ring), consumer_(&consumer), handler_(&handler) {}
+
+  // Processes events until halted, until the ring is closed and drained, or until a stage this
+  // one runs after leaves. Returns which: kAlerted, kClosed or kUpstreamGone.
+  WaitStatus Run() {
+    consumer_->barrier().ClearAlert();
+    if constexpr (requires { handler_->on_start(); }) handler_->on_start();
+    SequenceBarrier& barrier = consumer_->barrier();
+    std::int64_t next = consumer_->sequence() + 1;
+    WaitStatus why;
+    for (;;) {
+      const WaitResult r = barrier.WaitFor(next);
+      if (r.status != WaitStatus::kOk) [[unlikely]] {
+        if (r.status == WaitStatus::kTimeout) {
+          if constexpr (requires { handler_->on_timeout(next - 1); }) {
+            handler_->on_timeout(next - 1);
+          }
+          continue;
+        }
+        why = r.status;
+        break;
+      }
+      for (std::int64_t s = next; s <= r.available; ++s) {
+        handler_->on_event((*ring_)[s], s, s == r.available);
+      }
+      consumer_->Release(r.available, static_cast<std::uint64_t>(r.available - next + 1));
+      next = r.available + 1;
+    }
+    if constexpr (requires { handler_->on_shutdown(); }) handler_->on_shutdown();
+    return why;
+  }
+
+  // Asks Run() to return after the batch in hand.
+  void Halt() { consumer_->barrier().Alert(); }
+
+ private:
+  const Ring<T>* ring_;
+  Consumer* consumer_;
+  Handler* handler_;
+};
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_

@@ -1,0 +1,91 @@
+// xdisruptor/consumer.h — a named consumer's registration and its gating sequence.
+//
+// Register claims an entry in the ring's consumer table under a name, joins at the cursor
+// (the join race closed as docs/architecture.md explains), records the wait strategy and the
+// consumers it runs after, and starts gating the producer. The process that registered owns
+// the entry until Deregister or destruction; a process that dies leaves an entry that a later
+// registration under the same name takes over. Setup calls may come from any thread; the hot
+// calls (sequence, Release, barrier) belong to the one thread that consumes.
+#ifndef XDISRUPTOR_CONSUMER_H_
+#define XDISRUPTOR_CONSUMER_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "xdisruptor/layout.h"
+#include "xdisruptor/ring_segment.h"
+#include "xdisruptor/sequence_barrier.h"
+#include "xdisruptor/wait_strategy.h"
+
+namespace xdisruptor {
+
+struct ConsumerOptions {
+  std::vector<std::string> after;  // names of consumers whose releases this one waits for
+  WaitParams wait;
+  StallPolicy stall_policy = StallPolicy::kHold;
+};
+
+class Consumer {
+ public:
+  static absl::StatusOr<Consumer> Register(RingSegment& ring, std::string_view name,
+                                           const ConsumerOptions& options = {});
+
+  Consumer(Consumer&& other) noexcept;
+  Consumer& operator=(Consumer&& other) = delete;
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+  ~Consumer();
+
+  // Stops gating the producer and frees the entry (name and last sequence stay readable).
+  absl::Status Deregister();
+
+  // The last sequence this consumer released (-1 before its first event after joining at the
+  // start of the ring). Hot path; the consuming thread only.
+  std::int64_t sequence() const { return state_->sequence.load(std::memory_order_relaxed); }
+
+  // Marks everything up to `sequence` as processed: the producer may overwrite those slots and
+  // downstream stages may read them. `events` counts what this batch handled.
+  void Release(std::int64_t sequence, std::uint64_t events) {
+    // Single writer: load + store, no locked instruction, relaxed (counters carry no data).
+    state_->events.store(state_->events.load(std::memory_order_relaxed) + events,
+                         std::memory_order_relaxed);
+    state_->batches.store(state_->batches.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+    // SYNC POINT: pairs with the producer's gating acquire load (SingleProducerSequencer) and
+    // downstream barriers' acquire loads (SequenceBarrier::Available). Weaker, the producer
+    // could overwrite a slot this consumer is still reading, or a downstream stage could read
+    // a slot before this stage's in-place change.
+    state_->sequence.store(sequence, std::memory_order_release);
+  }
+
+  SequenceBarrier& barrier() { return barrier_; }
+  RingSegment& ring() const { return *ring_; }
+  std::string_view name() const { return name_; }
+  int index() const { return index_; }
+  std::int64_t join_sequence() const;
+  bool registered() const { return state_ != nullptr && registered_; }
+
+ private:
+  Consumer(RingSegment& ring, int index, std::string name);
+
+  RingSegment* ring_;
+  ConsumerState* state_;
+  int index_;
+  std::string name_;
+  SequenceBarrier barrier_;
+  bool registered_ = true;
+};
+
+// The entry index of the active consumer called `name`, or NotFound.
+absl::StatusOr<int> FindConsumer(const RingSegment& ring, std::string_view name);
+
+// Number of active consumers (the producer may wait for N of them before it starts).
+int ActiveConsumerCount(const RingSegment& ring);
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_CONSUMER_H_

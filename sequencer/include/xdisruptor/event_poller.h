@@ -1,0 +1,56 @@
+// xdisruptor/event_poller.h — consume on the caller's own loop instead of a processor's.
+//
+// Poll() hands every event available now to a callable
+//   bool handler(T& event, std::int64_t sequence, bool end_of_batch)   // false: stop early
+// releases what it handled, and says what it found. It never waits. The consuming thread only.
+#ifndef XDISRUPTOR_EVENT_POLLER_H_
+#define XDISRUPTOR_EVENT_POLLER_H_
+
+#include <cstdint>
+
+#include "xdisruptor/consumer.h"
+#include "xdisruptor/ring.h"
+
+namespace xdisruptor {
+
+enum class PollState {
+  kProcessing,  // handled at least one event
+  kGating,      // the producer published more, but a stage this one runs after holds it
+  kIdle,        // nothing new published
+  kClosed,      // the producer closed the ring and everything was handled
+};
+
+template <typename T>
+class EventPoller {
+ public:
+  EventPoller(const Ring<T>& ring, Consumer& consumer) : ring_(&ring), consumer_(&consumer) {}
+
+  template <typename F>
+  PollState Poll(F&& handler) {
+    SequenceBarrier& barrier = consumer_->barrier();
+    const std::int64_t current = consumer_->sequence();
+    const std::int64_t available = barrier.Available();
+    if (available > current) {
+      std::int64_t processed = current;
+      for (std::int64_t s = current + 1; s <= available;) {
+        const bool more = handler((*ring_)[s], s, s == available);
+        processed = s++;
+        if (!more) break;
+      }
+      consumer_->Release(processed, static_cast<std::uint64_t>(processed - current));
+      return PollState::kProcessing;
+    }
+    const bool closed = barrier.closed();  // read before the cursor: see sequence_barrier.h
+    const std::int64_t cursor = barrier.cursor();
+    if (cursor > current) return PollState::kGating;
+    return closed ? PollState::kClosed : PollState::kIdle;
+  }
+
+ private:
+  const Ring<T>* ring_;
+  Consumer* consumer_;
+};
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_EVENT_POLLER_H_

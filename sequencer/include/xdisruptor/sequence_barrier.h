@@ -1,0 +1,110 @@
+// xdisruptor/sequence_barrier.h — a consumer's view of how far it may read.
+//
+// A barrier waits until min(cursor, sequences of the consumers it runs after) reaches the
+// sequence it wants, and returns the highest available sequence so the caller can take the
+// whole batch. It is process-local and owned by one consuming thread; Alert() may be called
+// from any thread of the same process (it is how a processor is halted).
+#ifndef XDISRUPTOR_SEQUENCE_BARRIER_H_
+#define XDISRUPTOR_SEQUENCE_BARRIER_H_
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "xdisruptor/layout.h"
+#include "xdisruptor/ring_segment.h"
+#include "xdisruptor/wait_strategy.h"
+
+namespace xdisruptor {
+
+enum class WaitStatus {
+  kOk,            // `available` >= the sequence asked for
+  kAlerted,       // Alert() was called (a halt from this process)
+  kClosed,        // the producer closed the ring and everything it published was delivered
+  kTimeout,       // the wait strategy's timeout elapsed first
+  kUpstreamGone,  // a consumer this one runs after left before reaching the sequence
+};
+
+struct WaitResult {
+  std::int64_t available;  // highest sequence readable now (may be below the one asked for)
+  WaitStatus status;
+};
+
+class SequenceBarrier {
+ public:
+  // `self` is the waiting consumer's entry: its wait strategy is re-read from there at the
+  // start of every wait, so a retune from another process applies at the next wait.
+  SequenceBarrier(const RingSegment& ring, ConsumerState* self)
+      : cursor_(&ring.producer().cursor),
+        ring_status_(&ring.producer().ring_status),
+        self_(self) {
+    upstream_count_ = self->after_count;
+    for (std::uint32_t i = 0; i < upstream_count_; ++i) {
+      upstream_[i] = &ring.consumer(static_cast<std::size_t>(self->after[i]));
+      upstream_generation_[i] = self->after_generation[i];
+    }
+  }
+  SequenceBarrier(SequenceBarrier&& other) noexcept
+      : cursor_(other.cursor_),
+        ring_status_(other.ring_status_),
+        self_(other.self_),
+        upstream_(other.upstream_),
+        upstream_generation_(other.upstream_generation_),
+        upstream_count_(other.upstream_count_),
+        alert_(other.alert_.load(std::memory_order_relaxed)) {}
+
+  // Highest sequence this consumer may read now; never waits.
+  std::int64_t Available() const {
+    // SYNC POINT: pairs with the producer's release store in Publish: the slots up to the
+    // value read are written and visible.
+    std::int64_t available = cursor_->load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < upstream_count_; ++i) {
+      // SYNC POINT: pairs with the upstream consumer's release in Consumer::Release: its
+      // in-place changes to those slots are visible.
+      available = std::min(available, upstream_[i]->sequence.load(std::memory_order_acquire));
+    }
+    return available;
+  }
+
+  // Waits until `sequence` is available; returns the highest available sequence.
+  WaitResult WaitFor(std::int64_t sequence) {
+    const std::int64_t available = Available();
+    // Relaxed: the alert flag carries no data; a halt seen one batch late is fine.
+    if (available >= sequence && !alert_.load(std::memory_order_relaxed)) [[likely]] {
+      return {available, WaitStatus::kOk};
+    }
+    return WaitSlow(sequence);
+  }
+
+  std::int64_t cursor() const { return cursor_->load(std::memory_order_acquire); }
+  bool closed() const {
+    // SYNC POINT: pairs with the release store in SingleProducerSequencer::Close; after
+    // seeing kClosed, the cursor read next is the final one.
+    return ring_status_->load(std::memory_order_acquire) ==
+           static_cast<std::uint32_t>(RingStatus::kClosed);
+  }
+
+  void Alert() { alert_.store(true, std::memory_order_relaxed); }
+  void ClearAlert() { alert_.store(false, std::memory_order_relaxed); }
+  bool alerted() const { return alert_.load(std::memory_order_relaxed); }
+
+  // The strategy this consumer has now, as recorded in its entry.
+  WaitParams CurrentWaitParams() const;
+
+ private:
+  [[gnu::noinline]] WaitResult WaitSlow(std::int64_t sequence);
+  bool UpstreamGone(std::int64_t sequence) const;
+
+  const std::atomic<std::int64_t>* cursor_;
+  const std::atomic<std::uint32_t>* ring_status_;
+  ConsumerState* self_;
+  std::array<const ConsumerState*, kMaxAfter> upstream_{};
+  std::array<std::uint32_t, kMaxAfter> upstream_generation_{};
+  std::uint32_t upstream_count_ = 0;
+  std::atomic<bool> alert_{false};
+};
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_SEQUENCE_BARRIER_H_

@@ -1,0 +1,101 @@
+// xdisruptor/sequencer.h — the single-producer sequencer: claim slots, publish them.
+//
+// One producer process owns a single-producer ring at a time: Attach refuses a second one
+// while the first lives (in any process, this one included). The claim/publish calls are the
+// hot path and belong to one thread; they allocate nothing and make no system call except
+// while waiting for the slowest gating consumer to free space.
+//
+//   std::int64_t hi = sequencer.Next(n);          // claim hi-n+1 .. hi (waits while full)
+//   ... write ring[hi-n+1] .. ring[hi] ...
+//   sequencer.Publish(hi - n + 1, hi);            // consumers may now read them
+#ifndef XDISRUPTOR_SEQUENCER_H_
+#define XDISRUPTOR_SEQUENCER_H_
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "xdisruptor/layout.h"
+#include "xdisruptor/ring_segment.h"
+#include "xdisruptor/wait_strategy.h"
+
+namespace xdisruptor {
+
+class SingleProducerSequencer {
+ public:
+  // Becomes the ring's producer; continues the sequence from the ring's cursor, and reopens a
+  // ring a previous producer closed. `wait` is how Next waits on a full ring.
+  static absl::StatusOr<SingleProducerSequencer> Attach(RingSegment& ring,
+                                                        const WaitParams& wait = {});
+
+  SingleProducerSequencer(SingleProducerSequencer&& other) noexcept;
+  SingleProducerSequencer& operator=(SingleProducerSequencer&&) = delete;
+  SingleProducerSequencer(const SingleProducerSequencer&) = delete;
+  SingleProducerSequencer& operator=(const SingleProducerSequencer&) = delete;
+  ~SingleProducerSequencer();
+
+  // Claims the next n slots (1 <= n <= capacity), waiting while the slowest gating consumer
+  // is less than one lap behind; returns the highest claimed sequence.
+  std::int64_t Next(std::int64_t n = 1) {
+    CheckClaimSize(n);
+    const std::int64_t next = next_value_ + n;
+    if (next - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(next - capacity_);
+    next_value_ = next;
+    return next;
+  }
+
+  // Like Next, but returns nothing at once instead of waiting when the ring is full.
+  [[nodiscard]] std::optional<std::int64_t> TryNext(std::int64_t n = 1) {
+    CheckClaimSize(n);
+    const std::int64_t next = next_value_ + n;
+    if (next - capacity_ > cached_gating_ && next - capacity_ > RefreshGating()) {
+      return std::nullopt;
+    }
+    next_value_ = next;
+    return next;
+  }
+
+  // Makes lo..hi readable. A single producer publishes in claim order, so only hi matters.
+  void Publish(std::int64_t lo, std::int64_t hi) {
+    (void)lo;
+    // SYNC POINT: pairs with SequenceBarrier::Available's acquire load. Weaker, a consumer
+    // could see the new cursor before the slot contents written above it.
+    producer_->cursor.store(hi, std::memory_order_release);
+  }
+  void Publish(std::int64_t sequence) { Publish(sequence, sequence); }
+
+  std::int64_t cursor() const { return producer_->cursor.load(std::memory_order_relaxed); }
+  // Slots that can be claimed now without waiting.
+  std::int64_t RemainingCapacity();
+
+  // End of stream: consumers drain what was published, then see WaitStatus::kClosed.
+  void Close();
+  // Gives up the ring (the destructor does this too); the ring stays open for a successor.
+  absl::Status Detach();
+
+ private:
+  SingleProducerSequencer(RingSegment& ring, const WaitParams& wait);
+  static void CheckClaimSize(std::int64_t n, std::int64_t capacity);
+  void CheckClaimSize(std::int64_t n) const {
+    if (n < 1 || n > capacity_) [[unlikely]] CheckClaimSize(n, capacity_);
+  }
+  [[gnu::noinline]] void WaitForCapacity(std::int64_t wrap_point);
+  std::int64_t RefreshGating();
+  std::int64_t MinimumGating() const;
+
+  ProducerState* producer_;
+  ConsumerState* consumers_;
+  std::int64_t capacity_;
+  std::int64_t next_value_;     // highest claimed sequence
+  std::int64_t cached_gating_;  // slowest gating sequence when last read
+  WaitParams wait_;
+  bool attached_ = true;
+};
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_SEQUENCER_H_

@@ -1,0 +1,127 @@
+#include "xdisruptor/sequencer.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "internal/registry_lock.h"
+#include "xdisruptor/process.h"
+
+namespace xdisruptor {
+
+absl::StatusOr<SingleProducerSequencer> SingleProducerSequencer::Attach(RingSegment& ring,
+                                                                        const WaitParams& wait) {
+  if (ring.sequencer_kind() != SequencerKind::kSingleProducer) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "ring '%s' was created for several producers; attach a multi-producer sequencer",
+        ring.name()));
+  }
+  if (absl::Status s = ValidateWaitParams(wait); !s.ok()) return s;
+  ProducerState& p = ring.producer();
+  internal::RegistryLock lock(p);
+  if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+  const std::int64_t holder = p.producer_pid.load(std::memory_order_relaxed);
+  if (holder != 0 &&
+      IsProcessAlive(holder, p.producer_start_time.load(std::memory_order_relaxed))) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "ring '%s' already has a live producer (process %d); a single-producer ring takes one "
+        "producer at a time",
+        ring.name(), holder));
+  }
+  const ProcessIdentity self = CurrentProcess();
+  p.producer_pid.store(self.pid, std::memory_order_relaxed);
+  p.producer_start_time.store(self.start_time, std::memory_order_relaxed);
+  p.producer_wait_kind.store(static_cast<std::uint32_t>(wait.kind), std::memory_order_relaxed);
+  p.producer_generation.store(p.producer_generation.load(std::memory_order_relaxed) + 1,
+                              std::memory_order_relaxed);
+  // SYNC POINT: pairs with SequenceBarrier::closed; a successor reopens a closed ring.
+  p.ring_status.store(static_cast<std::uint32_t>(RingStatus::kOpen), std::memory_order_release);
+  return SingleProducerSequencer(ring, wait);
+}
+
+SingleProducerSequencer::SingleProducerSequencer(RingSegment& ring, const WaitParams& wait)
+    : producer_(&ring.producer()),
+      consumers_(&ring.consumer(0)),
+      capacity_(static_cast<std::int64_t>(ring.capacity())),
+      // Pairs with the previous producer's release store in Publish: continue after it.
+      next_value_(ring.producer().cursor.load(std::memory_order_acquire)),
+      cached_gating_(kInitialSequence - capacity_),  // forces a gating read on first claim
+      wait_(wait) {}
+
+SingleProducerSequencer::SingleProducerSequencer(SingleProducerSequencer&& other) noexcept
+    : producer_(other.producer_),
+      consumers_(other.consumers_),
+      capacity_(other.capacity_),
+      next_value_(other.next_value_),
+      cached_gating_(other.cached_gating_),
+      wait_(other.wait_),
+      attached_(std::exchange(other.attached_, false)) {}
+
+SingleProducerSequencer::~SingleProducerSequencer() {
+  if (attached_) Detach().IgnoreError();
+}
+
+void SingleProducerSequencer::CheckClaimSize(std::int64_t n, std::int64_t capacity) {
+  std::fprintf(stderr, "xdisruptor: Next/TryNext(%lld) needs 1 <= n <= capacity (%lld)\n",
+               static_cast<long long>(n), static_cast<long long>(capacity));
+  std::abort();
+}
+
+std::int64_t SingleProducerSequencer::MinimumGating() const {
+  // Acquire pairs with Consumer::Register's seq_cst RMW (the bit is set after its sequence).
+  std::uint64_t mask = producer_->gating_mask.load(std::memory_order_acquire);
+  // Start from the published cursor, not the claimed next_value_: the RefreshGating proof
+  // needs every cached bound to be one a joining consumer can see (it joins at the cursor).
+  std::int64_t minimum = producer_->cursor.load(std::memory_order_relaxed);  // own store
+  while (mask != 0) {
+    const int i = std::countr_zero(mask);
+    mask &= mask - 1;
+    // SYNC POINT: pairs with Consumer::Release's release store: the consumer's reads of the
+    // slots up to its sequence happen before this producer overwrites them.
+    minimum = std::min(minimum, consumers_[i].sequence.load(std::memory_order_acquire));
+  }
+  return minimum;
+}
+
+std::int64_t SingleProducerSequencer::RefreshGating() {
+  // SYNC POINT (StoreLoad): orders this producer's earlier cursor stores before its load of
+  // the gating mask; pairs with the seq_cst fetch_or + cursor load in Consumer::Register.
+  // Without it a joining consumer and the producer could each miss the other's store and the
+  // producer would lap the newcomer (the fence a well-known C++ port lost).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  cached_gating_ = MinimumGating();
+  return cached_gating_;
+}
+
+void SingleProducerSequencer::WaitForCapacity(std::int64_t wrap_point) {
+  if (wrap_point <= RefreshGating()) return;
+  Idler idler(wait_);
+  while (wrap_point > RefreshGating()) idler.Idle();
+}
+
+std::int64_t SingleProducerSequencer::RemainingCapacity() {
+  const std::int64_t consumed = RefreshGating();
+  return capacity_ - (next_value_ - consumed);
+}
+
+void SingleProducerSequencer::Close() {
+  const std::int64_t final_cursor = producer_->cursor.load(std::memory_order_relaxed);
+  producer_->closed_at_sequence.store(final_cursor, std::memory_order_relaxed);
+  // SYNC POINT: pairs with SequenceBarrier::closed's acquire load; a consumer that sees
+  // kClosed then reads the final cursor.
+  producer_->ring_status.store(static_cast<std::uint32_t>(RingStatus::kClosed),
+                               std::memory_order_release);
+}
+
+absl::Status SingleProducerSequencer::Detach() {
+  if (!attached_) return absl::FailedPreconditionError("the producer is already detached");
+  attached_ = false;
+  internal::RegistryLock lock(*producer_);
+  if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+  producer_->producer_pid.store(0, std::memory_order_relaxed);
+  producer_->producer_start_time.store(0, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+}  // namespace xdisruptor
