@@ -21,6 +21,23 @@ std::vector<std::string_view> Split(std::string_view text, char sep) {
   }
 }
 
+// Splits a field list at the commas that are not inside a shape such as "(2,3)".
+std::vector<std::string_view> SplitFields(std::string_view text) {
+  std::vector<std::string_view> fields;
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '(') ++depth;
+    if (text[i] == ')') --depth;
+    if (text[i] == ',' && depth == 0) {
+      fields.push_back(text.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  fields.push_back(text.substr(start));
+  return fields;
+}
+
 // A decimal number without sign, at most kMaxSlotSize; false otherwise.
 bool ParseCount(std::string_view s, std::uint32_t* out) {
   if (s.empty() || s.size() > 9) return false;
@@ -102,7 +119,7 @@ absl::StatusOr<Schema> ParseSchema(std::string_view text) {
   }
   std::set<std::string, std::less<>> names;
   std::uint64_t offset = 0;
-  for (std::string_view item : Split(text, ',')) {
+  for (std::string_view item : SplitFields(text)) {
     std::size_t colon = item.rfind(':');
     if (colon == std::string_view::npos) {
       return absl::InvalidArgumentError(absl::StrFormat(

@@ -23,8 +23,8 @@ namespace xdisruptor {
 
 // What a typed attach expects of the ring besides room for a T.
 struct TypedAttachOptions {
-  std::string expected_schema;  // when non-empty, the ring's schema must be exactly this
-  AttachOptions attach;
+  std::string expected_schema{};  // when non-empty, the ring's schema must be exactly this
+  AttachOptions attach{};
 };
 
 // Checks that `segment`'s slots can hold T and that its schema agrees with T and `expected`.

@@ -23,10 +23,10 @@
 namespace xdisruptor {
 
 struct RingOptions {
-  std::string name;               // letters, digits, '.', '_', '-'; 1..64 characters
+  std::string name{};             // letters, digits, '.', '_', '-'; 1..64 characters
   std::uint64_t capacity = 1024;  // slots, a power of two
   std::uint32_t slot_size = 64;   // bytes, a multiple of 8
-  std::string schema;             // numpy-style field text; empty for raw bytes
+  std::string schema{};           // numpy-style field text; empty for raw bytes
   SequencerKind sequencer = SequencerKind::kSingleProducer;
   std::uint32_t mode = 0600;      // permission bits of the segment
 };

@@ -24,8 +24,8 @@
 namespace xdisruptor {
 
 struct ConsumerOptions {
-  std::vector<std::string> after;  // names of consumers whose releases this one waits for
-  WaitParams wait;
+  std::vector<std::string> after{};  // names of consumers whose releases this one waits for
+  WaitParams wait{};
   StallPolicy stall_policy = StallPolicy::kHold;
 };
 

@@ -1,0 +1,147 @@
+#include "xdisruptor/consumer.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "test_util.h"
+#include "xdisruptor/sequencer.h"
+
+namespace xdisruptor {
+namespace {
+
+using testing::ScopedRingName;
+
+class ConsumerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto ring = RingSegment::Create({.name = name_.get(), .capacity = 16, .slot_size = 8});
+    ASSERT_TRUE(ring.ok()) << ring.status();
+    ring_.emplace(*std::move(ring));
+  }
+  ScopedRingName name_;
+  std::optional<RingSegment> ring_;
+};
+
+TEST_F(ConsumerTest, ShouldJoinAtTheCursorWhenRegistering) {
+  auto producer = SingleProducerSequencer::Attach(*ring_);
+  ASSERT_TRUE(producer.ok());
+  producer->Publish(0, producer->Next(5));
+  auto c = Consumer::Register(*ring_, "late", {.wait = {.kind = WaitKind::kSleeping}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->sequence(), 4);
+  EXPECT_EQ(c->join_sequence(), 4);
+  const ConsumerState& entry = ring_->consumer(static_cast<std::size_t>(c->index()));
+  EXPECT_EQ(entry.status.load(), static_cast<std::uint32_t>(ConsumerStatus::kActive));
+  EXPECT_EQ(std::string(entry.name, entry.name_length), "late");
+  EXPECT_EQ(entry.wait_kind.load(), static_cast<std::uint32_t>(WaitKind::kSleeping));
+  EXPECT_EQ(entry.pid.load(), ::getpid());
+  EXPECT_NE(ring_->producer().gating_mask.load() & (1ull << c->index()), 0u);
+  EXPECT_EQ(ActiveConsumerCount(*ring_), 1);
+}
+
+TEST_F(ConsumerTest, ShouldRefuseWhenTheNameIsHeldByALiveConsumer) {
+  auto first = Consumer::Register(*ring_, "dup");
+  ASSERT_TRUE(first.ok());
+  auto second = Consumer::Register(*ring_, "dup");
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(second.status().message().find("live process"), absl::string_view::npos);
+  ASSERT_TRUE(first->Deregister().ok());
+  auto third = Consumer::Register(*ring_, "dup");
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->index(), first->index());  // its own earlier entry
+}
+
+TEST_F(ConsumerTest, ShouldRefuseWhenTheTableIsFull) {
+  std::vector<Consumer> all;
+  for (std::size_t i = 0; i < kMaxConsumers; ++i) {
+    auto c = Consumer::Register(*ring_, "c" + std::to_string(i));
+    ASSERT_TRUE(c.ok()) << c.status();
+    all.push_back(*std::move(c));
+  }
+  EXPECT_EQ(ring_->producer().gating_mask.load(), ~0ull);
+  auto extra = Consumer::Register(*ring_, "extra");
+  EXPECT_EQ(extra.status().code(), absl::StatusCode::kResourceExhausted);
+  all.pop_back();  // the destructor deregisters
+  EXPECT_TRUE(Consumer::Register(*ring_, "extra").ok());
+}
+
+TEST_F(ConsumerTest, ShouldRefuseWhenOptionsAreInvalid) {
+  EXPECT_EQ(Consumer::Register(*ring_, "bad name").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Consumer::Register(*ring_, "b", {.after = {"missing"}}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Consumer::Register(*ring_, "b", {.after = {"b"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Consumer::Register(*ring_, "b", {.after = {"a", "a"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Consumer::Register(*ring_, "b", {.after = std::vector<std::string>(9, "x")})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Consumer::Register(*ring_, "b", {.wait = {.timeout_ns = -1}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ActiveConsumerCount(*ring_), 0);
+}
+
+TEST_F(ConsumerTest, ShouldRecordUpstreamsWhenRunningAfterOthers) {
+  auto a = Consumer::Register(*ring_, "a");
+  auto b = Consumer::Register(*ring_, "b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto c = Consumer::Register(*ring_, "c", {.after = {"a", "b"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ConsumerState& entry = ring_->consumer(static_cast<std::size_t>(c->index()));
+  ASSERT_EQ(entry.after_count, 2u);
+  EXPECT_EQ(entry.after[0], a->index());
+  EXPECT_EQ(entry.after[1], b->index());
+  auto producer = SingleProducerSequencer::Attach(*ring_);
+  ASSERT_TRUE(producer.ok());
+  producer->Publish(0, producer->Next(3));
+  EXPECT_EQ(c->barrier().Available(), -1);  // a and b have read nothing
+  a->Release(2, 3);
+  EXPECT_EQ(c->barrier().Available(), -1);
+  b->Release(1, 2);
+  EXPECT_EQ(c->barrier().Available(), 1);
+  EXPECT_EQ(FindConsumer(*ring_, "b").value(), b->index());
+  EXPECT_EQ(FindConsumer(*ring_, "zz").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ConsumerTest, ShouldReportUpstreamGoneWhenItLeavesEarly) {
+  auto a = Consumer::Register(*ring_, "a");
+  ASSERT_TRUE(a.ok());
+  auto b = Consumer::Register(*ring_, "b", {.after = {"a"}});
+  ASSERT_TRUE(b.ok());
+  auto producer = SingleProducerSequencer::Attach(*ring_);
+  ASSERT_TRUE(producer.ok());
+  producer->Publish(0, producer->Next(3));
+  ASSERT_TRUE(a->Deregister().ok());
+  EXPECT_EQ(b->barrier().WaitFor(0).status, WaitStatus::kUpstreamGone);
+}
+
+TEST_F(ConsumerTest, ShouldStopAtTheFinalCursorWhenTheRingIsClosed) {
+  auto c = Consumer::Register(*ring_, "c");
+  ASSERT_TRUE(c.ok());
+  auto producer = SingleProducerSequencer::Attach(*ring_);
+  ASSERT_TRUE(producer.ok());
+  producer->Publish(0, producer->Next(3));
+  producer->Close();
+  WaitResult r = c->barrier().WaitFor(0);
+  EXPECT_EQ(r.status, WaitStatus::kOk);
+  EXPECT_EQ(r.available, 2);
+  r = c->barrier().WaitFor(3);
+  EXPECT_EQ(r.status, WaitStatus::kClosed);
+}
+
+TEST_F(ConsumerTest, ShouldApplyARetuneAtTheNextWait) {
+  auto c = Consumer::Register(*ring_, "c", {.wait = {.kind = WaitKind::kBusySpin}});
+  ASSERT_TRUE(c.ok());
+  ConsumerState& entry = ring_->consumer(static_cast<std::size_t>(c->index()));
+  entry.wait_timeout_ns.store(5'000'000);  // as another process would write it
+  entry.wait_kind.store(static_cast<std::uint32_t>(WaitKind::kSleeping));
+  EXPECT_EQ(c->barrier().CurrentWaitParams().kind, WaitKind::kSleeping);
+  EXPECT_EQ(c->barrier().WaitFor(0).status, WaitStatus::kTimeout);
+  EXPECT_EQ(entry.waits.load(), 1u);
+}
+
+}  // namespace
+}  // namespace xdisruptor

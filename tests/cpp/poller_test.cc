@@ -1,0 +1,50 @@
+#include "xdisruptor/event_poller.h"
+
+#include "gtest/gtest.h"
+#include "test_util.h"
+#include "xdisruptor/sequencer.h"
+
+namespace xdisruptor {
+namespace {
+
+using testing::ScopedRingName;
+using testing::TestEvent;
+
+TEST(PollerTest, ShouldReportEachStateWhenPolled) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 16});
+  ASSERT_TRUE(ring.ok());
+  auto up = Consumer::Register(ring->segment(), "up");
+  auto down = Consumer::Register(ring->segment(), "down", {.after = {"up"}});
+  ASSERT_TRUE(up.ok() && down.ok());
+  EventPoller<TestEvent> up_poller(*ring, *up);
+  EventPoller<TestEvent> down_poller(*ring, *down);
+  std::vector<std::int64_t> seen;
+  auto take_all = [&](TestEvent& e, std::int64_t s, bool) {
+    EXPECT_TRUE(e.Verify(s));
+    seen.push_back(s);
+    return true;
+  };
+  EXPECT_EQ(up_poller.Poll(take_all), PollState::kIdle);
+
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
+  const std::int64_t hi = producer->Next(4);
+  for (std::int64_t s = 0; s <= hi; ++s) (*ring)[s].Fill(s);
+  producer->Publish(0, hi);
+
+  EXPECT_EQ(down_poller.Poll(take_all), PollState::kGating);  // "up" has not read them
+  int calls = 0;
+  EXPECT_EQ(up_poller.Poll([&](TestEvent&, std::int64_t, bool) { return ++calls < 2; }),
+            PollState::kProcessing);
+  EXPECT_EQ(up->sequence(), 1);  // stopped early after two events
+  EXPECT_EQ(up_poller.Poll(take_all), PollState::kProcessing);
+  EXPECT_EQ(down_poller.Poll(take_all), PollState::kProcessing);
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{2, 3, 0, 1, 2, 3}));
+  EXPECT_EQ(down_poller.Poll(take_all), PollState::kIdle);
+  producer->Close();
+  EXPECT_EQ(down_poller.Poll(take_all), PollState::kClosed);
+}
+
+}  // namespace
+}  // namespace xdisruptor

@@ -1,0 +1,109 @@
+// test_util.h — helpers shared by the tests: unique ring names, child processes, test events.
+#ifndef XDISRUPTOR_TESTS_TEST_UTIL_H_
+#define XDISRUPTOR_TESTS_TEST_UTIL_H_
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "xdisruptor/ring_segment.h"
+
+namespace xdisruptor::testing {
+
+// A ring name unique to this process and test, removed again when the guard goes.
+class ScopedRingName {
+ public:
+  ScopedRingName() {
+    static std::atomic<int> counter{0};
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string test = info ? info->name() : "t";
+    if (test.size() > 30) test.resize(30);
+    name_ = "xdt-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + test;
+    RingSegment::Remove(name_).IgnoreError();
+  }
+  ~ScopedRingName() { RingSegment::Remove(name_).IgnoreError(); }
+  const std::string& get() const { return name_; }
+
+ private:
+  std::string name_;
+};
+
+// Runs `body` in a forked child, which exits with its return value.
+inline pid_t ForkChild(const std::function<int()>& body) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int code = 1;
+    try {
+      code = body();
+    } catch (...) {
+      code = 99;
+    }
+    ::_exit(code);
+  }
+  return pid;
+}
+
+// Waits for a child; kills it and returns -1 if it is still running after `timeout`.
+inline int WaitChild(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      return 128 + WTERMSIG(status);
+    }
+    if (r < 0) return -2;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// A 64-byte event whose every word derives from its sequence, so a torn, stale or
+// overwritten slot is caught by Verify.
+struct TestEvent {
+  static constexpr std::uint64_t kTag = 0x9E3779B97F4A7C15ull;
+  std::int64_t sequence;
+  std::uint64_t payload[5];
+  std::uint64_t stage_mark;  // written in place by an upstream stage in pipeline tests
+  std::uint64_t check;
+
+  void Fill(std::int64_t s) {
+    sequence = s;
+    for (int i = 0; i < 5; ++i) payload[i] = static_cast<std::uint64_t>(s) * 31 + i;
+    stage_mark = 0;
+    check = static_cast<std::uint64_t>(s) ^ kTag;
+  }
+  bool Verify(std::int64_t s) const {
+    if (sequence != s || check != (static_cast<std::uint64_t>(s) ^ kTag)) return false;
+    for (int i = 0; i < 5; ++i) {
+      if (payload[i] != static_cast<std::uint64_t>(s) * 31 + i) return false;
+    }
+    return true;
+  }
+  std::uint64_t Sum() const {
+    std::uint64_t sum = static_cast<std::uint64_t>(sequence) + check;
+    for (auto p : payload) sum += p;
+    return sum;
+  }
+  static std::uint64_t StageMark(std::int64_t s) { return static_cast<std::uint64_t>(s) * 7 + 1; }
+};
+static_assert(sizeof(TestEvent) == 64);
+
+}  // namespace xdisruptor::testing
+
+#endif  // XDISRUPTOR_TESTS_TEST_UTIL_H_
