@@ -88,6 +88,18 @@ class Ring {
   T& operator[](std::int64_t sequence) const {
     return *reinterpret_cast<T*>(segment_.slot(sequence));
   }
+  // A copyable slot addresser for hot loops: held in registers, it cannot alias what a
+  // handler writes, so the compiler need not reload the geometry for every event.
+  struct Slots {
+    std::byte* base;
+    std::uint64_t mask;
+    std::uint64_t slot_size;
+    T& operator[](std::int64_t sequence) const {
+      return *reinterpret_cast<T*>(base + (static_cast<std::uint64_t>(sequence) & mask) *
+                                              slot_size);
+    }
+  };
+  Slots slots() const { return {segment_.slot(0), capacity() - 1, segment_.slot_size()}; }
   RingSegment& segment() { return segment_; }
   const RingSegment& segment() const { return segment_; }
   std::uint64_t capacity() const { return segment_.capacity(); }

@@ -11,6 +11,7 @@
 #ifndef XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_
 #define XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_
 
+#include <algorithm>
 #include <cstdint>
 
 #include "xdisruptor/consumer.h"
@@ -36,6 +37,7 @@ class BatchEventProcessor {
     consumer_->barrier().ClearAlert();
     if constexpr (requires { handler_->on_start(); }) handler_->on_start();
     SequenceBarrier& barrier = consumer_->barrier();
+    const typename Ring<T>::Slots slots = ring_->slots();
     std::int64_t next = consumer_->sequence() + 1;
     WaitStatus why;
     for (;;) {
@@ -50,9 +52,7 @@ class BatchEventProcessor {
         why = r.status;
         break;
       }
-      for (std::int64_t s = next; s <= r.available; ++s) {
-        handler_->on_event((*ring_)[s], s, s == r.available);
-      }
+      HandleBatch(slots, next, r.available);
       consumer_->Release(r.available, static_cast<std::uint64_t>(r.available - next + 1));
       next = r.available + 1;
     }
@@ -64,6 +64,20 @@ class BatchEventProcessor {
   void Halt() { consumer_->barrier().Alert(); }
 
  private:
+  // Calls the handler for lo..hi, walking each run of adjacent slots (at most two: the batch
+  // may wrap) with a pointer instead of masking and multiplying per event.
+  void HandleBatch(const typename Ring<T>::Slots& slots, std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t s = lo; s <= hi;) {
+      const std::uint64_t index = static_cast<std::uint64_t>(s) & slots.mask;
+      const std::int64_t run_end =
+          std::min(hi, s + static_cast<std::int64_t>(slots.mask - index));
+      std::byte* p = slots.base + index * slots.slot_size;
+      for (; s <= run_end; ++s, p += slots.slot_size) {
+        handler_->on_event(*reinterpret_cast<T*>(p), s, s == hi);
+      }
+    }
+  }
+
   const Ring<T>* ring_;
   Consumer* consumer_;
   Handler* handler_;
