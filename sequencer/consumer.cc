@@ -184,6 +184,18 @@ Consumer::Consumer(Consumer&& other) noexcept
       barrier_(std::move(other.barrier_)),
       registered_(std::exchange(other.registered_, false)) {}
 
+Consumer& Consumer::operator=(Consumer&& other) noexcept {
+  if (this == &other) return *this;
+  if (registered_) Deregister().IgnoreError();
+  ring_ = other.ring_;
+  state_ = other.state_;
+  index_ = other.index_;
+  name_ = std::move(other.name_);
+  barrier_ = std::move(other.barrier_);
+  registered_ = std::exchange(other.registered_, false);
+  return *this;
+}
+
 Consumer::~Consumer() {
   if (registered_) Deregister().IgnoreError();
 }

@@ -58,6 +58,20 @@ SingleProducerSequencer::SingleProducerSequencer(SingleProducerSequencer&& other
       wait_(other.wait_),
       attached_(std::exchange(other.attached_, false)) {}
 
+SingleProducerSequencer& SingleProducerSequencer::operator=(
+    SingleProducerSequencer&& other) noexcept {
+  if (this == &other) return *this;
+  if (attached_) Detach().IgnoreError();
+  producer_ = other.producer_;
+  consumers_ = other.consumers_;
+  capacity_ = other.capacity_;
+  next_value_ = other.next_value_;
+  cached_gating_ = other.cached_gating_;
+  wait_ = other.wait_;
+  attached_ = std::exchange(other.attached_, false);
+  return *this;
+}
+
 SingleProducerSequencer::~SingleProducerSequencer() {
   if (attached_) Detach().IgnoreError();
 }

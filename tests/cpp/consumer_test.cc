@@ -145,3 +145,22 @@ TEST_F(ConsumerTest, ShouldApplyARetuneAtTheNextWait) {
 
 }  // namespace
 }  // namespace xdisruptor
+
+namespace xdisruptor {
+namespace {
+
+TEST_F(ConsumerTest, ShouldDeregisterTheOldEntryWhenMoveAssigned) {
+  auto first = Consumer::Register(*ring_, "first");
+  auto second = Consumer::Register(*ring_, "second");
+  ASSERT_TRUE(first.ok() && second.ok());
+  const int first_index = first->index();
+  *first = *std::move(second);
+  EXPECT_EQ(first->name(), "second");
+  EXPECT_EQ(ActiveConsumerCount(*ring_), 1);
+  EXPECT_EQ(ring_->consumer(static_cast<std::size_t>(first_index)).status.load(),
+            static_cast<std::uint32_t>(ConsumerStatus::kFree));
+  EXPECT_FALSE(second->registered());
+}
+
+}  // namespace
+}  // namespace xdisruptor

@@ -35,7 +35,7 @@ class Consumer {
                                            const ConsumerOptions& options = {});
 
   Consumer(Consumer&& other) noexcept;
-  Consumer& operator=(Consumer&& other) = delete;
+  Consumer& operator=(Consumer&& other) noexcept;  // deregisters what this one held
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;
   ~Consumer();

@@ -53,6 +53,16 @@ class SequenceBarrier {
         upstream_generation_(other.upstream_generation_),
         upstream_count_(other.upstream_count_),
         alert_(other.alert_.load(std::memory_order_relaxed)) {}
+  SequenceBarrier& operator=(SequenceBarrier&& other) noexcept {
+    cursor_ = other.cursor_;
+    ring_status_ = other.ring_status_;
+    self_ = other.self_;
+    upstream_ = other.upstream_;
+    upstream_generation_ = other.upstream_generation_;
+    upstream_count_ = other.upstream_count_;
+    alert_.store(other.alert_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    return *this;
+  }
 
   // Highest sequence this consumer may read now; never waits.
   std::int64_t Available() const {

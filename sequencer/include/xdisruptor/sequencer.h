@@ -33,7 +33,7 @@ class SingleProducerSequencer {
                                                         const WaitParams& wait = {});
 
   SingleProducerSequencer(SingleProducerSequencer&& other) noexcept;
-  SingleProducerSequencer& operator=(SingleProducerSequencer&&) = delete;
+  SingleProducerSequencer& operator=(SingleProducerSequencer&& other) noexcept;
   SingleProducerSequencer(const SingleProducerSequencer&) = delete;
   SingleProducerSequencer& operator=(const SingleProducerSequencer&) = delete;
   ~SingleProducerSequencer();
