@@ -1,5 +1,6 @@
 #include "xdisruptor/consumer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -134,11 +135,7 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   c.after_count = static_cast<std::uint32_t>(options.after.size());
   std::memcpy(c.after, after, sizeof(after));
   std::memcpy(c.after_generation, after_generation, sizeof(after_generation));
-  c.wait_kind.store(static_cast<std::uint32_t>(options.wait.kind), std::memory_order_relaxed);
-  c.wait_spin_tries.store(options.wait.spin_tries, std::memory_order_relaxed);
-  c.wait_yield_tries.store(options.wait.yield_tries, std::memory_order_relaxed);
-  c.wait_sleep_ceiling_ns.store(options.wait.sleep_ceiling_ns, std::memory_order_relaxed);
-  c.wait_timeout_ns.store(options.wait.timeout_ns, std::memory_order_relaxed);
+  StoreWaitParams(c, options.wait);
   c.stall_policy.store(static_cast<std::uint32_t>(options.stall_policy),
                        std::memory_order_relaxed);
   c.events.store(0, std::memory_order_relaxed);
@@ -218,6 +215,61 @@ absl::Status Consumer::Deregister() {
   state_->pid.store(0, std::memory_order_relaxed);
   // SYNC POINT: pairs with downstream barriers' acquire load in UpstreamGone.
   state_->status.store(kFree, std::memory_order_release);
+  wait::WakeAll(state_->notification);  // sleepers downstream must notice it left
+  return absl::OkStatus();
+}
+
+WaitParams LoadWaitParams(const ConsumerState& entry) {
+  // Relaxed: each field is independent tuning; a retune half-seen by one wait is harmless and
+  // the next wait sees all of it (the version is bumped last, with release).
+  auto kind_of = [](std::uint32_t raw, WaitKind otherwise) {
+    return raw < kWaitKindCount ? static_cast<WaitKind>(raw) : otherwise;
+  };
+  WaitParams p;
+  p.kind = kind_of(entry.wait_kind.load(std::memory_order_relaxed), WaitKind::kYielding);
+  p.spin_tries = entry.wait_spin_tries.load(std::memory_order_relaxed);
+  p.yield_tries = entry.wait_yield_tries.load(std::memory_order_relaxed);
+  p.sleep_ceiling_ns = std::clamp<std::int64_t>(
+      entry.wait_sleep_ceiling_ns.load(std::memory_order_relaxed), 0, 1'000'000'000);
+  p.timeout_ns = std::max<std::int64_t>(entry.wait_timeout_ns.load(std::memory_order_relaxed), 0);
+  p.phase_spin_ns =
+      std::max<std::int64_t>(entry.wait_phase_spin_ns.load(std::memory_order_relaxed), 0);
+  p.phase_yield_ns =
+      std::max<std::int64_t>(entry.wait_phase_yield_ns.load(std::memory_order_relaxed), 0);
+  p.fallback_kind =
+      kind_of(entry.wait_fallback_kind.load(std::memory_order_relaxed), WaitKind::kBlocking);
+  if (p.fallback_kind != WaitKind::kSleeping) p.fallback_kind = WaitKind::kBlocking;
+  if (p.kind == WaitKind::kTimeoutBlocking && p.timeout_ns == 0) p.kind = WaitKind::kBlocking;
+  return p;
+}
+
+void StoreWaitParams(ConsumerState& entry, const WaitParams& params) {
+  entry.wait_kind.store(static_cast<std::uint32_t>(params.kind), std::memory_order_relaxed);
+  entry.wait_spin_tries.store(params.spin_tries, std::memory_order_relaxed);
+  entry.wait_yield_tries.store(params.yield_tries, std::memory_order_relaxed);
+  entry.wait_sleep_ceiling_ns.store(params.sleep_ceiling_ns, std::memory_order_relaxed);
+  entry.wait_timeout_ns.store(params.timeout_ns, std::memory_order_relaxed);
+  entry.wait_phase_spin_ns.store(params.phase_spin_ns, std::memory_order_relaxed);
+  entry.wait_phase_yield_ns.store(params.phase_yield_ns, std::memory_order_relaxed);
+  entry.wait_fallback_kind.store(static_cast<std::uint32_t>(params.fallback_kind),
+                                 std::memory_order_relaxed);
+  // SYNC POINT: pairs with the barrier's acquire load of the version: a barrier that sees the
+  // new version reads the new parameters.
+  entry.wait_config_version.fetch_add(1, std::memory_order_release);
+}
+
+absl::Status RetuneConsumer(RingSegment& ring, std::string_view name, const WaitParams& params) {
+  if (absl::Status s = ValidateWaitParams(params); !s.ok()) return s;
+  internal::RegistryLock lock(ring.producer());  // not racing a registration of the entry
+  if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+  const int index = FindActive(ring, name);
+  if (index < 0) {
+    return absl::NotFoundError(
+        absl::StrFormat("no consumer named '%s' is registered on ring '%s'", name, ring.name()));
+  }
+  StoreWaitParams(ring.consumer(static_cast<std::size_t>(index)), params);
+  // A consumer asleep on the cursor re-reads its strategy now rather than at the safety net.
+  wait::WakeAll(ring.producer().cursor_notification);
   return absl::OkStatus();
 }
 

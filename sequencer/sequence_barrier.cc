@@ -1,22 +1,29 @@
 #include "xdisruptor/sequence_barrier.h"
 
+#include "xdisruptor/consumer.h"
+
 namespace xdisruptor {
 
-WaitParams SequenceBarrier::CurrentWaitParams() const {
-  // Relaxed: each field is independent tuning; a retune half-seen for one wait is harmless
-  // and the next wait sees all of it.
-  WaitParams params;
-  const std::uint32_t kind = self_->wait_kind.load(std::memory_order_relaxed);
-  params.kind = kind <= static_cast<std::uint32_t>(WaitKind::kSleeping)
-                    ? static_cast<WaitKind>(kind)
-                    : WaitKind::kYielding;  // an unknown value from shared memory
-  params.spin_tries = self_->wait_spin_tries.load(std::memory_order_relaxed);
-  params.yield_tries = self_->wait_yield_tries.load(std::memory_order_relaxed);
-  params.sleep_ceiling_ns = std::clamp<std::int64_t>(
-      self_->wait_sleep_ceiling_ns.load(std::memory_order_relaxed), 0, 1000000000);
-  params.timeout_ns = std::max<std::int64_t>(
-      self_->wait_timeout_ns.load(std::memory_order_relaxed), 0);
-  return params;
+WaitParams SequenceBarrier::CurrentWaitParams() const { return LoadWaitParams(*self_); }
+
+void SequenceBarrier::Alert() {
+  alert_.store(true, std::memory_order_relaxed);
+  // Whatever this consumer may be asleep on: the cursor or one of its upstreams. Other
+  // sleepers on those words wake too, re-check and sleep again.
+  wait::WakeAll(producer_->cursor_notification);
+  for (std::uint32_t i = 0; i < upstream_count_; ++i) wait::WakeAll(upstream_[i]->notification);
+}
+
+wait::BlockTarget SequenceBarrier::Lagging(std::int64_t sequence) const {
+  if (cursor_->load(std::memory_order_acquire) < sequence) {
+    return {cursor_, sequence, &producer_->cursor_notification};
+  }
+  for (std::uint32_t i = 0; i < upstream_count_; ++i) {
+    if (upstream_[i]->sequence.load(std::memory_order_acquire) < sequence) {
+      return {&upstream_[i]->sequence, sequence, &upstream_[i]->notification};
+    }
+  }
+  return {};
 }
 
 bool SequenceBarrier::UpstreamGone(std::int64_t sequence) const {
@@ -33,6 +40,8 @@ bool SequenceBarrier::UpstreamGone(std::int64_t sequence) const {
 }
 
 WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence) {
+  // SYNC POINT: pairs with StoreWaitParams' release bump: the parameters read are complete.
+  std::uint32_t version = self_->wait_config_version.load(std::memory_order_acquire);
   Idler idler(CurrentWaitParams());
   // Single writer (this consumer): load + store, no locked instruction.
   self_->waits.store(self_->waits.load(std::memory_order_relaxed) + 1,
@@ -49,7 +58,14 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence) {
       if (sequence > final_cursor) return {available, WaitStatus::kClosed};
     }
     if (UpstreamGone(sequence)) return {available, WaitStatus::kUpstreamGone};
-    if (!idler.Idle()) return {available, WaitStatus::kTimeout};
+    const std::uint32_t now = self_->wait_config_version.load(std::memory_order_acquire);
+    if (now != version) {  // retuned from outside while waiting: continue by the new strategy
+      version = now;
+      idler = Idler(CurrentWaitParams());
+    }
+    if (!idler.Idle([&] { return Lagging(sequence); })) {
+      return {available, WaitStatus::kTimeout};
+    }
   }
 }
 

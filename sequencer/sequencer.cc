@@ -108,10 +108,25 @@ std::int64_t SingleProducerSequencer::RefreshGating() {
   return cached_gating_;
 }
 
+wait::BlockTarget SingleProducerSequencer::LaggingConsumer(std::int64_t wrap_point) const {
+  std::uint64_t mask = producer_->gating_mask.load(std::memory_order_acquire);
+  while (mask != 0) {
+    const int i = std::countr_zero(mask);
+    mask &= mask - 1;
+    ConsumerState& c = consumers_[i];
+    if (c.sequence.load(std::memory_order_acquire) < wrap_point) {
+      return {&c.sequence, wrap_point, &c.notification};
+    }
+  }
+  return {};
+}
+
 void SingleProducerSequencer::WaitForCapacity(std::int64_t wrap_point) {
   if (wrap_point <= RefreshGating()) return;
   Idler idler(wait_);
-  while (wrap_point > RefreshGating()) idler.Idle();
+  while (wrap_point > RefreshGating()) {
+    idler.Idle([&] { return LaggingConsumer(wrap_point); });
+  }
 }
 
 std::int64_t SingleProducerSequencer::RemainingCapacity() {
@@ -126,6 +141,7 @@ void SingleProducerSequencer::Close() {
   // kClosed then reads the final cursor.
   producer_->ring_status.store(static_cast<std::uint32_t>(RingStatus::kClosed),
                                std::memory_order_release);
+  wait::WakeAll(producer_->cursor_notification);  // sleepers must see the end of the stream
 }
 
 absl::Status SingleProducerSequencer::Detach() {

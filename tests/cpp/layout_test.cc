@@ -46,7 +46,7 @@ TEST(LayoutTest, ShouldBeLockFreeForEveryAtomicWhenInSharedMemory) {
 TEST(LayoutTest, ShouldMatchTheDocumentedSizesWhenCompiled) {
   EXPECT_EQ(sizeof(RingHeaderState), 4096u);
   EXPECT_EQ(sizeof(ProducerState), 2048u);
-  EXPECT_EQ(sizeof(ConsumerState), 512u);
+  EXPECT_EQ(sizeof(ConsumerState), 640u);
   EXPECT_EQ(kConsumerTableOffset, 4096u + 2048u);
   EXPECT_GE(kMaxConsumers, 64u);
   auto single = ComputeLayout(1024, 64, SequencerKind::kSingleProducer);

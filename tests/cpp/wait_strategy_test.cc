@@ -8,7 +8,8 @@ namespace xdisruptor {
 namespace {
 
 TEST(WaitStrategyTest, ShouldRoundTripNamesWhenParsing) {
-  for (WaitKind kind : {WaitKind::kBusySpin, WaitKind::kYielding, WaitKind::kSleeping}) {
+  for (std::uint32_t k = 0; k < kWaitKindCount; ++k) {
+    const auto kind = static_cast<WaitKind>(k);
     auto parsed = ParseWaitKind(WaitKindName(kind));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, kind);
@@ -27,7 +28,7 @@ TEST(WaitStrategyTest, ShouldGiveUpWhenTimeoutElapses) {
   for (WaitKind kind : {WaitKind::kBusySpin, WaitKind::kYielding, WaitKind::kSleeping}) {
     Idler idler({.kind = kind, .timeout_ns = 20'000'000});
     const auto start = std::chrono::steady_clock::now();
-    while (idler.Idle()) {
+    while (idler.Idle(NoBlockTarget)) {
     }
     const auto waited = std::chrono::steady_clock::now() - start;
     EXPECT_GE(waited, std::chrono::milliseconds(20)) << WaitKindName(kind);
@@ -40,7 +41,7 @@ TEST(WaitStrategyTest, ShouldSleepWhenSpinAndYieldAreSpent) {
   Idler idler({.kind = WaitKind::kSleeping, .spin_tries = 0, .yield_tries = 0,
                .sleep_ceiling_ns = 2'000'000});
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 16; ++i) idler.Idle();  // 1,2,4,...,1024 us, then 2 ms x 5
+  for (int i = 0; i < 16; ++i) idler.Idle(NoBlockTarget);  // 1,2,4,...,1024 us, then 2 ms x 5
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(10));
   EXPECT_EQ(idler.attempts(), 16u);
 }

@@ -10,7 +10,7 @@
 //   [0, 4096)                 RingHeaderState: identity, geometry, schema; read-only once made
 //   [4096, 6144)              ProducerState: cursor, claim, gating mask, notification words,
 //                             ring state, producer liveness and a producer table
-//   [6144, 6144 + 64*512)     ConsumerState[64]: one entry per named consumer
+//   [6144, 6144 + 64*640)     ConsumerState[64]: one entry per named consumer
 //   availability_offset       int32[capacity] lap marks (multi-producer rings only)
 //   slots_offset (4096-aligned) capacity * slot_size bytes of events
 //
@@ -132,7 +132,7 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::uint64_t> waits;    // 24
   std::uint8_t pad_hot[kSpacing - 32];
   NotificationState notification;  // 128: stages waiting on this one (blocking waits)
-  // Cold part, 256..511: written under the registry lock while the entry is joining.
+  // Cold part, 256..639: written under the registry lock while the entry is joining.
   std::atomic<std::uint32_t> status;      // 256: ConsumerStatus
   std::atomic<std::uint32_t> generation;  // 260: bumped by every registration
   std::uint32_t name_length;              // 264
@@ -141,29 +141,35 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::int64_t> pid;          // 336
   std::atomic<std::uint64_t> start_time;  // 344
   std::int32_t after[kMaxAfter];          // 352: indices of the entries this one runs after
-  // Wait strategy, re-read at the start of every wait so a retune from outside takes effect.
-  std::atomic<std::uint32_t> wait_kind;            // 384
-  std::atomic<std::uint32_t> wait_spin_tries;      // 388
-  std::atomic<std::uint32_t> wait_yield_tries;     // 392
-  std::atomic<std::uint32_t> wait_config_version;  // 396: bumped by every retune
-  std::atomic<std::int64_t> wait_sleep_ceiling_ns;  // 400
-  std::atomic<std::int64_t> wait_timeout_ns;        // 408
-  std::atomic<std::uint32_t> stall_policy;          // 416: StallPolicy
-  std::uint32_t reserved1;                          // 420
-  std::atomic<std::int64_t> max_lag;                // 424: slow-consumer limit, 0 = none
-  std::atomic<std::int64_t> max_lag_ns;             // 432
-  std::atomic<std::int64_t> join_sequence;          // 440
-  std::atomic<std::int64_t> registered_at_unix_ns;  // 448
-  std::atomic<std::uint64_t> evictions;             // 456
-  std::atomic<std::uint64_t> missed;                // 464
-  std::uint32_t after_generation[kMaxAfter];  // 472: each upstream's generation at join
-  std::uint8_t reserved[512 - 504];           // 504
+  std::uint32_t after_generation[kMaxAfter];  // 384: each upstream's generation at join
+  // Wait strategy (WaitParams), re-read by the consumer's barrier while it waits, so a retune
+  // written from another process takes effect at its next wait.
+  std::atomic<std::uint32_t> wait_kind;              // 416
+  std::atomic<std::uint32_t> wait_spin_tries;        // 420
+  std::atomic<std::uint32_t> wait_yield_tries;       // 424
+  std::atomic<std::uint32_t> wait_config_version;    // 428: bumped by every retune
+  std::atomic<std::uint32_t> wait_fallback_kind;     // 432: phased backoff's last phase
+  std::uint32_t reserved1;                           // 436
+  std::atomic<std::int64_t> wait_sleep_ceiling_ns;   // 440
+  std::atomic<std::int64_t> wait_timeout_ns;         // 448
+  std::atomic<std::int64_t> wait_phase_spin_ns;      // 456
+  std::atomic<std::int64_t> wait_phase_yield_ns;     // 464
+  std::atomic<std::uint32_t> stall_policy;           // 472: StallPolicy
+  std::uint32_t reserved2;                           // 476
+  std::atomic<std::int64_t> max_lag;                 // 480: slow-consumer limit, 0 = none
+  std::atomic<std::int64_t> max_lag_ns;              // 488
+  std::atomic<std::int64_t> join_sequence;           // 496
+  std::atomic<std::int64_t> registered_at_unix_ns;   // 504
+  std::atomic<std::uint64_t> evictions;              // 512
+  std::atomic<std::uint64_t> missed;                 // 520
+  std::uint8_t reserved[640 - 528];                  // 528
 };
 
 inline constexpr std::uint64_t kProducerOffset = sizeof(RingHeaderState);
 inline constexpr std::uint64_t kConsumerTableOffset = kProducerOffset + 2048;
+inline constexpr std::uint64_t kConsumerStateSize = 640;
 inline constexpr std::uint64_t kConsumerTableEnd =
-    kConsumerTableOffset + kMaxConsumers * 512;
+    kConsumerTableOffset + kMaxConsumers * kConsumerStateSize;
 
 // --- The layout is an ABI: pin it. ---------------------------------------------------------
 template <typename T>
@@ -195,15 +201,17 @@ static_assert(offsetof(ProducerState, ring_status) == 640);
 static_assert(offsetof(ProducerState, producers) == 1024);
 static_assert(alignof(ProducerState) == kSpacing);
 
-static_assert(sizeof(ConsumerState) == 512);
+static_assert(sizeof(ConsumerState) == kConsumerStateSize);
 static_assert(alignof(ConsumerState) == kSpacing);
 static_assert(offsetof(ConsumerState, sequence) == 0);
 static_assert(offsetof(ConsumerState, notification) == 128);
 static_assert(offsetof(ConsumerState, status) == 256);
 static_assert(offsetof(ConsumerState, name) == 272);
 static_assert(offsetof(ConsumerState, after) == 352);
-static_assert(offsetof(ConsumerState, wait_kind) == 384);
-static_assert(offsetof(ConsumerState, after_generation) == 472);
+static_assert(offsetof(ConsumerState, after_generation) == 384);
+static_assert(offsetof(ConsumerState, wait_kind) == 416);
+static_assert(offsetof(ConsumerState, wait_phase_yield_ns) == 464);
+static_assert(offsetof(ConsumerState, missed) == 520);
 static_assert(kMaxConsumers <= 64, "the gating mask is one 64-bit word");
 
 }  // namespace xdisruptor

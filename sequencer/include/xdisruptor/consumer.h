@@ -60,6 +60,8 @@ class Consumer {
     // could overwrite a slot this consumer is still reading, or a downstream stage could read
     // a slot before this stage's in-place change.
     state_->sequence.store(sequence, std::memory_order_release);
+    // Wakes stages and producers asleep on this consumer's sequence; no syscall when none.
+    wait::Notify(state_->notification);
   }
 
   SequenceBarrier& barrier() { return barrier_; }
@@ -79,6 +81,16 @@ class Consumer {
   SequenceBarrier barrier_;
   bool registered_ = true;
 };
+
+// The wait strategy recorded in a consumer entry (values from shared memory are clamped to
+// what this library accepts), and the way registration and retunes record it.
+WaitParams LoadWaitParams(const ConsumerState& entry);
+void StoreWaitParams(ConsumerState& entry, const WaitParams& params);
+
+// Changes the wait strategy of the active consumer `name`, as an operator's tool or a test
+// does from another process. It takes effect at that consumer's next wait (a consumer asleep
+// in a blocking wait re-reads it within wait::kSafetyNetNs, or at once when woken).
+absl::Status RetuneConsumer(RingSegment& ring, std::string_view name, const WaitParams& params);
 
 // The entry index of the active consumer called `name`, or NotFound.
 absl::StatusOr<int> FindConsumer(const RingSegment& ring, std::string_view name);

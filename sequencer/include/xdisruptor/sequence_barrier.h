@@ -36,17 +36,19 @@ class SequenceBarrier {
   // `self` is the waiting consumer's entry: its wait strategy is re-read from there at the
   // start of every wait, so a retune from another process applies at the next wait.
   SequenceBarrier(const RingSegment& ring, ConsumerState* self)
-      : cursor_(&ring.producer().cursor),
+      : producer_(&ring.producer()),
+        cursor_(&ring.producer().cursor),
         ring_status_(&ring.producer().ring_status),
         self_(self) {
-    upstream_count_ = self->after_count;
+    upstream_count_ = std::min<std::uint32_t>(self->after_count, kMaxAfter);
     for (std::uint32_t i = 0; i < upstream_count_; ++i) {
       upstream_[i] = &ring.consumer(static_cast<std::size_t>(self->after[i]));
       upstream_generation_[i] = self->after_generation[i];
     }
   }
   SequenceBarrier(SequenceBarrier&& other) noexcept
-      : cursor_(other.cursor_),
+      : producer_(other.producer_),
+        cursor_(other.cursor_),
         ring_status_(other.ring_status_),
         self_(other.self_),
         upstream_(other.upstream_),
@@ -54,6 +56,7 @@ class SequenceBarrier {
         upstream_count_(other.upstream_count_),
         alert_(other.alert_.load(std::memory_order_relaxed)) {}
   SequenceBarrier& operator=(SequenceBarrier&& other) noexcept {
+    producer_ = other.producer_;
     cursor_ = other.cursor_;
     ring_status_ = other.ring_status_;
     self_ = other.self_;
@@ -95,21 +98,26 @@ class SequenceBarrier {
            static_cast<std::uint32_t>(RingStatus::kClosed);
   }
 
-  void Alert() { alert_.store(true, std::memory_order_relaxed); }
+  // Stops the wait in progress (and every later one until ClearAlert), waking it if asleep.
+  void Alert();
   void ClearAlert() { alert_.store(false, std::memory_order_relaxed); }
   bool alerted() const { return alert_.load(std::memory_order_relaxed); }
 
   // The strategy this consumer has now, as recorded in its entry.
   WaitParams CurrentWaitParams() const;
 
+  // What a blocking wait for `sequence` sleeps on: the cursor, or the upstream that lags.
+  wait::BlockTarget Lagging(std::int64_t sequence) const;
+
  private:
   [[gnu::noinline]] WaitResult WaitSlow(std::int64_t sequence);
   bool UpstreamGone(std::int64_t sequence) const;
 
+  ProducerState* producer_;
   const std::atomic<std::int64_t>* cursor_;
   const std::atomic<std::uint32_t>* ring_status_;
   ConsumerState* self_;
-  std::array<const ConsumerState*, kMaxAfter> upstream_{};
+  std::array<ConsumerState*, kMaxAfter> upstream_{};
   std::array<std::uint32_t, kMaxAfter> upstream_generation_{};
   std::uint32_t upstream_count_ = 0;
   std::atomic<bool> alert_{false};

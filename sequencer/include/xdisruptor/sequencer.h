@@ -65,6 +65,8 @@ class SingleProducerSequencer {
     // SYNC POINT: pairs with SequenceBarrier::Available's acquire load. Weaker, a consumer
     // could see the new cursor before the slot contents written above it.
     producer_->cursor.store(hi, std::memory_order_release);
+    // Wakes consumers asleep in a blocking wait; no syscall when none sleeps.
+    wait::Notify(producer_->cursor_notification);
   }
   void Publish(std::int64_t sequence) { Publish(sequence, sequence); }
 
@@ -86,6 +88,7 @@ class SingleProducerSequencer {
   [[gnu::noinline]] void WaitForCapacity(std::int64_t wrap_point);
   std::int64_t RefreshGating();
   std::int64_t MinimumGating() const;
+  wait::BlockTarget LaggingConsumer(std::int64_t wrap_point) const;
 
   ProducerState* producer_;
   ConsumerState* consumers_;

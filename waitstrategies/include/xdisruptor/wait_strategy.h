@@ -1,38 +1,65 @@
 // xdisruptor/wait_strategy.h — the one interface through which barriers and producers wait.
 //
 // A WaitParams value names a strategy and its tuning; it is plain data, stored in each
-// consumer's table entry (so an operator can read and retune it) and in the producer state.
-// An Idler is one wait in progress in this process: call Idle() each time the awaited
-// sequence is not there yet. No virtual call: the strategy is a switch that runs only when
-// there is nothing to do. Kinds 3..5 are reserved in the layout for blocking,
-// timeout-blocking and phased backoff (wait-strategies issue).
+// consumer's table entry (so an operator can read and retune it from another process) and
+// given to the producer for its full-ring waits. An Idler is one wait in progress in this
+// process: call Idle(target) each time the awaited sequence is not there yet, where `target`
+// says which sequence holds the wait back (blocking kinds sleep on its notification word).
+// No virtual call: the strategy is a switch that runs only when there is nothing to do.
+//
+//   busy-spin          pause instruction, re-check            lowest latency, a core per waiter
+//   yielding           spin_tries pauses, then sched_yield    low latency, 100% CPU when idle
+//   sleeping           spin, yield_tries yields, then sleeps  ~0% CPU idle, latency up to
+//                      doubling up to sleep_ceiling_ns         the ceiling
+//   blocking           futex sleep until the publisher wakes  ~0% CPU idle, a wake-up costs
+//                      it (blocking.h)                          a few microseconds
+//   timeout-blocking   blocking, and the wait ends after      for heartbeats and flushes
+//                      timeout_ns (processor: on_timeout)       (on_timeout)
+//   phased-backoff     spin phase_spin_ns, yield              burst latency of spinning,
+//                      phase_yield_ns, then fallback_kind       idle cost of the fallback
+//                      (sleeping or blocking)
+// Any kind may also carry timeout_ns > 0: the wait then returns kTimeout after that long.
 #ifndef XDISRUPTOR_WAIT_STRATEGY_H_
 #define XDISRUPTOR_WAIT_STRATEGY_H_
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "xdisruptor/waitstrategies/blocking.h"
 #include "xdisruptor/waitstrategies/busy_spin.h"
+#include "xdisruptor/waitstrategies/phased_backoff.h"
 #include "xdisruptor/waitstrategies/sleeping.h"
 #include "xdisruptor/waitstrategies/yielding.h"
 
 namespace xdisruptor {
 
-enum class WaitKind : std::uint32_t { kBusySpin = 0, kYielding = 1, kSleeping = 2 };
+enum class WaitKind : std::uint32_t {
+  kBusySpin = 0,
+  kYielding = 1,
+  kSleeping = 2,
+  kBlocking = 3,
+  kTimeoutBlocking = 4,
+  kPhasedBackoff = 5,
+};
+inline constexpr std::uint32_t kWaitKindCount = 6;
 
 struct WaitParams {
   WaitKind kind = WaitKind::kYielding;
-  std::uint32_t spin_tries = 100;           // pauses before yielding or sleeping
-  std::uint32_t yield_tries = 100;          // yields before sleeping (sleeping only)
-  std::int64_t sleep_ceiling_ns = 200000;   // longest single sleep (sleeping only)
-  std::int64_t timeout_ns = 0;              // > 0: a wait gives up after this long
+  std::uint32_t spin_tries = 100;             // pauses before yielding or sleeping
+  std::uint32_t yield_tries = 100;            // yields before sleeping (sleeping only)
+  std::int64_t sleep_ceiling_ns = 200'000;    // longest single sleep (sleeping)
+  std::int64_t timeout_ns = 0;                // > 0: a wait gives up after this long
+  std::int64_t phase_spin_ns = 10'000;        // phased backoff: spin this long,
+  std::int64_t phase_yield_ns = 100'000;      // then yield this long,
+  WaitKind fallback_kind = WaitKind::kBlocking;  // then wait like this (sleeping or blocking)
 };
 
-// "busy-spin", "yielding", "sleeping".
+// "busy-spin", "yielding", "sleeping", "blocking", "timeout-blocking", "phased-backoff".
 std::string_view WaitKindName(WaitKind kind);
 absl::StatusOr<WaitKind> ParseWaitKind(std::string_view name);
 // Range checks for values that came from a user or from shared memory.
@@ -49,10 +76,28 @@ class Idler {
  public:
   explicit Idler(const WaitParams& params) : params_(params) {}
 
-  // Waits once by the strategy. Returns false when the wait's timeout has elapsed.
-  bool Idle() {
+  // Waits once by the strategy. `target()` returns the wait::BlockTarget to sleep on; it is
+  // called only by the blocking kinds. Returns false when the wait's timeout has elapsed.
+  template <typename TargetFn>
+  bool Idle(TargetFn&& target) {
     ++attempt_;
-    switch (params_.kind) {
+    WaitKind kind = params_.kind;
+    if (kind == WaitKind::kPhasedBackoff) {
+      switch (wait::PhasedBackoff::PhaseAt(Elapsed(), params_.phase_spin_ns,
+                                           params_.phase_yield_ns)) {
+        case wait::Phase::kSpin:
+          wait::CpuRelax();
+          return !TimedOut();
+        case wait::Phase::kYield:
+          sched_yield();
+          return !TimedOut();
+        case wait::Phase::kFallback:
+          kind = params_.fallback_kind;
+          ++fallback_attempt_;
+          break;
+      }
+    }
+    switch (kind) {
       case WaitKind::kBusySpin:
         wait::BusySpin::Idle();
         break;
@@ -60,28 +105,53 @@ class Idler {
         wait::Yielding::Idle(attempt_, params_.spin_tries);
         break;
       case WaitKind::kSleeping:
-        wait::Sleeping::Idle(attempt_, params_.spin_tries, params_.yield_tries,
-                             params_.sleep_ceiling_ns, &sleep_ns_);
+        if (params_.kind == WaitKind::kPhasedBackoff) {  // spun and yielded already: sleep
+          wait::Sleeping::Idle(fallback_attempt_, 0, 0, params_.sleep_ceiling_ns, &sleep_ns_);
+        } else {
+          wait::Sleeping::Idle(attempt_, params_.spin_tries, params_.yield_tries,
+                               params_.sleep_ceiling_ns, &sleep_ns_);
+        }
         break;
+      case WaitKind::kBlocking:
+      case WaitKind::kTimeoutBlocking:
+      case WaitKind::kPhasedBackoff: {
+        const wait::BlockTarget t = target();
+        if (t.sequence != nullptr) wait::BlockOn(t, SleepBudget());
+        break;
+      }
     }
-    return params_.timeout_ns <= 0 || !TimedOut();
+    return !TimedOut();
   }
 
   std::uint64_t attempts() const { return attempt_; }
 
  private:
+  std::int64_t Elapsed() {
+    const std::int64_t now = MonotonicNanos();
+    if (start_ == 0) start_ = now;
+    return now - start_;
+  }
+  // How long one futex sleep may last: the safety net, or less when a timeout is near.
+  std::int64_t SleepBudget() {
+    if (params_.timeout_ns <= 0) return wait::kSafetyNetNs;
+    return std::clamp<std::int64_t>(params_.timeout_ns - Elapsed(), 1000, wait::kSafetyNetNs);
+  }
   // Reads the clock only every 64th step while spinning, so busy-spin stays a tight loop.
   bool TimedOut() {
-    if (deadline_ == 0) deadline_ = MonotonicNanos() + params_.timeout_ns;
-    if (params_.kind == WaitKind::kBusySpin && (attempt_ & 63) != 0) return false;
-    return MonotonicNanos() >= deadline_;
+    if (params_.timeout_ns <= 0) return false;
+    if (params_.kind == WaitKind::kBusySpin && (attempt_ & 63) != 1) return false;
+    return Elapsed() >= params_.timeout_ns;
   }
 
   WaitParams params_;
   std::uint64_t attempt_ = 0;
+  std::uint64_t fallback_attempt_ = 0;
   std::int64_t sleep_ns_ = 0;
-  std::int64_t deadline_ = 0;
+  std::int64_t start_ = 0;
 };
+
+// For waits that have nothing to block on (tests, polling loops).
+inline wait::BlockTarget NoBlockTarget() { return {}; }
 
 }  // namespace xdisruptor
 

@@ -1,0 +1,113 @@
+// xdisruptor/waitstrategies/blocking.h — sleep in the kernel on a futex word in the segment
+// until the sequence one waits for moves; the publisher wakes sleepers, and makes no system
+// call when nobody sleeps.
+//
+// Every sequence that others wait on (the cursor, each consumer's sequence) has a
+// NotificationState beside it: a futex word and a count of sleepers. The protocol (Dekker):
+//   waiter:    waiters += 1 (seq_cst: full fence #1); v = futex_word; re-check the sequence
+//              (seq_cst); if still short, futex_wait(futex_word, v, safety-net timeout);
+//              waiters -= 1.
+//   publisher: store the sequence (release); full fence #2; if waiters != 0: futex_word += 1,
+//              futex_wake(all).
+// Fence #1 and fence #2 make it impossible for both sides to miss each other: either the
+// publisher sees the waiter's count (and bumps the word, so the futex_wait returns at once or
+// is woken), or the waiter's re-check sees the new sequence and does not sleep. The futex is
+// not FUTEX_PRIVATE: sleepers and wakers are different processes. A wait also times out after
+// a safety net (kSafetyNetNs), so a crashed publisher cannot leave a waiter asleep forever.
+// Any thread may call these; they allocate nothing.
+#ifndef XDISRUPTOR_WAITSTRATEGIES_BLOCKING_H_
+#define XDISRUPTOR_WAITSTRATEGIES_BLOCKING_H_
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+
+#include "xdisruptor/layout.h"
+
+namespace xdisruptor::wait {
+
+inline constexpr std::int64_t kSafetyNetNs = 50'000'000;  // 50 ms
+
+// What a blocking waiter sleeps on: the sequence that holds it back, the value it needs, and the
+// notification words beside that sequence. `sequence == nullptr`: nothing holds it back now.
+struct BlockTarget {
+  const std::atomic<std::int64_t>* sequence = nullptr;
+  std::int64_t needed = 0;
+  NotificationState* notification = nullptr;
+};
+
+// Counters of this process's blocking waits, for tests and the inspector.
+struct BlockingStats {
+  std::atomic<std::uint64_t> sleeps{0};         // futex waits entered
+  std::atomic<std::uint64_t> safety_timeouts{0};  // ended by the safety net, not a wake
+  std::atomic<std::uint64_t> lost_wakeups{0};   // safety net expired though the sequence had
+                                                // moved and nobody bumped the word
+};
+inline BlockingStats& Stats() {
+  static BlockingStats stats;
+  return stats;
+}
+
+inline void FutexWakeAll(std::atomic<std::uint32_t>* word) {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr,
+            nullptr, 0);
+}
+
+// Returns true if woken (or the word had already changed), false on timeout.
+inline bool FutexWait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                      std::int64_t timeout_ns) {
+  const timespec timeout{static_cast<time_t>(timeout_ns / 1000000000),
+                         static_cast<long>(timeout_ns % 1000000000)};
+  const long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT,
+                            expected, &timeout, nullptr, 0);
+  return rc == 0 || errno != ETIMEDOUT;
+}
+
+// Wakes every sleeper on `n`, whether or not one is counted (halts, closes, retunes).
+inline void WakeAll(NotificationState& n) {
+  // Release: a woken waiter that reads the new word also sees what preceded the wake.
+  n.futex_word.fetch_add(1, std::memory_order_release);
+  FutexWakeAll(&n.futex_word);
+}
+
+// Publisher side: call right after the release store of the sequence `n` stands beside.
+inline void Notify(NotificationState& n) {
+  // SYNC POINT (StoreLoad, full fence #2): orders the caller's store of the sequence before the
+  // load of the sleeper count; pairs with fence #1 in BlockOn. Without it the count could be
+  // read before the store is visible while a waiter re-checks the old sequence: a lost wake-up.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (n.waiters.load(std::memory_order_relaxed) != 0) [[unlikely]] WakeAll(n);
+}
+
+// Waiter side: sleeps until `target` may have reached what is needed, a wake, or `max_sleep_ns`.
+inline void BlockOn(const BlockTarget& target, std::int64_t max_sleep_ns) {
+  NotificationState& n = *target.notification;
+  // SYNC POINT (full fence #1): the seq_cst increment is ordered before the re-check below;
+  // pairs with fence #2 in Notify.
+  n.waiters.fetch_add(1, std::memory_order_seq_cst);
+  // Acquire pairs with WakeAll's release bump.
+  const std::uint32_t word = n.futex_word.load(std::memory_order_acquire);
+  // seq_cst: this load must follow fence #2 in the single total order when the publisher
+  // missed our count (see the protocol above).
+  if (target.sequence->load(std::memory_order_seq_cst) < target.needed) {
+    Stats().sleeps.fetch_add(1, std::memory_order_relaxed);
+    if (!FutexWait(&n.futex_word, word, max_sleep_ns)) {
+      Stats().safety_timeouts.fetch_add(1, std::memory_order_relaxed);
+      if (n.futex_word.load(std::memory_order_acquire) == word &&
+          target.sequence->load(std::memory_order_acquire) >= target.needed) {
+        Stats().lost_wakeups.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+  n.waiters.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace xdisruptor::wait
+
+#endif  // XDISRUPTOR_WAITSTRATEGIES_BLOCKING_H_
