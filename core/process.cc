@@ -26,16 +26,26 @@ bool ReadStat(std::int64_t pid, StatFields* out) {
   if (fd < 0) return false;
   char buf[1024];
   ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  const int read_errno = errno;
   ::close(fd);
-  if (n <= 0) return false;
+  if (n <= 0) {
+    errno = n == 0 ? EINVAL : read_errno;
+    return false;
+  }
   buf[n] = '\0';
   const char* p = std::strrchr(buf, ')');
-  if (p == nullptr || p[1] != ' ') return false;
+  if (p == nullptr || p[1] != ' ') {
+    errno = EINVAL;
+    return false;
+  }
   p += 2;  // now at field 3
   out->state = *p;
   for (int field = 3; field < 22; ++field) {  // skip to field 22
     p = std::strchr(p, ' ');
-    if (p == nullptr) return false;
+    if (p == nullptr) {
+      errno = EINVAL;
+      return false;
+    }
     ++p;
   }
   out->start_time = std::strtoull(p, nullptr, 10);
@@ -56,8 +66,9 @@ bool IsProcessAlive(std::int64_t pid, std::uint64_t start_time) {
   if (pid <= 0) return false;
   StatFields fields;
   if (!ReadStat(pid, &fields)) {
-    // No /proc entry: gone, unless /proc is not mounted here; then ask the kernel directly.
-    if (::access("/proc/self/stat", R_OK) == 0) return false;
+    // Only "no such entry" means gone. Anything else (/proc hidden or unreadable, out of file
+    // descriptors) must not declare a live process dead: ask the kernel instead.
+    if (errno == ENOENT || errno == ESRCH) return false;
     return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
   }
   if (fields.state == 'Z' || fields.state == 'X') return false;

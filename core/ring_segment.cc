@@ -124,14 +124,18 @@ absl::Status ValidateName(std::string_view name, std::string_view what) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateImage(const std::byte* base, std::size_t size) {
+absl::StatusOr<HeaderSnapshot> ValidateAndSnapshot(const std::byte* base, std::size_t size) {
   if (size < sizeof(RingHeaderState)) {
     return absl::DataLossError(absl::StrFormat(
         "segment is %d bytes, smaller than a ring header (%d); it is truncated or not an "
         "xdisruptor ring",
         size, sizeof(RingHeaderState)));
   }
-  const auto& h = *reinterpret_cast<const RingHeaderState*>(base);
+  // Validate a private copy: another process may write the header while we look at it, and
+  // what we check must be what we use.
+  alignas(RingHeaderState) std::byte copy[sizeof(RingHeaderState)];
+  std::memcpy(copy, base, sizeof(copy));
+  const auto& h = *reinterpret_cast<const RingHeaderState*>(copy);
   if (h.magic != kMagic) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "segment is not an xdisruptor ring (magic %#x, expected %#x)", h.magic, kMagic));
@@ -183,27 +187,38 @@ absl::Status ValidateImage(const std::byte* base, std::size_t size) {
         "ring header is corrupt: its schema needs %d bytes but slots have %d", parsed->itemsize,
         h.slot_size));
   }
-  return ValidateConsumerTable(base);
+  if (absl::Status s = ValidateConsumerTable(base); !s.ok()) return s;
+  HeaderSnapshot snapshot;
+  snapshot.capacity = h.capacity;
+  snapshot.slot_size = h.slot_size;
+  snapshot.kind = static_cast<SequencerKind>(h.sequencer_kind);
+  snapshot.schema = std::string(schema);
+  snapshot.layout = *layout;
+  return snapshot;
 }
 
-RingSegment::RingSegment(bip::mapped_region region, std::string name)
-    : region_(std::move(region)), name_(std::move(name)) {
+absl::Status ValidateImage(const std::byte* base, std::size_t size) {
+  return ValidateAndSnapshot(base, size).status();
+}
+
+RingSegment::RingSegment(bip::mapped_region region, std::string name,
+                         const HeaderSnapshot& validated)
+    : region_(std::move(region)), name_(std::move(name)), schema_(validated.schema) {
+  // Everything here comes from the validated copy, never from a second read of the segment
+  // (a hostile writer could change the header between validation and use).
   base_ = static_cast<std::byte*>(region_.get_address());
-  const RingHeaderState& h = header();
-  producer_ = reinterpret_cast<ProducerState*>(base_ + h.producer_offset);
-  consumers_ = reinterpret_cast<ConsumerState*>(base_ + h.consumer_table_offset);
-  slots_ = base_ + h.slots_offset;
-  capacity_ = h.capacity;
+  producer_ = reinterpret_cast<ProducerState*>(base_ + kProducerOffset);
+  consumers_ = reinterpret_cast<ConsumerState*>(base_ + kConsumerTableOffset);
+  slots_ = base_ + validated.layout.slots_offset;
+  capacity_ = validated.capacity;
   mask_ = capacity_ - 1;
-  slot_size_ = h.slot_size;
-  kind_ = static_cast<SequencerKind>(h.sequencer_kind);
+  slot_size_ = validated.slot_size;
+  kind_ = validated.kind;
 }
 
-std::string_view RingSegment::schema() const {
-  return {header().schema, header().schema_length};
-}
-
-absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& options) {
+absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
+  RingOptions options = requested;
+  if (options.slot_size == 0) options.slot_size = kDefaultSlotSize;
   if (absl::Status s = ValidateName(options.name, "ring"); !s.ok()) return s;
   auto layout = ComputeLayout(options.capacity, options.slot_size, options.sequencer);
   if (!layout.ok()) return layout.status();
@@ -274,7 +289,13 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& options) {
   // SYNC POINT: pairs with ValidateImage's acquire load; every field above is visible to an
   // opener that sees the version.
   h.layout_version.store(kLayoutVersion, std::memory_order_release);
-  return RingSegment(std::move(region), options.name);
+  HeaderSnapshot snapshot;
+  snapshot.capacity = options.capacity;
+  snapshot.slot_size = options.slot_size;
+  snapshot.kind = options.sequencer;
+  snapshot.schema = options.schema;
+  snapshot.layout = *layout;
+  return RingSegment(std::move(region), options.name, snapshot);
 }
 
 absl::StatusOr<RingSegment> RingSegment::Attach(std::string_view name,
@@ -291,12 +312,17 @@ absl::StatusOr<RingSegment> RingSegment::Attach(std::string_view name,
         bip::mapped_region region(shm, bip::read_write);
         const auto* base = static_cast<const std::byte*>(region.get_address());
         const auto& h = *reinterpret_cast<const RingHeaderState*>(base);
-        // A creator still filling the header has not written the version yet.
-        if (h.layout_version.load(std::memory_order_acquire) != 0 || h.magic != kMagic) {
-          if (absl::Status s = ValidateImage(base, region.get_size()); !s.ok()) {
+        // A creator still filling the header has not written the version yet (and may not
+        // have written the magic either); a non-zero foreign magic is final at once.
+        const std::uint64_t magic = h.magic;
+        if (h.layout_version.load(std::memory_order_acquire) != 0 ||
+            (magic != 0 && magic != kMagic)) {
+          auto snapshot = ValidateAndSnapshot(base, region.get_size());
+          if (!snapshot.ok()) {
+            const absl::Status& s = snapshot.status();
             return absl::Status(s.code(), absl::StrFormat("ring '%s': %s", name, s.message()));
           }
-          return RingSegment(std::move(region), n);
+          return RingSegment(std::move(region), n, *snapshot);
         }
       }
       if (absl::Now() >= deadline) {

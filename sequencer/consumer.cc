@@ -1,11 +1,14 @@
 #include "xdisruptor/consumer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "internal/reclaim.h"
 #include "internal/registry_lock.h"
 #include "xdisruptor/process.h"
 
@@ -63,14 +66,28 @@ void ReclaimAbandonedJoins(RingSegment& ring) {
     ConsumerState& c = ring.consumer(i);
     if (c.status.load(std::memory_order_acquire) != kJoining) continue;
     ring.producer().gating_mask.fetch_and(~(std::uint64_t{1} << i), std::memory_order_seq_cst);
+    internal::ClearSleeperEverywhere(ring, {.producer = false, .index = static_cast<std::uint32_t>(i)});
     c.pid.store(0, std::memory_order_relaxed);
     c.status.store(kFree, std::memory_order_release);
   }
 }
 
+// True when an active consumer runs after entry `index`: handing that entry to another name
+// would let the downstream stage read the newcomer's sequence as its upstream's.
+bool IsSomeonesUpstream(const RingSegment& ring, std::size_t index) {
+  for (std::size_t i = 0; i < kMaxConsumers; ++i) {
+    const ConsumerState& c = ring.consumer(i);
+    if (c.status.load(std::memory_order_acquire) != kActive) continue;
+    for (std::uint32_t k = 0; k < std::min<std::uint32_t>(c.after_count, kMaxAfter); ++k) {
+      if (static_cast<std::size_t>(c.after[k]) == index) return true;
+    }
+  }
+  return false;
+}
+
 // Chooses the entry for `name` under the registry lock: its own earlier entry if its owner is
-// gone, else the first free one.
-absl::StatusOr<int> ChooseEntry(const RingSegment& ring, std::string_view name) {
+// gone, else the first free one that no active stage runs after.
+absl::StatusOr<int> ChooseEntry(RingSegment& ring, std::string_view name) {
   int free_entry = -1;
   for (std::size_t i = 0; i < kMaxConsumers; ++i) {
     const ConsumerState& c = ring.consumer(i);
@@ -85,9 +102,13 @@ absl::StatusOr<int> ChooseEntry(const RingSegment& ring, std::string_view name) 
               name, ring.name(), pid));
         }
       }
-      return static_cast<int>(i);  // its own entry: left, or its owner died
+      // Its own entry: left, or its owner died (perhaps asleep: clear its sleeper bits).
+      internal::ClearSleeperEverywhere(ring, {.producer = false, .index = static_cast<std::uint32_t>(i)});
+      return static_cast<int>(i);
     }
-    if (status == kFree && free_entry < 0) free_entry = static_cast<int>(i);
+    if (status == kFree && free_entry < 0 && !IsSomeonesUpstream(ring, i)) {
+      free_entry = static_cast<int>(i);
+    }
   }
   if (free_entry < 0) {
     return absl::ResourceExhaustedError(absl::StrFormat(
@@ -148,7 +169,9 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   // Join at the cursor without being lapped (the Disruptor's addGatingSequences race):
   // 1. start from a cursor value the producer has certainly published;
   std::atomic<std::int64_t>& cursor = ring.producer().cursor;
-  c.sequence.store(cursor.load(std::memory_order_acquire), std::memory_order_relaxed);
+  //    Release: a downstream barrier that reads this sequence also sees the generation bumped
+  //    above (so it never mistakes the newcomer for the upstream it knew).
+  c.sequence.store(cursor.load(std::memory_order_acquire), std::memory_order_release);
   // 2. become gating. SYNC POINT (StoreLoad, seq_cst): pairs with the producer's seq_cst
   //    fence before it loads the mask. Either the producer sees this bit (and, through the
   //    RMW's release, the sequence above) or this thread's cursor load below sees every
@@ -171,7 +194,8 @@ Consumer::Consumer(RingSegment& ring, int index, std::string name)
       state_(&ring.consumer(static_cast<std::size_t>(index))),
       index_(index),
       name_(std::move(name)),
-      barrier_(ring, state_) {}
+      barrier_(ring, state_),
+      owner_pid_(::getpid()) {}
 
 Consumer::Consumer(Consumer&& other) noexcept
     : ring_(other.ring_),
@@ -179,6 +203,7 @@ Consumer::Consumer(Consumer&& other) noexcept
       index_(other.index_),
       name_(std::move(other.name_)),
       barrier_(std::move(other.barrier_)),
+      owner_pid_(other.owner_pid_),
       registered_(std::exchange(other.registered_, false)) {}
 
 Consumer& Consumer::operator=(Consumer&& other) noexcept {
@@ -189,6 +214,7 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
   index_ = other.index_;
   name_ = std::move(other.name_);
   barrier_ = std::move(other.barrier_);
+  owner_pid_ = other.owner_pid_;
   registered_ = std::exchange(other.registered_, false);
   return *this;
 }
@@ -205,6 +231,13 @@ absl::Status Consumer::Deregister() {
   if (!registered_) {
     return absl::FailedPreconditionError(
         absl::StrFormat("consumer '%s' is not registered", name_));
+  }
+  if (owner_pid_ != ::getpid()) {
+    // A forked child holds a copy of its parent's registration: it is not its to end.
+    registered_ = false;
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "consumer '%s' was registered by process %d; only that process can deregister it",
+        name_, owner_pid_));
   }
   internal::RegistryLock lock(ring_->producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
@@ -267,9 +300,15 @@ absl::Status RetuneConsumer(RingSegment& ring, std::string_view name, const Wait
     return absl::NotFoundError(
         absl::StrFormat("no consumer named '%s' is registered on ring '%s'", name, ring.name()));
   }
-  StoreWaitParams(ring.consumer(static_cast<std::size_t>(index)), params);
-  // A consumer asleep on the cursor re-reads its strategy now rather than at the safety net.
+  ConsumerState& entry = ring.consumer(static_cast<std::size_t>(index));
+  StoreWaitParams(entry, params);
+  // A consumer asleep re-reads its strategy now rather than at the safety net: wake whatever
+  // it may sleep on, the cursor or one of its upstreams.
   wait::WakeAll(ring.producer().cursor_notification);
+  for (std::uint32_t k = 0; k < std::min<std::uint32_t>(entry.after_count, kMaxAfter); ++k) {
+    const auto up = static_cast<std::size_t>(entry.after[k]);
+    if (up < kMaxConsumers) wait::WakeAll(ring.consumer(up).notification);
+  }
   return absl::OkStatus();
 }
 

@@ -7,20 +7,33 @@ namespace xdisruptor {
 WaitParams SequenceBarrier::CurrentWaitParams() const { return LoadWaitParams(*self_); }
 
 void SequenceBarrier::Alert() {
+  // Relaxed: WakeAll's release bump publishes it to a waiter that reads the new word.
   alert_.store(true, std::memory_order_relaxed);
-  // Whatever this consumer may be asleep on: the cursor or one of its upstreams. Other
-  // sleepers on those words wake too, re-check and sleep again.
+  WakeSelf();
+}
+
+void SequenceBarrier::WakeSelf() {
   wait::WakeAll(producer_->cursor_notification);
   for (std::uint32_t i = 0; i < upstream_count_; ++i) wait::WakeAll(upstream_[i]->notification);
 }
 
 wait::BlockTarget SequenceBarrier::Lagging(std::int64_t sequence) const {
+  wait::BlockTarget t;
+  t.needed = sequence;
+  t.sleeper = {.producer = false, .index = self_index_};
+  t.ring_status = ring_status_;
+  t.alert = &alert_;
   if (cursor_->load(std::memory_order_acquire) < sequence) {
-    return {cursor_, sequence, &producer_->cursor_notification};
+    t.sequence = cursor_;
+    t.notification = &producer_->cursor_notification;
+    return t;
   }
   for (std::uint32_t i = 0; i < upstream_count_; ++i) {
     if (upstream_[i]->sequence.load(std::memory_order_acquire) < sequence) {
-      return {&upstream_[i]->sequence, sequence, &upstream_[i]->notification};
+      t.sequence = &upstream_[i]->sequence;
+      t.notification = &upstream_[i]->notification;
+      t.active_status = &upstream_[i]->status;
+      return t;
     }
   }
   return {};
@@ -29,10 +42,11 @@ wait::BlockTarget SequenceBarrier::Lagging(std::int64_t sequence) const {
 bool SequenceBarrier::UpstreamGone(std::int64_t sequence) const {
   for (std::uint32_t i = 0; i < upstream_count_; ++i) {
     const ConsumerState& up = *upstream_[i];
+    // Another registration took the entry: its sequence says nothing about our upstream.
+    if (up.generation.load(std::memory_order_acquire) != upstream_generation_[i]) return true;
     if (up.sequence.load(std::memory_order_acquire) >= sequence) continue;
-    const bool active = up.status.load(std::memory_order_acquire) ==
-                        static_cast<std::uint32_t>(ConsumerStatus::kActive);
-    if (!active || up.generation.load(std::memory_order_relaxed) != upstream_generation_[i]) {
+    if (up.status.load(std::memory_order_acquire) !=
+        static_cast<std::uint32_t>(ConsumerStatus::kActive)) {
       return true;
     }
   }

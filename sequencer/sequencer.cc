@@ -1,10 +1,13 @@
 #include "xdisruptor/sequencer.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "internal/reclaim.h"
 #include "internal/registry_lock.h"
 #include "xdisruptor/process.h"
 
@@ -18,6 +21,11 @@ absl::StatusOr<SingleProducerSequencer> SingleProducerSequencer::Attach(RingSegm
         ring.name()));
   }
   if (absl::Status s = ValidateWaitParams(wait); !s.ok()) return s;
+  if (wait.timeout_ns != 0 || wait.kind == WaitKind::kTimeoutBlocking) {
+    return absl::InvalidArgumentError(
+        "a producer waits for space until it gets it: give it a wait strategy without a "
+        "timeout (use TryNext to give up at once)");
+  }
   ProducerState& p = ring.producer();
   internal::RegistryLock lock(p);
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
@@ -28,6 +36,9 @@ absl::StatusOr<SingleProducerSequencer> SingleProducerSequencer::Attach(RingSegm
         "ring '%s' already has a live producer (process %d); a single-producer ring takes one "
         "producer at a time",
         ring.name(), holder));
+  }
+  if (holder != 0) {  // the previous producer died, perhaps asleep on a consumer
+    internal::ClearSleeperEverywhere(ring, {.producer = true, .index = 0});
   }
   const ProcessIdentity self = CurrentProcess();
   p.producer_pid.store(self.pid, std::memory_order_relaxed);
@@ -115,7 +126,13 @@ wait::BlockTarget SingleProducerSequencer::LaggingConsumer(std::int64_t wrap_poi
     mask &= mask - 1;
     ConsumerState& c = consumers_[i];
     if (c.sequence.load(std::memory_order_acquire) < wrap_point) {
-      return {&c.sequence, wrap_point, &c.notification};
+      wait::BlockTarget t;
+      t.sequence = &c.sequence;
+      t.needed = wrap_point;
+      t.notification = &c.notification;
+      t.sleeper = {.producer = true, .index = 0};
+      t.active_status = &c.status;  // a consumer that leaves stops gating: re-check
+      return t;
     }
   }
   return {};
@@ -147,6 +164,10 @@ void SingleProducerSequencer::Close() {
 absl::Status SingleProducerSequencer::Detach() {
   if (!attached_) return absl::FailedPreconditionError("the producer is already detached");
   attached_ = false;
+  if (producer_->producer_pid.load(std::memory_order_relaxed) != ::getpid()) {
+    // A forked child's copy: the ring's producer is its parent (or someone else by now).
+    return absl::FailedPreconditionError("this process is not the ring's producer");
+  }
   internal::RegistryLock lock(*producer_);
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   producer_->producer_pid.store(0, std::memory_order_relaxed);

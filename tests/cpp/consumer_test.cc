@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "test_util.h"
+#include "xdisruptor/event_poller.h"
 #include "xdisruptor/sequencer.h"
 
 namespace xdisruptor {
@@ -160,6 +161,54 @@ TEST_F(ConsumerTest, ShouldDeregisterTheOldEntryWhenMoveAssigned) {
   EXPECT_EQ(ring_->consumer(static_cast<std::size_t>(first_index)).status.load(),
             static_cast<std::uint32_t>(ConsumerStatus::kFree));
   EXPECT_FALSE(second->registered());
+}
+
+}  // namespace
+}  // namespace xdisruptor
+
+namespace xdisruptor {
+namespace {
+
+TEST_F(ConsumerTest, ShouldNotHandOutAnEntryThatAStageRunsAfter) {
+  auto a = Consumer::Register(*ring_, "a");
+  ASSERT_TRUE(a.ok());
+  auto b = Consumer::Register(*ring_, "b", {.after = {"a"}});
+  ASSERT_TRUE(b.ok());
+  const int a_index = a->index();
+  ASSERT_TRUE(a->Deregister().ok());
+  auto x = Consumer::Register(*ring_, "x");
+  ASSERT_TRUE(x.ok());
+  EXPECT_NE(x->index(), a_index);
+  EXPECT_EQ(b->barrier().WaitFor(0).status, WaitStatus::kUpstreamGone);
+}
+
+TEST_F(ConsumerTest, ShouldFreeAnEntryLeftJoiningByADeadRegistrant) {
+  ConsumerState& stale = ring_->consumer(0);  // as if its process died inside Register
+  stale.status.store(static_cast<std::uint32_t>(ConsumerStatus::kJoining));
+  ring_->producer().gating_mask.store(1);
+  auto c = Consumer::Register(*ring_, "fresh");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(ring_->producer().gating_mask.load(), 1ull << c->index());
+  EXPECT_EQ(c->index(), 0);  // the freed entry is reused
+}
+
+TEST_F(ConsumerTest, ShouldReportUpstreamGoneWhenItsEntryIsReRegistered) {
+  auto a = Consumer::Register(*ring_, "a");
+  ASSERT_TRUE(a.ok());
+  auto b = Consumer::Register(*ring_, "b", {.after = {"a"}});
+  ASSERT_TRUE(b.ok());
+  auto producer = SingleProducerSequencer::Attach(*ring_);
+  ASSERT_TRUE(producer.ok());
+  producer->Publish(0, producer->Next(10));
+  a->Release(2, 3);
+  ASSERT_TRUE(a->Deregister().ok());
+  // "a" comes back and joins at the cursor (9): b must not take 3..9 as processed by "a".
+  auto a_again = Consumer::Register(*ring_, "a");
+  ASSERT_TRUE(a_again.ok());
+  EXPECT_EQ(a_again->index(), a->index());
+  // Once the entry is someone else's registration, b cannot trust its sequence at all.
+  EXPECT_EQ(b->barrier().Available(), kInitialSequence - 1);
+  EXPECT_EQ(b->barrier().WaitFor(3).status, WaitStatus::kUpstreamGone);
 }
 
 }  // namespace

@@ -46,5 +46,22 @@ TEST(PollerTest, ShouldReportEachStateWhenPolled) {
   EXPECT_EQ(down_poller.Poll(take_all), PollState::kClosed);
 }
 
+TEST(PollerTest, ShouldReportUpstreamGoneWhenTheUpstreamLeaves) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 16});
+  ASSERT_TRUE(ring.ok());
+  auto up = Consumer::Register(ring->segment(), "up");
+  auto down = Consumer::Register(ring->segment(), "down", {.after = {"up"}});
+  ASSERT_TRUE(up.ok() && down.ok());
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
+  producer->Publish(producer->Next());
+  EventPoller<TestEvent> poller(*ring, *down);
+  auto ignore = [](TestEvent&, std::int64_t, bool) { return true; };
+  EXPECT_EQ(poller.Poll(ignore), PollState::kGating);
+  ASSERT_TRUE(up->Deregister().ok());
+  EXPECT_EQ(poller.Poll(ignore), PollState::kUpstreamGone);
+}
+
 }  // namespace
 }  // namespace xdisruptor

@@ -99,6 +99,26 @@ TEST(ProcessorTest, ShouldReturnWhenHaltedFromAnotherThread) {
   EXPECT_TRUE(h.shut_down);
 }
 
+TEST(ProcessorTest, ShouldNotRunWhenHaltedBeforeItStarts) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 16});
+  ASSERT_TRUE(ring.ok());
+  auto c = Consumer::Register(ring->segment(), "c", {.wait = {.kind = WaitKind::kBlocking}});
+  ASSERT_TRUE(c.ok());
+  CheckingHandler h;
+  BatchEventProcessor<TestEvent, CheckingHandler> p(*ring, *c, h);
+  p.Halt();
+  std::thread t([&] { EXPECT_EQ(p.Run(), WaitStatus::kAlerted); });
+  t.join();
+  EXPECT_FALSE(h.started);
+  // Halting is not sticky: a later Run waits again until halted again.
+  std::thread again([&] { EXPECT_EQ(p.Run(), WaitStatus::kAlerted); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  p.Halt();
+  again.join();
+  EXPECT_TRUE(h.started && h.shut_down);
+}
+
 struct TimeoutHandler {
   int timeouts = 0;
   std::int64_t last_seen = -2;

@@ -154,6 +154,14 @@ TEST(RingSegmentTest, ShouldTimeOutClearlyWhenCreatorNeverFinished) {
   EXPECT_NE(attached.status().message().find("creator"), absl::string_view::npos);
 }
 
+TEST(RingSegmentTest, ShouldWaitNotFailWhenTheCreatorHasNotWrittenTheMagicYet) {
+  ScopedRingName name;
+  RawSegment raw(name.get());
+  raw.Truncate(65536);  // sized, all zero: the creator has not written anything yet
+  auto attached = RingSegment::Attach(name.get(), {.creation_timeout = absl::Milliseconds(30)});
+  EXPECT_EQ(attached.status().code(), absl::StatusCode::kUnavailable);
+}
+
 TEST(RingSegmentTest, ShouldRefuseWhenConsumerTableIsCorrupt) {
   ScopedRingName name;
   auto ring = RingSegment::Create({.name = name.get(), .capacity = 64});

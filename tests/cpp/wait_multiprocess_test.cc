@@ -300,5 +300,28 @@ TEST(WaitMultiProcessTest, ShouldSleepWhenTheProducerFacesAFullRing) {
   EXPECT_EQ(WaitChild(consumer, std::chrono::seconds(30)), 0);
 }
 
+// A blocking consumer killed while asleep leaves its sleeper bit on the cursor's notification;
+// taking over its name clears it, so publishes stop paying for a wake-up nobody waits for.
+TEST(WaitMultiProcessTest, ShouldClearTheSleeperBitWhenADeadSleepersNameIsTakenOver) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok());
+  const pid_t child = ForkChild([&] {
+    return RunConsumer(name.get(), "sleeper", {.wait = {.kind = WaitKind::kBlocking}}, {}, 1);
+  });
+  ASSERT_TRUE(AwaitConsumers(ring->segment(), 1));
+  NotificationState& n = ring->segment().producer().cursor_notification;
+  for (int i = 0; i < 2000 && n.consumer_sleepers.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(n.consumer_sleepers.load(), 1u);  // entry 0 asleep on the cursor
+  ::kill(child, SIGKILL);
+  EXPECT_EQ(WaitChild(child), 128 + SIGKILL);
+  EXPECT_EQ(n.consumer_sleepers.load(), 1u);  // nobody cleared it yet
+  auto again = Consumer::Register(ring->segment(), "sleeper");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(n.consumer_sleepers.load(), 0u);
+}
+
 }  // namespace
 }  // namespace xdisruptor

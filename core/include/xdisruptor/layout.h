@@ -76,12 +76,15 @@ struct RingHeaderState {
   char schema[kMaxSchemaLength];              // 1024: numpy-style field list, not terminated
 };
 
-// A futex word and the count of processes sleeping on it. A publisher bumps the word and wakes
-// only when `waiters` is non-zero, so nobody pays a syscall while nobody sleeps (wait issue).
+// A futex word and who sleeps on it: one bit per consumer entry, one per producer entry. A
+// publisher bumps the word and wakes only when a bit is set, so nobody pays a syscall while
+// nobody sleeps. Bits, not a count: the bit of a process that died asleep is cleared when its
+// entry is taken over, so a crash cannot leave every later publish paying for a wake-up.
 struct alignas(kSpacing) NotificationState {
   std::atomic<std::uint32_t> futex_word;
-  std::atomic<std::uint32_t> waiters;
-  std::uint8_t reserved[kSpacing - 8];
+  std::atomic<std::uint32_t> producer_sleepers;  // bit p: producer entry p sleeps here
+  std::atomic<std::uint64_t> consumer_sleepers;  // bit i: consumer entry i sleeps here
+  std::uint8_t reserved[kSpacing - 16];
 };
 
 // One producer process's liveness record (multi-producer rings use several).

@@ -63,7 +63,7 @@ class Ring {
   static_assert(alignof(T) <= 64, "slots are at most 64-byte aligned");
 
  public:
-  // Fills in slot_size from T when it is 0.
+  // Fills in slot_size from T (sizeof(T) rounded up to 8) when it is 0.
   static absl::StatusOr<Ring> Create(RingOptions options) {
     if (options.slot_size == 0) {
       options.slot_size = static_cast<std::uint32_t>((sizeof(T) + 7) / 8 * 8);

@@ -25,11 +25,13 @@ namespace xdisruptor {
 struct RingOptions {
   std::string name{};             // letters, digits, '.', '_', '-'; 1..64 characters
   std::uint64_t capacity = 1024;  // slots, a power of two
-  std::uint32_t slot_size = 64;   // bytes, a multiple of 8
+  std::uint32_t slot_size = 0;    // bytes, a multiple of 8; 0: 64, or sizeof(T) in Ring<T>
   std::string schema{};           // numpy-style field text; empty for raw bytes
   SequencerKind sequencer = SequencerKind::kSingleProducer;
   std::uint32_t mode = 0600;      // permission bits of the segment
 };
+
+inline constexpr std::uint32_t kDefaultSlotSize = 64;
 
 struct AttachOptions {
   // How long to wait for a creator that is still initialising the segment.
@@ -46,6 +48,15 @@ struct SegmentLayout {
 };
 absl::StatusOr<SegmentLayout> ComputeLayout(std::uint64_t capacity, std::uint32_t slot_size,
                                             SequencerKind kind);
+
+// The geometry of a ring as validated once; a RingSegment is built from it alone.
+struct HeaderSnapshot {
+  std::uint64_t capacity = 0;
+  std::uint32_t slot_size = 0;
+  SequencerKind kind = SequencerKind::kSingleProducer;
+  std::string schema;
+  SegmentLayout layout;
+};
 
 // Checks a ring or consumer name: letters, digits, '.', '_', '-', 1..64 characters, not all dots.
 absl::Status ValidateName(std::string_view name, std::string_view what);
@@ -72,7 +83,7 @@ class RingSegment {
   std::uint64_t capacity() const { return capacity_; }
   std::uint32_t slot_size() const { return slot_size_; }
   SequencerKind sequencer_kind() const { return kind_; }
-  std::string_view schema() const;
+  std::string_view schema() const { return schema_; }
 
   RingHeaderState& header() const { return *reinterpret_cast<RingHeaderState*>(base_); }
   ProducerState& producer() const { return *producer_; }
@@ -87,10 +98,12 @@ class RingSegment {
   }
 
  private:
-  RingSegment(boost::interprocess::mapped_region region, std::string name);
+  RingSegment(boost::interprocess::mapped_region region, std::string name,
+              const HeaderSnapshot& validated);
 
   boost::interprocess::mapped_region region_;
   std::string name_;
+  std::string schema_;
   std::byte* base_ = nullptr;
   ProducerState* producer_ = nullptr;
   ConsumerState* consumers_ = nullptr;

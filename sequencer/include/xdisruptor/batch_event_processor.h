@@ -12,6 +12,7 @@
 #define XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "xdisruptor/consumer.h"
@@ -32,9 +33,15 @@ class BatchEventProcessor {
       : ring_(&ring), consumer_(&consumer), handler_(&handler) {}
 
   // Processes events until halted, until the ring is closed and drained, or until a stage this
-  // one runs after leaves. Returns which: kAlerted, kClosed or kUpstreamGone.
+  // one runs after leaves. Returns which: kAlerted, kClosed or kUpstreamGone. A Halt() that
+  // came before Run() makes it return kAlerted at once, without calling the handler.
   WaitStatus Run() {
-    consumer_->barrier().ClearAlert();
+    int expected = kIdle;
+    if (!state_.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) {
+      // Halted before it ran (or Run() called twice at once): do nothing.
+      if (expected == kHalted) Reset();
+      return WaitStatus::kAlerted;
+    }
     if constexpr (requires { handler_->on_start(); }) handler_->on_start();
     SequenceBarrier& barrier = consumer_->barrier();
     const typename Ring<T>::Slots slots = ring_->slots();
@@ -57,13 +64,26 @@ class BatchEventProcessor {
       next = r.available + 1;
     }
     if constexpr (requires { handler_->on_shutdown(); }) handler_->on_shutdown();
+    Reset();
     return why;
   }
 
-  // Asks Run() to return after the batch in hand.
-  void Halt() { consumer_->barrier().Alert(); }
+  // Asks Run() to return after the batch in hand (or at once, if it has not started yet).
+  void Halt() {
+    state_.store(kHalted, std::memory_order_release);
+    consumer_->barrier().Alert();
+  }
 
  private:
+  static constexpr int kIdle = 0;
+  static constexpr int kRunning = 1;
+  static constexpr int kHalted = 2;
+
+  void Reset() {
+    consumer_->barrier().ClearAlert();
+    state_.store(kIdle, std::memory_order_release);
+  }
+
   // Calls the handler for lo..hi, walking each run of adjacent slots (at most two: the batch
   // may wrap) with a pointer instead of masking and multiplying per event.
   void HandleBatch(const typename Ring<T>::Slots& slots, std::int64_t lo, std::int64_t hi) {
@@ -81,6 +101,7 @@ class BatchEventProcessor {
   const Ring<T>* ring_;
   Consumer* consumer_;
   Handler* handler_;
+  std::atomic<int> state_{kIdle};
 };
 
 }  // namespace xdisruptor

@@ -79,6 +79,7 @@ class Consumer {
   int index_;
   std::string name_;
   SequenceBarrier barrier_;
+  std::int64_t owner_pid_;
   bool registered_ = true;
 };
 

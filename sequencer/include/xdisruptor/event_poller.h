@@ -18,6 +18,7 @@ enum class PollState {
   kGating,      // the producer published more, but a stage this one runs after holds it
   kIdle,        // nothing new published
   kClosed,      // the producer closed the ring and everything was handled
+  kUpstreamGone,  // a stage this one runs after left before releasing what is published
 };
 
 template <typename T>
@@ -42,7 +43,9 @@ class EventPoller {
     }
     const bool closed = barrier.closed();  // read before the cursor: see sequence_barrier.h
     const std::int64_t cursor = barrier.cursor();
-    if (cursor > current) return PollState::kGating;
+    if (cursor > current) {
+      return barrier.UpstreamGone(current + 1) ? PollState::kUpstreamGone : PollState::kGating;
+    }
     return closed ? PollState::kClosed : PollState::kIdle;
   }
 

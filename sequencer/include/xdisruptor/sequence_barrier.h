@@ -40,9 +40,11 @@ class SequenceBarrier {
         cursor_(&ring.producer().cursor),
         ring_status_(&ring.producer().ring_status),
         self_(self) {
+    self_index_ = static_cast<std::uint32_t>(self - &ring.consumer(0));
     upstream_count_ = std::min<std::uint32_t>(self->after_count, kMaxAfter);
     for (std::uint32_t i = 0; i < upstream_count_; ++i) {
-      upstream_[i] = &ring.consumer(static_cast<std::size_t>(self->after[i]));
+      const auto up = static_cast<std::uint32_t>(self->after[i]);
+      upstream_[i] = &ring.consumer(up < kMaxConsumers ? up : self_index_);
       upstream_generation_[i] = self->after_generation[i];
     }
   }
@@ -51,6 +53,7 @@ class SequenceBarrier {
         cursor_(other.cursor_),
         ring_status_(other.ring_status_),
         self_(other.self_),
+        self_index_(other.self_index_),
         upstream_(other.upstream_),
         upstream_generation_(other.upstream_generation_),
         upstream_count_(other.upstream_count_),
@@ -60,6 +63,7 @@ class SequenceBarrier {
     cursor_ = other.cursor_;
     ring_status_ = other.ring_status_;
     self_ = other.self_;
+    self_index_ = other.self_index_;
     upstream_ = other.upstream_;
     upstream_generation_ = other.upstream_generation_;
     upstream_count_ = other.upstream_count_;
@@ -75,7 +79,15 @@ class SequenceBarrier {
     for (std::uint32_t i = 0; i < upstream_count_; ++i) {
       // SYNC POINT: pairs with the upstream consumer's release in Consumer::Release: its
       // in-place changes to those slots are visible.
-      available = std::min(available, upstream_[i]->sequence.load(std::memory_order_acquire));
+      const std::int64_t up = upstream_[i]->sequence.load(std::memory_order_acquire);
+      // A new registration bumps the generation before it stores a sequence (release), so a
+      // sequence from someone else's entry is never taken for our upstream's: the barrier
+      // then stops at what it has, and the slow path reports kUpstreamGone.
+      if (upstream_[i]->generation.load(std::memory_order_relaxed) != upstream_generation_[i])
+          [[unlikely]] {
+        return std::min(available, kInitialSequence - 1);
+      }
+      available = std::min(available, up);
     }
     return available;
   }
@@ -109,14 +121,19 @@ class SequenceBarrier {
   // What a blocking wait for `sequence` sleeps on: the cursor, or the upstream that lags.
   wait::BlockTarget Lagging(std::int64_t sequence) const;
 
+  // True when a stage this consumer runs after left (or its entry was taken by another
+  // registration) before reaching `sequence`.
+  bool UpstreamGone(std::int64_t sequence) const;
+
  private:
   [[gnu::noinline]] WaitResult WaitSlow(std::int64_t sequence);
-  bool UpstreamGone(std::int64_t sequence) const;
+  void WakeSelf();
 
   ProducerState* producer_;
   const std::atomic<std::int64_t>* cursor_;
   const std::atomic<std::uint32_t>* ring_status_;
   ConsumerState* self_;
+  std::uint32_t self_index_ = 0;
   std::array<ConsumerState*, kMaxAfter> upstream_{};
   std::array<std::uint32_t, kMaxAfter> upstream_generation_{};
   std::uint32_t upstream_count_ = 0;

@@ -3,12 +3,14 @@
 // call when nobody sleeps.
 //
 // Every sequence that others wait on (the cursor, each consumer's sequence) has a
-// NotificationState beside it: a futex word and a count of sleepers. The protocol (Dekker):
-//   waiter:    waiters += 1 (seq_cst: full fence #1); v = futex_word; re-check the sequence
-//              (seq_cst); if still short, futex_wait(futex_word, v, safety-net timeout);
-//              waiters -= 1.
-//   publisher: store the sequence (release); full fence #2; if waiters != 0: futex_word += 1,
-//              futex_wake(all).
+// NotificationState beside it: a futex word and a bit per sleeper. The protocol (Dekker):
+//   waiter:    set its sleeper bit (seq_cst RMW: full fence #1); v = futex_word (acquire);
+//              re-check the sequence (seq_cst) and the stop conditions; if still short,
+//              futex_wait(futex_word, v, safety-net timeout); clear its bit.
+//   publisher: store the sequence (release); full fence #2; if any sleeper bit is set:
+//              futex_word += 1 (release), futex_wake(all).
+// Status changes that end a wait (ring closed, halt, upstream left) are stored before a
+// WakeAll bump; a waiter whose acquire load of the word sees the bump also sees the change.
 // Fence #1 and fence #2 make it impossible for both sides to miss each other: either the
 // publisher sees the waiter's count (and bumps the word, so the futex_wait returns at once or
 // is woken), or the waiter's re-check sees the new sequence and does not sleep. The futex is
@@ -34,12 +36,23 @@ namespace xdisruptor::wait {
 
 inline constexpr std::int64_t kSafetyNetNs = 50'000'000;  // 50 ms
 
-// What a blocking waiter sleeps on: the sequence that holds it back, the value it needs, and the
-// notification words beside that sequence. `sequence == nullptr`: nothing holds it back now.
+// Who sleeps: a consumer entry or a producer entry (its bit in NotificationState).
+struct Sleeper {
+  bool producer = false;
+  std::uint32_t index = 0;
+};
+
+// What a blocking waiter sleeps on: the sequence that holds it back, the value it needs, the
+// notification words beside that sequence, who sleeps, and the conditions that end the wait
+// early (each optional). `sequence == nullptr`: nothing holds it back now.
 struct BlockTarget {
   const std::atomic<std::int64_t>* sequence = nullptr;
   std::int64_t needed = 0;
   NotificationState* notification = nullptr;
+  Sleeper sleeper{};
+  const std::atomic<std::uint32_t>* ring_status = nullptr;    // stop when RingStatus::kClosed
+  const std::atomic<std::uint32_t>* active_status = nullptr;  // stop unless ConsumerStatus::kActive
+  const std::atomic<bool>* alert = nullptr;                   // stop when set
 };
 
 // Counters of this process's blocking waits, for tests and the inspector.
@@ -82,20 +95,54 @@ inline void Notify(NotificationState& n) {
   // load of the sleeper count; pairs with fence #1 in BlockOn. Without it the count could be
   // read before the store is visible while a waiter re-checks the old sequence: a lost wake-up.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (n.waiters.load(std::memory_order_relaxed) != 0) [[unlikely]] WakeAll(n);
+  if ((n.consumer_sleepers.load(std::memory_order_relaxed) |
+       n.producer_sleepers.load(std::memory_order_relaxed)) != 0) [[unlikely]] {
+    WakeAll(n);
+  }
+}
+
+// True while nothing that ends the wait has happened (see BlockTarget).
+inline bool StillShort(const BlockTarget& t) {
+  // seq_cst: when the publisher missed our sleeper bit, this load follows its fence #2 in the
+  // single total order and so sees its store (see the protocol above).
+  if (t.sequence->load(std::memory_order_seq_cst) >= t.needed) return false;
+  if (t.ring_status != nullptr &&
+      t.ring_status->load(std::memory_order_acquire) ==
+          static_cast<std::uint32_t>(RingStatus::kClosed)) {
+    return false;
+  }
+  if (t.active_status != nullptr &&
+      t.active_status->load(std::memory_order_acquire) !=
+          static_cast<std::uint32_t>(ConsumerStatus::kActive)) {
+    return false;
+  }
+  return t.alert == nullptr || !t.alert->load(std::memory_order_relaxed);
+}
+
+// Clears a sleeper's bit from `n`: for the entry of a process that died asleep.
+inline void ClearSleeper(NotificationState& n, Sleeper who) {
+  if (who.producer) {
+    n.producer_sleepers.fetch_and(~(std::uint32_t{1} << who.index), std::memory_order_relaxed);
+  } else {
+    n.consumer_sleepers.fetch_and(~(std::uint64_t{1} << who.index), std::memory_order_relaxed);
+  }
 }
 
 // Waiter side: sleeps until `target` may have reached what is needed, a wake, or `max_sleep_ns`.
 inline void BlockOn(const BlockTarget& target, std::int64_t max_sleep_ns) {
   NotificationState& n = *target.notification;
-  // SYNC POINT (full fence #1): the seq_cst increment is ordered before the re-check below;
-  // pairs with fence #2 in Notify.
-  n.waiters.fetch_add(1, std::memory_order_seq_cst);
-  // Acquire pairs with WakeAll's release bump.
+  // SYNC POINT (full fence #1): the seq_cst RMW that sets our bit is ordered before the
+  // re-check below; pairs with fence #2 in Notify.
+  if (target.sleeper.producer) {
+    n.producer_sleepers.fetch_or(std::uint32_t{1} << target.sleeper.index,
+                                 std::memory_order_seq_cst);
+  } else {
+    n.consumer_sleepers.fetch_or(std::uint64_t{1} << target.sleeper.index,
+                                 std::memory_order_seq_cst);
+  }
+  // Acquire pairs with WakeAll's release bump (and what was stored before it).
   const std::uint32_t word = n.futex_word.load(std::memory_order_acquire);
-  // seq_cst: this load must follow fence #2 in the single total order when the publisher
-  // missed our count (see the protocol above).
-  if (target.sequence->load(std::memory_order_seq_cst) < target.needed) {
+  if (StillShort(target)) {
     Stats().sleeps.fetch_add(1, std::memory_order_relaxed);
     if (!FutexWait(&n.futex_word, word, max_sleep_ns)) {
       Stats().safety_timeouts.fetch_add(1, std::memory_order_relaxed);
@@ -105,7 +152,7 @@ inline void BlockOn(const BlockTarget& target, std::int64_t max_sleep_ns) {
       }
     }
   }
-  n.waiters.fetch_sub(1, std::memory_order_relaxed);
+  ClearSleeper(n, target.sleeper);
 }
 
 }  // namespace xdisruptor::wait
