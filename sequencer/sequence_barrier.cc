@@ -53,10 +53,10 @@ bool SequenceBarrier::UpstreamGone(std::int64_t sequence) const {
   return false;
 }
 
-WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence) {
+WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wait_ns) {
   // SYNC POINT: pairs with StoreWaitParams' release bump: the parameters read are complete.
   std::uint32_t version = self_->wait_config_version.load(std::memory_order_acquire);
-  Idler idler(CurrentWaitParams());
+  Idler idler(CurrentWaitParams(), max_wait_ns);
   // Single writer (this consumer): load + store, no locked instruction.
   self_->waits.store(self_->waits.load(std::memory_order_relaxed) + 1,
                      std::memory_order_relaxed);
@@ -75,10 +75,11 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence) {
     const std::uint32_t now = self_->wait_config_version.load(std::memory_order_acquire);
     if (now != version) {  // retuned from outside while waiting: continue by the new strategy
       version = now;
-      idler = Idler(CurrentWaitParams());
+      idler = Idler(CurrentWaitParams(), max_wait_ns);
     }
     if (!idler.Idle([&] { return Lagging(sequence); })) {
-      return {available, WaitStatus::kTimeout};
+      return {available,
+              idler.strategy_timed_out() ? WaitStatus::kTimeout : WaitStatus::kCheckpoint};
     }
   }
 }

@@ -138,12 +138,14 @@ wait::BlockTarget SingleProducerSequencer::LaggingConsumer(std::int64_t wrap_poi
   return {};
 }
 
-void SingleProducerSequencer::WaitForCapacity(std::int64_t wrap_point) {
-  if (wrap_point <= RefreshGating()) return;
-  Idler idler(wait_);
+bool SingleProducerSequencer::WaitForCapacity(std::int64_t wrap_point,
+                                              std::int64_t max_wait_ns) {
+  if (wrap_point <= RefreshGating()) return true;
+  Idler idler(wait_, max_wait_ns);
   while (wrap_point > RefreshGating()) {
-    idler.Idle([&] { return LaggingConsumer(wrap_point); });
+    if (!idler.Idle([&] { return LaggingConsumer(wrap_point); })) return false;
   }
+  return true;
 }
 
 std::int64_t SingleProducerSequencer::RemainingCapacity() {

@@ -24,6 +24,7 @@ enum class WaitStatus {
   kClosed,        // the producer closed the ring and everything it published was delivered
   kTimeout,       // the wait strategy's timeout elapsed first
   kUpstreamGone,  // a consumer this one runs after left before reaching the sequence
+  kCheckpoint,    // the caller's own limit (WaitFor's max_wait_ns) elapsed; nothing else
 };
 
 struct WaitResult {
@@ -92,14 +93,15 @@ class SequenceBarrier {
     return available;
   }
 
-  // Waits until `sequence` is available; returns the highest available sequence.
-  WaitResult WaitFor(std::int64_t sequence) {
+  // Waits until `sequence` is available; returns the highest available sequence. With
+  // `max_wait_ns` > 0 it also returns kCheckpoint after that long (to check for signals).
+  WaitResult WaitFor(std::int64_t sequence, std::int64_t max_wait_ns = 0) {
     const std::int64_t available = Available();
     // Relaxed: the alert flag carries no data; a halt seen one batch late is fine.
     if (available >= sequence && !alert_.load(std::memory_order_relaxed)) [[likely]] {
       return {available, WaitStatus::kOk};
     }
-    return WaitSlow(sequence);
+    return WaitSlow(sequence, max_wait_ns);
   }
 
   std::int64_t cursor() const { return cursor_->load(std::memory_order_acquire); }
@@ -126,7 +128,7 @@ class SequenceBarrier {
   bool UpstreamGone(std::int64_t sequence) const;
 
  private:
-  [[gnu::noinline]] WaitResult WaitSlow(std::int64_t sequence);
+  [[gnu::noinline]] WaitResult WaitSlow(std::int64_t sequence, std::int64_t max_wait_ns);
   void WakeSelf();
 
   ProducerState* producer_;

@@ -43,7 +43,18 @@ class SingleProducerSequencer {
   std::int64_t Next(std::int64_t n = 1) {
     CheckClaimSize(n);
     const std::int64_t next = next_value_ + n;
-    if (next - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(next - capacity_);
+    if (next - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(next - capacity_, 0);
+    next_value_ = next;
+    return next;
+  }
+
+  // Like Next, but gives up after `max_wait_ns` of waiting (returns nothing).
+  std::optional<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns) {
+    CheckClaimSize(n);
+    const std::int64_t next = next_value_ + n;
+    if (next - capacity_ > cached_gating_ && !WaitForCapacity(next - capacity_, max_wait_ns)) {
+      return std::nullopt;
+    }
     next_value_ = next;
     return next;
   }
@@ -85,7 +96,9 @@ class SingleProducerSequencer {
   void CheckClaimSize(std::int64_t n) const {
     if (n < 1 || n > capacity_) [[unlikely]] CheckClaimSize(n, capacity_);
   }
-  [[gnu::noinline]] void WaitForCapacity(std::int64_t wrap_point);
+  // Waits until the slowest gating consumer passes `wrap_point`; false if `max_wait_ns` (> 0)
+  // elapsed first.
+  [[gnu::noinline]] bool WaitForCapacity(std::int64_t wrap_point, std::int64_t max_wait_ns);
   std::int64_t RefreshGating();
   std::int64_t MinimumGating() const;
   wait::BlockTarget LaggingConsumer(std::int64_t wrap_point) const;

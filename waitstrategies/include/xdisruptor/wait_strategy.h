@@ -74,10 +74,14 @@ inline std::int64_t MonotonicNanos() {
 // One wait, from its first idle step until the awaited sequence shows up (or time runs out).
 class Idler {
  public:
-  explicit Idler(const WaitParams& params) : params_(params) {}
+  // `limit_ns` > 0 bounds the wait for the caller's own reasons (a Python binding checking
+  // for Ctrl-C, a producer that will try again), apart from the strategy's timeout.
+  explicit Idler(const WaitParams& params, std::int64_t limit_ns = 0)
+      : params_(params), limit_ns_(limit_ns) {}
 
   // Waits once by the strategy. `target()` returns the wait::BlockTarget to sleep on; it is
-  // called only by the blocking kinds. Returns false when the wait's timeout has elapsed.
+  // called only by the blocking kinds. Returns false when the strategy's timeout or the
+  // caller's limit has elapsed (strategy_timed_out() tells which).
   template <typename TargetFn>
   bool Idle(TargetFn&& target) {
     ++attempt_;
@@ -124,6 +128,7 @@ class Idler {
   }
 
   std::uint64_t attempts() const { return attempt_; }
+  bool strategy_timed_out() const { return strategy_timed_out_; }
 
  private:
   std::int64_t Elapsed() {
@@ -131,19 +136,31 @@ class Idler {
     if (start_ == 0) start_ = now;
     return now - start_;
   }
-  // How long one futex sleep may last: the safety net, or less when a timeout is near.
+  // The earliest of the strategy's timeout and the caller's limit, or 0 for none.
+  std::int64_t Bound() const {
+    if (params_.timeout_ns <= 0) return limit_ns_;
+    if (limit_ns_ <= 0) return params_.timeout_ns;
+    return std::min(params_.timeout_ns, limit_ns_);
+  }
+  // How long one futex sleep may last: the safety net, or less when a bound is near.
   std::int64_t SleepBudget() {
-    if (params_.timeout_ns <= 0) return wait::kSafetyNetNs;
-    return std::clamp<std::int64_t>(params_.timeout_ns - Elapsed(), 1000, wait::kSafetyNetNs);
+    const std::int64_t bound = Bound();
+    if (bound <= 0) return wait::kSafetyNetNs;
+    return std::clamp<std::int64_t>(bound - Elapsed(), 1000, wait::kSafetyNetNs);
   }
   // Reads the clock only every 64th step while spinning, so busy-spin stays a tight loop.
   bool TimedOut() {
-    if (params_.timeout_ns <= 0) return false;
+    const std::int64_t bound = Bound();
+    if (bound <= 0) return false;
     if (params_.kind == WaitKind::kBusySpin && (attempt_ & 63) != 1) return false;
-    return Elapsed() >= params_.timeout_ns;
+    const std::int64_t elapsed = Elapsed();
+    if (params_.timeout_ns > 0 && elapsed >= params_.timeout_ns) strategy_timed_out_ = true;
+    return elapsed >= bound;
   }
 
   WaitParams params_;
+  std::int64_t limit_ns_ = 0;
+  bool strategy_timed_out_ = false;
   std::uint64_t attempt_ = 0;
   std::uint64_t fallback_attempt_ = 0;
   std::int64_t sleep_ns_ = 0;

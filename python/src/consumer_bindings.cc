@@ -1,0 +1,96 @@
+// Consumers: register by name, wait (GIL released, Ctrl-C checked), release, halt, leave.
+#include <optional>
+#include <vector>
+
+#include "bindings.h"
+
+namespace xdisruptor::python {
+
+namespace {
+
+const char* StatusName(WaitStatus status) {
+  switch (status) {
+    case WaitStatus::kOk: return "ok";
+    case WaitStatus::kAlerted: return "halted";
+    case WaitStatus::kClosed: return "closed";
+    case WaitStatus::kTimeout: return "timeout";
+    case WaitStatus::kUpstreamGone: return "upstream-gone";
+    case WaitStatus::kCheckpoint: return "checkpoint";
+  }
+  return "unknown";
+}
+
+class PyConsumer {
+ public:
+  PyConsumer(const PyRing& ring, const std::string& name, const std::vector<std::string>& after,
+             const std::string& wait, const py::dict& params)
+      : ring_(ring.segment) {
+    ConsumerOptions options{.after = after, .wait = ParseWait(wait, params)};
+    consumer_.emplace(
+        Unwrap(Consumer::Register(ring.get(), name, options), ErrorSubject::kConsumer));
+  }
+
+  // Waits for `sequence` with the GIL released; returns (available, status name). Every
+  // kPollNs it takes the GIL back to let Ctrl-C (or any signal handler) raise.
+  py::tuple WaitFor(std::int64_t sequence) {
+    Consumer& c = get();
+    for (;;) {
+      WaitResult r;
+      {
+        py::gil_scoped_release release;
+        r = c.barrier().WaitFor(sequence, kPollNs);
+      }
+      if (r.status != WaitStatus::kCheckpoint) {
+        return py::make_tuple(r.available, StatusName(r.status));
+      }
+      CheckSignals();
+    }
+  }
+
+  // Available now, without waiting.
+  std::int64_t Available() { return get().barrier().Available(); }
+
+  void Release(std::int64_t sequence, std::uint64_t events) { get().Release(sequence, events); }
+  void Halt() { get().barrier().Alert(); }
+  void ClearHalt() { get().barrier().ClearAlert(); }
+  void Deregister() {
+    if (consumer_) {
+      const absl::Status s = consumer_->Deregister();
+      consumer_.reset();
+      if (!s.ok()) ThrowStatus(s);
+    }
+  }
+  Consumer& get() {
+    if (!consumer_) ThrowStatus(absl::FailedPreconditionError("the consumer has left the ring"));
+    return *consumer_;
+  }
+  bool closed() const { return !consumer_; }
+
+ private:
+  std::shared_ptr<RingSegment> ring_;
+  std::optional<Consumer> consumer_;
+};
+
+}  // namespace
+
+void RegisterConsumer(py::module_& m) {
+  py::class_<PyConsumer>(m, "RawConsumer")
+      .def(py::init<const PyRing&, const std::string&, const std::vector<std::string>&,
+                    const std::string&, const py::dict&>(),
+           py::arg("ring"), py::arg("name"), py::arg("after"), py::arg("wait"),
+           py::arg("params"))
+      .def("wait_for", &PyConsumer::WaitFor, py::arg("sequence"))
+      .def("available", &PyConsumer::Available)
+      .def("release", &PyConsumer::Release, py::arg("sequence"), py::arg("events"))
+      .def("halt", &PyConsumer::Halt)
+      .def("clear_halt", &PyConsumer::ClearHalt)
+      .def("deregister", &PyConsumer::Deregister)
+      .def_property_readonly("closed", &PyConsumer::closed)
+      .def_property_readonly("sequence", [](PyConsumer& c) { return c.get().sequence(); })
+      .def_property_readonly("join_sequence",
+                             [](PyConsumer& c) { return c.get().join_sequence(); })
+      .def_property_readonly("index", [](PyConsumer& c) { return c.get().index(); })
+      .def_property_readonly("name", [](PyConsumer& c) { return std::string(c.get().name()); });
+}
+
+}  // namespace xdisruptor::python

@@ -1,0 +1,27 @@
+"""xdisruptor: the LMAX Disruptor across processes and languages.
+
+One producer publishes fixed-size events (a numpy structured dtype) into a ring in shared
+memory; any number of named consumers, in Python or C++ processes, read the same stream::
+
+    import numpy as np, xdisruptor
+
+    tick = np.dtype([("seq", "<i8"), ("price", "<f8"), ("symbol", "S8")])
+    with xdisruptor.Ring.create("ticks", capacity=65536, dtype=tick) as ring:
+        with ring.consumer("printer") as consumer, ring.producer() as producer:
+            producer.publish((0, 101.5, b"AAPL"))
+            producer.close()            # end of stream
+            for seq, price, symbol in consumer:
+                print(seq, price, symbol)
+
+See :class:`Ring`, :class:`Producer`, :class:`Consumer` and :mod:`xdisruptor.errors`.
+"""
+
+from . import errors
+from ._dtype import dtype_to_schema, schema_to_dtype
+from ._ring import WAIT_STRATEGIES, Consumer, Producer, Ring
+from .errors import *  # noqa: F401,F403 - the exception classes belong to the package API
+
+__version__ = "0.1.0"
+
+__all__ = ["Ring", "Producer", "Consumer", "WAIT_STRATEGIES", "dtype_to_schema",
+           "schema_to_dtype", "errors", "__version__"] + errors.__all__

@@ -1,0 +1,420 @@
+"""Rings, producers and consumers: the Python face of xdisruptor.
+
+A :class:`Ring` maps one named shared-memory ring. Its :meth:`Ring.producer` publishes
+records or numpy arrays; its :meth:`Ring.consumer` registers a named consumer that reads the
+stream per event (iteration), per batch (zero-copy numpy views) or as a pipeline stage
+(:meth:`Consumer.run`). Waits release the GIL and let Ctrl-C through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _xdisruptor as _core
+from ._dtype import dtype_to_schema, schema_to_dtype
+from .errors import (DTypeError, InvalidArgumentError, RecordError, SchemaMismatchError,
+                     StateError, UpstreamGoneError)
+
+__all__ = ["Ring", "Producer", "Consumer"]
+
+WAIT_STRATEGIES = ("busy-spin", "yielding", "sleeping", "blocking", "timeout-blocking",
+                   "phased-backoff")
+
+
+def _slot_size_for(dtype: np.dtype) -> int:
+    return max(8, (dtype.itemsize + 7) // 8 * 8)
+
+
+class Ring:
+    """One named shared-memory ring of fixed-size events, described by a numpy dtype.
+
+    Use :meth:`create` or :meth:`attach`; close it (or use ``with``) when done. Closing unmaps
+    the ring in this process only; :meth:`remove` deletes its name from the machine.
+    """
+
+    def __init__(self, raw: "_core.RawRing", dtype: np.dtype):
+        self._raw = raw
+        self._dtype = dtype
+
+    # -- making and finding rings -------------------------------------------------------
+    @classmethod
+    def create(cls, name: str, *, capacity: int = 1024, dtype: Any,
+               slot_size: Optional[int] = None, producers: str = "single",
+               mode: int = 0o600) -> "Ring":
+        """Creates the ring ``name`` with ``capacity`` slots (a power of two) of events of
+        ``dtype`` (a structured numpy dtype; stored in the ring so any process, in any language,
+        can read it back). ``slot_size`` defaults to the dtype's size rounded up to 8 bytes.
+        Raises RingExistsError if the name is taken, DTypeError for a dtype that cannot live in
+        shared memory, InvalidArgumentError for a bad capacity or name."""
+        dt = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
+        schema = dtype_to_schema(dt)
+        if producers not in ("single", "multi"):
+            raise InvalidArgumentError("producers must be 'single' or 'multi'")
+        raw = _core.RawRing.create(name, int(capacity),
+                                   int(slot_size) if slot_size else _slot_size_for(dt),
+                                   schema, producers == "multi", int(mode))
+        return cls(raw, schema_to_dtype(schema))
+
+    @classmethod
+    def attach(cls, name: str, *, dtype: Any = None, timeout: float = 2.0) -> "Ring":
+        """Attaches to the existing ring ``name``; its dtype comes from the ring itself. If
+        ``dtype`` is given, it must match (SchemaMismatchError otherwise). Raises
+        RingNotFoundError when there is no such ring."""
+        raw = _core.RawRing.attach(name, float(timeout))
+        stored = schema_to_dtype(raw.schema) if raw.schema else None
+        if dtype is not None:
+            wanted = np.dtype(dtype)
+            if stored is None:
+                if wanted.itemsize > raw.slot_size:
+                    raise SchemaMismatchError(
+                        f"ring '{name}' has {raw.slot_size}-byte slots; {wanted} needs "
+                        f"{wanted.itemsize}")
+                stored = wanted
+            elif dtype_to_schema(wanted) != raw.schema:
+                raise SchemaMismatchError(
+                    f"ring '{name}' carries events {stored} (schema \"{raw.schema}\"), not "
+                    f"{wanted}")
+        if stored is None:
+            raise DTypeError(f"ring '{name}' stores raw bytes with no schema; pass dtype=")
+        return cls(raw, stored)
+
+    @staticmethod
+    def remove(name: str) -> None:
+        """Deletes the ring's name; processes that have it mapped keep working."""
+        _core.RawRing.remove(name)
+
+    @staticmethod
+    def exists(name: str) -> bool:
+        return _core.RawRing.exists(name)
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._raw.name
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def capacity(self) -> int:
+        return self._raw.capacity
+
+    @property
+    def slot_size(self) -> int:
+        return self._raw.slot_size
+
+    @property
+    def schema(self) -> str:
+        return self._raw.schema
+
+    @property
+    def cursor(self) -> int:
+        """The last published sequence (-1 before the first event)."""
+        return self._raw.cursor
+
+    @property
+    def stream_closed(self) -> bool:
+        """True once a producer closed the stream (end of stream)."""
+        return self._raw.stream_closed
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def consumers(self) -> list:
+        """The registered consumers: name, pid, alive, sequence, counters, wait, after."""
+        return self._raw.consumers()
+
+    # -- producers and consumers --------------------------------------------------------
+    def producer(self, *, wait: str = "yielding", **wait_params: Any) -> "Producer":
+        """Becomes the ring's producer (a single-producer ring takes one at a time; StateError
+        otherwise). ``wait`` is how it waits on a full ring; see :data:`WAIT_STRATEGIES`."""
+        return Producer(self, _core.RawProducer(self._raw, wait, wait_params))
+
+    def consumer(self, name: str, *, wait: str = "blocking", after: Sequence[str] = (),
+                 writable: bool = False, max_batch: Optional[int] = None,
+                 **wait_params: Any) -> "Consumer":
+        """Registers the consumer ``name``. It starts at the cursor (events published before
+        it joined are not its), waits by ``wait`` (times in seconds: ``timeout``,
+        ``sleep_ceiling``, ``phase_spin``, ``phase_yield``; counts: ``spin_tries``,
+        ``yield_tries``; ``fallback``), and runs after the consumers named in ``after``: it
+        sees an event only once they released it, with their in-place changes. Views are
+        read-only unless ``writable`` (for a stage that modifies events for those after it).
+        Raises NameTakenError if a live consumer holds the name."""
+        raw = _core.RawConsumer(self._raw, name, list(after), wait, wait_params)
+        return Consumer(self, raw, writable=writable, max_batch=max_batch)
+
+    # -- lifetime -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Unmaps the ring in this process once no view, producer or consumer uses it."""
+        self._raw.close()
+
+    def __enter__(self) -> "Ring":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<xdisruptor.Ring (closed)>"
+        return (f"<xdisruptor.Ring {self.name!r} capacity={self.capacity} "
+                f"dtype={self.dtype} cursor={self.cursor}>")
+
+
+class Producer:
+    """Publishes events into a ring. Made by :meth:`Ring.producer`; one thread uses it."""
+
+    def __init__(self, ring: Ring, raw: "_core.RawProducer"):
+        self._ring = ring
+        self._raw = raw
+        self._dtype = ring.dtype
+        self._ring_raw = ring._raw
+
+    def _as_records(self, data: Any) -> np.ndarray:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            b = bytes(data)
+            if len(b) % self._dtype.itemsize != 0:
+                raise RecordError(
+                    f"{len(b)} bytes is not a whole number of {self._dtype.itemsize}-byte "
+                    f"records of {self._dtype}")
+            return np.frombuffer(b, dtype=self._dtype)
+        if isinstance(data, np.ndarray):
+            if data.dtype != self._dtype:
+                if data.dtype.names != self._dtype.names:
+                    raise RecordError(
+                        f"array of {data.dtype} does not match the ring's {self._dtype}")
+                data = data.astype(self._dtype)
+            return np.ascontiguousarray(data.reshape(-1))
+        if isinstance(data, np.void) and data.dtype != self._dtype:
+            raise RecordError(f"record of {data.dtype} does not match the ring's {self._dtype}")
+        try:
+            return np.array([data], dtype=self._dtype)
+        except (ValueError, TypeError) as e:
+            raise RecordError(
+                f"cannot make a record of {self._dtype} from {data!r}: {e}") from None
+
+    def publish(self, record: Any) -> int:
+        """Publishes one record: a tuple in field order, a numpy record, or exactly
+        ``dtype.itemsize`` bytes. Returns its sequence."""
+        records = self._as_records(record)
+        if len(records) != 1:
+            raise RecordError(f"publish takes one record; got {len(records)} (use publish_batch)")
+        self._raw.publish_bytes(records.view(np.uint8), 1, self._dtype.itemsize)
+        return self._raw.cursor
+
+    def publish_batch(self, records: Any) -> int:
+        """Publishes every record of a structured array of the ring's dtype (or bytes), in
+        order, claiming many slots at once. Returns the sequence of the last one."""
+        arr = self._as_records(records)
+        if len(arr):
+            self._raw.publish_bytes(arr.view(np.uint8), len(arr), self._dtype.itemsize)
+        return self._raw.cursor
+
+    @contextlib.contextmanager
+    def claim(self, n: int = 1) -> Iterator[np.ndarray]:
+        """Claims ``n`` slots and yields a writable structured view of them; they are published
+        when the block ends (also if it raises: a claimed slot must be published, so fill
+        every one). The view is the slots themselves (zero copy) unless the claim wraps around
+        the ring's end; then it is a buffer copied in on exit."""
+        if not 1 <= n <= self._ring.capacity:
+            raise InvalidArgumentError(f"claim between 1 and {self._ring.capacity} slots")
+        hi = self._raw.next(n)
+        lo = hi - n + 1
+        capacity = self._ring.capacity
+        if (lo % capacity) + n <= capacity:
+            view = self._ring_raw.view(lo, n, self._dtype, True)
+            try:
+                yield view
+            finally:
+                self._raw.publish(lo, hi)
+        else:
+            buffer = np.zeros(n, dtype=self._dtype)
+            try:
+                yield buffer
+            finally:
+                first = capacity - (lo % capacity)
+                self._ring_raw.view(lo, first, self._dtype, True)[:] = buffer[:first]
+                self._ring_raw.view(lo + first, n - first, self._dtype, True)[:] = buffer[first:]
+                self._raw.publish(lo, hi)
+
+    @property
+    def cursor(self) -> int:
+        return self._raw.cursor
+
+    @property
+    def remaining_capacity(self) -> int:
+        """Slots that can be claimed now without waiting."""
+        return self._raw.remaining_capacity
+
+    def close(self, end_stream: bool = True) -> None:
+        """Ends the stream (consumers drain it, then their iteration ends) unless
+        ``end_stream`` is false, and gives up the producer role."""
+        if self._raw.closed:
+            return
+        if end_stream:
+            self._raw.close()
+        self._raw.detach()
+
+    def __enter__(self) -> "Producer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Consumer:
+    """A named consumer of a ring: iterate it, take batches, or run a handler as a stage.
+
+    Iteration yields one event at a time as a tuple of field values (a copy: it stays valid).
+    :meth:`batches` yields zero-copy structured views of many events at once. Each batch is
+    released to the producer (and to stages after this one) when the next one is asked for, or
+    when the iteration ends. Leave with :meth:`close` (or ``with``); a process that dies leaves
+    its name to be taken over.
+    """
+
+    def __init__(self, ring: Ring, raw: "_core.RawConsumer", *, writable: bool,
+                 max_batch: Optional[int]):
+        self._ring = ring
+        self._ring_raw = ring._raw
+        self._raw = raw
+        self._dtype = ring.dtype
+        self._writable = writable
+        self._max_batch = int(max_batch) if max_batch else max(1, min(4096, ring.capacity // 2))
+        self._pending = None  # (sequence, count) handed out but not yet released
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._raw.name
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def sequence(self) -> int:
+        """The last sequence this consumer released."""
+        return self._raw.sequence
+
+    @property
+    def join_sequence(self) -> int:
+        """The cursor when this consumer joined: it reads from the event after it."""
+        return self._raw.join_sequence
+
+    def _release_pending(self) -> None:
+        if self._pending is not None:
+            sequence, count = self._pending
+            self._pending = None
+            self._raw.release(sequence, count)
+
+    def batches(self, max_size: Optional[int] = None, *,
+                on_timeout: Optional[Callable[[int], None]] = None) -> Iterator[np.ndarray]:
+        """Yields structured views of every available event (at most ``max_size`` at a time,
+        never wrapping the ring's end), waiting when there are none. Ends when the producer
+        closed the stream and everything was read, or after :meth:`halt`; raises
+        UpstreamGoneError if a stage this one runs after left."""
+        limit = int(max_size) if max_size else self._max_batch
+        if limit < 1:
+            raise InvalidArgumentError("max_size must be at least 1")
+        capacity = self._ring.capacity
+        view = self._ring_raw.view
+        wait_for = self._raw.wait_for
+        try:
+            while True:
+                self._release_pending()
+                first = self._raw.sequence + 1
+                available, status = wait_for(first)
+                if status != "ok":
+                    if status == "timeout":
+                        if on_timeout is not None:
+                            on_timeout(first - 1)
+                        continue
+                    if status == "upstream-gone":
+                        raise UpstreamGoneError(
+                            f"a stage that consumer '{self.name}' runs after left the ring "
+                            f"before event {first}")
+                    return  # closed or halted
+                last = min(available, first + limit - 1,
+                           first + (capacity - first % capacity) - 1)
+                count = last - first + 1
+                self._pending = (last, count)
+                yield view(first, count, self._dtype, self._writable)
+        finally:
+            self._release_pending()
+            self._raw.clear_halt()
+
+    def __iter__(self) -> Iterator[tuple]:
+        for batch in self.batches():
+            yield from batch.tolist()
+
+    def records(self) -> Iterator[np.void]:
+        """Yields one event at a time as a numpy record view (fields by name; writable if the
+        consumer is). A view is valid until the next batch is taken: copy what you keep."""
+        for batch in self.batches():
+            yield from batch
+
+    def run(self, handler: Any, *, max_batch: Optional[int] = None) -> str:
+        """Runs ``handler`` as a named pipeline stage until the stream ends (returns "closed"),
+        :meth:`halt` is called ("halted"), or an upstream stage leaves (UpstreamGoneError).
+
+        ``handler`` is a callable ``handler(event, sequence, end_of_batch)`` called per event
+        with a record view, or an object with ``on_event(event, sequence, end_of_batch)`` or
+        ``on_batch(events, first_sequence)`` (a structured array of a whole batch), and
+        optionally ``on_start()``, ``on_shutdown()``, ``on_timeout(sequence)``."""
+        on_batch = getattr(handler, "on_batch", None)
+        on_event = getattr(handler, "on_event", None)
+        if on_batch is None and on_event is None:
+            if not callable(handler):
+                raise InvalidArgumentError(
+                    "handler must be callable or have on_event or on_batch")
+            on_event = handler
+        on_start = getattr(handler, "on_start", None)
+        on_shutdown = getattr(handler, "on_shutdown", None)
+        on_timeout = getattr(handler, "on_timeout", None)
+        if on_start:
+            on_start()
+        reason = "halted"
+        try:
+            for batch in self.batches(max_batch, on_timeout=on_timeout):
+                first = self._pending[0] - len(batch) + 1
+                if on_batch is not None:
+                    on_batch(batch, first)
+                else:
+                    last = len(batch) - 1
+                    for i, event in enumerate(batch):
+                        on_event(event, first + i, i == last)
+            reason = "closed" if self._ring.stream_closed else "halted"
+        finally:
+            if on_shutdown:
+                on_shutdown()
+        return reason
+
+    def halt(self) -> None:
+        """Makes a running :meth:`run`, :meth:`batches` or iteration in another thread end
+        after the batch in hand (waking it if it sleeps)."""
+        self._raw.halt()
+
+    def close(self) -> None:
+        """Releases what is pending and leaves the ring: the producer no longer waits for this
+        consumer, and its name is free."""
+        if self._raw.closed:
+            return
+        self._release_pending()
+        self._raw.deregister()
+
+    def __enter__(self) -> "Consumer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._raw.closed:
+            return "<xdisruptor.Consumer (closed)>"
+        return f"<xdisruptor.Consumer {self.name!r} sequence={self.sequence}>"

@@ -1,0 +1,77 @@
+"""The exceptions xdisruptor raises. Every one derives from :class:`Error` and carries the
+core library's message, which says what went wrong and what to do."""
+
+
+class Error(Exception):
+    """Base class of every xdisruptor error."""
+
+
+class NotFoundError(Error, LookupError):
+    """Something named does not exist."""
+
+
+class RingNotFoundError(NotFoundError, FileNotFoundError):
+    """No ring of that name exists on this machine."""
+
+
+class ConsumerNotFoundError(NotFoundError):
+    """No consumer of that name is registered (for example one named in ``after``)."""
+
+
+class AlreadyExistsError(Error):
+    """A name is taken."""
+
+
+class RingExistsError(AlreadyExistsError, FileExistsError):
+    """A ring of that name already exists."""
+
+
+class NameTakenError(AlreadyExistsError):
+    """A live consumer already holds that name on the ring."""
+
+
+class InvalidArgumentError(Error, ValueError):
+    """An argument is out of range or malformed."""
+
+
+class DTypeError(InvalidArgumentError, TypeError):
+    """A dtype cannot describe events in shared memory (objects, variable size, nesting)."""
+
+
+class RecordError(InvalidArgumentError):
+    """A record to publish does not match the ring's dtype."""
+
+
+class SchemaMismatchError(Error):
+    """The ring carries another event layout than the one asked for."""
+
+
+class StateError(Error):
+    """The operation does not fit the current state (a second producer, a closed object)."""
+
+
+class CorruptRingError(Error):
+    """The ring's segment is truncated or corrupt; remove and recreate it."""
+
+
+class UnavailableError(Error):
+    """The ring exists but is not ready (its creator has not finished it)."""
+
+
+class TableFullError(Error):
+    """The ring's consumer table is full."""
+
+
+class PermissionDeniedError(Error, PermissionError):
+    """The operating system refused access to the ring."""
+
+
+class TimeoutError(Error):  # noqa: A001 - deliberately the package's own
+    """A wait or lock took too long."""
+
+
+class UpstreamGoneError(Error):
+    """A consumer this one runs after left the ring before releasing the events it needs."""
+
+
+__all__ = [name for name in dir() if name.endswith("Error")]

@@ -1,0 +1,121 @@
+// xdisruptor_test_peer — the C++ side of the cross-language tests (Python tests start it).
+//
+//   xdisruptor_test_peer produce --ring=R --events=N [--create --capacity=C] [--consumers=K]
+//   xdisruptor_test_peer consume --ring=R --name=X --events=N [--after=A,B] [--mark]
+//                                [--expect_mark] [--wait=blocking]
+// produce publishes N PeerEvents (creating the ring with --create), after K consumers joined,
+// then closes the ring. consume registers, prints "ready", checks every event from sequence 0
+// (and with --expect_mark that an upstream stage marked it; with --mark marks it in place) and
+// exits 0 only if it saw exactly N intact events in order, then the end of the stream.
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "peer_event.h"
+#include "xdisruptor/xdisruptor.h"
+
+ABSL_FLAG(std::string, ring, "", "ring name");
+ABSL_FLAG(std::string, name, "cpp", "consumer name");
+ABSL_FLAG(std::string, after, "", "comma-separated upstream consumers");
+ABSL_FLAG(int64_t, events, 1000, "events to publish or expect");
+ABSL_FLAG(int64_t, capacity, 1024, "slots when creating");
+ABSL_FLAG(int64_t, batch, 32, "events per claim when producing");
+ABSL_FLAG(int, consumers, 0, "produce: wait for this many consumers first");
+ABSL_FLAG(bool, create, false, "produce: create the ring");
+ABSL_FLAG(bool, mark, false, "consume: write the mark into each event");
+ABSL_FLAG(bool, expect_mark, false, "consume: check an upstream stage marked each event");
+ABSL_FLAG(std::string, wait, "yielding", "wait strategy");
+
+namespace {
+
+using namespace xdisruptor;
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "peer: %s\n", std::string(s.message()).c_str());
+  return 2;
+}
+
+int Produce() {
+  const std::string name = absl::GetFlag(FLAGS_ring);
+  absl::StatusOr<Ring<peer::PeerEvent>> ring =
+      absl::GetFlag(FLAGS_create)
+          ? Ring<peer::PeerEvent>::Create(
+                {.name = name,
+                 .capacity = static_cast<std::uint64_t>(absl::GetFlag(FLAGS_capacity)),
+                 .schema = peer::kPeerSchema})
+          : Ring<peer::PeerEvent>::Attach(name, {.expected_schema = peer::kPeerSchema});
+  if (!ring.ok()) return Fail(ring.status());
+  auto kind = ParseWaitKind(absl::GetFlag(FLAGS_wait));
+  if (!kind.ok()) return Fail(kind.status());
+  auto producer = SingleProducerSequencer::Attach(ring->segment(), {.kind = *kind});
+  if (!producer.ok()) return Fail(producer.status());
+  std::printf("ready\n");
+  std::fflush(stdout);
+  while (ActiveConsumerCount(ring->segment()) < absl::GetFlag(FLAGS_consumers)) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const std::int64_t events = absl::GetFlag(FLAGS_events);
+  const std::int64_t batch = absl::GetFlag(FLAGS_batch);
+  for (std::int64_t done = 0; done < events;) {
+    const std::int64_t n = std::min(batch, events - done);
+    const std::int64_t hi = producer->Next(n);
+    for (std::int64_t s = hi - n + 1; s <= hi; ++s) peer::Fill(&(*ring)[s], s);
+    producer->Publish(hi - n + 1, hi);
+    done += n;
+  }
+  producer->Close();
+  return 0;
+}
+
+struct Checker {
+  std::int64_t expected = 0;
+  std::int64_t bad = 0;
+  bool mark = false;
+  bool expect_mark = false;
+  void on_event(peer::PeerEvent& e, std::int64_t s, bool) {
+    bad += s != expected || !peer::Verify(e, s);
+    if (expect_mark) bad += e.mark != peer::Mark(s);
+    if (mark) e.mark = peer::Mark(s);
+    expected = s + 1;
+  }
+};
+
+int Consume() {
+  auto ring = Ring<peer::PeerEvent>::Attach(absl::GetFlag(FLAGS_ring),
+                                            {.expected_schema = peer::kPeerSchema});
+  if (!ring.ok()) return Fail(ring.status());
+  auto kind = ParseWaitKind(absl::GetFlag(FLAGS_wait));
+  if (!kind.ok()) return Fail(kind.status());
+  ConsumerOptions options{.wait = {.kind = *kind}};
+  for (absl::string_view up : absl::StrSplit(absl::GetFlag(FLAGS_after), ',', absl::SkipEmpty())) {
+    options.after.emplace_back(up);
+  }
+  auto consumer = Consumer::Register(ring->segment(), absl::GetFlag(FLAGS_name), options);
+  if (!consumer.ok()) return Fail(consumer.status());
+  std::printf("ready\n");
+  std::fflush(stdout);
+  Checker checker{.expected = consumer->sequence() + 1,
+                  .mark = absl::GetFlag(FLAGS_mark),
+                  .expect_mark = absl::GetFlag(FLAGS_expect_mark)};
+  BatchEventProcessor<peer::PeerEvent, Checker> processor(*ring, *consumer, checker);
+  const WaitStatus why = processor.Run();
+  const std::int64_t events = absl::GetFlag(FLAGS_events);
+  std::printf("consumed %lld events, %lld bad, end %s\n",
+              static_cast<long long>(checker.expected), static_cast<long long>(checker.bad),
+              why == WaitStatus::kClosed ? "closed" : "other");
+  return checker.bad == 0 && checker.expected == events && why == WaitStatus::kClosed ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  const std::string mode = args.size() > 1 ? args[1] : "";
+  if (mode == "produce") return Produce();
+  if (mode == "consume") return Consume();
+  std::fprintf(stderr, "usage: xdisruptor_test_peer produce|consume --ring=R ...\n");
+  return 2;
+}
