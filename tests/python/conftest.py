@@ -1,0 +1,78 @@
+"""Fixtures for the Python tests: unique ring names, the C++ test peer, child processes."""
+
+import multiprocessing
+import os
+import pathlib
+import subprocess
+import uuid
+
+import numpy as np
+import pytest
+
+import xdisruptor
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+# The event the C++ test peer (tests/peer/peer_event.h) exchanges.
+PEER_DTYPE = np.dtype([("sequence", "<i8"), ("value", "<i8"), ("price", "<f8"),
+                       ("mark", "<u8"), ("text", "S32")])
+
+
+def peer_events(first, count):
+    """The PeerEvents for sequences first .. first+count-1, as the C++ peer makes them."""
+    seq = np.arange(first, first + count, dtype=np.int64)
+    out = np.zeros(count, dtype=PEER_DTYPE)
+    out["sequence"] = seq
+    out["value"] = seq * 3 + 1
+    out["price"] = seq * 0.5
+    out["text"] = np.char.encode(np.char.add("event ", seq.astype(str)), "ascii")
+    return out
+
+
+def check_peer_events(batch, first):
+    """True when `batch` holds exactly the PeerEvents from `first` on."""
+    expected = peer_events(first, len(batch))
+    return all(np.array_equal(batch[f], expected[f])
+               for f in ("sequence", "value", "price", "text"))
+
+
+@pytest.fixture
+def ring_name():
+    name = f"xdpy-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield name
+    if xdisruptor.Ring.exists(name):
+        xdisruptor.Ring.remove(name)
+
+
+@pytest.fixture(scope="session")
+def peer():
+    """Path of the C++ test peer program (built with the C++ tests)."""
+    candidates = [os.environ.get("XDISRUPTOR_TEST_PEER", ""),
+                  REPO / "build/ci/tests/xdisruptor_test_peer",
+                  REPO / "build/tests/xdisruptor_test_peer"]
+    for c in candidates:
+        if c and pathlib.Path(c).is_file():
+            return str(c)
+    pytest.fail("the C++ test peer is not built: run `bash .ci/build ci` (or set "
+                "XDISRUPTOR_TEST_PEER)")
+
+
+def start_peer(peer_path, *args):
+    """Starts the C++ peer and waits for its 'ready' line."""
+    proc = subprocess.Popen([peer_path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.wait(timeout=10)
+        raise AssertionError(f"peer did not start: {line!r} {proc.stderr.read()}")
+    return proc
+
+
+def finish(proc, timeout=120):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+@pytest.fixture
+def fork_ctx():
+    return multiprocessing.get_context("fork")
