@@ -1,5 +1,7 @@
 #include "xdisruptor/schema.h"
 
+#include <algorithm>
+#include <bit>
 #include <cctype>
 #include <set>
 
@@ -108,7 +110,50 @@ std::uint64_t ScalarSize(std::string_view f) {
   }
 }
 
+// "(3)", "(3,)", "( 3 , )" -> "(3,)"; "(2,3)" -> "(2,3)"; "" -> "".
+std::string CanonicalShape(std::string_view shape) {
+  if (shape.empty()) return "";
+  std::vector<std::string> dims;
+  for (std::string_view d : Split(shape.substr(1, shape.size() - 2), ',')) {
+    std::string dim(d);
+    std::erase(dim, ' ');
+    if (!dim.empty()) dims.push_back(dim);
+  }
+  std::string out = "(";
+  for (std::size_t i = 0; i < dims.size(); ++i) out += (i ? "," : "") + dims[i];
+  return out + (dims.size() == 1 ? ",)" : ")");
+}
+
+// The canonical spelling of one scalar format that ScalarSize accepted.
+std::string CanonicalScalar(std::string_view f) {
+  char order = 0;
+  if (!f.empty() && (f[0] == '<' || f[0] == '>' || f[0] == '|' || f[0] == '=')) {
+    order = f[0];
+    f.remove_prefix(1);
+  }
+  std::string kind(1, f[0]);
+  std::string rest(f.substr(1));
+  if (kind == "?") {
+    kind = "b";
+    rest = "1";
+  }
+  if (kind == "a") kind = "S";
+  const bool single_byte = kind == "S" || kind == "V" || kind == "b" ||
+                           ((kind == "i" || kind == "u") && rest == "1");
+  if (single_byte || order == '|') return kind + rest;
+  if (order == 0 || order == '=') {
+    order = std::endian::native == std::endian::little ? '<' : '>';
+  }
+  return std::string(1, order) + kind + rest;
+}
+
 }  // namespace
+
+bool SameSchema(std::string_view a, std::string_view b) {
+  auto pa = ParseSchema(a);
+  auto pb = ParseSchema(b);
+  return pa.ok() && pb.ok() && pa->canonical == pb->canonical;
+}
 
 absl::StatusOr<Schema> ParseSchema(std::string_view text) {
   Schema schema;
@@ -137,6 +182,9 @@ absl::StatusOr<Schema> ParseSchema(std::string_view text) {
           absl::StrFormat("schema names field '%s' twice", name));
     }
     std::string_view rest = format;
+    const std::string_view shape_text = rest.substr(0, rest.find(')') == std::string_view::npos
+                                                           ? 0
+                                                           : rest.find(')') + 1);
     std::uint64_t count = ConsumeShape(&rest);
     std::uint64_t scalar = ScalarSize(rest);
     if (count == 0 || scalar == 0) {
@@ -154,6 +202,8 @@ absl::StatusOr<Schema> ParseSchema(std::string_view text) {
                                         static_cast<std::uint32_t>(offset),
                                         static_cast<std::uint32_t>(size)});
     offset += size;
+    if (!schema.canonical.empty()) schema.canonical += ',';
+    schema.canonical += CanonicalShape(shape_text) + CanonicalScalar(rest) + ":" + std::string(name);
   }
   schema.itemsize = static_cast<std::uint32_t>(offset);
   return schema;

@@ -34,7 +34,10 @@ def _field_format(name: str, fdt: np.dtype) -> str:
     if fdt.itemsize == 0:
         raise DTypeError(
             f"field '{name}' has no fixed size ({fdt}); give strings a length, e.g. 'S16'")
-    return shape + fdt.str
+    text = fdt.str
+    if text.startswith("|"):  # no byte order applies (bytes, void, bool, 1-byte ints)
+        text = text[1:]
+    return shape + text
 
 
 def dtype_to_schema(dtype) -> str:

@@ -74,7 +74,7 @@ class Ring:
                         f"ring '{name}' has {raw.slot_size}-byte slots; {wanted} needs "
                         f"{wanted.itemsize}")
                 stored = wanted
-            elif dtype_to_schema(wanted) != raw.schema:
+            elif wanted != stored:
                 raise SchemaMismatchError(
                     f"ring '{name}' carries events {stored} (schema \"{raw.schema}\"), not "
                     f"{wanted}")
@@ -203,7 +203,7 @@ class Producer:
         """Publishes one record: a tuple in field order, a numpy record, or exactly
         ``dtype.itemsize`` bytes. Returns its sequence."""
         records = self._as_records(record)
-        if len(records) != 1:
+        if records.shape != (1,):
             raise RecordError(f"publish takes one record; got {len(records)} (use publish_batch)")
         self._raw.publish_bytes(records.view(np.uint8), 1, self._dtype.itemsize)
         return self._raw.cursor

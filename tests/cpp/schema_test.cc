@@ -38,3 +38,17 @@ TEST(SchemaTest, ShouldHashDifferentTextsDifferently) {
 
 }  // namespace
 }  // namespace xdisruptor
+
+namespace xdisruptor {
+namespace {
+
+TEST(SchemaTest, ShouldTreatSpellingsOfTheSameLayoutAsEqual) {
+  EXPECT_TRUE(SameSchema("<i8:a,|S12:s,|b1:f,|u1:c,(3,)<f4:v", "<i8:a,S12:s,b1:f,u1:c,(3)<f4:v"));
+  EXPECT_TRUE(SameSchema("=i4:x", "<i4:x"));
+  EXPECT_FALSE(SameSchema("<i8:a", "<i8:b"));
+  EXPECT_FALSE(SameSchema("<i8:a", ">i8:a"));
+  EXPECT_FALSE(SameSchema("<i8:a", "garbage"));
+}
+
+}  // namespace
+}  // namespace xdisruptor

@@ -40,7 +40,7 @@ absl::Status CheckEventType(const RingSegment& segment, std::string_view expecte
         "ring '%s' has %d-byte slots, which do not keep the event type's %d-byte alignment",
         segment.name(), segment.slot_size(), alignof(T)));
   }
-  if (!expected_schema.empty() && segment.schema() != expected_schema) {
+  if (!expected_schema.empty() && !SameSchema(segment.schema(), expected_schema)) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "ring '%s' carries schema \"%s\" but this consumer expects \"%s\"", segment.name(),
         segment.schema(), expected_schema));

@@ -29,10 +29,17 @@ struct SchemaField {
 struct Schema {
   std::vector<SchemaField> fields;
   std::uint32_t itemsize = 0;  // bytes one event needs
+  // The same fields in one spelling: no '|' (not applicable) byte-order mark, '=' written as
+  // this machine's order, '?' as b1 and 'a' as S. Two schemas describe the same events
+  // exactly when their canonical texts are equal.
+  std::string canonical;
 };
 
 // Parses and validates schema text; the empty text is the empty schema (raw bytes).
 absl::StatusOr<Schema> ParseSchema(std::string_view text);
+
+// True when both texts parse and describe the same events (canonical forms equal).
+bool SameSchema(std::string_view a, std::string_view b);
 
 // FNV-1a 64-bit hash, as stored in the header next to the text.
 std::uint64_t SchemaHash(std::string_view text);
