@@ -1,4 +1,4 @@
-// xdisruptor_example_producer — publishes synthetic ticks into a ring.
+// xdisruptor_example_producer — publishes synthetic ticks (or text messages) into a ring.
 //
 //   terminal 1: xdisruptor_example_producer --ring=ticks --events=1000000 --wait_for_consumers=1
 //   terminal 2: xdisruptor_example_consumer --ring=ticks --name=printer
@@ -28,6 +28,7 @@ ABSL_FLAG(int, wait_for_consumers, 0, "wait until this many consumers have regis
 ABSL_FLAG(std::string, wait, "yielding", "how to wait on a full ring: busy-spin, yielding, sleeping");
 ABSL_FLAG(bool, recreate, true, "remove an existing ring of the same name first");
 ABSL_FLAG(bool, remove_at_end, true, "remove the ring once every consumer has caught up");
+ABSL_FLAG(std::string, event, "tick", "what to publish: tick (tick.h) or message (64-byte text)");
 
 namespace {
 
@@ -39,11 +40,27 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-}  // namespace
+void FillTick(examples::Tick& t, std::int64_t s, std::int64_t now, double* price) {
+  t.sequence = s;
+  t.timestamp_ns = now;
+  *price += static_cast<double>((s * 7919) % 21 - 10) * 0.01;
+  t.price = *price;
+  t.quantity = 100 + (s * 31) % 900;
+  std::memset(t.symbol, 0, sizeof(t.symbol));
+  std::strncpy(t.symbol, kSymbols[s % 12], sizeof(t.symbol) - 1);
+  t.mid = 0;
+  t.checksum = examples::TickChecksum(t);
+}
 
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Publishes synthetic ticks into an xdisruptor ring.");
-  absl::ParseCommandLine(argc, argv);
+void FillMessage(examples::Message& m, std::int64_t s, std::int64_t now, double*) {
+  m.sequence = s;
+  m.timestamp_ns = now;
+  std::memset(m.text, 0, sizeof(m.text));
+  std::snprintf(m.text, sizeof(m.text), "message %lld", static_cast<long long>(s));
+}
+
+template <typename Event, typename Fill>
+int Run(const char* schema, Fill fill) {
   using namespace xdisruptor;
   const std::string name = absl::GetFlag(FLAGS_ring);
   const std::int64_t events = absl::GetFlag(FLAGS_events);
@@ -56,11 +73,11 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_recreate) && RingSegment::Exists(name)) {
     if (absl::Status s = RingSegment::Remove(name); !s.ok()) return Fail(s);
   }
-  auto ring = Ring<examples::Tick>::Create(
+  auto ring = Ring<Event>::Create(
       {.name = name,
        .capacity = static_cast<std::uint64_t>(absl::GetFlag(FLAGS_capacity)),
-       .slot_size = sizeof(examples::Tick),
-       .schema = examples::kTickSchema});
+       .slot_size = sizeof(Event),
+       .schema = schema});
   if (!ring.ok()) return Fail(ring.status());
   auto producer = SingleProducerSequencer::Attach(ring->segment(), {.kind = *kind});
   if (!producer.ok()) return Fail(producer.status());
@@ -81,27 +98,16 @@ int main(int argc, char** argv) {
     }
     const std::int64_t hi = producer->Next(n);
     const std::int64_t now = MonotonicNanos();
-    for (std::int64_t s = hi - n + 1; s <= hi; ++s) {
-      examples::Tick& t = (*ring)[s];
-      t.sequence = s;
-      t.timestamp_ns = now;
-      price += static_cast<double>((s * 7919) % 21 - 10) * 0.01;
-      t.price = price;
-      t.quantity = 100 + (s * 31) % 900;
-      std::memset(t.symbol, 0, sizeof(t.symbol));
-      std::strncpy(t.symbol, kSymbols[s % 12], sizeof(t.symbol) - 1);
-      t.mid = 0;
-      t.checksum = examples::TickChecksum(t);
-    }
+    for (std::int64_t s = hi - n + 1; s <= hi; ++s) fill((*ring)[s], s, now, &price);
     producer->Publish(hi - n + 1, hi);
     done += n;
   }
   producer->Close();
   const double seconds = static_cast<double>(MonotonicNanos() - start) * 1e-9;
-  std::printf("producer: published %lld ticks in %.2f s (%.1f M/s), ring closed\n",
+  std::printf("producer: published %lld events in %.2f s (%.1f M/s), ring closed\n",
               static_cast<long long>(events), seconds, static_cast<double>(events) / seconds / 1e6);
   if (absl::GetFlag(FLAGS_remove_at_end)) {
-    // Consumers keep their mapping after removal; wait so late attachers still find the ring.
+    // Consumers keep their mapping after removal; wait so none is cut off from the name.
     while (producer->RemainingCapacity() < static_cast<std::int64_t>(ring->capacity()) &&
            ActiveConsumerCount(ring->segment()) > 0) {
       absl::SleepFor(absl::Milliseconds(5));
@@ -109,4 +115,15 @@ int main(int argc, char** argv) {
     RingSegment::Remove(name).IgnoreError();
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("Publishes synthetic ticks or messages into an xdisruptor ring.");
+  absl::ParseCommandLine(argc, argv);
+  const std::string event = absl::GetFlag(FLAGS_event);
+  if (event == "tick") return Run<examples::Tick>(examples::kTickSchema, FillTick);
+  if (event == "message") return Run<examples::Message>(examples::kMessageSchema, FillMessage);
+  return Fail(absl::InvalidArgumentError("--event must be tick or message"));
 }

@@ -30,6 +30,16 @@ inline std::uint64_t TickChecksum(const Tick& t) {
   return h;
 }
 
+// A text message with its sequence and publish time: the classic C++-feed, Python-reader case.
+struct Message {
+  std::int64_t sequence;
+  std::int64_t timestamp_ns;  // CLOCK_MONOTONIC when published
+  char text[48];              // "message <sequence>", zero-padded
+};
+static_assert(sizeof(Message) == 64);
+
+inline constexpr char kMessageSchema[] = "<i8:sequence,<i8:timestamp_ns,S48:text";
+
 }  // namespace examples
 
 #endif  // XDISRUPTOR_EXAMPLES_TICK_H_

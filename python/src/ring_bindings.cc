@@ -1,5 +1,9 @@
 // Rings: create, attach, remove, inspect, and zero-copy numpy views of slots.
+#include <cstring>
+#include <string>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "bindings.h"
 
@@ -34,6 +38,89 @@ py::array PyRing::View(std::int64_t first, std::int64_t count, const py::dtype& 
 }
 
 namespace {
+
+// One field of a record as Tuples() reads it: where, what kind ('i', 'u', 'f', 'S', 'b'), size.
+struct FieldSpec {
+  std::size_t offset;
+  char kind;
+  std::size_t size;
+};
+
+PyObject* FieldValue(const std::byte* p, const FieldSpec& f) {
+  switch (f.kind) {
+    case 'i': {
+      std::int64_t v = 0;
+      switch (f.size) {
+        case 1: { std::int8_t x; std::memcpy(&x, p, 1); v = x; break; }
+        case 2: { std::int16_t x; std::memcpy(&x, p, 2); v = x; break; }
+        case 4: { std::int32_t x; std::memcpy(&x, p, 4); v = x; break; }
+        default: std::memcpy(&v, p, 8);
+      }
+      return PyLong_FromLongLong(v);
+    }
+    case 'u': {
+      std::uint64_t v = 0;
+      std::memcpy(&v, p, f.size);  // little-endian host: the low bytes
+      return PyLong_FromUnsignedLongLong(v);
+    }
+    case 'f': {
+      if (f.size == 4) {
+        float x;
+        std::memcpy(&x, p, 4);
+        return PyFloat_FromDouble(x);
+      }
+      double x;
+      std::memcpy(&x, p, 8);
+      return PyFloat_FromDouble(x);
+    }
+    case 'b': return PyBool_FromLong(static_cast<long>(*p != std::byte{0}));
+    default: {  // 'S': numpy drops trailing NUL bytes
+      const char* c = reinterpret_cast<const char*>(p);
+      std::size_t n = f.size;
+      while (n > 0 && c[n - 1] == '\0') --n;
+      return PyBytes_FromStringAndSize(c, static_cast<py::ssize_t>(n));
+    }
+  }
+}
+
+// The records first..first+count-1 as a list of tuples, like ndarray.tolist() but reading
+// the slots directly (about twice as fast for the per-event iteration of consumers).
+py::list Tuples(const PyRing& ring, std::int64_t first, std::int64_t count,
+                const std::vector<std::tuple<std::size_t, std::string, std::size_t>>& fields) {
+  const RingSegment& seg = ring.get();
+  std::vector<FieldSpec> spec;
+  for (const auto& [offset, kind, size] : fields) {
+    if (kind.size() != 1 || offset + size > seg.slot_size()) {
+      ThrowStatus(absl::InvalidArgumentError("bad field spec"));
+    }
+    spec.push_back({offset, kind[0], size});
+  }
+  const auto capacity = static_cast<std::int64_t>(seg.capacity());
+  if (first < 0 || count < 0 || (first & (capacity - 1)) + count > capacity) {
+    ThrowStatus(absl::InvalidArgumentError("records must be adjacent slots"));
+  }
+  PyObject* list = PyList_New(static_cast<py::ssize_t>(count));
+  if (list == nullptr) throw py::error_already_set();
+  const std::byte* slot = seg.slot(first);
+  for (std::int64_t i = 0; i < count; ++i, slot += seg.slot_size()) {
+    PyObject* tuple = PyTuple_New(static_cast<py::ssize_t>(spec.size()));
+    if (tuple == nullptr) {
+      Py_DECREF(list);
+      throw py::error_already_set();
+    }
+    for (std::size_t k = 0; k < spec.size(); ++k) {
+      PyObject* v = FieldValue(slot + spec[k].offset, spec[k]);
+      if (v == nullptr) {
+        Py_DECREF(tuple);
+        Py_DECREF(list);
+        throw py::error_already_set();
+      }
+      PyTuple_SET_ITEM(tuple, static_cast<py::ssize_t>(k), v);
+    }
+    PyList_SET_ITEM(list, static_cast<py::ssize_t>(i), tuple);
+  }
+  return py::reinterpret_steal<py::list>(list);
+}
 
 py::dict ConsumerInfo(const RingSegment& ring, std::size_t i) {
   const ConsumerState& c = ring.consumer(i);
@@ -136,6 +223,7 @@ void RegisterRing(py::module_& m) {
              }
              return out;
            })
+      .def("tuples", &Tuples, py::arg("first"), py::arg("count"), py::arg("fields"))
       .def("view", &PyRing::View, py::arg("first"), py::arg("count"), py::arg("dtype"),
            py::arg("writable"));
 }

@@ -9,7 +9,8 @@ stream per event (iteration), per batch (zero-copy numpy views) or as a pipeline
 from __future__ import annotations
 
 import contextlib
-import threading
+import itertools
+import sys
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -27,6 +28,30 @@ WAIT_STRATEGIES = ("busy-spin", "yielding", "sleeping", "blocking", "timeout-blo
 
 def _slot_size_for(dtype: np.dtype) -> int:
     return max(8, (dtype.itemsize + 7) // 8 * 8)
+
+
+def _tuple_fields(dtype: np.dtype):
+    """(offset, kind, size) per field when every field is a scalar the compiled reader
+    handles (integers, floats, bytes, bools in this machine's byte order); else None, and
+    iteration falls back to numpy's tolist()."""
+    if sys.byteorder != "little":
+        return None
+    spec = []
+    for name in dtype.names:
+        fdt, offset = dtype.fields[name][:2]
+        if fdt.subdtype is not None or fdt.byteorder == ">":
+            return None
+        if fdt.kind in "iu" and fdt.itemsize in (1, 2, 4, 8):
+            spec.append((offset, fdt.kind, fdt.itemsize))
+        elif fdt.kind == "f" and fdt.itemsize in (4, 8):
+            spec.append((offset, "f", fdt.itemsize))
+        elif fdt.kind == "S":
+            spec.append((offset, "S", fdt.itemsize))
+        elif fdt.kind == "b":
+            spec.append((offset, "b", 1))
+        else:
+            return None
+    return spec
 
 
 class Ring:
@@ -287,7 +312,7 @@ class Consumer:
         self._writable = writable
         self._max_batch = int(max_batch) if max_batch else max(1, min(4096, ring.capacity // 2))
         self._pending = None  # (sequence, count) handed out but not yet released
-        self._lock = threading.Lock()
+        self._tuple_fields = _tuple_fields(self._dtype)
 
     @property
     def name(self) -> str:
@@ -350,8 +375,20 @@ class Consumer:
             self._raw.clear_halt()
 
     def __iter__(self) -> Iterator[tuple]:
-        for batch in self.batches():
-            yield from batch.tolist()
+        # chain.from_iterable walks each batch's list in C: no Python frame per event. It asks
+        # for the next batch (releasing this one) only once every tuple of it was taken.
+        if self._tuple_fields is None:
+            return itertools.chain.from_iterable(b.tolist() for b in self.batches())
+        tuples = self._ring_raw.tuples
+        fields = self._tuple_fields
+        pending = lambda: self._pending  # noqa: E731
+
+        def lists():
+            for batch in self.batches():
+                last, count = pending()
+                yield tuples(last - count + 1, count, fields)
+
+        return itertools.chain.from_iterable(lists())
 
     def records(self) -> Iterator[np.void]:
         """Yields one event at a time as a numpy record view (fields by name; writable if the
