@@ -77,6 +77,12 @@ PyObject* FieldValue(const std::byte* p, const FieldSpec& f) {
     default: {  // 'S': numpy drops trailing NUL bytes
       const char* c = reinterpret_cast<const char*>(p);
       std::size_t n = f.size;
+      while (n >= 8) {  // trailing zero words first, then bytes
+        std::uint64_t w;
+        std::memcpy(&w, c + n - 8, 8);
+        if (w != 0) break;
+        n -= 8;
+      }
       while (n > 0 && c[n - 1] == '\0') --n;
       return PyBytes_FromStringAndSize(c, static_cast<py::ssize_t>(n));
     }
@@ -117,6 +123,9 @@ py::list Tuples(const PyRing& ring, std::int64_t first, std::int64_t count,
       }
       PyTuple_SET_ITEM(tuple, static_cast<py::ssize_t>(k), v);
     }
+    // It holds only numbers and bytes, so it can never be part of a reference cycle: keep the
+    // cyclic garbage collector from walking millions of them.
+    PyObject_GC_UnTrack(tuple);
     PyList_SET_ITEM(list, static_cast<py::ssize_t>(i), tuple);
   }
   return py::reinterpret_steal<py::list>(list);
