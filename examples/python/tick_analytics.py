@@ -29,8 +29,17 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
 
-    with attach(args.ring, args.timeout) as ring, \
-            ring.consumer(args.name, wait="blocking", after=args.after) as consumer:
+    ring = attach(args.ring, args.timeout)
+    deadline = time.monotonic() + args.timeout
+    while True:  # the stages named in --after may still be starting
+        try:
+            consumer = ring.consumer(args.name, wait="blocking", after=args.after)
+            break
+        except xdisruptor.ConsumerNotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    with ring, consumer:
         notional: dict[bytes, float] = {}
         volume: dict[bytes, int] = {}
         moves = []
