@@ -1,4 +1,5 @@
 // Consumers: register by name, wait (GIL released, Ctrl-C checked), release, halt, leave.
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -47,6 +48,33 @@ class PyConsumer {
     }
   }
 
+  // The next batch in one call: releases the batch handed out before (if any), waits for the
+  // next sequence, and returns (first, count, status) for at most `limit` events that do not
+  // wrap around the ring's end. The batch stays pending (unreleased) until the next call or
+  // ReleasePending().
+  py::tuple NextRange(std::int64_t limit) {
+    ReleasePending();
+    Consumer& c = get();
+    const std::int64_t first = c.sequence() + 1;
+    const py::tuple waited = WaitFor(first);
+    const auto status = waited[1].cast<std::string>();
+    if (status != "ok") return py::make_tuple(first, 0, status);
+    const auto available = waited[0].cast<std::int64_t>();
+    const auto capacity = static_cast<std::int64_t>(ring_->capacity());
+    const std::int64_t to_end = capacity - (first & (capacity - 1));
+    const std::int64_t count = std::min({available - first + 1, limit, to_end});
+    pending_last_ = first + count - 1;
+    pending_count_ = count;
+    return py::make_tuple(first, count, "ok");
+  }
+
+  void ReleasePending() {
+    if (pending_count_ > 0 && consumer_) {
+      consumer_->Release(pending_last_, static_cast<std::uint64_t>(pending_count_));
+    }
+    pending_count_ = 0;
+  }
+
   // Available now, without waiting.
   std::int64_t Available() { return get().barrier().Available(); }
 
@@ -69,6 +97,8 @@ class PyConsumer {
  private:
   std::shared_ptr<RingSegment> ring_;
   std::optional<Consumer> consumer_;
+  std::int64_t pending_last_ = -1;
+  std::int64_t pending_count_ = 0;
 };
 
 }  // namespace
@@ -80,6 +110,8 @@ void RegisterConsumer(py::module_& m) {
            py::arg("ring"), py::arg("name"), py::arg("after"), py::arg("wait"),
            py::arg("params"))
       .def("wait_for", &PyConsumer::WaitFor, py::arg("sequence"))
+      .def("next_range", &PyConsumer::NextRange, py::arg("limit"))
+      .def("release_pending", &PyConsumer::ReleasePending)
       .def("available", &PyConsumer::Available)
       .def("release", &PyConsumer::Release, py::arg("sequence"), py::arg("events"))
       .def("halt", &PyConsumer::Halt)

@@ -311,7 +311,6 @@ class Consumer:
         self._dtype = ring.dtype
         self._writable = writable
         self._max_batch = int(max_batch) if max_batch else max(1, min(4096, ring.capacity // 2))
-        self._pending = None  # (sequence, count) handed out but not yet released
         self._tuple_fields = _tuple_fields(self._dtype)
 
     @property
@@ -332,11 +331,30 @@ class Consumer:
         """The cursor when this consumer joined: it reads from the event after it."""
         return self._raw.join_sequence
 
-    def _release_pending(self) -> None:
-        if self._pending is not None:
-            sequence, count = self._pending
-            self._pending = None
-            self._raw.release(sequence, count)
+    def _ranges(self, limit: int, on_timeout: Optional[Callable[[int], None]]):
+        """Yields (first, count) of each batch; the C++ side releases a batch when the next
+        is asked for, and on the way out."""
+        if limit < 1:
+            raise InvalidArgumentError("max_size must be at least 1")
+        next_range = self._raw.next_range
+        try:
+            while True:
+                first, count, status = next_range(limit)
+                if status == "ok":
+                    yield first, count
+                elif status == "timeout":
+                    if on_timeout is not None:
+                        on_timeout(first - 1)
+                elif status == "upstream-gone":
+                    raise UpstreamGoneError(
+                        f"a stage that consumer '{self.name}' runs after left the ring "
+                        f"before event {first}")
+                else:
+                    return  # closed or halted
+        finally:
+            if not self._raw.closed:
+                self._raw.release_pending()
+                self._raw.clear_halt()
 
     def batches(self, max_size: Optional[int] = None, *,
                 on_timeout: Optional[Callable[[int], None]] = None) -> Iterator[np.ndarray]:
@@ -345,34 +363,13 @@ class Consumer:
         closed the stream and everything was read, or after :meth:`halt`; raises
         UpstreamGoneError if a stage this one runs after left."""
         limit = int(max_size) if max_size else self._max_batch
-        if limit < 1:
-            raise InvalidArgumentError("max_size must be at least 1")
         capacity = self._ring.capacity
-        view = self._ring_raw.view
-        wait_for = self._raw.wait_for
-        try:
-            while True:
-                self._release_pending()
-                first = self._raw.sequence + 1
-                available, status = wait_for(first)
-                if status != "ok":
-                    if status == "timeout":
-                        if on_timeout is not None:
-                            on_timeout(first - 1)
-                        continue
-                    if status == "upstream-gone":
-                        raise UpstreamGoneError(
-                            f"a stage that consumer '{self.name}' runs after left the ring "
-                            f"before event {first}")
-                    return  # closed or halted
-                last = min(available, first + limit - 1,
-                           first + (capacity - first % capacity) - 1)
-                count = last - first + 1
-                self._pending = (last, count)
-                yield view(first, count, self._dtype, self._writable)
-        finally:
-            self._release_pending()
-            self._raw.clear_halt()
+        mask = capacity - 1
+        # One view of the whole ring, sliced per batch: no new array object per batch.
+        whole = self._ring_raw.view(0, capacity, self._dtype, self._writable)
+        for first, count in self._ranges(limit, on_timeout):
+            start = first & mask
+            yield whole[start:start + count]
 
     def __iter__(self) -> Iterator[tuple]:
         # chain.from_iterable walks each batch's list in C: no Python frame per event. It asks
@@ -381,14 +378,8 @@ class Consumer:
             return itertools.chain.from_iterable(b.tolist() for b in self.batches())
         tuples = self._ring_raw.tuples
         fields = self._tuple_fields
-        pending = lambda: self._pending  # noqa: E731
-
-        def lists():
-            for batch in self.batches():
-                last, count = pending()
-                yield tuples(last - count + 1, count, fields)
-
-        return itertools.chain.from_iterable(lists())
+        return itertools.chain.from_iterable(
+            tuples(first, count, fields) for first, count in self._ranges(self._max_batch, None))
 
     def records(self) -> Iterator[np.void]:
         """Yields one event at a time as a numpy record view (fields by name; writable if the
@@ -418,8 +409,12 @@ class Consumer:
             on_start()
         reason = "halted"
         try:
-            for batch in self.batches(max_batch, on_timeout=on_timeout):
-                first = self._pending[0] - len(batch) + 1
+            limit = int(max_batch) if max_batch else self._max_batch
+            mask = self._ring.capacity - 1
+            whole = self._ring_raw.view(0, self._ring.capacity, self._dtype, self._writable)
+            for first, count in self._ranges(limit, on_timeout):
+                start = first & mask
+                batch = whole[start:start + count]
                 if on_batch is not None:
                     on_batch(batch, first)
                 else:
@@ -442,7 +437,7 @@ class Consumer:
         consumer, and its name is free."""
         if self._raw.closed:
             return
-        self._release_pending()
+        self._raw.release_pending()
         self._raw.deregister()
 
     def __enter__(self) -> "Consumer":

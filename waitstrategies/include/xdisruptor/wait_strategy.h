@@ -34,6 +34,7 @@
 #include "xdisruptor/waitstrategies/busy_spin.h"
 #include "xdisruptor/waitstrategies/phased_backoff.h"
 #include "xdisruptor/waitstrategies/sleeping.h"
+#include "xdisruptor/waitstrategies/timeout_blocking.h"
 #include "xdisruptor/waitstrategies/yielding.h"
 
 namespace xdisruptor {
@@ -145,8 +146,7 @@ class Idler {
   // How long one futex sleep may last: the safety net, or less when a bound is near.
   std::int64_t SleepBudget() {
     const std::int64_t bound = Bound();
-    if (bound <= 0) return wait::kSafetyNetNs;
-    return std::clamp<std::int64_t>(bound - Elapsed(), 1000, wait::kSafetyNetNs);
+    return wait::TimeoutBlocking::SleepBudget(bound > 0 ? Elapsed() : 0, bound);
   }
   // Reads the clock only every 64th step while spinning, so busy-spin stays a tight loop.
   bool TimedOut() {
