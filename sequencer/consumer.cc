@@ -197,14 +197,9 @@ Consumer::Consumer(RingSegment& ring, int index, std::string name)
       barrier_(ring, state_),
       owner_pid_(::getpid()) {}
 
-Consumer::Consumer(Consumer&& other) noexcept
-    : ring_(other.ring_),
-      state_(other.state_),
-      index_(other.index_),
-      name_(std::move(other.name_)),
-      barrier_(std::move(other.barrier_)),
-      owner_pid_(other.owner_pid_),
-      registered_(std::exchange(other.registered_, false)) {}
+Consumer::Consumer(Consumer&& other) noexcept : registered_(false) {
+  *this = std::move(other);
+}
 
 Consumer& Consumer::operator=(Consumer&& other) noexcept {
   if (this == &other) return *this;

@@ -61,13 +61,9 @@ SingleProducerSequencer::SingleProducerSequencer(RingSegment& ring, const WaitPa
       wait_(wait) {}
 
 SingleProducerSequencer::SingleProducerSequencer(SingleProducerSequencer&& other) noexcept
-    : producer_(other.producer_),
-      consumers_(other.consumers_),
-      capacity_(other.capacity_),
-      next_value_(other.next_value_),
-      cached_gating_(other.cached_gating_),
-      wait_(other.wait_),
-      attached_(std::exchange(other.attached_, false)) {}
+    : attached_(false) {
+  *this = std::move(other);
+}
 
 SingleProducerSequencer& SingleProducerSequencer::operator=(
     SingleProducerSequencer&& other) noexcept {

@@ -74,12 +74,12 @@ class Consumer {
  private:
   Consumer(RingSegment& ring, int index, std::string name);
 
-  RingSegment* ring_;
-  ConsumerState* state_;
-  int index_;
+  RingSegment* ring_ = nullptr;
+  ConsumerState* state_ = nullptr;
+  int index_ = -1;
   std::string name_;
   SequenceBarrier barrier_;
-  std::int64_t owner_pid_;
+  std::int64_t owner_pid_ = 0;
   bool registered_ = true;
 };
 

@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #include "xdisruptor/layout.h"
 #include "xdisruptor/ring_segment.h"
@@ -49,16 +50,8 @@ class SequenceBarrier {
       upstream_generation_[i] = self->after_generation[i];
     }
   }
-  SequenceBarrier(SequenceBarrier&& other) noexcept
-      : producer_(other.producer_),
-        cursor_(other.cursor_),
-        ring_status_(other.ring_status_),
-        self_(other.self_),
-        self_index_(other.self_index_),
-        upstream_(other.upstream_),
-        upstream_generation_(other.upstream_generation_),
-        upstream_count_(other.upstream_count_),
-        alert_(other.alert_.load(std::memory_order_relaxed)) {}
+  SequenceBarrier() = default;  // unusable until assigned; for owners that move one in
+  SequenceBarrier(SequenceBarrier&& other) noexcept { *this = std::move(other); }
   SequenceBarrier& operator=(SequenceBarrier&& other) noexcept {
     producer_ = other.producer_;
     cursor_ = other.cursor_;
@@ -131,10 +124,10 @@ class SequenceBarrier {
   [[gnu::noinline]] WaitResult WaitSlow(std::int64_t sequence, std::int64_t max_wait_ns);
   void WakeSelf();
 
-  ProducerState* producer_;
-  const std::atomic<std::int64_t>* cursor_;
-  const std::atomic<std::uint32_t>* ring_status_;
-  ConsumerState* self_;
+  ProducerState* producer_ = nullptr;
+  const std::atomic<std::int64_t>* cursor_ = nullptr;
+  const std::atomic<std::uint32_t>* ring_status_ = nullptr;
+  ConsumerState* self_ = nullptr;
   std::uint32_t self_index_ = 0;
   std::array<ConsumerState*, kMaxAfter> upstream_{};
   std::array<std::uint32_t, kMaxAfter> upstream_generation_{};

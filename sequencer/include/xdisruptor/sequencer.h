@@ -103,11 +103,11 @@ class SingleProducerSequencer {
   std::int64_t MinimumGating() const;
   wait::BlockTarget LaggingConsumer(std::int64_t wrap_point) const;
 
-  ProducerState* producer_;
-  ConsumerState* consumers_;
-  std::int64_t capacity_;
-  std::int64_t next_value_;     // highest claimed sequence
-  std::int64_t cached_gating_;  // slowest gating sequence when last read
+  ProducerState* producer_ = nullptr;
+  ConsumerState* consumers_ = nullptr;
+  std::int64_t capacity_ = 0;
+  std::int64_t next_value_ = kInitialSequence;     // highest claimed sequence
+  std::int64_t cached_gating_ = kInitialSequence;  // slowest gating sequence when last read
   WaitParams wait_;
   bool attached_ = true;
 };
