@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <utility>
 
@@ -212,6 +213,11 @@ RingSegment::RingSegment(bip::mapped_region region, std::string name,
   slots_ = base_ + validated.layout.slots_offset;
   capacity_ = validated.capacity;
   mask_ = capacity_ - 1;
+  index_shift_ = std::countr_zero(capacity_);
+  if (validated.layout.availability_offset != 0) {
+    availability_ = reinterpret_cast<std::atomic<std::int32_t>*>(
+        base_ + validated.layout.availability_offset);
+  }
   slot_size_ = validated.slot_size;
   kind_ = validated.kind;
 }
@@ -283,8 +289,10 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
     consumers[i].join_sequence.store(kInitialSequence, std::memory_order_relaxed);
   }
   if (layout->availability_offset != 0) {
-    auto* marks = reinterpret_cast<std::int32_t*>(base + layout->availability_offset);
-    std::fill(marks, marks + options.capacity, -1);  // no lap published yet
+    auto* marks = reinterpret_cast<std::atomic<std::int32_t>*>(base + layout->availability_offset);
+    for (std::uint64_t i = 0; i < options.capacity; ++i) {
+      marks[i].store(-1, std::memory_order_relaxed);  // no lap published yet
+    }
   }
   // SYNC POINT: pairs with ValidateImage's acquire load; every field above is visible to an
   // opener that sees the version.

@@ -168,7 +168,10 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
 
   // Join at the cursor without being lapped (the Disruptor's addGatingSequences race):
   // 1. start from a cursor value the producer has certainly published;
-  std::atomic<std::int64_t>& cursor = ring.producer().cursor;
+  // (A multi-producer ring's "cursor" is its claim counter: a consumer joins after every
+  // sequence claimed so far, published or not.)
+  std::atomic<std::int64_t>& cursor =
+      ring.multi_producer() ? ring.producer().claim : ring.producer().cursor;
   //    Release: a downstream barrier that reads this sequence also sees the generation bumped
   //    above (so it never mistakes the newcomer for the upstream it knew).
   c.sequence.store(cursor.load(std::memory_order_acquire), std::memory_order_release);

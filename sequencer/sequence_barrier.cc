@@ -1,8 +1,15 @@
 #include "xdisruptor/sequence_barrier.h"
 
 #include "xdisruptor/consumer.h"
+#include "xdisruptor/multi_producer_sequencer.h"
 
 namespace xdisruptor {
+
+namespace {
+// How long a wait on a claimed but unpublished sequence goes before it asks whether the
+// producer that claimed it died (a /proc read per producer; never on the data path).
+constexpr std::int64_t kStallCheckNs = 100'000'000;
+}  // namespace
 
 WaitParams SequenceBarrier::CurrentWaitParams() const { return LoadWaitParams(*self_); }
 
@@ -26,6 +33,14 @@ wait::BlockTarget SequenceBarrier::Lagging(std::int64_t sequence) const {
   if (cursor_->load(std::memory_order_acquire) < sequence) {
     t.sequence = cursor_;
     t.notification = &producer_->cursor_notification;
+    return t;
+  }
+  if (multi_ && ring_->availability(sequence)->load(std::memory_order_acquire) !=
+                    ring_->lap(sequence)) {  // claimed, not yet published
+    t.sequence = cursor_;
+    t.notification = &producer_->cursor_notification;
+    t.mark = ring_->availability(sequence);
+    t.mark_value = ring_->lap(sequence);
     return t;
   }
   for (std::uint32_t i = 0; i < upstream_count_; ++i) {
@@ -57,19 +72,26 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wai
   // SYNC POINT: pairs with StoreWaitParams' release bump: the parameters read are complete.
   std::uint32_t version = self_->wait_config_version.load(std::memory_order_acquire);
   Idler idler(CurrentWaitParams(), max_wait_ns);
+  std::int64_t next_stall_check = multi_ ? MonotonicNanos() + kStallCheckNs : 0;
   // Single writer (this consumer): load + store, no locked instruction.
   self_->waits.store(self_->waits.load(std::memory_order_relaxed) + 1,
                      std::memory_order_relaxed);
   for (;;) {
-    std::int64_t available = Available();
+    std::int64_t available = AvailableFrom(sequence);
     if (alert_.load(std::memory_order_relaxed)) return {available, WaitStatus::kAlerted};
     if (available >= sequence) return {available, WaitStatus::kOk};
     if (closed()) {
       // The cursor read after seeing kClosed is final: nothing beyond it will come.
       const std::int64_t final_cursor = cursor_->load(std::memory_order_acquire);
-      available = Available();
+      available = AvailableFrom(sequence);
       if (available >= sequence) return {available, WaitStatus::kOk};
       if (sequence > final_cursor) return {available, WaitStatus::kClosed};
+    }
+    // Claimed but never published: a multi-producer ring whose producer died mid-claim.
+    if (next_stall_check != 0 && cursor_->load(std::memory_order_acquire) >= sequence &&
+        MonotonicNanos() >= next_stall_check) {
+      if (HasStalledProducer(*ring_)) return {available, WaitStatus::kProducerStalled};
+      next_stall_check = MonotonicNanos() + kStallCheckNs;
     }
     if (UpstreamGone(sequence)) return {available, WaitStatus::kUpstreamGone};
     const std::uint32_t now = self_->wait_config_version.load(std::memory_order_acquire);

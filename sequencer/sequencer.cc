@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "internal/gating.h"
 #include "internal/reclaim.h"
 #include "internal/registry_lock.h"
 #include "xdisruptor/process.h"
@@ -90,19 +91,10 @@ void SingleProducerSequencer::CheckClaimSize(std::int64_t n, std::int64_t capaci
 }
 
 std::int64_t SingleProducerSequencer::MinimumGating() const {
-  // Acquire pairs with Consumer::Register's seq_cst RMW (the bit is set after its sequence).
-  std::uint64_t mask = producer_->gating_mask.load(std::memory_order_acquire);
   // Start from the published cursor, not the claimed next_value_: the RefreshGating proof
   // needs every cached bound to be one a joining consumer can see (it joins at the cursor).
-  std::int64_t minimum = producer_->cursor.load(std::memory_order_relaxed);  // own store
-  while (mask != 0) {
-    const int i = std::countr_zero(mask);
-    mask &= mask - 1;
-    // SYNC POINT: pairs with Consumer::Release's release store: the consumer's reads of the
-    // slots up to its sequence happen before this producer overwrites them.
-    minimum = std::min(minimum, consumers_[i].sequence.load(std::memory_order_acquire));
-  }
-  return minimum;
+  return internal::MinimumGating(*producer_, consumers_,
+                                 producer_->cursor.load(std::memory_order_relaxed));
 }
 
 std::int64_t SingleProducerSequencer::RefreshGating() {
@@ -116,22 +108,7 @@ std::int64_t SingleProducerSequencer::RefreshGating() {
 }
 
 wait::BlockTarget SingleProducerSequencer::LaggingConsumer(std::int64_t wrap_point) const {
-  std::uint64_t mask = producer_->gating_mask.load(std::memory_order_acquire);
-  while (mask != 0) {
-    const int i = std::countr_zero(mask);
-    mask &= mask - 1;
-    ConsumerState& c = consumers_[i];
-    if (c.sequence.load(std::memory_order_acquire) < wrap_point) {
-      wait::BlockTarget t;
-      t.sequence = &c.sequence;
-      t.needed = wrap_point;
-      t.notification = &c.notification;
-      t.sleeper = {.producer = true, .index = 0};
-      t.active_status = &c.status;  // a consumer that leaves stops gating: re-check
-      return t;
-    }
-  }
-  return {};
+  return internal::LaggingConsumer(*producer_, consumers_, wrap_point, 0);
 }
 
 bool SingleProducerSequencer::WaitForCapacity(std::int64_t wrap_point,

@@ -184,7 +184,9 @@ static_assert(kSharedSafe<RingHeaderState> && kSharedSafe<ProducerState> &&
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::int32_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<std::int64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4);
+static_assert(sizeof(std::atomic<std::int32_t>) == 4);  // availability marks: int32 per slot
 
 static_assert(sizeof(RingHeaderState) == 4096);
 static_assert(offsetof(RingHeaderState, layout_version) == 8);

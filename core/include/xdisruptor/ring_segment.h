@@ -8,6 +8,7 @@
 #ifndef XDISRUPTOR_RING_SEGMENT_H_
 #define XDISRUPTOR_RING_SEGMENT_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -97,6 +98,17 @@ class RingSegment {
     return {slot(sequence), slot_size_};
   }
 
+  // Multi-producer rings: the availability mark of the slot that holds `sequence` (the lap
+  // number of the last sequence published into it), and the lap of a sequence. Null and
+  // meaningless for single-producer rings.
+  std::atomic<std::int32_t>* availability(std::int64_t sequence) const {
+    return availability_ + (static_cast<std::uint64_t>(sequence) & mask_);
+  }
+  std::int32_t lap(std::int64_t sequence) const {
+    return static_cast<std::int32_t>(static_cast<std::uint64_t>(sequence) >> index_shift_);
+  }
+  bool multi_producer() const { return availability_ != nullptr; }
+
  private:
   RingSegment(boost::interprocess::mapped_region region, std::string name,
               const HeaderSnapshot& validated);
@@ -108,6 +120,8 @@ class RingSegment {
   ProducerState* producer_ = nullptr;
   ConsumerState* consumers_ = nullptr;
   std::byte* slots_ = nullptr;
+  std::atomic<std::int32_t>* availability_ = nullptr;
+  int index_shift_ = 0;
   std::uint64_t capacity_ = 0;
   std::uint64_t mask_ = 0;
   std::uint32_t slot_size_ = 0;

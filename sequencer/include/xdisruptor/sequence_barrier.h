@@ -26,6 +26,8 @@ enum class WaitStatus {
   kTimeout,       // the wait strategy's timeout elapsed first
   kUpstreamGone,  // a consumer this one runs after left before reaching the sequence
   kCheckpoint,    // the caller's own limit (WaitFor's max_wait_ns) elapsed; nothing else
+  kProducerStalled,  // multi-producer ring: a producer died between claim and publish, so
+                     // the sequence waited for will never be published
 };
 
 struct WaitResult {
@@ -38,8 +40,10 @@ class SequenceBarrier {
   // `self` is the waiting consumer's entry: its wait strategy is re-read from there at the
   // start of every wait, so a retune from another process applies at the next wait.
   SequenceBarrier(const RingSegment& ring, ConsumerState* self)
-      : producer_(&ring.producer()),
-        cursor_(&ring.producer().cursor),
+      : ring_(&ring),
+        producer_(&ring.producer()),
+        cursor_(ring.multi_producer() ? &ring.producer().claim : &ring.producer().cursor),
+        multi_(ring.multi_producer()),
         ring_status_(&ring.producer().ring_status),
         self_(self) {
     self_index_ = static_cast<std::uint32_t>(self - &ring.consumer(0));
@@ -53,8 +57,10 @@ class SequenceBarrier {
   SequenceBarrier() = default;  // unusable until assigned; for owners that move one in
   SequenceBarrier(SequenceBarrier&& other) noexcept { *this = std::move(other); }
   SequenceBarrier& operator=(SequenceBarrier&& other) noexcept {
+    ring_ = other.ring_;
     producer_ = other.producer_;
     cursor_ = other.cursor_;
+    multi_ = other.multi_;
     ring_status_ = other.ring_status_;
     self_ = other.self_;
     self_index_ = other.self_index_;
@@ -67,9 +73,16 @@ class SequenceBarrier {
 
   // Highest sequence this consumer may read now; never waits.
   std::int64_t Available() const {
+    return AvailableFrom(self_->sequence.load(std::memory_order_relaxed) + 1);
+  }
+
+  // Highest sequence readable now, for a consumer whose next sequence is `next`.
+  std::int64_t AvailableFrom(std::int64_t next) const {
     // SYNC POINT: pairs with the producer's release store in Publish: the slots up to the
-    // value read are written and visible.
+    // value read are written and visible. (Multi-producer rings: the claim counter is only an
+    // upper bound; HighestPublished's acquire loads of the marks are the sync points.)
     std::int64_t available = cursor_->load(std::memory_order_acquire);
+    if (multi_) available = HighestPublished(next, available);
     for (std::uint32_t i = 0; i < upstream_count_; ++i) {
       // SYNC POINT: pairs with the upstream consumer's release in Consumer::Release: its
       // in-place changes to those slots are visible.
@@ -86,10 +99,22 @@ class SequenceBarrier {
     return available;
   }
 
+  // Multi-producer rings: the highest sequence from `next` to `hi` before the first slot whose
+  // availability mark does not yet hold its lap.
+  std::int64_t HighestPublished(std::int64_t next, std::int64_t hi) const {
+    for (std::int64_t s = next; s <= hi; ++s) {
+      // SYNC POINT: pairs with MultiProducerSequencer::Publish's release store of the mark.
+      if (ring_->availability(s)->load(std::memory_order_acquire) != ring_->lap(s)) {
+        return s - 1;
+      }
+    }
+    return hi;
+  }
+
   // Waits until `sequence` is available; returns the highest available sequence. With
   // `max_wait_ns` > 0 it also returns kCheckpoint after that long (to check for signals).
   WaitResult WaitFor(std::int64_t sequence, std::int64_t max_wait_ns = 0) {
-    const std::int64_t available = Available();
+    const std::int64_t available = AvailableFrom(sequence);
     // Relaxed: the alert flag carries no data; a halt seen one batch late is fine.
     if (available >= sequence && !alert_.load(std::memory_order_relaxed)) [[likely]] {
       return {available, WaitStatus::kOk};
@@ -124,8 +149,11 @@ class SequenceBarrier {
   [[gnu::noinline]] WaitResult WaitSlow(std::int64_t sequence, std::int64_t max_wait_ns);
   void WakeSelf();
 
+  const RingSegment* ring_ = nullptr;
   ProducerState* producer_ = nullptr;
+  // The cursor of a single-producer ring; the claim counter of a multi-producer ring.
   const std::atomic<std::int64_t>* cursor_ = nullptr;
+  bool multi_ = false;
   const std::atomic<std::uint32_t>* ring_status_ = nullptr;
   ConsumerState* self_ = nullptr;
   std::uint32_t self_index_ = 0;

@@ -6,6 +6,7 @@
 #include "xdisruptor/consumer.h"
 #include "xdisruptor/event_poller.h"
 #include "xdisruptor/layout.h"
+#include "xdisruptor/multi_producer_sequencer.h"
 #include "xdisruptor/process.h"
 #include "xdisruptor/ring.h"
 #include "xdisruptor/ring_segment.h"

@@ -53,7 +53,16 @@ struct BlockTarget {
   const std::atomic<std::uint32_t>* ring_status = nullptr;    // stop when RingStatus::kClosed
   const std::atomic<std::uint32_t>* active_status = nullptr;  // stop unless ConsumerStatus::kActive
   const std::atomic<bool>* alert = nullptr;                   // stop when set
+  // Multi-producer rings: also short until this availability mark holds `mark_value`.
+  const std::atomic<std::int32_t>* mark = nullptr;
+  std::int32_t mark_value = 0;
 };
+
+// True once the awaited sequence is there (and, with a mark, published).
+inline bool Reached(const BlockTarget& t, std::memory_order order) {
+  return t.sequence->load(order) >= t.needed &&
+         (t.mark == nullptr || t.mark->load(order) == t.mark_value);
+}
 
 // Counters of this process's blocking waits, for tests and the inspector.
 struct BlockingStats {
@@ -105,7 +114,7 @@ inline void Notify(NotificationState& n) {
 inline bool StillShort(const BlockTarget& t) {
   // seq_cst: when the publisher missed our sleeper bit, this load follows its fence #2 in the
   // single total order and so sees its store (see the protocol above).
-  if (t.sequence->load(std::memory_order_seq_cst) >= t.needed) return false;
+  if (Reached(t, std::memory_order_seq_cst)) return false;
   if (t.ring_status != nullptr &&
       t.ring_status->load(std::memory_order_acquire) ==
           static_cast<std::uint32_t>(RingStatus::kClosed)) {
@@ -147,7 +156,7 @@ inline void BlockOn(const BlockTarget& target, std::int64_t max_sleep_ns) {
     if (!FutexWait(&n.futex_word, word, max_sleep_ns)) {
       Stats().safety_timeouts.fetch_add(1, std::memory_order_relaxed);
       if (n.futex_word.load(std::memory_order_acquire) == word &&
-          target.sequence->load(std::memory_order_acquire) >= target.needed) {
+          Reached(target, std::memory_order_acquire)) {
         Stats().lost_wakeups.fetch_add(1, std::memory_order_relaxed);
       }
     }

@@ -1,0 +1,87 @@
+// xdisruptor/multi_producer_sequencer.h — several producer processes publishing into one ring.
+//
+// Producers claim sequences with one atomic fetch-add on the ring's shared claim counter, write
+// their slots, and publish each slot by storing its lap number (sequence >> log2(capacity))
+// into the slot's availability mark (the Disruptor's scheme: plain int32s in the segment).
+// Consumers' barriers return only the highest contiguous published sequence, so every consumer
+// reads one order, with each producer's events in that producer's order. Gating is the same as
+// for one producer. Up to 16 producers at once (the producer table); each thread that claims
+// needs its own MultiProducerSequencer. A producer that dies between claim and publish leaves a
+// hole no one will fill: consumers waiting at it get WaitStatus::kProducerStalled (see
+// docs/architecture.md for why it is reported, not papered over).
+//
+//   std::int64_t hi = producer.Next(n);         // claim hi-n+1 .. hi (waits while full)
+//   ... write ring[hi-n+1] .. ring[hi] ...
+//   producer.Publish(hi - n + 1, hi);
+#ifndef XDISRUPTOR_MULTI_PRODUCER_SEQUENCER_H_
+#define XDISRUPTOR_MULTI_PRODUCER_SEQUENCER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "xdisruptor/layout.h"
+#include "xdisruptor/ring_segment.h"
+#include "xdisruptor/wait_strategy.h"
+
+namespace xdisruptor {
+
+// claim_lo of a producer entry: no claim in flight / a claim being taken (range not yet known).
+inline constexpr std::int64_t kNoClaim = -1;
+inline constexpr std::int64_t kClaiming = -2;
+
+class MultiProducerSequencer {
+ public:
+  static absl::StatusOr<MultiProducerSequencer> Attach(RingSegment& ring,
+                                                       const WaitParams& wait = {});
+
+  MultiProducerSequencer(MultiProducerSequencer&& other) noexcept;
+  MultiProducerSequencer& operator=(MultiProducerSequencer&& other) noexcept;
+  MultiProducerSequencer(const MultiProducerSequencer&) = delete;
+  MultiProducerSequencer& operator=(const MultiProducerSequencer&) = delete;
+  ~MultiProducerSequencer();
+
+  // Claims n slots (1 <= n <= capacity), waiting while they are less than a lap ahead of the
+  // slowest gating consumer; returns the highest claimed sequence.
+  std::int64_t Next(std::int64_t n = 1);
+  // Waits at most `max_wait_ns` for room before claiming; nothing if there was none.
+  std::optional<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns);
+  // Claims only if there is room now.
+  [[nodiscard]] std::optional<std::int64_t> TryNext(std::int64_t n = 1);
+  // Marks lo..hi published; consumers read them once every sequence before them is too.
+  void Publish(std::int64_t lo, std::int64_t hi);
+  void Publish(std::int64_t sequence) { Publish(sequence, sequence); }
+
+  // The highest sequence claimed by any producer.
+  std::int64_t cursor() const { return producer_->claim.load(std::memory_order_acquire); }
+  std::int64_t RemainingCapacity();
+  // Ends the stream for every producer: call it when all of them are done.
+  void Close();
+  absl::Status Detach();
+  int producer_index() const { return entry_index_; }
+
+ private:
+  MultiProducerSequencer(RingSegment& ring, int entry_index, const WaitParams& wait);
+  void CheckClaimSize(std::int64_t n) const;
+  std::int64_t RefreshGating(std::int64_t current);
+  bool WaitForCapacity(std::int64_t wrap_point, std::int64_t current, std::int64_t max_wait_ns);
+
+  RingSegment* ring_ = nullptr;
+  ProducerState* producer_ = nullptr;
+  ProducerEntryState* entry_ = nullptr;
+  int entry_index_ = -1;
+  std::int64_t capacity_ = 0;
+  std::int64_t cached_gating_ = kInitialSequence;
+  WaitParams wait_{};
+  bool attached_ = false;
+};
+
+// True when a producer of `ring` died with a claim in flight: the sequences it claimed will
+// never be published. Reads /proc; off the data path.
+bool HasStalledProducer(const RingSegment& ring);
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_MULTI_PRODUCER_SEQUENCER_H_
