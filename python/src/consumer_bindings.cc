@@ -17,6 +17,7 @@ const char* StatusName(WaitStatus status) {
     case WaitStatus::kTimeout: return "timeout";
     case WaitStatus::kUpstreamGone: return "upstream-gone";
     case WaitStatus::kCheckpoint: return "checkpoint";
+    case WaitStatus::kProducerStalled: return "producer-stalled";
   }
   return "unknown";
 }

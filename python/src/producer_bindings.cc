@@ -11,9 +11,23 @@ namespace {
 
 class PyProducer {
  public:
+  // Calls `f` with whichever sequencer this producer has.
+  template <typename F>
+  decltype(auto) With(F&& f) {
+    if (single_) return f(*single_);
+    if (!multi_) ThrowStatus(absl::FailedPreconditionError("the producer is closed"));
+    return f(*multi_);
+  }
+
   PyProducer(const PyRing& ring, const std::string& wait, const py::dict& params)
-      : ring_(ring.segment),
-        sequencer_(Unwrap(SingleProducerSequencer::Attach(ring.get(), ParseWait(wait, params)))) {}
+      : ring_(ring.segment) {
+    const WaitParams w = ParseWait(wait, params);
+    if (ring.get().multi_producer()) {
+      multi_.emplace(Unwrap(MultiProducerSequencer::Attach(ring.get(), w)));
+    } else {
+      single_.emplace(Unwrap(SingleProducerSequencer::Attach(ring.get(), w)));
+    }
+  }
 
   // Claims n slots, waiting with the GIL released; Ctrl-C interrupts the wait.
   std::int64_t Next(std::int64_t n) {
@@ -22,7 +36,7 @@ class PyProducer {
       std::optional<std::int64_t> hi;
       {
         py::gil_scoped_release release;
-        hi = sequencer().NextFor(n, kPollNs);
+        hi = With([&](auto& s) { return s.NextFor(n, kPollNs); });
       }
       if (hi) return *hi;
       CheckSignals();
@@ -31,14 +45,14 @@ class PyProducer {
 
   std::optional<std::int64_t> TryNext(std::int64_t n) {
     CheckSize(n);
-    return sequencer().TryNext(n);
+    return With([&](auto& s) { return s.TryNext(n); });
   }
 
   void Publish(std::int64_t lo, std::int64_t hi) {
-    if (lo > hi || hi > sequencer().cursor() + ring_->capacity() * 2) {
+    if (lo > hi || hi - lo >= static_cast<std::int64_t>(ring_->capacity())) {
       ThrowStatus(absl::InvalidArgumentError("publish(lo, hi) needs lo <= hi within a claim"));
     }
-    sequencer().Publish(lo, hi);
+    With([&](auto& s) { s.Publish(lo, hi); });
   }
 
   // Publishes `count` records of `itemsize` bytes laid out back to back in `data`.
@@ -57,28 +71,30 @@ class PyProducer {
           std::memcpy(ring_->slot(s), data, static_cast<std::size_t>(itemsize));
         }
       }
-      sequencer().Publish(hi - n + 1, hi);
+      With([&](auto& s) { s.Publish(hi - n + 1, hi); });
       done += n;
     }
   }
 
-  void Close() { sequencer().Close(); }
-  void Detach() {
-    if (sequencer_) {
-      const absl::Status s = sequencer_->Detach();
-      sequencer_.reset();
-      if (!s.ok()) ThrowStatus(s);
-    }
+  void Close() {
+    With([](auto& s) { s.Close(); });
   }
-  std::int64_t Cursor() { return sequencer().cursor(); }
-  std::int64_t Remaining() { return sequencer().RemainingCapacity(); }
-  bool closed() const { return !sequencer_; }
+  void Detach() {
+    if (closed()) return;
+    const absl::Status s = With([](auto& seq) { return seq.Detach(); });
+    single_.reset();
+    multi_.reset();
+    if (!s.ok()) ThrowStatus(s);
+  }
+  std::int64_t Cursor() {
+    return With([](auto& s) { return s.cursor(); });
+  }
+  std::int64_t Remaining() {
+    return With([](auto& s) { return s.RemainingCapacity(); });
+  }
+  bool closed() const { return !single_ && !multi_; }
 
  private:
-  SingleProducerSequencer& sequencer() {
-    if (!sequencer_) ThrowStatus(absl::FailedPreconditionError("the producer is closed"));
-    return *sequencer_;
-  }
   void CheckSize(std::int64_t n) const {
     if (n < 1 || n > static_cast<std::int64_t>(ring_->capacity())) {
       ThrowStatus(absl::InvalidArgumentError("claim between 1 and the ring's capacity slots"));
@@ -86,7 +102,8 @@ class PyProducer {
   }
 
   std::shared_ptr<RingSegment> ring_;
-  std::optional<SingleProducerSequencer> sequencer_;
+  std::optional<SingleProducerSequencer> single_;
+  std::optional<MultiProducerSequencer> multi_;
 };
 
 }  // namespace

@@ -206,9 +206,14 @@ void RegisterRing(py::module_& m) {
                              [](const PyRing& r) {
                                return r.get().sequencer_kind() == SequencerKind::kMultiProducer;
                              })
-      .def_property_readonly(
-          "cursor",
-          [](const PyRing& r) { return r.get().producer().cursor.load(std::memory_order_acquire); })
+      .def_property_readonly("cursor",
+                             [](const PyRing& r) {
+                               const RingSegment& ring = r.get();
+                               // A multi-producer ring's cursor is its claim counter.
+                               return (ring.multi_producer() ? ring.producer().claim
+                                                             : ring.producer().cursor)
+                                   .load(std::memory_order_acquire);
+                             })
       .def_property_readonly("stream_closed",
                              [](const PyRing& r) {
                                return r.get().producer().ring_status.load(

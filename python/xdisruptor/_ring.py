@@ -17,8 +17,8 @@ import numpy as np
 
 from . import _xdisruptor as _core
 from ._dtype import dtype_to_schema, schema_to_dtype
-from .errors import (DTypeError, InvalidArgumentError, RecordError, SchemaMismatchError,
-                     StateError, UpstreamGoneError)
+from .errors import (DTypeError, InvalidArgumentError, ProducerStalledError, RecordError,
+                     SchemaMismatchError, StateError, UpstreamGoneError)
 
 __all__ = ["Ring", "Producer", "Consumer"]
 
@@ -156,9 +156,15 @@ class Ring:
         return self._raw.consumers()
 
     # -- producers and consumers --------------------------------------------------------
+    @property
+    def multi_producer(self) -> bool:
+        """True for a ring made with ``producers="multi"``."""
+        return self._raw.multi_producer
+
     def producer(self, *, wait: str = "yielding", **wait_params: Any) -> "Producer":
-        """Becomes the ring's producer (a single-producer ring takes one at a time; StateError
-        otherwise). ``wait`` is how it waits on a full ring; see :data:`WAIT_STRATEGIES`."""
+        """Becomes one of the ring's producers: the only one of a single-producer ring
+        (StateError if another lives), or one of up to 16 of a ``producers="multi"`` ring.
+        ``wait`` is how it waits on a full ring; see :data:`WAIT_STRATEGIES`."""
         return Producer(self, _core.RawProducer(self._raw, wait, wait_params))
 
     def consumer(self, name: str, *, wait: str = "blocking", after: Sequence[str] = (),
@@ -226,7 +232,8 @@ class Producer:
 
     def publish(self, record: Any) -> int:
         """Publishes one record: a tuple in field order, a numpy record, or exactly
-        ``dtype.itemsize`` bytes. Returns its sequence."""
+        ``dtype.itemsize`` bytes. Returns the ring's cursor after it: the record's sequence on
+        a single-producer ring (on a multi-producer ring, the highest claimed by anyone)."""
         records = self._as_records(record)
         if records.shape != (1,):
             raise RecordError(f"publish takes one record; got {len(records)} (use publish_batch)")
@@ -279,7 +286,8 @@ class Producer:
 
     def close(self, end_stream: bool = True) -> None:
         """Ends the stream (consumers drain it, then their iteration ends) unless
-        ``end_stream`` is false, and gives up the producer role."""
+        ``end_stream`` is false, and gives up the producer role. On a multi-producer ring the
+        end of the stream is everyone's: let only the last producer end it."""
         if self._raw.closed:
             return
         if end_stream:
@@ -345,6 +353,10 @@ class Consumer:
                 elif status == "timeout":
                     if on_timeout is not None:
                         on_timeout(first - 1)
+                elif status == "producer-stalled":
+                    raise ProducerStalledError(
+                        f"a producer of ring '{self._ring.name}' died between claiming and "
+                        f"publishing event {first}; the stream cannot go on past it")
                 elif status == "upstream-gone":
                     raise UpstreamGoneError(
                         f"a stage that consumer '{self.name}' runs after left the ring "

@@ -74,4 +74,9 @@ class UpstreamGoneError(Error):
     """A consumer this one runs after left the ring before releasing the events it needs."""
 
 
+class ProducerStalledError(Error):
+    """A producer of a multi-producer ring died between claiming and publishing: the events
+    it claimed will never arrive, and the stream cannot go past them."""
+
+
 __all__ = [name for name in dir() if name.endswith("Error")]
