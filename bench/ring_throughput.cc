@@ -32,6 +32,9 @@
 
 ABSL_FLAG(int64_t, events, 100'000'000, "events per run");
 ABSL_FLAG(int, consumers, 1, "consumer processes (each reads every event)");
+ABSL_FLAG(int, producers, 1,
+          "producer processes; above 1 the sequencer topology runs (multi-producer ring), "
+          "compared with one producer of the same ring kind in the same run");
 ABSL_FLAG(int64_t, capacity, 65536, "ring slots, a power of two");
 ABSL_FLAG(int64_t, batch, 256, "events the producer claims and publishes at once");
 ABSL_FLAG(std::string, wait, "busy-spin", "wait strategy of both sides: busy-spin or yielding");
@@ -242,6 +245,102 @@ Outcome RunXdisruptor(std::uint64_t events, int consumers, std::uint64_t capacit
   return out;
 }
 
+// ---------------------------------------------------------------- sequencer topology (nP-1C)
+// Events of producer p: w[0] = its count, w[1] = p, w[7] = count ^ tag ^ p. Consumers check
+// that each producer's events arrive exactly once and in that producer's order.
+struct TaggedChecker {
+  std::uint64_t errors = 0;
+  std::uint64_t events = 0;
+  std::vector<std::uint64_t> next;
+  void on_event(const Event& e, std::int64_t, bool) {
+    const std::uint64_t p = e.w[1];
+    if (p >= next.size() || e.w[7] != (e.w[0] ^ kTag ^ p) || e.w[0] != next[p]) {
+      ++errors;
+      return;
+    }
+    next[p] = e.w[0] + 1;
+    ++events;
+  }
+};
+
+Outcome RunProducers(std::uint64_t events, int producers, int consumers, std::uint64_t capacity,
+                     std::uint64_t batch, xdisruptor::WaitKind kind) {
+  using namespace xdisruptor;
+  const std::string name = absl::StrFormat("xdbench-mp-%d", ::getpid());
+  RingSegment::Remove(name).IgnoreError();
+  auto ring = Ring<Event>::Create({.name = name,
+                                   .capacity = capacity,
+                                   .sequencer = SequencerKind::kMultiProducer});
+  if (!ring.ok()) return {};
+  const WaitParams wait{.kind = kind};
+  const std::uint64_t per_producer = events / static_cast<std::uint64_t>(producers);
+  int fds[2];
+  if (::pipe(fds) != 0) return {};
+  std::vector<pid_t> children;
+  for (int c = 0; c < consumers; ++c) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      auto mine = Ring<Event>::Attach(name);
+      if (!mine.ok()) _exit(2);
+      auto consumer = Consumer::Register(mine->segment(), absl::StrFormat("c%d", c),
+                                         {.wait = wait});
+      if (!consumer.ok()) _exit(3);
+      TaggedChecker checker{0, 0, std::vector<std::uint64_t>(static_cast<std::size_t>(producers))};
+      BatchEventProcessor<Event, TaggedChecker> processor(*mine, *consumer, checker);
+      const WaitStatus why = processor.Run();
+      bool complete = why == WaitStatus::kClosed;
+      for (std::uint64_t n : checker.next) complete = complete && n == per_producer;
+      const Report rep{checker.errors + !complete, checker.events, Now()};
+      _exit(::write(fds[1], &rep, sizeof(rep)) == sizeof(rep) ? 0 : 1);
+    }
+    children.push_back(pid);
+  }
+  while (ActiveConsumerCount(ring->segment()) < consumers) ::usleep(100);
+  const double t0 = Now();
+  std::vector<pid_t> writers;
+  for (int p = 0; p < producers; ++p) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      auto mine = Ring<Event>::Attach(name);
+      if (!mine.ok()) _exit(2);
+      auto seq = MultiProducerSequencer::Attach(mine->segment(), wait);
+      if (!seq.ok()) _exit(4);
+      const Ring<Event>::Slots slots = mine->slots();
+      const auto n = static_cast<std::int64_t>(batch);
+      for (std::uint64_t done = 0; done < per_producer;) {
+        const std::int64_t take =
+            std::min<std::int64_t>(n, static_cast<std::int64_t>(per_producer - done));
+        const std::int64_t hi = seq->Next(take);
+        for (std::int64_t s = hi - take + 1; s <= hi; ++s, ++done) {
+          Event& e = slots[s];
+          e.w[0] = done;
+          e.w[1] = static_cast<std::uint64_t>(p);
+          e.w[7] = done ^ kTag ^ static_cast<std::uint64_t>(p);
+        }
+        seq->Publish(hi - take + 1, hi);
+      }
+      _exit(0);
+    }
+    writers.push_back(pid);
+  }
+  bool ok = true;
+  for (pid_t w : writers) {
+    int status = 0;
+    ::waitpid(w, &status, 0);
+    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  auto closer = MultiProducerSequencer::Attach(ring->segment());
+  if (!closer.ok()) return {};
+  closer->Close();
+  // Collect compares each report's sum with the wanted value: here the event count.
+  Outcome out = Collect(fds[0], children, t0, per_producer * static_cast<std::uint64_t>(producers));
+  out.ok = out.ok && ok;
+  ::close(fds[0]);
+  ::close(fds[1]);
+  RingSegment::Remove(name).IgnoreError();
+  return out;
+}
+
 struct Series {
   std::vector<double> rates;  // events/s per run
   double Median() const {
@@ -270,6 +369,40 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bool yield = *kind == xdisruptor::WaitKind::kYielding;
+  const int producers = absl::GetFlag(FLAGS_producers);
+  if (producers < 1 || producers > 16) {
+    std::fprintf(stderr, "--producers is between 1 and 16\n");
+    return 2;
+  }
+  if (producers > 1) {
+    // The sequencer topology: N producers into one multi-producer ring against one producer
+    // of the same kind of ring (the hand-written ring has no multi-producer form).
+    Series one, many;
+    for (int r = 0; r < runs; ++r) {
+      const Outcome a = RunProducers(events, 1, consumers, capacity, batch, *kind);
+      const Outcome b = RunProducers(events, producers, consumers, capacity, batch, *kind);
+      if (!a.ok || !b.ok) {
+        std::fprintf(stderr, "run %d: data check FAILED\n", r);
+        return 1;
+      }
+      one.rates.push_back(static_cast<double>(events) / a.seconds);
+      many.rates.push_back(static_cast<double>(events) / b.seconds);
+      std::printf("run %d: 1 producer %.1fM/s  %d producers %.1fM/s\n", r,
+                  one.rates.back() / 1e6, producers, many.rates.back() / 1e6);
+      std::fflush(stdout);
+    }
+    std::printf(
+        "%dP-%dC vs 1P-%dC (multi-producer ring), %s, %" PRIu64 " events, %" PRIu64
+        " slots, batch %" PRIu64 ", %ld cores, %d runs\n"
+        "  1 producer   median %.1fM/s (min %.1f, max %.1f)\n"
+        "  %d producers median %.1fM/s (min %.1f, max %.1f)\n"
+        "  ratio %d producers / 1 producer = %.2f\n",
+        producers, consumers, consumers, std::string(xdisruptor::WaitKindName(*kind)).c_str(),
+        events, capacity, batch, sysconf(_SC_NPROCESSORS_ONLN), runs, one.Median() / 1e6,
+        one.Min() / 1e6, one.Max() / 1e6, producers, many.Median() / 1e6, many.Min() / 1e6,
+        many.Max() / 1e6, producers, many.Median() / one.Median());
+    return 0;
+  }
   const std::uint64_t want_sum = ExpectedSum(events);
   Series hand, xd;
   bool ok = true;
