@@ -82,6 +82,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     i += len;
   }
 
+  // The registry lock word is runtime state, not layout: a patched one naming a live process
+  // makes every registration wait its 5 s timeout (correct, but it would starve the fuzzer).
+  reinterpret_cast<ProducerState*>(image.data() + kProducerOffset)
+      ->registry_lock.store(0, std::memory_order_relaxed);
+
   const std::string& name = Name();
   const int fd = ::shm_open(("/" + name).c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) return 0;
