@@ -130,6 +130,26 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   auto chosen = ChooseEntry(ring, name);
   if (!chosen.ok()) return chosen.status();
   const int index = *chosen;
+  ConsumerState& c = ring.consumer(static_cast<std::size_t>(index));
+  std::atomic<std::int64_t>& cursor =
+      ring.multi_producer() ? ring.producer().claim : ring.producer().cursor;
+  const std::uint32_t previous = c.status.load(std::memory_order_acquire);
+  // A process of this name died while registered: its entry still gates the producer, so
+  // every event after its last release is still in the ring. Resume there.
+  const bool resume = previous == kActive && NameIs(c, name);
+  std::uint64_t missed = 0;
+  if (previous == static_cast<std::uint32_t>(ConsumerStatus::kEvicted) && NameIs(c, name)) {
+    const std::int64_t left_at = c.sequence.load(std::memory_order_acquire);
+    const std::int64_t now = cursor.load(std::memory_order_acquire);
+    missed = now > left_at ? static_cast<std::uint64_t>(now - left_at) : 0;
+    if (missed > 0 && !options.rejoin_at_cursor) {
+      return absl::OutOfRangeError(absl::StrFormat(
+          "consumer '%s' was evicted from ring '%s' after sequence %d; %d events have been "
+          "published since and may be overwritten: register with rejoin_at_cursor to go on "
+          "from the cursor",
+          name, ring.name(), left_at, missed));
+    }
+  }
   std::int32_t after[kMaxAfter] = {};
   std::uint32_t after_generation[kMaxAfter] = {};
   for (std::size_t i = 0; i < options.after.size(); ++i) {
@@ -145,7 +165,6 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   }
 
   // Fill in the entry while it is joining; readers look at it only once it is active.
-  ConsumerState& c = ring.consumer(static_cast<std::size_t>(index));
   const ProcessIdentity self = CurrentProcess();
   c.status.store(kJoining, std::memory_order_relaxed);
   c.name_length = static_cast<std::uint32_t>(name.size());
@@ -159,10 +178,18 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   StoreWaitParams(c, options.wait);
   c.stall_policy.store(static_cast<std::uint32_t>(options.stall_policy),
                        std::memory_order_relaxed);
+  c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  c.missed.store(c.missed.load(std::memory_order_relaxed) + missed, std::memory_order_relaxed);
+  if (resume) {
+    // Same logical consumer, same position, same generation: stages after it go on too.
+    c.status.store(kActive, std::memory_order_release);
+    Consumer consumer(ring, index, std::string(name));
+    consumer.resumed_ = true;
+    return consumer;
+  }
   c.events.store(0, std::memory_order_relaxed);
   c.batches.store(0, std::memory_order_relaxed);
   c.waits.store(0, std::memory_order_relaxed);
-  c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
   c.generation.store(c.generation.load(std::memory_order_relaxed) + 1,
                      std::memory_order_relaxed);
 
@@ -170,8 +197,6 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   // 1. start from a cursor value the producer has certainly published;
   // (A multi-producer ring's "cursor" is its claim counter: a consumer joins after every
   // sequence claimed so far, published or not.)
-  std::atomic<std::int64_t>& cursor =
-      ring.multi_producer() ? ring.producer().claim : ring.producer().cursor;
   //    Release: a downstream barrier that reads this sequence also sees the generation bumped
   //    above (so it never mistakes the newcomer for the upstream it knew).
   c.sequence.store(cursor.load(std::memory_order_acquire), std::memory_order_release);
@@ -213,12 +238,29 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
   name_ = std::move(other.name_);
   barrier_ = std::move(other.barrier_);
   owner_pid_ = other.owner_pid_;
+  resumed_ = other.resumed_;
   registered_ = std::exchange(other.registered_, false);
   return *this;
 }
 
 Consumer::~Consumer() {
   if (registered_) Deregister().IgnoreError();
+}
+
+std::uint64_t Consumer::missed() const {
+  return state_->missed.load(std::memory_order_relaxed);
+}
+
+absl::Status EvictConsumer(RingSegment& ring, std::string_view name) {
+  internal::RegistryLock lock(ring.producer());
+  if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+  const int index = FindActive(ring, name);
+  if (index < 0) {
+    return absl::NotFoundError(
+        absl::StrFormat("no consumer named '%s' is registered on ring '%s'", name, ring.name()));
+  }
+  internal::EvictEntry(ring, static_cast<std::size_t>(index));
+  return absl::OkStatus();
 }
 
 std::int64_t Consumer::join_sequence() const {
@@ -240,6 +282,10 @@ absl::Status Consumer::Deregister() {
   internal::RegistryLock lock(ring_->producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   registered_ = false;
+  if (state_->status.load(std::memory_order_acquire) != kActive ||
+      state_->pid.load(std::memory_order_relaxed) != owner_pid_) {
+    return absl::OkStatus();  // evicted (or taken over) meanwhile: nothing of ours is left
+  }
   // Stop gating first: from here the producer may overwrite what this consumer left unread.
   ring_->producer().gating_mask.fetch_and(~(std::uint64_t{1} << index_),
                                           std::memory_order_seq_cst);

@@ -114,12 +114,17 @@ bool MultiProducerSequencer::WaitForCapacity(std::int64_t wrap_point, std::int64
                                              std::int64_t max_wait_ns) {
   if (wrap_point <= RefreshGating(current)) return true;
   Idler idler(wait_, max_wait_ns);
+  std::int64_t next_check = MonotonicNanos() + internal::kEvictCheckNs;
   while (wrap_point > RefreshGating(current)) {
     if (!idler.Idle([&] {
           return internal::LaggingConsumer(*producer_, &ring_->consumer(0), wrap_point,
                                            static_cast<std::uint32_t>(entry_index_));
         })) {
       return false;
+    }
+    if (MonotonicNanos() >= next_check) {  // a dead consumer with policy kEvict blocks us?
+      internal::EvictDeadLaggards(*ring_, wrap_point);
+      next_check = MonotonicNanos() + internal::kEvictCheckNs;
     }
   }
   return true;

@@ -2,13 +2,33 @@
 
 #include "xdisruptor/consumer.h"
 #include "xdisruptor/multi_producer_sequencer.h"
+#include "xdisruptor/process.h"
 
 namespace xdisruptor {
 
 namespace {
-// How long a wait on a claimed but unpublished sequence goes before it asks whether the
-// producer that claimed it died (a /proc read per producer; never on the data path).
-constexpr std::int64_t kStallCheckNs = 100'000'000;
+// How long a wait goes between asking whether the producer died (a /proc read per producer;
+// only while waiting, never on the data path).
+constexpr std::int64_t kLivenessCheckNs = 100'000'000;
+
+// True when the ring had producers and none of them lives any more.
+bool ProducersGone(const RingSegment& ring) {
+  const ProducerState& p = ring.producer();
+  bool any = false;
+  if (!ring.multi_producer()) {
+    const std::int64_t pid = p.producer_pid.load(std::memory_order_acquire);
+    return pid != 0 && !IsProcessAlive(pid, p.producer_start_time.load(std::memory_order_relaxed));
+  }
+  for (std::size_t i = 0; i < kMaxProducers; ++i) {
+    const std::int64_t pid = p.producers[i].pid.load(std::memory_order_acquire);
+    if (pid == 0) continue;
+    if (IsProcessAlive(pid, p.producers[i].start_time.load(std::memory_order_relaxed))) {
+      return false;
+    }
+    any = true;
+  }
+  return any;
+}
 }  // namespace
 
 WaitParams SequenceBarrier::CurrentWaitParams() const { return LoadWaitParams(*self_); }
@@ -72,7 +92,7 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wai
   // SYNC POINT: pairs with StoreWaitParams' release bump: the parameters read are complete.
   std::uint32_t version = self_->wait_config_version.load(std::memory_order_acquire);
   Idler idler(CurrentWaitParams(), max_wait_ns);
-  std::int64_t next_stall_check = multi_ ? MonotonicNanos() + kStallCheckNs : 0;
+  std::int64_t next_liveness_check = MonotonicNanos() + kLivenessCheckNs;
   // Single writer (this consumer): load + store, no locked instruction.
   self_->waits.store(self_->waits.load(std::memory_order_relaxed) + 1,
                      std::memory_order_relaxed);
@@ -87,11 +107,20 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wai
       if (available >= sequence) return {available, WaitStatus::kOk};
       if (sequence > final_cursor) return {available, WaitStatus::kClosed};
     }
-    // Claimed but never published: a multi-producer ring whose producer died mid-claim.
-    if (next_stall_check != 0 && cursor_->load(std::memory_order_acquire) >= sequence &&
-        MonotonicNanos() >= next_stall_check) {
-      if (HasStalledProducer(*ring_)) return {available, WaitStatus::kProducerStalled};
-      next_stall_check = MonotonicNanos() + kStallCheckNs;
+    if (self_->status.load(std::memory_order_acquire) ==
+        static_cast<std::uint32_t>(ConsumerStatus::kEvicted)) {
+      return {available, WaitStatus::kEvicted};
+    }
+    // Now and then while waiting: did a producer die? Claimed but never published (a
+    // multi-producer ring whose producer died mid-claim), or everything delivered and the
+    // producer gone without closing the stream.
+    if (MonotonicNanos() >= next_liveness_check) {
+      const bool claimed = cursor_->load(std::memory_order_acquire) >= sequence;
+      if (multi_ && claimed && HasStalledProducer(*ring_)) {
+        return {available, WaitStatus::kProducerStalled};
+      }
+      if (!claimed && ProducersGone(*ring_)) return {available, WaitStatus::kProducerGone};
+      next_liveness_check = MonotonicNanos() + kLivenessCheckNs;
     }
     if (UpstreamGone(sequence)) return {available, WaitStatus::kUpstreamGone};
     const std::uint32_t now = self_->wait_config_version.load(std::memory_order_acquire);

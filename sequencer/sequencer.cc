@@ -53,7 +53,8 @@ absl::StatusOr<SingleProducerSequencer> SingleProducerSequencer::Attach(RingSegm
 }
 
 SingleProducerSequencer::SingleProducerSequencer(RingSegment& ring, const WaitParams& wait)
-    : producer_(&ring.producer()),
+    : ring_(&ring),
+      producer_(&ring.producer()),
       consumers_(&ring.consumer(0)),
       capacity_(static_cast<std::int64_t>(ring.capacity())),
       // Pairs with the previous producer's release store in Publish: continue after it.
@@ -70,6 +71,7 @@ SingleProducerSequencer& SingleProducerSequencer::operator=(
     SingleProducerSequencer&& other) noexcept {
   if (this == &other) return *this;
   if (attached_) Detach().IgnoreError();
+  ring_ = other.ring_;
   producer_ = other.producer_;
   consumers_ = other.consumers_;
   capacity_ = other.capacity_;
@@ -115,8 +117,13 @@ bool SingleProducerSequencer::WaitForCapacity(std::int64_t wrap_point,
                                               std::int64_t max_wait_ns) {
   if (wrap_point <= RefreshGating()) return true;
   Idler idler(wait_, max_wait_ns);
+  std::int64_t next_check = MonotonicNanos() + internal::kEvictCheckNs;
   while (wrap_point > RefreshGating()) {
     if (!idler.Idle([&] { return LaggingConsumer(wrap_point); })) return false;
+    if (MonotonicNanos() >= next_check) {  // a dead consumer with policy kEvict blocks us?
+      internal::EvictDeadLaggards(*ring_, wrap_point);
+      next_check = MonotonicNanos() + internal::kEvictCheckNs;
+    }
   }
   return true;
 }

@@ -26,7 +26,13 @@ namespace xdisruptor {
 struct ConsumerOptions {
   std::vector<std::string> after{};  // names of consumers whose releases this one waits for
   WaitParams wait{};
+  // kHold: if this consumer's process dies, the producer waits for it (it must see every
+  // event; it resumes where it left off when it comes back). kEvict: the producer drops it
+  // from gating once it is dead and blocks the ring, and goes on.
   StallPolicy stall_policy = StallPolicy::kHold;
+  // An evicted consumer that comes back under its name has missed events; Register refuses
+  // (OutOfRange, saying how many) unless this is set, and then joins at the cursor.
+  bool rejoin_at_cursor = false;
 };
 
 class Consumer {
@@ -70,6 +76,11 @@ class Consumer {
   int index() const { return index_; }
   std::int64_t join_sequence() const;
   bool registered() const { return state_ != nullptr && registered_; }
+  // True when this registration took over the entry of a dead process of the same name and
+  // goes on from its last released sequence.
+  bool resumed() const { return resumed_; }
+  // Events this name missed when it rejoined at the cursor after an eviction.
+  std::uint64_t missed() const;
 
  private:
   Consumer(RingSegment& ring, int index, std::string name);
@@ -81,6 +92,7 @@ class Consumer {
   SequenceBarrier barrier_;
   std::int64_t owner_pid_ = 0;
   bool registered_ = true;
+  bool resumed_ = false;
 };
 
 // The wait strategy recorded in a consumer entry (values from shared memory are clamped to
@@ -92,6 +104,11 @@ void StoreWaitParams(ConsumerState& entry, const WaitParams& params);
 // does from another process. It takes effect at that consumer's next wait (a consumer asleep
 // in a blocking wait re-reads it within wait::kSafetyNetNs, or at once when woken).
 absl::Status RetuneConsumer(RingSegment& ring, std::string_view name, const WaitParams& params);
+
+// Evicts the active consumer `name`: it stops holding the producer back, stages after it see
+// kUpstreamGone, and it sees kEvicted at its next wait. An operator's tool calls this; so does
+// a producer for a dead consumer whose stall policy is kEvict.
+absl::Status EvictConsumer(RingSegment& ring, std::string_view name);
 
 // The entry index of the active consumer called `name`, or NotFound.
 absl::StatusOr<int> FindConsumer(const RingSegment& ring, std::string_view name);

@@ -28,6 +28,10 @@ enum class WaitStatus {
   kCheckpoint,    // the caller's own limit (WaitFor's max_wait_ns) elapsed; nothing else
   kProducerStalled,  // multi-producer ring: a producer died between claim and publish, so
                      // the sequence waited for will never be published
+  kProducerGone,     // every event published was delivered, and the producer process died
+                     // without closing the stream (a new producer may attach and go on)
+  kEvicted,          // this consumer was evicted (an operator, or its stall policy): it no
+                     // longer holds the producer back, and may have missed events
 };
 
 struct WaitResult {

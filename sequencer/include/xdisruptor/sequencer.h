@@ -103,6 +103,7 @@ class SingleProducerSequencer {
   std::int64_t MinimumGating() const;
   wait::BlockTarget LaggingConsumer(std::int64_t wrap_point) const;
 
+  RingSegment* ring_ = nullptr;
   ProducerState* producer_ = nullptr;
   ConsumerState* consumers_ = nullptr;
   std::int64_t capacity_ = 0;
