@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -26,7 +27,10 @@ namespace {
 using namespace xdisruptor;
 
 const std::string& Name() {
-  static const std::string name = "xdfuzz-" + std::to_string(::getpid());
+  static const std::string name = [] {
+    std::atexit([] { ::shm_unlink(("/xdfuzz-" + std::to_string(::getpid())).c_str()); });
+    return "xdfuzz-" + std::to_string(::getpid());
+  }();
   return name;
 }
 

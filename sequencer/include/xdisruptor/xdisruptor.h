@@ -13,6 +13,7 @@
 #include "xdisruptor/schema.h"
 #include "xdisruptor/sequence_barrier.h"
 #include "xdisruptor/sequencer.h"
+#include "xdisruptor/stats.h"
 #include "xdisruptor/wait_strategy.h"
 
 #endif  // XDISRUPTOR_XDISRUPTOR_H_

@@ -1,0 +1,203 @@
+// xdisruptor — the operator's command-line tool for rings on this machine.
+//
+//   xdisruptor ls [--json]                      rings in /dev/shm, with geometry and activity
+//   xdisruptor stat RING [--json]               producer and every consumer: position, lag,
+//                                               rate, wait strategy, stall policy, evictions
+//   xdisruptor top RING [--interval_ms=1000]    the same, live, refreshed in place
+//   xdisruptor tune RING CONSUMER --wait=KIND [--spin_tries=N --yield_tries=N
+//                  --sleep_ceiling_us=N --timeout_ms=N]   retune a running consumer
+//   xdisruptor evict RING CONSUMER              drop a consumer from gating
+//   xdisruptor rm RING                          remove a ring's name
+// Exit status: 0 on success, 1 when the ring or consumer is missing or refused, 2 on usage.
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "xdisruptor/xdisruptor.h"
+
+ABSL_FLAG(bool, json, false, "print JSON (ls, stat)");
+ABSL_FLAG(std::string, wait, "", "tune: busy-spin, yielding, sleeping, blocking, "
+                                 "timeout-blocking or phased-backoff");
+ABSL_FLAG(int64_t, spin_tries, 100, "tune: pauses before yielding or sleeping");
+ABSL_FLAG(int64_t, yield_tries, 100, "tune: yields before sleeping");
+ABSL_FLAG(int64_t, sleep_ceiling_us, 200, "tune: longest sleep of the sleeping strategy");
+ABSL_FLAG(int64_t, timeout_ms, 0, "tune: wait timeout (required for timeout-blocking)");
+ABSL_FLAG(int64_t, interval_ms, 1000, "top: refresh interval");
+ABSL_FLAG(int64_t, iterations, 0, "top: stop after this many refreshes (0: until Ctrl-C)");
+
+namespace {
+
+using namespace xdisruptor;
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "xdisruptor: %s\n", std::string(s.message()).c_str());
+  return 1;
+}
+
+int Usage() {
+  std::fprintf(stderr, "%s\n", std::string(absl::ProgramUsageMessage()).c_str());
+  return 2;
+}
+
+// Names in /dev/shm whose first bytes are a ring's magic.
+std::vector<std::string> RingNames() {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir("/dev/shm");
+  if (dir == nullptr) return names;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (!ValidateName(name, "ring").ok()) continue;
+    const int fd = ::open(("/dev/shm/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    std::uint64_t magic = 0;
+    const bool is_ring = ::read(fd, &magic, sizeof(magic)) == sizeof(magic) && magic == kMagic;
+    ::close(fd);
+    if (is_ring) names.push_back(name);
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
+  std::printf("ring %s: %" PRIu64 " slots x %u bytes, %s producer, cursor %" PRId64
+              "%s, producer %s\n",
+              st.name.c_str(), st.capacity, st.slot_size, st.multi_producer ? "multi" : "single",
+              st.cursor, st.closed ? " (closed)" : "",
+              st.producer_pids.empty() ? "none" : st.producer_alive ? "alive" : "DEAD");
+  if (!st.schema.empty()) std::printf("schema %s\n", st.schema.c_str());
+  std::printf("%-20s %8s %-5s %-7s %12s %10s %12s %-16s %-5s %5s %s\n", "consumer", "pid", "alive",
+              "state", "sequence", "lag", "events/s", "wait", "stall", "evict", "after");
+  for (const ConsumerStats& c : st.consumers) {
+    double rate = c.events_per_second;
+    if (before != nullptr && seconds > 0) {  // top: the rate over the last interval
+      for (const ConsumerStats& b : before->consumers) {
+        if (b.index == c.index && b.name == c.name && c.events >= b.events) {
+          rate = static_cast<double>(c.events - b.events) / seconds;
+        }
+      }
+    }
+    std::string after;
+    for (const std::string& a : c.after) after += (after.empty() ? "" : ",") + a;
+    std::printf("%-20s %8" PRId64 " %-5s %-7s %12" PRId64 " %10" PRId64 " %12.0f %-16s %-5s %5" PRIu64
+                " %s\n",
+                c.name.c_str(), c.pid, c.alive ? "yes" : "NO", c.state.c_str(), c.sequence, c.lag,
+                rate, std::string(WaitKindName(c.wait.kind)).c_str(), c.stall_policy.c_str(),
+                c.evictions, after.c_str());
+  }
+}
+
+int Ls() {
+  const bool json = absl::GetFlag(FLAGS_json);
+  if (json) std::printf("[");
+  bool first = true;
+  for (const std::string& name : RingNames()) {
+    auto ring = RingSegment::Attach(name, {.creation_timeout = absl::Milliseconds(10)});
+    if (!ring.ok()) {
+      if (!json) std::printf("%-30s (unreadable: %s)\n", name.c_str(),
+                             std::string(ring.status().message()).c_str());
+      continue;
+    }
+    const RingStats st = Stats(*ring);
+    if (json) {
+      std::printf("%s%s", first ? "" : ", ", StatsJson(st).c_str());
+    } else {
+      std::printf("%-30s %10" PRIu64 " x %-5u cursor %-12" PRId64 " %2zu consumers  producer %s%s\n",
+                  name.c_str(), st.capacity, st.slot_size, st.cursor, st.consumers.size(),
+                  st.producer_pids.empty() ? "none" : st.producer_alive ? "alive" : "dead",
+                  st.closed ? "  closed" : "");
+    }
+    first = false;
+  }
+  if (json) std::printf("]\n");
+  return 0;
+}
+
+int Stat(const std::string& name) {
+  auto ring = RingSegment::Attach(name);
+  if (!ring.ok()) return Fail(ring.status());
+  const RingStats st = Stats(*ring);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s\n", StatsJson(st).c_str());
+  } else {
+    PrintStats(st, nullptr, 0);
+  }
+  return 0;
+}
+
+int Top(const std::string& name) {
+  auto ring = RingSegment::Attach(name);
+  if (!ring.ok()) return Fail(ring.status());
+  const auto interval = absl::Milliseconds(absl::GetFlag(FLAGS_interval_ms));
+  RingStats before = Stats(*ring);
+  for (std::int64_t i = 0;
+       absl::GetFlag(FLAGS_iterations) == 0 || i < absl::GetFlag(FLAGS_iterations); ++i) {
+    absl::SleepFor(interval);
+    const RingStats now = Stats(*ring);
+    std::printf("\033[H\033[2J");  // home, clear: refresh in place
+    PrintStats(now, &before, absl::ToDoubleSeconds(interval));
+    std::fflush(stdout);
+    before = now;
+  }
+  return 0;
+}
+
+int Tune(const std::string& ring_name, const std::string& consumer) {
+  auto kind = ParseWaitKind(absl::GetFlag(FLAGS_wait));
+  if (!kind.ok()) return Fail(kind.status());
+  auto ring = RingSegment::Attach(ring_name);
+  if (!ring.ok()) return Fail(ring.status());
+  const WaitParams params{
+      .kind = *kind,
+      .spin_tries = static_cast<std::uint32_t>(absl::GetFlag(FLAGS_spin_tries)),
+      .yield_tries = static_cast<std::uint32_t>(absl::GetFlag(FLAGS_yield_tries)),
+      .sleep_ceiling_ns = absl::GetFlag(FLAGS_sleep_ceiling_us) * 1000,
+      .timeout_ns = absl::GetFlag(FLAGS_timeout_ms) * 1'000'000};
+  if (absl::Status s = RetuneConsumer(*ring, consumer, params); !s.ok()) return Fail(s);
+  std::printf("%s/%s now waits by %s\n", ring_name.c_str(), consumer.c_str(),
+              std::string(WaitKindName(*kind)).c_str());
+  return 0;
+}
+
+int Evict(const std::string& ring_name, const std::string& consumer) {
+  auto ring = RingSegment::Attach(ring_name);
+  if (!ring.ok()) return Fail(ring.status());
+  if (absl::Status s = EvictConsumer(*ring, consumer); !s.ok()) return Fail(s);
+  std::printf("%s/%s evicted\n", ring_name.c_str(), consumer.c_str());
+  return 0;
+}
+
+int Rm(const std::string& name) {
+  if (absl::Status s = RingSegment::Remove(name); !s.ok()) return Fail(s);
+  std::printf("removed %s\n", name.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "usage: xdisruptor ls | stat RING | top RING | tune RING CONSUMER --wait=KIND | "
+      "evict RING CONSUMER | rm RING   [--json]");
+  const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  const std::string command = args.size() > 1 ? args[1] : "";
+  const std::size_t operands = args.size() >= 2 ? args.size() - 2 : 0;
+  auto arg = [&](std::size_t i) { return std::string(args[2 + i]); };
+  if (command == "ls" && operands == 0) return Ls();
+  if (command == "stat" && operands == 1) return Stat(arg(0));
+  if (command == "top" && operands == 1) return Top(arg(0));
+  if (command == "tune" && operands == 2) return Tune(arg(0), arg(1));
+  if (command == "evict" && operands == 2) return Evict(arg(0), arg(1));
+  if (command == "rm" && operands == 1) return Rm(arg(0));
+  return Usage();
+}
