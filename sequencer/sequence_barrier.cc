@@ -92,14 +92,19 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wai
   // SYNC POINT: pairs with StoreWaitParams' release bump: the parameters read are complete.
   std::uint32_t version = self_->wait_config_version.load(std::memory_order_acquire);
   Idler idler(CurrentWaitParams(), max_wait_ns);
-  std::int64_t next_liveness_check = MonotonicNanos() + kLivenessCheckNs;
+  // The liveness timer survives short waits (a Python consumer returns every 50 ms to check
+  // for Ctrl-C): it restarts only once a wait succeeds.
+  if (liveness_due_ns_ == 0) liveness_due_ns_ = MonotonicNanos() + kLivenessCheckNs;
   // Single writer (this consumer): load + store, no locked instruction.
   self_->waits.store(self_->waits.load(std::memory_order_relaxed) + 1,
                      std::memory_order_relaxed);
   for (;;) {
     std::int64_t available = AvailableFrom(sequence);
     if (alert_.load(std::memory_order_relaxed)) return {available, WaitStatus::kAlerted};
-    if (available >= sequence) return {available, WaitStatus::kOk};
+    if (available >= sequence) {
+      liveness_due_ns_ = 0;
+      return {available, WaitStatus::kOk};
+    }
     if (closed()) {
       // The cursor read after seeing kClosed is final: nothing beyond it will come.
       const std::int64_t final_cursor = cursor_->load(std::memory_order_acquire);
@@ -114,13 +119,13 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wai
     // Now and then while waiting: did a producer die? Claimed but never published (a
     // multi-producer ring whose producer died mid-claim), or everything delivered and the
     // producer gone without closing the stream.
-    if (MonotonicNanos() >= next_liveness_check) {
+    if (MonotonicNanos() >= liveness_due_ns_) {
       const bool claimed = cursor_->load(std::memory_order_acquire) >= sequence;
       if (multi_ && claimed && HasStalledProducer(*ring_)) {
         return {available, WaitStatus::kProducerStalled};
       }
       if (!claimed && ProducersGone(*ring_)) return {available, WaitStatus::kProducerGone};
-      next_liveness_check = MonotonicNanos() + kLivenessCheckNs;
+      liveness_due_ns_ = MonotonicNanos() + kLivenessCheckNs;
     }
     if (UpstreamGone(sequence)) return {available, WaitStatus::kUpstreamGone};
     const std::uint32_t now = self_->wait_config_version.load(std::memory_order_acquire);

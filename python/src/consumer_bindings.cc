@@ -18,6 +18,8 @@ const char* StatusName(WaitStatus status) {
     case WaitStatus::kUpstreamGone: return "upstream-gone";
     case WaitStatus::kCheckpoint: return "checkpoint";
     case WaitStatus::kProducerStalled: return "producer-stalled";
+    case WaitStatus::kProducerGone: return "producer-gone";
+    case WaitStatus::kEvicted: return "evicted";
   }
   return "unknown";
 }
@@ -25,9 +27,17 @@ const char* StatusName(WaitStatus status) {
 class PyConsumer {
  public:
   PyConsumer(const PyRing& ring, const std::string& name, const std::vector<std::string>& after,
-             const std::string& wait, const py::dict& params)
+             const std::string& wait, const py::dict& params, const std::string& policy,
+             bool rejoin)
       : ring_(ring.segment) {
-    ConsumerOptions options{.after = after, .wait = ParseWait(wait, params)};
+    if (policy != "hold" && policy != "evict") {
+      ThrowStatus(absl::InvalidArgumentError("policy must be 'hold' or 'evict'"));
+    }
+    ConsumerOptions options{.after = after,
+                            .wait = ParseWait(wait, params),
+                            .stall_policy = policy == "evict" ? StallPolicy::kEvict
+                                                              : StallPolicy::kHold,
+                            .rejoin_at_cursor = rejoin};
     consumer_.emplace(
         Unwrap(Consumer::Register(ring.get(), name, options), ErrorSubject::kConsumer));
   }
@@ -76,6 +86,9 @@ class PyConsumer {
     pending_count_ = 0;
   }
 
+  // Forgets the batch handed out without releasing it: it will be delivered again.
+  void DiscardPending() { pending_count_ = 0; }
+
   // Available now, without waiting.
   std::int64_t Available() { return get().barrier().Available(); }
 
@@ -107,12 +120,15 @@ class PyConsumer {
 void RegisterConsumer(py::module_& m) {
   py::class_<PyConsumer>(m, "RawConsumer")
       .def(py::init<const PyRing&, const std::string&, const std::vector<std::string>&,
-                    const std::string&, const py::dict&>(),
+                    const std::string&, const py::dict&, const std::string&, bool>(),
            py::arg("ring"), py::arg("name"), py::arg("after"), py::arg("wait"),
-           py::arg("params"))
+           py::arg("params"), py::arg("policy") = "hold", py::arg("rejoin") = false)
+      .def_property_readonly("resumed", [](PyConsumer& c) { return c.get().resumed(); })
+      .def_property_readonly("missed", [](PyConsumer& c) { return c.get().missed(); })
       .def("wait_for", &PyConsumer::WaitFor, py::arg("sequence"))
       .def("next_range", &PyConsumer::NextRange, py::arg("limit"))
       .def("release_pending", &PyConsumer::ReleasePending)
+      .def("discard_pending", &PyConsumer::DiscardPending)
       .def("available", &PyConsumer::Available)
       .def("release", &PyConsumer::Release, py::arg("sequence"), py::arg("events"))
       .def("halt", &PyConsumer::Halt)

@@ -33,6 +33,7 @@ void ThrowStatus(const absl::Status& status, ErrorSubject subject) {
     case absl::StatusCode::kResourceExhausted: name = "TableFullError"; break;
     case absl::StatusCode::kPermissionDenied: name = "PermissionDeniedError"; break;
     case absl::StatusCode::kDeadlineExceeded: name = "TimeoutError"; break;
+    case absl::StatusCode::kOutOfRange: name = "MissedEventsError"; break;
     default: break;
   }
   const py::object cls = ErrorClass(name);
@@ -79,6 +80,13 @@ WaitParams ParseWait(const std::string& kind, const py::dict& params) {
 
 PYBIND11_MODULE(_xdisruptor, m) {
   m.doc() = "The compiled core of xdisruptor; use the xdisruptor package instead.";
+  m.def("evict", [](const std::string& ring, const std::string& consumer) {
+    auto seg = xdisruptor::python::Unwrap(xdisruptor::RingSegment::Attach(ring),
+                                          xdisruptor::python::ErrorSubject::kRing);
+    if (absl::Status s = xdisruptor::EvictConsumer(seg, consumer); !s.ok()) {
+      xdisruptor::python::ThrowStatus(s, xdisruptor::python::ErrorSubject::kConsumer);
+    }
+  });
   xdisruptor::python::RegisterRing(m);
   xdisruptor::python::RegisterProducer(m);
   xdisruptor::python::RegisterConsumer(m);

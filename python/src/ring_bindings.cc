@@ -237,6 +237,7 @@ void RegisterRing(py::module_& m) {
              }
              return out;
            })
+      .def("stats_json", [](const PyRing& r) { return StatsJson(Stats(r.get())); })
       .def("tuples", &Tuples, py::arg("first"), py::arg("count"), py::arg("fields"))
       .def("view", &PyRing::View, py::arg("first"), py::arg("count"), py::arg("dtype"),
            py::arg("writable"));

@@ -9,6 +9,7 @@ stream per event (iteration), per batch (zero-copy numpy views) or as a pipeline
 from __future__ import annotations
 
 import contextlib
+import json
 import itertools
 import sys
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
@@ -17,8 +18,11 @@ import numpy as np
 
 from . import _xdisruptor as _core
 from ._dtype import dtype_to_schema, schema_to_dtype
-from .errors import (DTypeError, InvalidArgumentError, ProducerStalledError, RecordError,
-                     SchemaMismatchError, StateError, UpstreamGoneError)
+
+
+from .errors import (DTypeError, EvictedError, InvalidArgumentError, ProducerGoneError,
+                     ProducerStalledError, RecordError, SchemaMismatchError, StateError,
+                     UpstreamGoneError)
 
 __all__ = ["Ring", "Producer", "Consumer"]
 
@@ -155,6 +159,17 @@ class Ring:
         """The registered consumers: name, pid, alive, sequence, counters, wait, after."""
         return self._raw.consumers()
 
+    def stats(self) -> dict:
+        """What ``xdisruptor stat RING --json`` prints: capacity, cursor, producer alive, and per
+        consumer name, pid, alive, state, sequence, lag, events/s, wait strategy and
+        parameters, stall policy, evictions, missed."""
+        return json.loads(self._raw.stats_json())
+
+    @staticmethod
+    def evict(ring: str, consumer: str) -> None:
+        """Evicts consumer ``consumer`` of ring ``ring`` (as ``xdisruptor evict`` does)."""
+        _core.evict(ring, consumer)
+
     # -- producers and consumers --------------------------------------------------------
     @property
     def multi_producer(self) -> bool:
@@ -169,6 +184,7 @@ class Ring:
 
     def consumer(self, name: str, *, wait: str = "blocking", after: Sequence[str] = (),
                  writable: bool = False, max_batch: Optional[int] = None,
+                 policy: str = "hold", rejoin: bool = False,
                  **wait_params: Any) -> "Consumer":
         """Registers the consumer ``name``. It starts at the cursor (events published before
         it joined are not its), waits by ``wait`` (times in seconds: ``timeout``,
@@ -176,8 +192,13 @@ class Ring:
         ``yield_tries``; ``fallback``), and runs after the consumers named in ``after``: it
         sees an event only once they released it, with their in-place changes. Views are
         read-only unless ``writable`` (for a stage that modifies events for those after it).
+        ``policy``: "hold" (if this process dies the producer waits for it; coming back under
+        the same name resumes after its last released event) or "evict" (once dead it is
+        dropped and the producer goes on). An evicted name that comes back raises
+        MissedEventsError unless ``rejoin`` (then it joins at the cursor; ``missed`` counts).
         Raises NameTakenError if a live consumer holds the name."""
-        raw = _core.RawConsumer(self._raw, name, list(after), wait, wait_params)
+        raw = _core.RawConsumer(self._raw, name, list(after), wait, wait_params, policy,
+                                bool(rejoin))
         return Consumer(self, raw, writable=writable, max_batch=max_batch)
 
     # -- lifetime -----------------------------------------------------------------------
@@ -307,7 +328,9 @@ class Consumer:
     Iteration yields one event at a time as a tuple of field values (a copy: it stays valid).
     :meth:`batches` yields zero-copy structured views of many events at once. Each batch is
     released to the producer (and to stages after this one) when the next one is asked for, or
-    when the iteration ends. Leave with :meth:`close` (or ``with``); a process that dies leaves
+    when the stream ends. A loop left early (``break``, an exception) does not release the
+    batch it was in: the next loop starts with that batch again (at-least-once), and so does a
+    process that restarts under the same name after a crash. Leave with :meth:`close` (or ``with``); a process that dies leaves
     its name to be taken over.
     """
 
@@ -335,6 +358,17 @@ class Consumer:
         return self._raw.sequence
 
     @property
+    def resumed(self) -> bool:
+        """True when this consumer took over its name from a dead process and goes on after
+        that process's last released event."""
+        return self._raw.resumed
+
+    @property
+    def missed(self) -> int:
+        """Events this name missed, counted when it rejoined at the cursor after an eviction."""
+        return self._raw.missed
+
+    @property
     def join_sequence(self) -> int:
         """The cursor when this consumer joined: it reads from the event after it."""
         return self._raw.join_sequence
@@ -353,6 +387,13 @@ class Consumer:
                 elif status == "timeout":
                     if on_timeout is not None:
                         on_timeout(first - 1)
+                elif status == "producer-gone":
+                    raise ProducerGoneError(
+                        f"the producer of ring '{self._ring.name}' died without closing the "
+                        f"stream; every event it published up to {first - 1} was delivered")
+                elif status == "evicted":
+                    raise EvictedError(
+                        f"consumer '{self.name}' was evicted from ring '{self._ring.name}'")
                 elif status == "producer-stalled":
                     raise ProducerStalledError(
                         f"a producer of ring '{self._ring.name}' died between claiming and "
@@ -363,6 +404,13 @@ class Consumer:
                         f"before event {first}")
                 else:
                     return  # closed or halted
+        except GeneratorExit:
+            # The loop over this batch was left early (break, an exception, or the iterator
+            # dropped): its unprocessed events must not be released. The next loop gets the
+            # whole batch again (at-least-once).
+            if not self._raw.closed:
+                self._raw.discard_pending()
+            raise
         finally:
             if not self._raw.closed:
                 self._raw.release_pending()

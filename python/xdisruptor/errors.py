@@ -79,4 +79,19 @@ class ProducerStalledError(Error):
     it claimed will never arrive, and the stream cannot go past them."""
 
 
+class ProducerGoneError(Error):
+    """The producer process died without closing the stream; everything it published was
+    delivered. A new producer may attach and go on."""
+
+
+class EvictedError(Error):
+    """This consumer was evicted (by an operator, or because it was dead with policy "evict")
+    and no longer holds the producer back."""
+
+
+class MissedEventsError(Error):
+    """An evicted consumer came back under its name, but events were published since: say
+    ``rejoin=True`` to go on from the cursor (the count missed is in the message)."""
+
+
 __all__ = [name for name in dir() if name.endswith("Error")]

@@ -71,6 +71,7 @@ class SequenceBarrier {
     upstream_ = other.upstream_;
     upstream_generation_ = other.upstream_generation_;
     upstream_count_ = other.upstream_count_;
+    liveness_due_ns_ = other.liveness_due_ns_;
     alert_.store(other.alert_.load(std::memory_order_relaxed), std::memory_order_relaxed);
     return *this;
   }
@@ -165,6 +166,7 @@ class SequenceBarrier {
   std::array<std::uint32_t, kMaxAfter> upstream_generation_{};
   std::uint32_t upstream_count_ = 0;
   std::atomic<bool> alert_{false};
+  std::int64_t liveness_due_ns_ = 0;  // when the slow path next asks if producers died
 };
 
 }  // namespace xdisruptor
