@@ -76,11 +76,16 @@ def test_should_publish_through_a_claim_even_when_it_wraps(ring_name):
         with ring.consumer("c") as consumer:
             producer = ring.producer()
             got = []
+            batches = consumer.batches()
             for first in (0, 5, 10):  # the second and third claims wrap around the end
                 with producer.claim(5) as view:
                     view[:] = ticks(first, 5)
-                got.extend(e[0] for _, e in zip(range(5), consumer))
+                while len(got) < first + 5:  # one generator: each batch is released by the next
+                    batch = next(batches)
+                    assert np.array_equal(batch, ticks(len(got), len(batch)))
+                    got.extend(batch["seq"].tolist())
             producer.close()
+            assert list(batches) == []
             assert got == list(range(15))
 
 
