@@ -21,13 +21,18 @@ ABSL_FLAG(std::string, ring, "", "ring name");
 ABSL_FLAG(std::string, name, "cpp", "consumer name");
 ABSL_FLAG(std::string, after, "", "comma-separated upstream consumers");
 ABSL_FLAG(int64_t, events, 1000, "events to publish or expect");
+ABSL_FLAG(int64_t, until, 0, "produce: publish until this many events exist in the ring "
+                             "(continues a ring whose producer died)");
 ABSL_FLAG(int64_t, capacity, 1024, "slots when creating");
 ABSL_FLAG(int64_t, batch, 32, "events per claim when producing");
 ABSL_FLAG(int, consumers, 0, "produce: wait for this many consumers first");
+ABSL_FLAG(int64_t, rate, 0, "produce: events per second (0: as fast as allowed)");
 ABSL_FLAG(bool, create, false, "produce: create the ring");
 ABSL_FLAG(bool, mark, false, "consume: write the mark into each event");
 ABSL_FLAG(bool, expect_mark, false, "consume: check an upstream stage marked each event");
 ABSL_FLAG(std::string, wait, "yielding", "wait strategy");
+ABSL_FLAG(std::string, policy, "hold", "chaos-consume: stall policy, hold or evict");
+ABSL_FLAG(std::string, log, "", "chaos-consume: the durable log of what this name processed");
 
 namespace {
 
@@ -57,10 +62,17 @@ int Produce() {
   while (ActiveConsumerCount(ring->segment()) < absl::GetFlag(FLAGS_consumers)) {
     absl::SleepFor(absl::Milliseconds(1));
   }
-  const std::int64_t events = absl::GetFlag(FLAGS_events);
+  std::int64_t events = absl::GetFlag(FLAGS_events);
+  if (absl::GetFlag(FLAGS_until) > 0) events = absl::GetFlag(FLAGS_until) - (producer->cursor() + 1);
   const std::int64_t batch = absl::GetFlag(FLAGS_batch);
+  const std::int64_t rate = absl::GetFlag(FLAGS_rate);
+  const std::int64_t start = MonotonicNanos();
   for (std::int64_t done = 0; done < events;) {
     const std::int64_t n = std::min(batch, events - done);
+    if (rate > 0) {
+      const std::int64_t due = start + done * 1'000'000'000 / rate;
+      while (MonotonicNanos() < due) absl::SleepFor(absl::Microseconds(100));
+    }
     const std::int64_t hi = producer->Next(n);
     for (std::int64_t s = hi - n + 1; s <= hi; ++s) peer::Fill(&(*ring)[s], s);
     producer->Publish(hi - n + 1, hi);
@@ -109,6 +121,81 @@ int Consume() {
   return checker.bad == 0 && checker.expected == events && why == WaitStatus::kClosed ? 0 : 1;
 }
 
+// chaos-consume: a consumer that survives SIGKILL and restarts. Its log holds one line per
+// batch, "E first last", written (and flushed) before the batch is released, and "G missed"
+// when it rejoined after an eviction. On restart it skips what its log already has (events
+// handled but not released before the kill come again: at-least-once delivery, exactly-once
+// processing).
+struct ChaosLogger {
+  std::FILE* log;
+  std::int64_t last_logged;
+  std::int64_t first_in_batch = -1;
+  std::int64_t bad = 0;
+  void on_event(peer::PeerEvent& e, std::int64_t s, bool end_of_batch) {
+    if (s > last_logged) {
+      bad += !peer::Verify(e, s);
+      if (first_in_batch < 0) first_in_batch = s;
+    }
+    if (end_of_batch && first_in_batch >= 0) {
+      std::fprintf(log, "E %lld %lld\n", static_cast<long long>(first_in_batch),
+                   static_cast<long long>(s));
+      std::fflush(log);
+      last_logged = s;
+      first_in_batch = -1;
+    }
+  }
+};
+
+int ChaosConsume() {
+  const std::string path = absl::GetFlag(FLAGS_log);
+  std::int64_t last_logged = -1;
+  std::uint64_t missed_before = 0;
+  if (std::FILE* in = std::fopen(path.c_str(), "r")) {
+    char kind;
+    long long a = 0, b = 0;
+    while (std::fscanf(in, " %c %lld", &kind, &a) == 2) {
+      if (kind == 'E' && std::fscanf(in, " %lld", &b) == 1) last_logged = b;
+      if (kind == 'M') missed_before = static_cast<std::uint64_t>(a);
+    }
+    std::fclose(in);
+  }
+  auto ring = Ring<peer::PeerEvent>::Attach(absl::GetFlag(FLAGS_ring),
+                                            {.expected_schema = peer::kPeerSchema});
+  if (!ring.ok()) return Fail(ring.status());
+  const bool evict = absl::GetFlag(FLAGS_policy) == "evict";
+  auto consumer = Consumer::Register(
+      ring->segment(), absl::GetFlag(FLAGS_name),
+      {.wait = {.kind = WaitKind::kBlocking},
+       .stall_policy = evict ? StallPolicy::kEvict : StallPolicy::kHold,
+       .rejoin_at_cursor = evict});
+  if (!consumer.ok()) return Fail(consumer.status());
+  std::FILE* log = std::fopen(path.c_str(), "a");
+  if (log == nullptr) return 2;
+  if (consumer->missed() > missed_before) {  // rejoined at the cursor after an eviction
+    std::fprintf(log, "G %llu\nM %llu\n",
+                 static_cast<unsigned long long>(consumer->missed() - missed_before),
+                 static_cast<unsigned long long>(consumer->missed()));
+    std::fflush(log);
+    last_logged = std::max(last_logged, consumer->sequence());
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  ChaosLogger logger{log, last_logged};
+  for (;;) {
+    BatchEventProcessor<peer::PeerEvent, ChaosLogger> processor(*ring, *consumer, logger);
+    const WaitStatus why = processor.Run();
+    if (why == WaitStatus::kEvicted) {  // evicted while alive: rejoin like a restart would
+      std::fprintf(stderr, "peer: %s evicted while alive\n", consumer->name().data());
+      return 3;
+    }
+    if (why == WaitStatus::kProducerGone) {
+      absl::SleepFor(absl::Milliseconds(20));  // the driver restarts the producer
+      continue;
+    }
+    return logger.bad == 0 && why == WaitStatus::kClosed ? 0 : 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,6 +203,7 @@ int main(int argc, char** argv) {
   const std::string mode = args.size() > 1 ? args[1] : "";
   if (mode == "produce") return Produce();
   if (mode == "consume") return Consume();
+  if (mode == "chaos-consume") return ChaosConsume();
   std::fprintf(stderr, "usage: xdisruptor_test_peer produce|consume --ring=R ...\n");
   return 2;
 }
