@@ -112,22 +112,12 @@ std::int64_t MultiProducerSequencer::RefreshGating(std::int64_t current) {
 
 bool MultiProducerSequencer::WaitForCapacity(std::int64_t wrap_point, std::int64_t current,
                                              std::int64_t max_wait_ns) {
-  if (wrap_point <= RefreshGating(current)) return true;
-  Idler idler(wait_, max_wait_ns);
-  std::int64_t next_check = MonotonicNanos() + internal::kEvictCheckNs;
-  while (wrap_point > RefreshGating(current)) {
-    if (!idler.Idle([&] {
-          return internal::LaggingConsumer(*producer_, &ring_->consumer(0), wrap_point,
-                                           static_cast<std::uint32_t>(entry_index_));
-        })) {
-      return false;
-    }
-    if (MonotonicNanos() >= next_check) {  // a dead consumer with policy kEvict blocks us?
-      internal::EvictDeadLaggards(*ring_, wrap_point);
-      next_check = MonotonicNanos() + internal::kEvictCheckNs;
-    }
-  }
-  return true;
+  return internal::WaitForGating(
+      *ring_, wait_, wrap_point, max_wait_ns, [&] { return RefreshGating(current); },
+      [&] {
+        return internal::LaggingConsumer(*producer_, &ring_->consumer(0), wrap_point,
+                                         static_cast<std::uint32_t>(entry_index_));
+      });
 }
 
 std::int64_t MultiProducerSequencer::Next(std::int64_t n) {

@@ -115,17 +115,9 @@ wait::BlockTarget SingleProducerSequencer::LaggingConsumer(std::int64_t wrap_poi
 
 bool SingleProducerSequencer::WaitForCapacity(std::int64_t wrap_point,
                                               std::int64_t max_wait_ns) {
-  if (wrap_point <= RefreshGating()) return true;
-  Idler idler(wait_, max_wait_ns);
-  std::int64_t next_check = MonotonicNanos() + internal::kEvictCheckNs;
-  while (wrap_point > RefreshGating()) {
-    if (!idler.Idle([&] { return LaggingConsumer(wrap_point); })) return false;
-    if (MonotonicNanos() >= next_check) {  // a dead consumer with policy kEvict blocks us?
-      internal::EvictDeadLaggards(*ring_, wrap_point);
-      next_check = MonotonicNanos() + internal::kEvictCheckNs;
-    }
-  }
-  return true;
+  return internal::WaitForGating(
+      *ring_, wait_, wrap_point, max_wait_ns, [&] { return RefreshGating(); },
+      [&] { return LaggingConsumer(wrap_point); });
 }
 
 std::int64_t SingleProducerSequencer::RemainingCapacity() {

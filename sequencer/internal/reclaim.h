@@ -8,6 +8,7 @@
 #include "internal/registry_lock.h"
 #include "xdisruptor/layout.h"
 #include "xdisruptor/process.h"
+#include "xdisruptor/wait_strategy.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/waitstrategies/blocking.h"
 
@@ -71,6 +72,25 @@ inline bool EvictDeadLaggards(RingSegment& ring, std::int64_t wrap_point) {
     }
   }
   return evicted;
+}
+
+// The full-ring wait of both sequencers: until `refresh()` (the slowest gating sequence)
+// reaches `wrap_point`, idling by `wait` on `target()`, evicting dead kEvict laggards every
+// kEvictCheckNs. False if `max_wait_ns` (> 0) elapsed first.
+template <typename Refresh, typename Target>
+bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::int64_t wrap_point,
+                   std::int64_t max_wait_ns, Refresh refresh, Target target) {
+  if (wrap_point <= refresh()) return true;
+  Idler idler(wait, max_wait_ns);
+  std::int64_t next_check = MonotonicNanos() + kEvictCheckNs;
+  while (wrap_point > refresh()) {
+    if (!idler.Idle(target)) return false;
+    if (MonotonicNanos() >= next_check) {  // a dead consumer with policy kEvict blocks us?
+      EvictDeadLaggards(ring, wrap_point);
+      next_check = MonotonicNanos() + kEvictCheckNs;
+    }
+  }
+  return true;
 }
 
 }  // namespace xdisruptor::internal

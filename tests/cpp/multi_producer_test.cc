@@ -18,6 +18,7 @@ namespace {
 
 using testing::ForkChild;
 using testing::ScopedRingName;
+using testing::AwaitConsumers;
 using testing::WaitChild;
 
 // One event: who published it, its number among that producer's events, and a check word.
@@ -37,12 +38,6 @@ absl::StatusOr<Ring<Tagged>> CreateMulti(const std::string& name, std::uint64_t 
       {.name = name, .capacity = capacity, .sequencer = SequencerKind::kMultiProducer});
 }
 
-bool AwaitConsumers(const RingSegment& ring, int count) {
-  for (int i = 0; i < 30000 && ActiveConsumerCount(ring) < count; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return ActiveConsumerCount(ring) >= count;
-}
 
 int ProducerProcess(const std::string& name, std::int64_t id, std::int64_t events,
                     std::int64_t batch) {

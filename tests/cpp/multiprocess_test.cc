@@ -19,6 +19,7 @@ namespace {
 using testing::ForkChild;
 using testing::ScopedRingName;
 using testing::TestEvent;
+using testing::AwaitConsumers;
 using testing::WaitChild;
 
 // Child exit codes: 0 ok, 2.. setup failures, 10.. check failures.
@@ -29,15 +30,6 @@ constexpr int kWrongEvents = 10;
 constexpr int kWrongCount = 11;
 constexpr int kWrongStop = 12;
 
-// Waits (bounded) until `count` consumers are active, so none misses the first event.
-bool AwaitConsumers(const RingSegment& ring, int count) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (ActiveConsumerCount(ring) < count) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
 
 // Publishes `events` TestEvents in batches of `batch`, then closes the ring.
 std::uint64_t ProduceAll(Ring<TestEvent>& ring, std::int64_t events, std::int64_t batch,

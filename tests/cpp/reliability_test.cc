@@ -18,14 +18,9 @@ namespace {
 using testing::ForkChild;
 using testing::ScopedRingName;
 using testing::TestEvent;
+using testing::AwaitConsumers;
 using testing::WaitChild;
 
-bool AwaitConsumers(const RingSegment& ring, int count) {
-  for (int i = 0; i < 30000 && ActiveConsumerCount(ring) < count; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return ActiveConsumerCount(ring) >= count;
-}
 
 void PublishRange(Ring<TestEvent>& ring, SingleProducerSequencer& producer, std::int64_t n) {
   const std::int64_t hi = producer.Next(n);

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "xdisruptor/consumer.h"
 #include "xdisruptor/ring_segment.h"
 
 namespace xdisruptor::testing {
@@ -71,6 +72,14 @@ inline int WaitChild(pid_t pid, std::chrono::seconds timeout = std::chrono::seco
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+}
+
+// Waits (up to 30 s) until `count` consumers are active, so none misses the first event.
+inline bool AwaitConsumers(const RingSegment& ring, int count) {
+  for (int i = 0; i < 30000 && ActiveConsumerCount(ring) < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return ActiveConsumerCount(ring) >= count;
 }
 
 // A 64-byte event whose every word derives from its sequence, so a torn, stale or

@@ -20,6 +20,7 @@ namespace {
 using testing::ForkChild;
 using testing::ScopedRingName;
 using testing::TestEvent;
+using testing::AwaitConsumers;
 using testing::WaitChild;
 
 // CPU seconds (user + system) a process has used, from /proc/PID/stat fields 14 and 15.
@@ -50,12 +51,6 @@ double CpuOver(pid_t pid, std::chrono::milliseconds window) {
   return CpuSeconds(pid) - before;
 }
 
-bool AwaitConsumers(const RingSegment& ring, int count) {
-  for (int i = 0; i < 30000 && ActiveConsumerCount(ring) < count; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return ActiveConsumerCount(ring) >= count;
-}
 
 void PublishOne(Ring<TestEvent>& ring, SingleProducerSequencer& producer) {
   const std::int64_t s = producer.Next();
