@@ -137,11 +137,13 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   // A process of this name died while registered: its entry still gates the producer, so
   // every event after its last release is still in the ring. Resume there.
   const bool resume = previous == kActive && NameIs(c, name);
-  std::uint64_t missed = 0;
-  if (previous == static_cast<std::uint32_t>(ConsumerStatus::kEvicted) && NameIs(c, name)) {
-    const std::int64_t left_at = c.sequence.load(std::memory_order_acquire);
+  // An evicted name: events after where it stopped may be gone. It must choose to rejoin.
+  const bool was_evicted =
+      previous == static_cast<std::uint32_t>(ConsumerStatus::kEvicted) && NameIs(c, name);
+  const std::int64_t left_at = c.sequence.load(std::memory_order_acquire);
+  if (was_evicted) {
     const std::int64_t now = cursor.load(std::memory_order_acquire);
-    missed = now > left_at ? static_cast<std::uint64_t>(now - left_at) : 0;
+    const std::uint64_t missed = now > left_at ? static_cast<std::uint64_t>(now - left_at) : 0;
     if (missed > 0 && !options.rejoin_at_cursor) {
       return absl::OutOfRangeError(absl::StrFormat(
           "consumer '%s' was evicted from ring '%s' after sequence %d; %d events have been "
@@ -179,7 +181,6 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   c.stall_policy.store(static_cast<std::uint32_t>(options.stall_policy),
                        std::memory_order_relaxed);
   c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
-  c.missed.store(c.missed.load(std::memory_order_relaxed) + missed, std::memory_order_relaxed);
   if (resume) {
     // Same logical consumer, same position, same generation: stages after it go on too.
     c.status.store(kActive, std::memory_order_release);
@@ -212,6 +213,12 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   // SYNC POINT: pairs with the producer's gating acquire load.
   c.sequence.store(joined, std::memory_order_release);
   c.join_sequence.store(joined, std::memory_order_relaxed);
+  if (was_evicted && joined > left_at) {
+    // Exactly what it skips: from where it stopped to where it now starts.
+    c.missed.store(c.missed.load(std::memory_order_relaxed) +
+                       static_cast<std::uint64_t>(joined - left_at),
+                   std::memory_order_relaxed);
+  }
   // SYNC POINT: pairs with FindActive / inspector acquire loads of the status.
   c.status.store(kActive, std::memory_order_release);
   return Consumer(ring, index, std::string(name));
