@@ -125,7 +125,7 @@ int Consume() {
 // batch, "E first last", written (and flushed) before the batch is released, and "G missed"
 // when it rejoined after an eviction. On restart it skips what its log already has (events
 // handled but not released before the kill come again: at-least-once delivery, exactly-once
-// processing).
+// processing). "G told joined" records a rejoin after an eviction.
 struct ChaosLogger {
   std::FILE* log;
   std::int64_t last_logged;
@@ -172,8 +172,11 @@ int ChaosConsume() {
   std::FILE* log = std::fopen(path.c_str(), "a");
   if (log == nullptr) return 2;
   if (consumer->missed() > missed_before) {  // rejoined at the cursor after an eviction
-    std::fprintf(log, "G %llu\nM %llu\n",
+    // "G told joined": the count the library told (since its last release) and where it
+    // starts again; events it handled but had not released before the kill are in both.
+    std::fprintf(log, "G %llu %lld\nM %llu\n",
                  static_cast<unsigned long long>(consumer->missed() - missed_before),
+                 static_cast<long long>(consumer->sequence()),
                  static_cast<unsigned long long>(consumer->missed()));
     std::fflush(log);
     last_logged = std::max(last_logged, consumer->sequence());
