@@ -136,10 +136,24 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   const std::uint32_t previous = c.status.load(std::memory_order_acquire);
   // A process of this name died while registered: its entry still gates the producer, so
   // every event after its last release is still in the ring. Resume there.
-  const bool resume = previous == kActive && NameIs(c, name);
+  const std::uint64_t bit = std::uint64_t{1} << index;
+  const bool gating = (ring.producer().gating_mask.load(std::memory_order_acquire) & bit) != 0;
+  const bool resume = previous == kActive && NameIs(c, name) && gating;
   // An evicted name: events after where it stopped may be gone. It must choose to rejoin.
+  // (An active entry that lost its gating bit was being evicted when a process died.)
   const bool was_evicted =
-      previous == static_cast<std::uint32_t>(ConsumerStatus::kEvicted) && NameIs(c, name);
+      NameIs(c, name) && (previous == static_cast<std::uint32_t>(ConsumerStatus::kEvicted) ||
+                          (previous == kActive && !gating));
+  if (was_evicted && previous == static_cast<std::uint32_t>(ConsumerStatus::kEvicted)) {
+    const std::int64_t old_pid = c.pid.load(std::memory_order_relaxed);
+    if (old_pid != ::getpid() &&
+        IsProcessAlive(old_pid, c.start_time.load(std::memory_order_relaxed))) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "consumer '%s' was evicted from ring '%s' but its process %d still runs; stop it "
+          "before registering the name again",
+          name, ring.name(), old_pid));
+    }
+  }
   const std::int64_t left_at = c.sequence.load(std::memory_order_acquire);
   if (was_evicted) {
     const std::int64_t now = cursor.load(std::memory_order_acquire);
@@ -168,15 +182,17 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
 
   // Fill in the entry while it is joining; readers look at it only once it is active.
   const ProcessIdentity self = CurrentProcess();
-  c.status.store(kJoining, std::memory_order_relaxed);
+  if (!resume) c.status.store(kJoining, std::memory_order_relaxed);
   c.name_length = static_cast<std::uint32_t>(name.size());
   std::memset(c.name, 0, sizeof(c.name));
   std::memcpy(c.name, name.data(), name.size());
   c.pid.store(self.pid, std::memory_order_relaxed);
   c.start_time.store(self.start_time, std::memory_order_relaxed);
-  c.after_count = static_cast<std::uint32_t>(options.after.size());
-  std::memcpy(c.after, after, sizeof(after));
-  std::memcpy(c.after_generation, after_generation, sizeof(after_generation));
+  if (!resume) {  // a resumed stage keeps the upstreams (and generations) it had
+    c.after_count = static_cast<std::uint32_t>(options.after.size());
+    std::memcpy(c.after, after, sizeof(after));
+    std::memcpy(c.after_generation, after_generation, sizeof(after_generation));
+  }
   StoreWaitParams(c, options.wait);
   c.stall_policy.store(static_cast<std::uint32_t>(options.stall_policy),
                        std::memory_order_relaxed);
@@ -206,7 +222,6 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   //    RMW's release, the sequence above) or this thread's cursor load below sees every
   //    cursor store the producer made before its fence, which bounds how far it may claim;
   //    without seq_cst both could miss each other and the producer could lap the new entry.
-  const std::uint64_t bit = std::uint64_t{1} << index;
   ring.producer().gating_mask.fetch_or(bit, std::memory_order_seq_cst);
   // 3. re-read the cursor and start there: every slot after it is protected by this entry.
   const std::int64_t joined = cursor.load(std::memory_order_seq_cst);
@@ -230,7 +245,8 @@ Consumer::Consumer(RingSegment& ring, int index, std::string name)
       index_(index),
       name_(std::move(name)),
       barrier_(ring, state_),
-      owner_pid_(::getpid()) {}
+      owner_pid_(::getpid()),
+      generation_(state_->generation.load(std::memory_order_relaxed)) {}
 
 Consumer::Consumer(Consumer&& other) noexcept : registered_(false) {
   *this = std::move(other);
@@ -245,6 +261,7 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
   name_ = std::move(other.name_);
   barrier_ = std::move(other.barrier_);
   owner_pid_ = other.owner_pid_;
+  generation_ = other.generation_;
   resumed_ = other.resumed_;
   registered_ = std::exchange(other.registered_, false);
   return *this;
@@ -290,7 +307,8 @@ absl::Status Consumer::Deregister() {
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   registered_ = false;
   if (state_->status.load(std::memory_order_acquire) != kActive ||
-      state_->pid.load(std::memory_order_relaxed) != owner_pid_) {
+      state_->pid.load(std::memory_order_relaxed) != owner_pid_ ||
+      state_->generation.load(std::memory_order_relaxed) != generation_) {
     return absl::OkStatus();  // evicted (or taken over) meanwhile: nothing of ours is left
   }
   // Stop gating first: from here the producer may overwrite what this consumer left unread.

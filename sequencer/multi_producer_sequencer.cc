@@ -127,10 +127,27 @@ std::int64_t MultiProducerSequencer::Next(std::int64_t n) {
   // seq_cst RMW: claims are totally ordered; each producer gets a distinct range.
   const std::int64_t current = producer_->claim.fetch_add(n, std::memory_order_seq_cst);
   const std::int64_t hi = current + n;
-  entry_->claim_lo.store(current + 1, std::memory_order_relaxed);
   entry_->claim_hi.store(hi, std::memory_order_relaxed);
+  entry_->claim_lo.store(current + 1, std::memory_order_relaxed);
   if (hi - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(hi - capacity_, current, 0);
+  AwaitPreviousLaps(current + 1, hi);
   return hi;
+}
+
+void MultiProducerSequencer::AwaitPreviousLaps(std::int64_t lo, std::int64_t hi) {
+  // Gating keeps us a lap behind every consumer, but a consumer joins after everything
+  // *claimed*, so another producer's claim one lap back may still be unpublished while the
+  // gating minimum has passed it. Writing the slot now would clobber that event. So each slot
+  // must first show the previous lap published (marks start at -1 == lap(s) - 1 for lap 0).
+  for (std::int64_t s = std::max<std::int64_t>(lo, capacity_); s <= hi; ++s) {
+    const std::atomic<std::int32_t>* mark = ring_->availability(s);
+    // Acquire pairs with the release store in Publish of the previous lap's producer.
+    if (mark->load(std::memory_order_acquire) == ring_->lap(s) - 1) [[likely]] continue;
+    Idler idler(wait_.kind == WaitKind::kBusySpin ? wait_ : WaitParams{.kind = WaitKind::kYielding});
+    while (mark->load(std::memory_order_acquire) != ring_->lap(s) - 1) {
+      idler.Idle(NoBlockTarget);
+    }
+  }
 }
 
 std::optional<std::int64_t> MultiProducerSequencer::NextFor(std::int64_t n,
@@ -157,8 +174,9 @@ std::optional<std::int64_t> MultiProducerSequencer::TryNext(std::int64_t n) {
     }
     if (producer_->claim.compare_exchange_weak(current, current + n, std::memory_order_seq_cst,
                                                std::memory_order_acquire)) {
-      entry_->claim_lo.store(current + 1, std::memory_order_relaxed);
       entry_->claim_hi.store(current + n, std::memory_order_relaxed);
+      entry_->claim_lo.store(current + 1, std::memory_order_relaxed);
+      AwaitPreviousLaps(current + 1, current + n);
       return current + n;
     }
   }
@@ -203,17 +221,26 @@ absl::Status MultiProducerSequencer::Detach() {
   return absl::OkStatus();
 }
 
-bool HasStalledProducer(const RingSegment& ring) {
+bool HasStalledProducer(const RingSegment& ring, std::int64_t sequence) {
   const ProducerState& p = ring.producer();
+  bool unknown_dead = false;  // a dead producer that died before recording its range
+  bool live_covers = false;
   for (std::size_t i = 0; i < kMaxProducers; ++i) {
     const ProducerEntryState& e = p.producers[i];
     const std::int64_t pid = e.pid.load(std::memory_order_acquire);
-    if (pid != 0 && e.claim_lo.load(std::memory_order_relaxed) != kNoClaim &&
-        !IsProcessAlive(pid, e.start_time.load(std::memory_order_relaxed))) {
+    const std::int64_t lo = e.claim_lo.load(std::memory_order_relaxed);
+    if (pid == 0 || lo == kNoClaim) continue;
+    const std::int64_t hi = e.claim_hi.load(std::memory_order_relaxed);
+    const bool covers = lo != kClaiming && lo <= sequence && sequence <= hi;
+    if (IsProcessAlive(pid, e.start_time.load(std::memory_order_relaxed))) {
+      live_covers = live_covers || covers;
+    } else if (covers) {
       return true;
+    } else if (lo == kClaiming) {
+      unknown_dead = true;
     }
   }
-  return false;
+  return unknown_dead && !live_covers;
 }
 
 }  // namespace xdisruptor

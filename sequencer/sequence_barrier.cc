@@ -99,8 +99,12 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wai
   self_->waits.store(self_->waits.load(std::memory_order_relaxed) + 1,
                      std::memory_order_relaxed);
   for (;;) {
-    std::int64_t available = AvailableFrom(sequence);
+    std::int64_t available = std::min(AvailableFrom(sequence), sequence - 1 + lap_);
     if (alert_.load(std::memory_order_relaxed)) return {available, WaitStatus::kAlerted};
+    if (self_->status.load(std::memory_order_acquire) ==
+        static_cast<std::uint32_t>(ConsumerStatus::kEvicted)) {
+      return {available, WaitStatus::kEvicted};
+    }
     if (available >= sequence) {
       liveness_due_ns_ = 0;
       return {available, WaitStatus::kOk};
@@ -112,16 +116,14 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wai
       if (available >= sequence) return {available, WaitStatus::kOk};
       if (sequence > final_cursor) return {available, WaitStatus::kClosed};
     }
-    if (self_->status.load(std::memory_order_acquire) ==
-        static_cast<std::uint32_t>(ConsumerStatus::kEvicted)) {
-      return {available, WaitStatus::kEvicted};
-    }
+
     // Now and then while waiting: did a producer die? Claimed but never published (a
     // multi-producer ring whose producer died mid-claim), or everything delivered and the
     // producer gone without closing the stream.
     if (MonotonicNanos() >= liveness_due_ns_) {
       const bool claimed = cursor_->load(std::memory_order_acquire) >= sequence;
-      if (multi_ && claimed && HasStalledProducer(*ring_)) {
+      if (multi_ && claimed && HasStalledProducer(*ring_, sequence) &&
+          AvailableFrom(sequence) < sequence) {
         return {available, WaitStatus::kProducerStalled};
       }
       if (!claimed && ProducersGone(*ring_)) return {available, WaitStatus::kProducerGone};

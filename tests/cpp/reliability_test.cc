@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -124,6 +125,30 @@ TEST(ReliabilityTest, ShouldTellALiveConsumerItWasEvicted) {
   EXPECT_EQ(WaitChild(operator_process), 0);
   EXPECT_TRUE(c->Deregister().ok());
   EXPECT_EQ(EvictConsumer(ring->segment(), "nobody").code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ReliabilityTest, ShouldKeepTheNewRegistrationWhenTheEvictedObjectIsDropped) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 16});
+  ASSERT_TRUE(ring.ok());
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
+  std::optional<Consumer> old;
+  {
+    auto c = Consumer::Register(ring->segment(), "retry");
+    ASSERT_TRUE(c.ok());
+    old.emplace(*std::move(c));
+  }
+  PublishRange(*ring, *producer, 8);
+  ASSERT_TRUE(EvictConsumer(ring->segment(), "retry").ok());
+  // Events are available, but an evicted consumer is told so at once (not handed them).
+  EXPECT_EQ(old->barrier().WaitFor(0).status, WaitStatus::kEvicted);
+  auto fresh = Consumer::Register(ring->segment(), "retry", {.rejoin_at_cursor = true});
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  old.reset();  // the evicted object's destructor must not free the new registration
+  EXPECT_EQ(ActiveConsumerCount(ring->segment()), 1);
+  EXPECT_NE(ring->segment().producer().gating_mask.load(), 0u);
+  EXPECT_EQ(fresh->missed(), 8u);
 }
 
 TEST(ReliabilityTest, ShouldReportProducerGoneAfterDeliveringEverythingItPublished) {

@@ -91,6 +91,7 @@ class Consumer {
   std::string name_;
   SequenceBarrier barrier_;
   std::int64_t owner_pid_ = 0;
+  std::uint32_t generation_ = 0;  // of the registration this object made
   bool registered_ = true;
   bool resumed_ = false;
 };

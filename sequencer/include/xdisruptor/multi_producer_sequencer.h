@@ -67,6 +67,7 @@ class MultiProducerSequencer {
   void CheckClaimSize(std::int64_t n) const;
   std::int64_t RefreshGating(std::int64_t current);
   bool WaitForCapacity(std::int64_t wrap_point, std::int64_t current, std::int64_t max_wait_ns);
+  void AwaitPreviousLaps(std::int64_t lo, std::int64_t hi);
 
   RingSegment* ring_ = nullptr;
   ProducerState* producer_ = nullptr;
@@ -78,9 +79,10 @@ class MultiProducerSequencer {
   bool attached_ = false;
 };
 
-// True when a producer of `ring` died with a claim in flight: the sequences it claimed will
+// True when a producer of `ring` died with a claim in flight that covers `sequence` (or whose
+// range it had not recorded yet, while no live producer's claim covers it): that sequence will
 // never be published. Reads /proc; off the data path.
-bool HasStalledProducer(const RingSegment& ring);
+bool HasStalledProducer(const RingSegment& ring, std::int64_t sequence);
 
 }  // namespace xdisruptor
 

@@ -48,6 +48,7 @@ class SequenceBarrier {
         producer_(&ring.producer()),
         cursor_(ring.multi_producer() ? &ring.producer().claim : &ring.producer().cursor),
         multi_(ring.multi_producer()),
+        lap_(static_cast<std::int64_t>(ring.capacity())),
         ring_status_(&ring.producer().ring_status),
         self_(self) {
     self_index_ = static_cast<std::uint32_t>(self - &ring.consumer(0));
@@ -65,6 +66,7 @@ class SequenceBarrier {
     producer_ = other.producer_;
     cursor_ = other.cursor_;
     multi_ = other.multi_;
+    lap_ = other.lap_;
     ring_status_ = other.ring_status_;
     self_ = other.self_;
     self_index_ = other.self_index_;
@@ -119,9 +121,14 @@ class SequenceBarrier {
   // Waits until `sequence` is available; returns the highest available sequence. With
   // `max_wait_ns` > 0 it also returns kCheckpoint after that long (to check for signals).
   WaitResult WaitFor(std::int64_t sequence, std::int64_t max_wait_ns = 0) {
-    const std::int64_t available = AvailableFrom(sequence);
-    // Relaxed: the alert flag carries no data; a halt seen one batch late is fine.
-    if (available >= sequence && !alert_.load(std::memory_order_relaxed)) [[likely]] {
+    // Never more than a lap past the sequence wanted: only an evicted consumer (no longer
+    // gating) could be offered more, and those slots may already be overwritten.
+    const std::int64_t available = std::min(AvailableFrom(sequence), sequence - 1 + lap_);
+    // Relaxed: the alert flag carries no data; a halt seen one batch late is fine. The own
+    // status (acquire, pairs with EvictEntry) costs one load of this consumer's own line.
+    if (available >= sequence && !alert_.load(std::memory_order_relaxed) &&
+        self_->status.load(std::memory_order_acquire) !=
+            static_cast<std::uint32_t>(ConsumerStatus::kEvicted)) [[likely]] {
       return {available, WaitStatus::kOk};
     }
     return WaitSlow(sequence, max_wait_ns);
@@ -159,6 +166,7 @@ class SequenceBarrier {
   // The cursor of a single-producer ring; the claim counter of a multi-producer ring.
   const std::atomic<std::int64_t>* cursor_ = nullptr;
   bool multi_ = false;
+  std::int64_t lap_ = 0;  // capacity
   const std::atomic<std::uint32_t>* ring_status_ = nullptr;
   ConsumerState* self_ = nullptr;
   std::uint32_t self_index_ = 0;
