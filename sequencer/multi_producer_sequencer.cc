@@ -153,13 +153,16 @@ void MultiProducerSequencer::AwaitPreviousLaps(std::int64_t lo, std::int64_t hi)
 std::optional<std::int64_t> MultiProducerSequencer::NextFor(std::int64_t n,
                                                             std::int64_t max_wait_ns) {
   CheckClaimSize(n);
-  // Wait (bounded) for room before claiming: a claim cannot be taken back.
-  const std::int64_t current = producer_->claim.load(std::memory_order_acquire);
-  if (current + n - capacity_ > cached_gating_ &&
-      !WaitForCapacity(current + n - capacity_, current, max_wait_ns)) {
-    return std::nullopt;
+  // A claim cannot be taken back, so claim only when there is room (TryNext's CAS), and wait
+  // for room in between, never past the deadline.
+  const std::int64_t deadline = MonotonicNanos() + max_wait_ns;
+  for (;;) {
+    if (std::optional<std::int64_t> hi = TryNext(n)) return hi;
+    const std::int64_t left = deadline - MonotonicNanos();
+    if (left <= 0) return std::nullopt;
+    const std::int64_t current = producer_->claim.load(std::memory_order_acquire);
+    if (!WaitForCapacity(current + n - capacity_, current, left)) return std::nullopt;
   }
-  return Next(n);
 }
 
 std::optional<std::int64_t> MultiProducerSequencer::TryNext(std::int64_t n) {

@@ -199,6 +199,11 @@ TEST(MultiProducerTest, ShouldGateEveryProducerOnTheSlowestConsumer) {
   EXPECT_EQ(consumer->barrier().WaitFor(0).available, 7);
   consumer->Release(3, 4);
   EXPECT_EQ(a->TryNext(4), 11);
+  // Full again: a bounded claim gives up after its limit instead of claiming and waiting.
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(b->NextFor(1, 20'000'000).has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_EQ(a->cursor(), 11);  // nothing was claimed by the failed attempt
 }
 
 }  // namespace
