@@ -114,6 +114,29 @@ Outcome Collect(int fd, const std::vector<pid_t>& children, double t0, std::uint
   return out;
 }
 
+// Forks `consumers` processes that attach to ring `name`, register as c0, c1, ..., run
+// `consume(ring, consumer)` and write the Report it returns to `fd`.
+template <typename Consume>
+std::vector<pid_t> ForkConsumers(const std::string& name, int consumers,
+                                 const xdisruptor::WaitParams& wait, int fd, Consume consume) {
+  using namespace xdisruptor;
+  std::vector<pid_t> children;
+  for (int c = 0; c < consumers; ++c) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      auto mine = Ring<Event>::Attach(name);
+      if (!mine.ok()) _exit(2);
+      auto consumer = Consumer::Register(mine->segment(), absl::StrFormat("c%d", c),
+                                         {.wait = wait});
+      if (!consumer.ok()) _exit(3);
+      const Report rep = consume(*mine, *consumer);
+      _exit(::write(fd, &rep, sizeof(rep)) == sizeof(rep) ? 0 : 1);
+    }
+    children.push_back(pid);
+  }
+  return children;
+}
+
 // ---------------------------------------------------------------- the hand-written ring
 struct alignas(128) Index {
   std::atomic<std::uint64_t> v;
@@ -206,23 +229,13 @@ Outcome RunXdisruptor(std::uint64_t events, int consumers, std::uint64_t capacit
   }
   int fds[2];
   if (::pipe(fds) != 0) return {};
-  std::vector<pid_t> children;
-  for (int c = 0; c < consumers; ++c) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      auto mine = Ring<Event>::Attach(name);
-      if (!mine.ok()) _exit(2);
-      auto consumer = Consumer::Register(mine->segment(), absl::StrFormat("c%d", c),
-                                         {.wait = wait});
-      if (!consumer.ok()) _exit(3);
-      CheckingHandler handler;
-      BatchEventProcessor<Event, CheckingHandler> processor(*mine, *consumer, handler);
-      const WaitStatus why = processor.Run();
-      const Report rep{handler.errors + (why != WaitStatus::kClosed), handler.sum, Now()};
-      _exit(::write(fds[1], &rep, sizeof(rep)) == sizeof(rep) ? 0 : 1);
-    }
-    children.push_back(pid);
-  }
+  const std::vector<pid_t> children =
+      ForkConsumers(name, consumers, wait, fds[1], [](Ring<Event>& mine, Consumer& consumer) {
+        CheckingHandler handler;
+        BatchEventProcessor<Event, CheckingHandler> processor(mine, consumer, handler);
+        const WaitStatus why = processor.Run();
+        return Report{handler.errors + (why != WaitStatus::kClosed), handler.sum, Now()};
+      });
   while (ActiveConsumerCount(ring->segment()) < consumers) ::usleep(100);
   auto producer = SingleProducerSequencer::Attach(ring->segment(), wait);
   if (!producer.ok()) return {};
@@ -276,25 +289,16 @@ Outcome RunProducers(std::uint64_t events, int producers, int consumers, std::ui
   const std::uint64_t per_producer = events / static_cast<std::uint64_t>(producers);
   int fds[2];
   if (::pipe(fds) != 0) return {};
-  std::vector<pid_t> children;
-  for (int c = 0; c < consumers; ++c) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      auto mine = Ring<Event>::Attach(name);
-      if (!mine.ok()) _exit(2);
-      auto consumer = Consumer::Register(mine->segment(), absl::StrFormat("c%d", c),
-                                         {.wait = wait});
-      if (!consumer.ok()) _exit(3);
-      TaggedChecker checker{0, 0, std::vector<std::uint64_t>(static_cast<std::size_t>(producers))};
-      BatchEventProcessor<Event, TaggedChecker> processor(*mine, *consumer, checker);
-      const WaitStatus why = processor.Run();
-      bool complete = why == WaitStatus::kClosed;
-      for (std::uint64_t n : checker.next) complete = complete && n == per_producer;
-      const Report rep{checker.errors + !complete, checker.events, Now()};
-      _exit(::write(fds[1], &rep, sizeof(rep)) == sizeof(rep) ? 0 : 1);
-    }
-    children.push_back(pid);
-  }
+  const std::vector<pid_t> children = ForkConsumers(
+      name, consumers, wait, fds[1], [&](Ring<Event>& mine, Consumer& consumer) {
+        TaggedChecker checker{0, 0,
+                              std::vector<std::uint64_t>(static_cast<std::size_t>(producers))};
+        BatchEventProcessor<Event, TaggedChecker> processor(mine, consumer, checker);
+        const WaitStatus why = processor.Run();
+        bool complete = why == WaitStatus::kClosed;
+        for (std::uint64_t n : checker.next) complete = complete && n == per_producer;
+        return Report{checker.errors + !complete, checker.events, Now()};
+      });
   while (ActiveConsumerCount(ring->segment()) < consumers) ::usleep(100);
   const double t0 = Now();
   std::vector<pid_t> writers;
