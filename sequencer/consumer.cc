@@ -207,6 +207,7 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   c.events.store(0, std::memory_order_relaxed);
   c.batches.store(0, std::memory_order_relaxed);
   c.waits.store(0, std::memory_order_relaxed);
+  c.handler_errors.store(0, std::memory_order_relaxed);
   c.generation.store(c.generation.load(std::memory_order_relaxed) + 1,
                      std::memory_order_relaxed);
 
@@ -273,6 +274,10 @@ Consumer::~Consumer() {
 
 std::uint64_t Consumer::missed() const {
   return state_->missed.load(std::memory_order_relaxed);
+}
+
+std::uint64_t Consumer::handler_errors() const {
+  return state_->handler_errors.load(std::memory_order_relaxed);
 }
 
 absl::Status EvictConsumer(RingSegment& ring, std::string_view name) {

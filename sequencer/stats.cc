@@ -90,6 +90,7 @@ RingStats Stats(const RingSegment& ring) {
     }
     cs.evictions = c.evictions.load(std::memory_order_relaxed);
     cs.missed = c.missed.load(std::memory_order_relaxed);
+    cs.handler_errors = c.handler_errors.load(std::memory_order_relaxed);
     st.consumers.push_back(std::move(cs));
   }
   return st;
@@ -119,12 +120,13 @@ std::string StatsJson(const RingStats& st) {
         "\"sequence\": %d, \"lag\": %d, \"events\": %d, \"batches\": %d, \"waits\": %d, "
         "\"events_per_second\": %.1f, \"wait\": %s, \"spin_tries\": %d, \"yield_tries\": %d, "
         "\"sleep_ceiling_ns\": %d, \"timeout_ns\": %d, \"stall_policy\": %s, \"after\": %s, "
-        "\"evictions\": %d, \"missed\": %d}",
+        "\"evictions\": %d, \"missed\": %d, \"handler_errors\": %d}",
         i ? ", " : "", c.index, JsonString(c.name), c.pid, c.alive ? "true" : "false",
         JsonString(c.state), c.sequence, c.lag, c.events, c.batches, c.waits,
         c.events_per_second, JsonString(std::string(WaitKindName(c.wait.kind))),
         c.wait.spin_tries, c.wait.yield_tries, c.wait.sleep_ceiling_ns, c.wait.timeout_ns,
-        JsonString(c.stall_policy), after, c.evictions, c.missed);
+        JsonString(c.stall_policy), after, c.evictions, c.missed,
+        c.handler_errors);
   }
   return out + "]}";
 }

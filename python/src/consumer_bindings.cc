@@ -20,6 +20,7 @@ const char* StatusName(WaitStatus status) {
     case WaitStatus::kProducerStalled: return "producer-stalled";
     case WaitStatus::kProducerGone: return "producer-gone";
     case WaitStatus::kEvicted: return "evicted";
+    case WaitStatus::kHandlerFailed: return "handler-failed";
   }
   return "unknown";
 }

@@ -165,7 +165,10 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::int64_t> registered_at_unix_ns;   // 504
   std::atomic<std::uint64_t> evictions;              // 512
   std::atomic<std::uint64_t> missed;                 // 520
-  std::uint8_t reserved[640 - 528];                  // 528
+  // Handler failures (a processor's error policy counted them: skipped events, retried
+  // batches, the failure that stopped the stage). Relaxed: a counter for the inspector.
+  std::atomic<std::uint64_t> handler_errors;         // 528
+  std::uint8_t reserved[640 - 536];                  // 536
 };
 
 inline constexpr std::uint64_t kProducerOffset = sizeof(RingHeaderState);

@@ -3,17 +3,35 @@
 //
 // A handler is any type with
 //   void on_event(T& event, std::int64_t sequence, bool end_of_batch);
-// and optionally on_start(), on_shutdown() and on_timeout(std::int64_t sequence) (called when
-// the consumer's wait strategy has a timeout and it elapses). The handler may change the
-// event in place; stages that run after this one see the change. Run() belongs to one thread;
-// Halt() may be called from any other thread of the same process. No virtual call: the
-// handler is a template parameter and on_event inlines into the loop.
+// and optionally
+//   on_start(), on_shutdown()
+//   on_timeout(std::int64_t sequence)     the wait strategy's timeout elapsed
+//   on_batch_start(std::int64_t batch_size, std::int64_t queue_depth)
+//                                         before each batch: its size, and how many events
+//                                         were ready when it was taken (the Disruptor's
+//                                         onBatchStart; queue_depth >= batch_size when the
+//                                         batch is capped by ProcessorOptions::max_batch)
+//   on_handler_error(T& event, std::int64_t sequence, const std::exception& error)
+//                                         an exception left on_event (else one line on stderr)
+// The handler may change the event in place; stages that run after this one see the change.
+// An exception from on_event is handled by the stage's ErrorPolicy, as the Disruptor's
+// exception handlers and batch rewind do it. Run() belongs to one thread; Halt() may be called
+// from any other thread of the same process. No virtual call: the handler is a template
+// parameter and on_event inlines into the loop (the try block costs nothing until a throw).
 #ifndef XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_
 #define XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_
+
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "xdisruptor/consumer.h"
 #include "xdisruptor/ring.h"
@@ -26,15 +44,44 @@ concept EventHandler = requires(H& h, T& event, std::int64_t sequence, bool end_
   h.on_event(event, sequence, end_of_batch);
 };
 
+// What a stage does when its handler throws.
+enum class ErrorPolicy {
+  kStop,   // stop the stage: release what came before the failing event, report the failure
+           // (Run returns kHandlerFailed); a restart under the name (hold policy) resumes at it
+  kSkip,   // report the failure, count it, and go on with the next event
+  kRetry,  // rewind: run the whole batch again after retry_pause_ns, at most max_retries
+           // times (handlers must tolerate seeing its events again), then stop as kStop does
+};
+std::string_view ErrorPolicyName(ErrorPolicy policy);  // "stop", "skip", "retry"
+absl::StatusOr<ErrorPolicy> ParseErrorPolicy(std::string_view name);
+
+struct ProcessorOptions {
+  ErrorPolicy error_policy = ErrorPolicy::kStop;
+  int max_retries = 3;                      // kRetry: runs of a batch after the first
+  std::int64_t retry_pause_ns = 1'000'000;  // kRetry: pause before each rerun
+  std::int64_t max_batch = 0;               // > 0: hand the handler at most this many at once
+};
+absl::Status ValidateProcessorOptions(const ProcessorOptions& options);
+
+// The failure that stopped a stage (kStop, or kRetry out of retries).
+struct HandlerFailure {
+  std::int64_t sequence = -1;  // the event on_event failed on
+  std::string what;            // the exception's what()
+  int attempts = 1;            // runs of its batch, the first included
+};
+
 template <typename T, EventHandler<T> Handler>
 class BatchEventProcessor {
  public:
-  BatchEventProcessor(const Ring<T>& ring, Consumer& consumer, Handler& handler)
-      : ring_(&ring), consumer_(&consumer), handler_(&handler) {}
+  BatchEventProcessor(const Ring<T>& ring, Consumer& consumer, Handler& handler,
+                      const ProcessorOptions& options = {})
+      : ring_(&ring), consumer_(&consumer), handler_(&handler), options_(options) {}
 
-  // Processes events until halted, until the ring is closed and drained, or until a stage this
-  // one runs after leaves. Returns which: kAlerted, kClosed or kUpstreamGone. A Halt() that
-  // came before Run() makes it return kAlerted at once, without calling the handler.
+  // Processes events until halted, until the ring is closed and drained, until a stage this
+  // one runs after leaves, or until the error policy stops it. Returns why: kAlerted,
+  // kClosed, kUpstreamGone, kHandlerFailed (see failure()), or the barrier's other statuses
+  // (kEvicted, kProducerGone, kProducerStalled). A Halt() that came before Run() makes it
+  // return kAlerted at once, without calling the handler.
   WaitStatus Run() {
     int expected = kIdle;
     if (!state_.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) {
@@ -42,6 +89,7 @@ class BatchEventProcessor {
       if (expected == kHalted) Reset();
       return WaitStatus::kAlerted;
     }
+    failure_.reset();
     if constexpr (requires { handler_->on_start(); }) handler_->on_start();
     SequenceBarrier& barrier = consumer_->barrier();
     const typename Ring<T>::Slots slots = ring_->slots();
@@ -59,9 +107,18 @@ class BatchEventProcessor {
         why = r.status;
         break;
       }
-      HandleBatch(slots, next, r.available);
-      consumer_->Release(r.available, static_cast<std::uint64_t>(r.available - next + 1));
-      next = r.available + 1;
+      const std::int64_t hi =
+          options_.max_batch > 0 ? std::min(r.available, next + options_.max_batch - 1)
+                                 : r.available;
+      const std::int64_t done = ProcessBatch(slots, next, hi, r.available - next + 1);
+      if (done >= next) {
+        consumer_->Release(done, static_cast<std::uint64_t>(done - next + 1));
+      }
+      if (done < hi) [[unlikely]] {  // the error policy stopped the stage
+        why = WaitStatus::kHandlerFailed;
+        break;
+      }
+      next = hi + 1;
     }
     if constexpr (requires { handler_->on_shutdown(); }) handler_->on_shutdown();
     Reset();
@@ -74,6 +131,9 @@ class BatchEventProcessor {
     consumer_->barrier().Alert();
   }
 
+  // Where and why the error policy stopped the last Run() (empty otherwise).
+  const std::optional<HandlerFailure>& failure() const { return failure_; }
+
  private:
   static constexpr int kIdle = 0;
   static constexpr int kRunning = 1;
@@ -84,8 +144,79 @@ class BatchEventProcessor {
     state_.store(kIdle, std::memory_order_release);
   }
 
+  // Runs the batch lo..hi under the error policy; returns the last sequence done (handled or
+  // skipped): hi, or less when the stage stops (the failing event and those after it stay
+  // unreleased).
+  std::int64_t ProcessBatch(const typename Ring<T>::Slots& slots, std::int64_t lo,
+                            std::int64_t hi, std::int64_t queue_depth) {
+    int attempts = 1;
+    std::int64_t from = lo;
+    for (;;) {
+      if (from == lo) {
+        if constexpr (requires { handler_->on_batch_start(hi - lo + 1, queue_depth); }) {
+          handler_->on_batch_start(hi - lo + 1, queue_depth);
+        }
+      }
+      try {
+        HandleBatch(slots, from, hi);
+        return hi;
+      } catch (const std::exception& e) {
+        from = OnFailure(slots, lo, e, e.what(), &attempts);
+      } catch (...) {
+        from = OnFailure(slots, lo, std::runtime_error("a non-standard exception"),
+                         "a non-standard exception", &attempts);
+      }
+      if (from < lo) return current_ - 1;  // stop
+      if (from > hi) return hi;            // skipped the last event
+    }
+  }
+
+  // Applies the policy to the failure at current_; returns where to go on from (lo again
+  // to rerun the batch, the next event to skip, or lo - 1 to stop).
+  [[gnu::noinline]] std::int64_t OnFailure(const typename Ring<T>::Slots& slots,
+                                           std::int64_t lo, const std::exception& error,
+                                           const char* what, int* attempts) {
+    consumer_->CountHandlerError();
+    T& event = *reinterpret_cast<T*>(slots.base + (static_cast<std::uint64_t>(current_) &
+                                                   slots.mask) * slots.slot_size);
+    ErrorPolicy policy = options_.error_policy;
+    if (policy == ErrorPolicy::kRetry && *attempts > options_.max_retries) {
+      policy = ErrorPolicy::kStop;
+    }
+    if constexpr (requires { handler_->on_handler_error(event, current_, error); }) {
+      handler_->on_handler_error(event, current_, error);
+    } else {
+      std::fprintf(stderr, "xdisruptor: stage '%.*s': handler failed on event %lld: %s (%s)\n",
+                   static_cast<int>(consumer_->name().size()), consumer_->name().data(),
+                   static_cast<long long>(current_), what,
+                   policy == ErrorPolicy::kSkip    ? "skipped"
+                   : policy == ErrorPolicy::kRetry ? "retrying the batch"
+                                                   : "stopping the stage");
+    }
+    switch (policy) {
+      case ErrorPolicy::kSkip:
+        return current_ + 1;
+      case ErrorPolicy::kRetry:
+        ++*attempts;
+        Pause(options_.retry_pause_ns);
+        return lo;
+      case ErrorPolicy::kStop:
+        break;
+    }
+    failure_ = HandlerFailure{.sequence = current_, .what = what, .attempts = *attempts};
+    return lo - 1;
+  }
+
+  static void Pause(std::int64_t ns) {
+    if (ns <= 0) return;
+    timespec t{.tv_sec = static_cast<time_t>(ns / 1'000'000'000),
+               .tv_nsec = static_cast<long>(ns % 1'000'000'000)};
+    nanosleep(&t, nullptr);
+  }
+
   // Calls the handler for lo..hi, walking each run of adjacent slots (at most two: the batch
-  // may wrap) with a pointer instead of masking and multiplying per event.
+  // may wrap) with a pointer instead of masking and multiplying per event. current_ tracks
+  // the event in hand, for the error policy.
   void HandleBatch(const typename Ring<T>::Slots& slots, std::int64_t lo, std::int64_t hi) {
     for (std::int64_t s = lo; s <= hi;) {
       const std::uint64_t index = static_cast<std::uint64_t>(s) & slots.mask;
@@ -93,6 +224,7 @@ class BatchEventProcessor {
           std::min(hi, s + static_cast<std::int64_t>(slots.mask - index));
       std::byte* p = slots.base + index * slots.slot_size;
       for (; s <= run_end; ++s, p += slots.slot_size) {
+        current_ = s;
         handler_->on_event(*reinterpret_cast<T*>(p), s, s == hi);
       }
     }
@@ -101,6 +233,9 @@ class BatchEventProcessor {
   const Ring<T>* ring_;
   Consumer* consumer_;
   Handler* handler_;
+  ProcessorOptions options_;
+  std::int64_t current_ = 0;
+  std::optional<HandlerFailure> failure_;
   std::atomic<int> state_{kIdle};
 };
 

@@ -82,6 +82,14 @@ class Consumer {
   // Events this name missed when it rejoined at the cursor after an eviction.
   std::uint64_t missed() const;
 
+  // Counts one handler failure in the entry, where `xdisruptor stat` and the pipeline
+  // launcher see it. The consuming thread only (a single writer: no locked instruction).
+  void CountHandlerError() {
+    state_->handler_errors.store(state_->handler_errors.load(std::memory_order_relaxed) + 1,
+                                 std::memory_order_relaxed);
+  }
+  std::uint64_t handler_errors() const;
+
  private:
   Consumer(RingSegment& ring, int index, std::string name);
 

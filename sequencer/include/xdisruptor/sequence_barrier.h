@@ -32,6 +32,8 @@ enum class WaitStatus {
                      // without closing the stream (a new producer may attach and go on)
   kEvicted,          // this consumer was evicted (an operator, or its stall policy): it no
                      // longer holds the producer back, and may have missed events
+  kHandlerFailed,    // processors only: the handler failed and the stage's error policy
+                     // stopped it (BatchEventProcessor::failure() says where and why)
 };
 
 struct WaitResult {

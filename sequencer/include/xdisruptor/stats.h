@@ -30,6 +30,7 @@ struct ConsumerStats {
   std::vector<std::string> after;
   std::uint64_t evictions = 0;
   std::uint64_t missed = 0;
+  std::uint64_t handler_errors = 0;  // failures its error policy handled (skip, retry, stop)
 };
 
 struct RingStats {

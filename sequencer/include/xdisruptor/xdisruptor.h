@@ -7,6 +7,7 @@
 #include "xdisruptor/event_poller.h"
 #include "xdisruptor/layout.h"
 #include "xdisruptor/multi_producer_sequencer.h"
+#include "xdisruptor/pipeline.h"
 #include "xdisruptor/process.h"
 #include "xdisruptor/ring.h"
 #include "xdisruptor/ring_segment.h"

@@ -1,0 +1,346 @@
+// xdisruptor/pipeline.h — stages of handlers wired by dependency, in the Disruptor's DSL.
+//
+//   xdisruptor::Pipeline<Tick> pipeline(*ring);
+//   pipeline.handle_events_with(xdisruptor::Stage("enricher", enricher))
+//       .then(xdisruptor::Stage("analytics", analytics), xdisruptor::Stage("recorder", recorder))
+//       .then(xdisruptor::Stage("sink", sink));
+//   pipeline.after("enricher", "python-stats")        // stages of other processes, by name
+//       .handle_events_with(xdisruptor::Stage("alerts", alerts));
+//   if (absl::Status s = pipeline.Start(); !s.ok()) { ... }
+//   std::vector<xdisruptor::StageResult> results = pipeline.Join();  // until the ring closes
+//
+// Each stage is a named consumer of the ring with its own thread, wait strategy and error
+// policy; it runs after the stages named before it, in this process or in any other (a
+// Python process, another C++ program): the ring's consumer table is the graph. Builder calls
+// and Start/Halt/Join belong to one thread; Halt may also come from a signal handler.
+//
+// RunStage() is the other way in: a whole program that is one stage of a pipeline the
+// launcher (python3 -m xdisruptor.pipeline) starts, configured by its environment.
+#ifndef XDISRUPTOR_PIPELINE_H_
+#define XDISRUPTOR_PIPELINE_H_
+
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "xdisruptor/batch_event_processor.h"
+#include "xdisruptor/consumer.h"
+#include "xdisruptor/ring.h"
+
+namespace xdisruptor {
+
+struct StageOptions {
+  WaitParams wait{};
+  StallPolicy stall_policy = StallPolicy::kHold;
+  ProcessorOptions processor{};
+};
+
+template <typename H>
+struct StageSpec {
+  std::string name;
+  H* handler;
+  StageOptions options;
+};
+
+// A stage: a name, a handler (kept by reference: it must outlive the pipeline's run) and its
+// options.
+template <typename H>
+StageSpec<H> Stage(std::string_view name, H& handler, const StageOptions& options = {}) {
+  return StageSpec<H>{std::string(name), &handler, options};
+}
+
+struct StageResult {
+  std::string name;
+  WaitStatus status = WaitStatus::kAlerted;  // why it ended (kClosed: the stream ended)
+  std::uint64_t events = 0;                  // events it released
+  std::int64_t sequence = -1;                // the last sequence it released
+  std::uint64_t handler_errors = 0;          // failures its error policy handled
+  std::optional<HandlerFailure> failure;     // set when the error policy stopped it
+};
+
+struct PipelineOptions {
+  // How long Start() waits for a stage of another process named in after() to register.
+  std::int64_t register_timeout_ns = 10'000'000'000;
+  // When one stage stops on a failure, halt the others (else they wait for it).
+  bool halt_all_on_failure = true;
+};
+
+namespace internal {
+
+// One stage of a Pipeline, its handler's type erased behind functions called once per run.
+struct PipelineStage {
+  std::string name;
+  std::vector<std::string> after;
+  StageOptions options;
+  std::function<void(PipelineStage&)> bind;  // makes the processor once registered
+  std::unique_ptr<Consumer> consumer;
+  std::function<WaitStatus()> run;
+  std::function<void()> halt;
+  std::function<std::optional<HandlerFailure>()> failure;
+  std::thread thread;
+  StageResult result;
+};
+
+// The order to register `stages` in: each after the stages of this pipeline it names.
+// InvalidArgument for a duplicate or bad name, a stage after itself, or a cycle.
+absl::StatusOr<std::vector<std::size_t>> RegistrationOrder(
+    const std::vector<std::unique_ptr<PipelineStage>>& stages);
+// Registers every stage (waiting for names of other processes); on failure, none stays.
+absl::Status RegisterStages(RingSegment& ring,
+                            const std::vector<std::unique_ptr<PipelineStage>>& stages,
+                            const PipelineOptions& options);
+
+}  // namespace internal
+
+template <typename T>
+class Pipeline;
+
+// The stages one builder call added; then() adds stages that run after all of them.
+template <typename T>
+class StageGroup {
+ public:
+  template <typename... H>
+  StageGroup then(StageSpec<H>... stages) {
+    return pipeline_->Add(names_, stages...);
+  }
+  template <typename... H>
+  StageGroup handle_events_with(StageSpec<H>... stages) {
+    return pipeline_->Add(names_, stages...);
+  }
+  const std::vector<std::string>& names() const { return names_; }
+
+ private:
+  friend class Pipeline<T>;
+  StageGroup(Pipeline<T>* pipeline, std::vector<std::string> names)
+      : pipeline_(pipeline), names_(std::move(names)) {}
+  Pipeline<T>* pipeline_;
+  std::vector<std::string> names_;
+};
+
+template <typename T>
+class Pipeline {
+ public:
+  explicit Pipeline(Ring<T>& ring, const PipelineOptions& options = {})
+      : ring_(&ring), options_(options) {}
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+  ~Pipeline() {
+    Halt();
+    Join();
+  }
+
+  // Stages that run on every event as it is published (after no other stage).
+  template <typename... H>
+  StageGroup<T> handle_events_with(StageSpec<H>... stages) {
+    return Add({}, stages...);
+  }
+
+  // A group standing for stages already named (of this pipeline or of other processes);
+  // its handle_events_with() adds stages that run after all of them.
+  template <typename... Names>
+  StageGroup<T> after(const Names&... names) {
+    return StageGroup<T>(this, std::vector<std::string>{std::string(names)...});
+  }
+
+  // Registers every stage (upstream first; stages of other processes named in after() are
+  // waited for up to register_timeout_ns), then starts one thread per stage. Every stage
+  // is registered before any runs, so none misses an event the others see.
+  absl::Status Start() {
+    if (started_) return absl::FailedPreconditionError("the pipeline was already started");
+    if (stages_.empty()) return absl::FailedPreconditionError("the pipeline has no stages");
+    if (absl::Status s = internal::RegisterStages(ring_->segment(), stages_, options_); !s.ok()) {
+      return s;
+    }
+    started_ = true;
+    for (auto& stage : stages_) stage->bind(*stage);
+    // Release: a Halt() that sees it running sees every stage's halt function.
+    running_.store(true, std::memory_order_release);
+    for (auto& stage : stages_) {
+      internal::PipelineStage* st = stage.get();
+      st->thread = std::thread([this, st] { RunStageThread(*st); });
+    }
+    return absl::OkStatus();
+  }
+
+  // Asks every stage to stop after the batch in hand. Any thread; async-signal-safe once
+  // Start() has returned (atomics and futex wakes only).
+  void Halt() {
+    if (!running_.load(std::memory_order_acquire)) return;
+    for (auto& stage : stages_) {
+      if (stage->halt) stage->halt();
+    }
+  }
+
+  // Waits for every stage to end (the stream closed, Halt, a failure), has each leave the
+  // ring, and returns how each ended, in the order the stages were added.
+  std::vector<StageResult> Join() {
+    std::vector<StageResult> results;
+    if (!started_) return results;
+    for (auto& stage : stages_) {
+      if (stage->thread.joinable()) stage->thread.join();
+    }
+    running_.store(false, std::memory_order_release);
+    for (auto& stage : stages_) {
+      stage->run = nullptr;
+      stage->halt = nullptr;
+      stage->failure = nullptr;
+      if (stage->consumer) {
+        stage->result.events = stage->consumer->ring().consumer(
+            static_cast<std::size_t>(stage->consumer->index())).events.load(
+                std::memory_order_relaxed);
+        stage->result.handler_errors = stage->consumer->handler_errors();
+        stage->result.sequence = stage->consumer->sequence();
+        (void)stage->consumer->Deregister();
+        stage->consumer.reset();
+      }
+      results.push_back(stage->result);
+    }
+    return results;
+  }
+
+  // Start, then Join.
+  absl::StatusOr<std::vector<StageResult>> Run() {
+    if (absl::Status s = Start(); !s.ok()) return s;
+    return Join();
+  }
+
+ private:
+  friend class StageGroup<T>;
+
+  template <typename... H>
+  StageGroup<T> Add(const std::vector<std::string>& after, StageSpec<H>... specs) {
+    std::vector<std::string> names;
+    (AddOne(after, specs, &names), ...);
+    return StageGroup<T>(this, std::move(names));
+  }
+
+  template <typename H>
+  void AddOne(const std::vector<std::string>& after, const StageSpec<H>& spec,
+              std::vector<std::string>* names) {
+    static_assert(EventHandler<H, T>, "a stage's handler needs on_event(T&, int64_t, bool)");
+    auto stage = std::make_unique<internal::PipelineStage>();
+    stage->name = spec.name;
+    stage->after = after;
+    stage->options = spec.options;
+    stage->result.name = spec.name;
+    H* handler = spec.handler;
+    Ring<T>* ring = ring_;
+    stage->bind = [ring, handler](internal::PipelineStage& self) {
+      auto processor = std::make_shared<BatchEventProcessor<T, H>>(
+          *ring, *self.consumer, *handler, self.options.processor);
+      self.run = [processor] { return processor->Run(); };
+      self.halt = [processor] { processor->Halt(); };
+      self.failure = [processor] { return processor->failure(); };
+    };
+    names->push_back(spec.name);
+    stages_.push_back(std::move(stage));
+  }
+
+  void RunStageThread(internal::PipelineStage& stage) {
+    stage.result.status = stage.run();
+    stage.result.failure = stage.failure();
+    if (stage.result.status == WaitStatus::kHandlerFailed && options_.halt_all_on_failure) {
+      Halt();
+    }
+  }
+
+  Ring<T>* ring_;
+  PipelineOptions options_;
+  std::vector<std::unique_ptr<internal::PipelineStage>> stages_;
+  bool started_ = false;
+  std::atomic<bool> running_{false};  // between Start() and the end of Join()
+};
+
+// --- One stage per program, configured by its environment (the pipeline launcher) ---
+
+// What the launcher tells a stage program:
+//   XDISRUPTOR_RING            ring name                        (required)
+//   XDISRUPTOR_STAGE           this stage's consumer name       (required)
+//   XDISRUPTOR_AFTER           comma-separated upstream names
+//   XDISRUPTOR_WAIT            wait strategy name (default blocking)
+//   XDISRUPTOR_WAIT_PARAMS     key=value,... (spin_tries, yield_tries, sleep_ceiling,
+//                              timeout, phase_spin, phase_yield in seconds; fallback)
+//   XDISRUPTOR_STALL_POLICY    hold | evict
+//   XDISRUPTOR_ERROR_POLICY    stop | skip | retry
+//   XDISRUPTOR_RETRIES, XDISRUPTOR_RETRY_PAUSE (seconds), XDISRUPTOR_MAX_BATCH
+//   XDISRUPTOR_ATTACH_TIMEOUT  seconds to wait for the ring and upstream stages (default 10)
+struct StageEnvironment {
+  std::string ring;
+  std::string name;
+  ConsumerOptions consumer{};
+  ProcessorOptions processor{};
+  std::int64_t attach_timeout_ns = 10'000'000'000;
+};
+absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv();
+
+// Wait parameters from their text form: "timeout=0.5,spin_tries=10,fallback=blocking".
+absl::Status ParseWaitParams(std::string_view text, WaitParams* params);
+
+namespace internal {
+// Registers the stage, retried while an upstream stage is not there yet.
+absl::StatusOr<std::unique_ptr<Consumer>> RegisterFromEnvironment(
+    RingSegment& ring, const StageEnvironment& env);
+// Calls attempt() until it returns something other than NotFound (a ring or an upstream
+// stage that is not there yet) or `timeout_ns` passes; returns the last result.
+template <typename F>
+auto RetryWhileNotFound(std::int64_t timeout_ns, F attempt) -> decltype(attempt()) {
+  const std::int64_t deadline = MonotonicNanos() + timeout_ns;
+  for (;;) {
+    auto result = attempt();
+    if (result.ok() || result.status().code() != absl::StatusCode::kNotFound ||
+        MonotonicNanos() >= deadline) {
+      return result;
+    }
+    const timespec pause{.tv_sec = 0, .tv_nsec = 10'000'000};
+    nanosleep(&pause, nullptr);
+  }
+}
+// Makes SIGINT and SIGTERM call halt(arg) (once; then the default action is restored).
+void HaltOnSignals(void (*halt)(void*), void* arg);
+// The stage's last line on stdout, and its exit code: 0 when the stream ended or a signal
+// stopped it, 1 otherwise (the reason on stderr).
+int ReportStage(const StageEnvironment& env, WaitStatus why, std::uint64_t events,
+                std::uint64_t handler_errors, const std::optional<HandlerFailure>& failure);
+}  // namespace internal
+
+// Runs `handler` as the stage the environment describes, until the stream ends, a signal
+// stops it, or its error policy does. Returns the program's exit code. `expected_schema`
+// (if not empty) must match the ring's.
+template <typename T, EventHandler<T> H>
+int RunStage(H& handler, std::string_view expected_schema = {}) {
+  auto env = StageEnvironmentFromEnv();
+  if (!env.ok()) return internal::ReportStage({}, WaitStatus::kAlerted, 0, 0,
+                                              HandlerFailure{.what = std::string(
+                                                  env.status().message())});
+  auto ring = internal::RetryWhileNotFound(env->attach_timeout_ns, [&] {
+    return Ring<T>::Attach(env->ring, {.expected_schema = std::string(expected_schema)});
+  });
+  if (!ring.ok()) return internal::ReportStage(*env, WaitStatus::kAlerted, 0, 0,
+                                               HandlerFailure{.what = std::string(
+                                                   ring.status().message())});
+  auto consumer = internal::RegisterFromEnvironment(ring->segment(), *env);
+  if (!consumer.ok()) return internal::ReportStage(*env, WaitStatus::kAlerted, 0, 0,
+                                                   HandlerFailure{.what = std::string(
+                                                       consumer.status().message())});
+  BatchEventProcessor<T, H> processor(*ring, **consumer, handler, env->processor);
+  internal::HaltOnSignals(
+      [](void* p) { static_cast<BatchEventProcessor<T, H>*>(p)->Halt(); }, &processor);
+  const WaitStatus why = processor.Run();
+  return internal::ReportStage(*env, why, (*consumer)->ring().consumer(
+      static_cast<std::size_t>((*consumer)->index())).events.load(std::memory_order_relaxed),
+      (*consumer)->handler_errors(), processor.failure());
+}
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_PIPELINE_H_

@@ -1,0 +1,312 @@
+// Error policies, the pipeline's registration order, and stage programs' environment.
+#include "xdisruptor/pipeline.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include "absl/strings/str_format.h"
+
+namespace xdisruptor {
+
+namespace {
+
+// Splits on `sep`, dropping empty pieces and surrounding spaces (Debian's absl::StrSplit
+// wants its own string_view; this stays with std::string_view).
+std::vector<std::string> SplitList(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(sep, start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view piece = text.substr(start, end - start);
+    while (!piece.empty() && piece.front() == ' ') piece.remove_prefix(1);
+    while (!piece.empty() && piece.back() == ' ') piece.remove_suffix(1);
+    if (!piece.empty()) out.emplace_back(piece);
+    start = end + 1;
+  }
+  return out;
+}
+
+absl::StatusOr<double> ParseNumber(std::string_view key, const std::string& value) {
+  char* end = nullptr;
+  const double v = std::strtod(value.c_str(), &end);
+  if (value.empty() || end != value.c_str() + value.size() || !(v >= 0)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s=%s: expected a number >= 0", key, value));
+  }
+  return v;
+}
+
+std::string Env(const char* key) {
+  const char* v = std::getenv(key);
+  return v ? std::string(v) : std::string();
+}
+
+const char* WhyName(WaitStatus why) {
+  switch (why) {
+    case WaitStatus::kOk: return "ok";
+    case WaitStatus::kAlerted: return "halted";
+    case WaitStatus::kClosed: return "stream closed";
+    case WaitStatus::kTimeout: return "timeout";
+    case WaitStatus::kUpstreamGone: return "an upstream stage left";
+    case WaitStatus::kCheckpoint: return "checkpoint";
+    case WaitStatus::kProducerStalled: return "a producer died between claim and publish";
+    case WaitStatus::kProducerGone: return "the producer died without closing the stream";
+    case WaitStatus::kEvicted: return "evicted";
+    case WaitStatus::kHandlerFailed: return "handler failed";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string_view ErrorPolicyName(ErrorPolicy policy) {
+  switch (policy) {
+    case ErrorPolicy::kStop: return "stop";
+    case ErrorPolicy::kSkip: return "skip";
+    case ErrorPolicy::kRetry: return "retry";
+  }
+  return "stop";
+}
+
+absl::StatusOr<ErrorPolicy> ParseErrorPolicy(std::string_view name) {
+  if (name == "stop") return ErrorPolicy::kStop;
+  if (name == "skip") return ErrorPolicy::kSkip;
+  if (name == "retry") return ErrorPolicy::kRetry;
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "unknown error policy '%s'; use stop, skip or retry", name));
+}
+
+absl::Status ValidateProcessorOptions(const ProcessorOptions& options) {
+  if (options.max_retries < 0 || options.max_retries > 1'000'000) {
+    return absl::InvalidArgumentError("max_retries must be between 0 and 1000000");
+  }
+  if (options.retry_pause_ns < 0 || options.retry_pause_ns > 3'600'000'000'000) {
+    return absl::InvalidArgumentError("the retry pause must be between 0 and 1 hour");
+  }
+  if (options.max_batch < 0) {
+    return absl::InvalidArgumentError("max_batch must be >= 0 (0: no cap)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseWaitParams(std::string_view text, WaitParams* params) {
+  for (const std::string& item : SplitList(text, ',')) {
+    const std::size_t eq = item.find('=');
+    if (eq == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "wait parameter '%s' is not key=value", item));
+    }
+    const std::string key = item.substr(0, eq);
+    const std::string value = item.substr(eq + 1);
+    if (key == "fallback") {
+      auto kind = ParseWaitKind(value);
+      if (!kind.ok()) return kind.status();
+      params->fallback_kind = *kind;
+      continue;
+    }
+    auto v = ParseNumber(key, value);
+    if (!v.ok()) return v.status();
+    const auto ns = static_cast<std::int64_t>(*v * 1e9);
+    if (key == "spin_tries") {
+      params->spin_tries = static_cast<std::uint32_t>(*v);
+    } else if (key == "yield_tries") {
+      params->yield_tries = static_cast<std::uint32_t>(*v);
+    } else if (key == "sleep_ceiling") {
+      params->sleep_ceiling_ns = ns;
+    } else if (key == "timeout") {
+      params->timeout_ns = ns;
+    } else if (key == "phase_spin") {
+      params->phase_spin_ns = ns;
+    } else if (key == "phase_yield") {
+      params->phase_yield_ns = ns;
+    } else {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "unknown wait parameter '%s'; use spin_tries, yield_tries, sleep_ceiling, timeout, "
+          "phase_spin, phase_yield, fallback (times in seconds)", key));
+    }
+  }
+  return ValidateWaitParams(*params);
+}
+
+absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
+  StageEnvironment env;
+  env.ring = Env("XDISRUPTOR_RING");
+  env.name = Env("XDISRUPTOR_STAGE");
+  if (env.ring.empty() || env.name.empty()) {
+    return absl::InvalidArgumentError(
+        "XDISRUPTOR_RING and XDISRUPTOR_STAGE must name the ring and this stage (the "
+        "pipeline launcher sets them: python3 -m xdisruptor.pipeline run FILE)");
+  }
+  env.consumer.after = SplitList(Env("XDISRUPTOR_AFTER"), ',');
+  const std::string wait = Env("XDISRUPTOR_WAIT");
+  auto kind = ParseWaitKind(wait.empty() ? "blocking" : wait);
+  if (!kind.ok()) return kind.status();
+  env.consumer.wait.kind = *kind;
+  if (absl::Status s = ParseWaitParams(Env("XDISRUPTOR_WAIT_PARAMS"), &env.consumer.wait);
+      !s.ok()) {
+    return s;
+  }
+  const std::string stall = Env("XDISRUPTOR_STALL_POLICY");
+  if (stall == "evict") {
+    env.consumer.stall_policy = StallPolicy::kEvict;
+  } else if (!stall.empty() && stall != "hold") {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "XDISRUPTOR_STALL_POLICY=%s: use hold or evict", stall));
+  }
+  const std::string policy = Env("XDISRUPTOR_ERROR_POLICY");
+  auto error_policy = ParseErrorPolicy(policy.empty() ? "stop" : policy);
+  if (!error_policy.ok()) return error_policy.status();
+  env.processor.error_policy = *error_policy;
+  const std::pair<const char*, int> numbers[] = {{"XDISRUPTOR_RETRIES", 0},
+                                                 {"XDISRUPTOR_RETRY_PAUSE", 1},
+                                                 {"XDISRUPTOR_MAX_BATCH", 2},
+                                                 {"XDISRUPTOR_ATTACH_TIMEOUT", 3}};
+  for (const auto& [key, which] : numbers) {
+    const std::string text = Env(key);
+    if (text.empty()) continue;
+    auto v = ParseNumber(key, text);
+    if (!v.ok()) return v.status();
+    switch (which) {
+      case 0: env.processor.max_retries = static_cast<int>(std::min(*v, 1e6)); break;
+      case 1: env.processor.retry_pause_ns = static_cast<std::int64_t>(*v * 1e9); break;
+      case 2: env.processor.max_batch = static_cast<std::int64_t>(*v); break;
+      default: env.attach_timeout_ns = static_cast<std::int64_t>(*v * 1e9); break;
+    }
+  }
+  if (absl::Status s = ValidateProcessorOptions(env.processor); !s.ok()) return s;
+  return env;
+}
+
+namespace internal {
+
+absl::StatusOr<std::vector<std::size_t>> RegistrationOrder(
+    const std::vector<std::unique_ptr<PipelineStage>>& stages) {
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const std::string& name = stages[i]->name;
+    if (name.empty() || name.size() > kMaxNameLength - 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "stage %d: a stage name has 1 to %d characters", i, kMaxNameLength - 1));
+    }
+    if (!index.emplace(name, i).second) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "two stages are called '%s'; each stage needs its own name", name));
+    }
+  }
+  // Depth-first topological order; 0 unvisited, 1 on the path, 2 done.
+  std::vector<int> mark(stages.size(), 0);
+  std::vector<std::size_t> order;
+  std::function<absl::Status(std::size_t)> visit = [&](std::size_t i) -> absl::Status {
+    if (mark[i] == 2) return absl::OkStatus();
+    if (mark[i] == 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "stage '%s' runs after itself through a cycle of after() names", stages[i]->name));
+    }
+    mark[i] = 1;
+    for (const std::string& up : stages[i]->after) {
+      if (up == stages[i]->name) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "stage '%s' cannot run after itself", up));
+      }
+      auto it = index.find(up);
+      if (it == index.end()) continue;  // a stage of another process
+      if (absl::Status s = visit(it->second); !s.ok()) return s;
+    }
+    mark[i] = 2;
+    order.push_back(i);
+    return absl::OkStatus();
+  };
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    if (absl::Status s = visit(i); !s.ok()) return s;
+  }
+  return order;
+}
+
+absl::Status RegisterStages(RingSegment& ring,
+                            const std::vector<std::unique_ptr<PipelineStage>>& stages,
+                            const PipelineOptions& options) {
+  auto order = RegistrationOrder(stages);
+  if (!order.ok()) return order.status();
+  for (const auto& stage : stages) {
+    if (absl::Status s = ValidateProcessorOptions(stage->options.processor); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrFormat("stage '%s': %s", stage->name,
+                                                        s.message()));
+    }
+  }
+  for (std::size_t i : *order) {
+    PipelineStage& stage = *stages[i];
+    const ConsumerOptions consumer_options{.after = stage.after,
+                                           .wait = stage.options.wait,
+                                           .stall_policy = stage.options.stall_policy};
+    auto consumer = RetryWhileNotFound(options.register_timeout_ns, [&] {
+      return Consumer::Register(ring, stage.name, consumer_options);
+    });
+    if (!consumer.ok()) {
+      for (const auto& done : stages) done->consumer.reset();  // leave again
+      return absl::Status(consumer.status().code(),
+                          absl::StrFormat("stage '%s': %s", stage.name,
+                                          consumer.status().message()));
+    }
+    stage.consumer = std::make_unique<Consumer>(*std::move(consumer));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Consumer>> RegisterFromEnvironment(RingSegment& ring,
+                                                                  const StageEnvironment& env) {
+  auto consumer = RetryWhileNotFound(env.attach_timeout_ns, [&] {
+    return Consumer::Register(ring, env.name, env.consumer);
+  });
+  if (!consumer.ok()) return consumer.status();
+  return std::make_unique<Consumer>(*std::move(consumer));
+}
+
+namespace {
+void (*g_halt)(void*) = nullptr;
+void* g_halt_arg = nullptr;
+
+void OnSignal(int sig) {
+  if (g_halt != nullptr) g_halt(g_halt_arg);
+  signal(sig, SIG_DFL);  // a second Ctrl-C ends the program at once
+}
+}  // namespace
+
+void HaltOnSignals(void (*halt)(void*), void* arg) {
+  g_halt = halt;
+  g_halt_arg = arg;
+  struct sigaction action{};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+int ReportStage(const StageEnvironment& env, WaitStatus why, std::uint64_t events,
+                std::uint64_t handler_errors, const std::optional<HandlerFailure>& failure) {
+  const std::string name = env.name.empty() ? "?" : env.name;
+  if (failure.has_value()) {
+    if (failure->sequence >= 0) {
+      std::fprintf(stderr, "stage %s: failed on event %lld after %d attempt%s: %s\n",
+                   name.c_str(), static_cast<long long>(failure->sequence), failure->attempts,
+                   failure->attempts == 1 ? "" : "s", failure->what.c_str());
+    } else {
+      std::fprintf(stderr, "stage %s: %s\n", name.c_str(), failure->what.c_str());
+    }
+  } else if (why != WaitStatus::kClosed && why != WaitStatus::kAlerted) {
+    std::fprintf(stderr, "stage %s: stopped: %s\n", name.c_str(), WhyName(why));
+  }
+  std::printf("stage %s: %s, %llu events, %llu handler errors\n", name.c_str(), WhyName(why),
+              static_cast<unsigned long long>(events),
+              static_cast<unsigned long long>(handler_errors));
+  std::fflush(stdout);
+  const bool ok = !failure.has_value() &&
+                  (why == WaitStatus::kClosed || why == WaitStatus::kAlerted);
+  return ok ? 0 : 1;
+}
+
+}  // namespace internal
+}  // namespace xdisruptor
