@@ -126,6 +126,16 @@ void RegisterConsumer(py::module_& m) {
            py::arg("params"), py::arg("policy") = "hold", py::arg("rejoin") = false)
       .def_property_readonly("resumed", [](PyConsumer& c) { return c.get().resumed(); })
       .def_property_readonly("missed", [](PyConsumer& c) { return c.get().missed(); })
+      .def_property_readonly("handler_errors",
+                             [](PyConsumer& c) { return c.get().handler_errors(); })
+      .def_property_readonly("events",
+                             [](PyConsumer& c) {
+                               Consumer& k = c.get();
+                               return k.ring()
+                                   .consumer(static_cast<std::size_t>(k.index()))
+                                   .events.load(std::memory_order_relaxed);
+                             })
+      .def("count_handler_error", [](PyConsumer& c) { c.get().CountHandlerError(); })
       .def("wait_for", &PyConsumer::WaitFor, py::arg("sequence"))
       .def("next_range", &PyConsumer::NextRange, py::arg("limit"))
       .def("release_pending", &PyConsumer::ReleasePending)

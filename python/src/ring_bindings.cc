@@ -141,6 +141,7 @@ py::dict ConsumerInfo(const RingSegment& ring, std::size_t i) {
   d["events"] = c.events.load(std::memory_order_relaxed);
   d["batches"] = c.batches.load(std::memory_order_relaxed);
   d["waits"] = c.waits.load(std::memory_order_relaxed);
+  d["handler_errors"] = c.handler_errors.load(std::memory_order_relaxed);
   const WaitParams w = LoadWaitParams(c);
   d["wait"] = std::string(WaitKindName(w.kind));
   py::list after;

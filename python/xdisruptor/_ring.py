@@ -12,6 +12,8 @@ import contextlib
 import json
 import itertools
 import sys
+import time
+import traceback
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -20,11 +22,14 @@ from . import _xdisruptor as _core
 from ._dtype import dtype_to_schema, schema_to_dtype
 
 
-from .errors import (DTypeError, EvictedError, InvalidArgumentError, ProducerGoneError,
+from .errors import (DTypeError, EvictedError, HandlerError, InvalidArgumentError,
+                     ProducerGoneError,
                      ProducerStalledError, RecordError, SchemaMismatchError, StateError,
                      UpstreamGoneError)
 
 __all__ = ["Ring", "Producer", "Consumer"]
+
+ERROR_POLICIES = ("stop", "skip", "retry")
 
 WAIT_STRATEGIES = ("busy-spin", "yielding", "sleeping", "blocking", "timeout-blocking",
                    "phased-backoff")
@@ -447,14 +452,33 @@ class Consumer:
         for batch in self.batches():
             yield from batch
 
-    def run(self, handler: Any, *, max_batch: Optional[int] = None) -> str:
+    def run(self, handler: Any, *, max_batch: Optional[int] = None, on_error: str = "stop",
+            retries: int = 3, retry_pause: float = 0.001) -> str:
         """Runs ``handler`` as a named pipeline stage until the stream ends (returns "closed"),
-        :meth:`halt` is called ("halted"), or an upstream stage leaves (UpstreamGoneError).
+        :meth:`halt` is called ("halted"), an upstream stage leaves (UpstreamGoneError), or
+        the error policy stops it (HandlerError).
 
         ``handler`` is a callable ``handler(event, sequence, end_of_batch)`` called per event
         with a record view, or an object with ``on_event(event, sequence, end_of_batch)`` or
         ``on_batch(events, first_sequence)`` (a structured array of a whole batch), and
-        optionally ``on_start()``, ``on_shutdown()``, ``on_timeout(sequence)``."""
+        optionally ``on_start()``, ``on_shutdown()``, ``on_timeout(sequence)``,
+        ``on_batch_start(batch_size, queue_depth)`` (before each batch: its size and how many
+        events were ready; ``max_batch`` caps the size) and
+        ``on_handler_error(event_or_batch, sequence, exception)`` (instead of the default
+        report, a traceback on stderr).
+
+        ``on_error`` says what an exception from the handler does, as in the C++ processor:
+        "stop" releases the events before the failing one and raises HandlerError (a restart
+        under the same name resumes at the failing event); "skip" reports it and goes on with
+        the next event (for ``on_batch`` handlers the batch is the unit skipped); "retry"
+        runs the whole batch again after ``retry_pause`` seconds, at most ``retries`` times,
+        then stops as "stop" does. Each failure is counted in the ring (``handler_errors``
+        in :meth:`Ring.stats`)."""
+        if on_error not in ERROR_POLICIES:
+            raise InvalidArgumentError(
+                f"on_error must be one of {', '.join(ERROR_POLICIES)}; got {on_error!r}")
+        if int(retries) < 0 or float(retry_pause) < 0:
+            raise InvalidArgumentError("retries and retry_pause must be >= 0")
         on_batch = getattr(handler, "on_batch", None)
         on_event = getattr(handler, "on_event", None)
         if on_batch is None and on_event is None:
@@ -465,6 +489,9 @@ class Consumer:
         on_start = getattr(handler, "on_start", None)
         on_shutdown = getattr(handler, "on_shutdown", None)
         on_timeout = getattr(handler, "on_timeout", None)
+        on_batch_start = getattr(handler, "on_batch_start", None)
+        on_handler_error = getattr(handler, "on_handler_error", None)
+        raw = self._raw
         if on_start:
             on_start()
         reason = "halted"
@@ -475,17 +502,70 @@ class Consumer:
             for first, count in self._ranges(limit, on_timeout):
                 start = first & mask
                 batch = whole[start:start + count]
-                if on_batch is not None:
-                    on_batch(batch, first)
-                else:
-                    last = len(batch) - 1
-                    for i, event in enumerate(batch):
-                        on_event(event, first + i, i == last)
+                attempts = 1
+                j = 0  # where the batch goes on from (after a skip)
+                while True:
+                    if j == 0 and on_batch_start is not None:
+                        on_batch_start(count, max(count, raw.available() - first + 1))
+                    try:
+                        if on_batch is not None:
+                            on_batch(batch, first)
+                        else:
+                            last = count - 1
+                            for j in range(j, count):
+                                on_event(batch[j], first + j, j == last)
+                        break
+                    except Exception as exc:  # the handler's: its policy decides
+                        failed = first if on_batch is not None else first + j
+                        policy = on_error
+                        if policy == "retry" and attempts > retries:
+                            policy = "stop"
+                        raw.count_handler_error()
+                        tb = traceback.format_exc()
+                        if on_handler_error is not None:
+                            on_handler_error(batch if on_batch is not None else batch[j],
+                                             failed, exc)
+                        else:
+                            action = {"skip": "skipped", "retry": "retrying the batch",
+                                      "stop": "stopping the stage"}[policy]
+                            sys.stderr.write(f"xdisruptor: stage '{self.name}': handler failed "
+                                             f"on event {failed} ({action}):\n{tb}")
+                            sys.stderr.flush()
+                        if policy == "skip":
+                            if on_batch is not None or j + 1 >= count:
+                                break
+                            j += 1
+                            continue
+                        if policy == "retry":
+                            attempts += 1
+                            time.sleep(float(retry_pause))
+                            j = 0
+                            continue
+                        done = failed - first
+                        if done > 0:
+                            raw.release(failed - 1, done)
+                        raw.discard_pending()
+                        raise HandlerError(
+                            f"stage '{self.name}': handler failed on event {failed} after "
+                            f"{attempts} attempt{'s' if attempts > 1 else ''}: "
+                            f"{type(exc).__name__}: {exc}",
+                            stage=self.name, sequence=failed, attempts=attempts,
+                            traceback=tb) from exc
             reason = "closed" if self._ring.stream_closed else "halted"
         finally:
             if on_shutdown:
                 on_shutdown()
         return reason
+
+    @property
+    def events(self) -> int:
+        """Events this consumer released since it registered (resumed: since its name did)."""
+        return self._raw.events
+
+    @property
+    def handler_errors(self) -> int:
+        """Handler failures this consumer's error policy handled, as counted in the ring."""
+        return self._raw.handler_errors
 
     def halt(self) -> None:
         """Makes a running :meth:`run`, :meth:`batches` or iteration in another thread end

@@ -94,4 +94,19 @@ class MissedEventsError(Error):
     ``rejoin=True`` to go on from the cursor (the count missed is in the message)."""
 
 
+class HandlerError(Error):
+    """A stage's handler raised and its error policy stopped the stage ("stop", or "retry"
+    out of retries). ``stage``, ``sequence`` (the event it failed on), ``attempts`` and
+    ``traceback`` (the handler's, as text) say where and why; ``__cause__`` is the
+    handler's exception."""
+
+    def __init__(self, message: str, *, stage: str = "", sequence: int = -1,
+                 attempts: int = 1, traceback: str = ""):
+        super().__init__(message)
+        self.stage = stage
+        self.sequence = sequence
+        self.attempts = attempts
+        self.traceback = traceback
+
+
 __all__ = [name for name in dir() if name.endswith("Error")]

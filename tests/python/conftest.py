@@ -76,3 +76,20 @@ def finish(proc, timeout=120):
 @pytest.fixture
 def fork_ctx():
     return multiprocessing.get_context("fork")
+
+
+# The pipeline demo's event (examples/pipeline/market_tick.h).
+TICK_SCHEMA = ("<i8:sequence,<i8:timestamp_ns,<i4:symbol_id,<i4:size,<f8:bid,<f8:ask,<f8:mid,"
+               "<f8:spread,S8:symbol")
+
+
+@pytest.fixture(scope="session")
+def examples_bin():
+    """Directory of the C++ example programs (the demo feed and stages)."""
+    candidates = [os.environ.get("XDISRUPTOR_EXAMPLES", ""), REPO / "build/ci/examples",
+                  REPO / "build/release/examples"]
+    for c in candidates:
+        if c and (pathlib.Path(c) / "xdisruptor_demo_stage").is_file():
+            return str(c)
+    pytest.fail("the demo programs are not built: run `bash .ci/build ci` (or set "
+                "XDISRUPTOR_EXAMPLES)")

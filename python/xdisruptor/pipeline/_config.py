@@ -1,0 +1,419 @@
+"""Pipeline files: TOML (read with tomllib) naming the ring, the producer and each stage.
+
+    [vars]                       # {name} placeholders, overridable with --set name=value
+    build = "build/release"
+
+    [ring]
+    name = "ticks"               # default: the file's stem and the launcher's pid
+    capacity = 65536             # a power of two
+    dtype = "<i8:sequence,<f8:price,S8:symbol"   # or [["sequence", "<i8"], ...]
+    producers = "single"         # or "multi"
+
+    [producer]
+    command = ["{build}/examples/xdisruptor_demo_feed", "--seconds=15"]
+
+    [[stage]]
+    name = "enricher"
+    command = ["{build}/examples/xdisruptor_demo_stage", "--role=enricher"]   # a C++ stage
+    wait = "blocking"
+
+    [[stage]]
+    name = "analytics"
+    handler = "pipeline_demo:Analytics"       # a Python stage: module:attribute
+    options = { window = 256 }                # keyword arguments if it is a class
+    after = ["enricher"]
+    on_error = "skip"                         # stop | skip | retry (retries, retry_pause)
+
+    [[check]]                                 # run after a clean end; {published} = events
+    command = ["{python}", "check.py", "--events={published}"]
+
+Placeholders in commands: {ring}, {root} (the file's directory), {python} (this interpreter),
+{published} (checks only) and the [vars]. Relative executables resolve against the working
+directory; Python handler modules are found in {root} and in `python_path`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import re
+import shutil
+import string
+import sys
+import tomllib
+from typing import Any, Optional
+
+import numpy as np
+
+from .._dtype import dtype_to_schema, schema_to_dtype
+from .._ring import ERROR_POLICIES, WAIT_STRATEGIES
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+WAIT_PARAM_KEYS = ("spin_tries", "yield_tries", "sleep_ceiling", "timeout", "phase_spin",
+                   "phase_yield", "fallback")
+STAGE_KEYS = {"name", "command", "handler", "options", "after", "wait", "wait_params",
+              "on_error", "retries", "retry_pause", "max_batch", "policy", "writable",
+              "python_path", "env"}
+
+
+class ConfigError(Exception):
+    """A pipeline file that cannot run; ``errors`` lists each problem as FILE:LINE: text."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclasses.dataclass
+class StageSpec:
+    name: str
+    line: int
+    command: Optional[list[str]] = None   # a program (C++ or anything else)
+    handler: Optional[str] = None         # a Python "module:attribute"
+    options: dict = dataclasses.field(default_factory=dict)
+    after: list = dataclasses.field(default_factory=list)
+    wait: str = "blocking"
+    wait_params: dict = dataclasses.field(default_factory=dict)
+    on_error: str = "stop"
+    retries: int = 3
+    retry_pause: float = 0.001
+    max_batch: int = 0
+    policy: str = "hold"
+    writable: bool = False
+    python_path: list = dataclasses.field(default_factory=list)
+    env: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def language(self) -> str:
+        return "python" if self.handler else "program"
+
+
+@dataclasses.dataclass
+class PipelineSpec:
+    path: str
+    root: str
+    ring: str
+    capacity: int
+    dtype: np.dtype
+    producers: str
+    producer_command: list
+    stages: list            # in dependency order
+    checks: list            # commands, placeholders left for {published}
+    start_timeout: float = 30.0
+    stop_timeout: float = 10.0
+
+    def stage(self, name: str) -> StageSpec:
+        return next(s for s in self.stages if s.name == name)
+
+
+class _Lines:
+    """Where keys sit in the file, for messages (tomllib keeps no positions)."""
+
+    def __init__(self, text: str):
+        self.tables: dict[str, dict[str, int]] = {}
+        self.stages: list[dict[str, int]] = []
+        self.checks: list[dict[str, int]] = []
+        current: Optional[dict[str, int]] = None
+        for n, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("[["):
+                header = line.strip("[] \t").split("#")[0].strip()
+                current = {"": n}
+                (self.stages if header == "stage" else self.checks if header == "check"
+                 else []).append(current)
+            elif line.startswith("["):
+                header = line.split("]")[0].strip("[ \t")
+                if header.startswith("stage.") and self.stages:
+                    current = self.stages[-1]
+                else:
+                    current = self.tables.setdefault(header, {"": n})
+            elif "=" in line and current is not None:
+                key = line.split("=", 1)[0].strip().strip('"\'')
+                current.setdefault(key, n)
+
+    def table(self, name: str, key: str = "") -> int:
+        t = self.tables.get(name, {})
+        return t.get(key, t.get("", 1))
+
+    def stage(self, index: int, key: str = "") -> int:
+        if index < len(self.stages):
+            return self.stages[index].get(key, self.stages[index][""])
+        return 1
+
+
+class _Placeholders(dict):
+    def __missing__(self, key: str) -> str:
+        raise KeyError(key)
+
+
+def expand(words: list, values: dict) -> list[str]:
+    """Fills {placeholders} in each word; KeyError names an unknown one."""
+    return [string.Formatter().vformat(str(w), (), _Placeholders(values)) for w in words]
+
+
+def parse_dtype(value: Any) -> np.dtype:
+    """A ring dtype from a schema string, a list of [name, type] pairs or a table."""
+    if isinstance(value, str):
+        return schema_to_dtype(value)
+    if isinstance(value, dict):
+        value = list(value.items())
+    if isinstance(value, list) and all(isinstance(f, list) and len(f) == 2 for f in value):
+        dt = np.dtype([(str(n), str(t)) for n, t in value])
+        dtype_to_schema(dt)  # refuses what cannot live in shared memory
+        return dt
+    raise ValueError("dtype is a schema string (\"<i8:seq,<f8:price\"), a list of "
+                     "[name, type] pairs, or a table of name = type")
+
+
+def _find_handler(spec: StageSpec, root: str):
+    """Imports "module:attribute"; returns it or raises with a message."""
+    if spec.handler.count(":") != 1:
+        raise ValueError(f"handler {spec.handler!r} is not module:attribute")
+    module_name, attr = spec.handler.split(":")
+    paths = [root] + [os.path.join(root, p) for p in spec.python_path]
+    added = [p for p in paths if p not in sys.path]
+    sys.path[:0] = added
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"handler {spec.handler!r}: cannot import {module_name!r} ({e})") \
+            from None
+    finally:
+        for p in added:
+            if p in sys.path:
+                sys.path.remove(p)
+    if not hasattr(module, attr):
+        raise ValueError(f"handler {spec.handler!r}: module {module_name!r} has no "
+                         f"{attr!r}")
+    return getattr(module, attr)
+
+
+def _find_program(word: str) -> Optional[str]:
+    if os.sep in word:
+        return word if os.path.isfile(word) and os.access(word, os.X_OK) else None
+    return shutil.which(word)
+
+
+def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = True,
+         ring_name: Optional[str] = None) -> PipelineSpec:
+    """Reads and checks a pipeline file; raises ConfigError listing every problem."""
+    errors: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError([f"{path}: {e.strerror}"]) from None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
+    lines = _Lines(text)
+    root = os.path.dirname(os.path.abspath(path))
+
+    def err(line: int, message: str) -> None:
+        errors.append(f"{path}:{line}: {message}")
+
+    for key in doc:
+        if key not in ("vars", "ring", "producer", "stage", "check", "launcher"):
+            err(lines.table(key), f"unknown table [{key}]; use [vars], [ring], [producer], "
+                "[[stage]], [[check]], [launcher]")
+    variables = {str(k): str(v) for k, v in doc.get("vars", {}).items()}
+    variables.update(overrides or {})
+    ring_doc = doc.get("ring", {})
+    name = ring_name or str(ring_doc.get("name", "")) or (
+        f"{os.path.splitext(os.path.basename(path))[0]}-{os.getpid()}")
+    values = dict(variables, ring=name, root=root, python=sys.executable)
+
+    for key in ring_doc:
+        if key not in ("name", "capacity", "dtype", "producers"):
+            err(lines.table("ring", key), f"[ring]: unknown key '{key}'")
+    capacity = ring_doc.get("capacity", 65536)
+    if not isinstance(capacity, int) or capacity < 2 or capacity & (capacity - 1):
+        err(lines.table("ring", "capacity"),
+            f"[ring]: capacity must be a power of two >= 2, not {capacity!r}")
+    dtype = np.dtype("u1")
+    if "dtype" not in ring_doc:
+        err(lines.table("ring"), "[ring]: dtype is missing (the events' layout)")
+    else:
+        try:
+            dtype = parse_dtype(ring_doc["dtype"])
+        except Exception as e:  # numpy's messages vary
+            err(lines.table("ring", "dtype"), f"[ring]: bad dtype: {e}")
+    producers = ring_doc.get("producers", "single")
+    if producers not in ("single", "multi"):
+        err(lines.table("ring", "producers"), "[ring]: producers is 'single' or 'multi'")
+    if not NAME_RE.match(name):
+        err(lines.table("ring", "name"), f"[ring]: bad ring name {name!r}")
+
+    producer_doc = doc.get("producer", {})
+    producer_command: list = []
+    if not isinstance(producer_doc.get("command"), list) or not producer_doc["command"]:
+        err(lines.table("producer", "command"),
+            "[producer]: command must be a non-empty list of strings")
+    else:
+        try:
+            producer_command = expand(producer_doc["command"], values)
+            if check_handlers and _find_program(producer_command[0]) is None:
+                err(lines.table("producer", "command"),
+                    f"[producer]: program not found: {producer_command[0]}")
+        except KeyError as e:
+            err(lines.table("producer", "command"), f"[producer]: unknown placeholder {e}")
+
+    launcher_doc = doc.get("launcher", {})
+    stages: list[StageSpec] = []
+    raw_stages = doc.get("stage", [])
+    if not isinstance(raw_stages, list) or not raw_stages:
+        err(1, "no [[stage]] tables: a pipeline needs at least one stage")
+        raw_stages = []
+    for i, st in enumerate(raw_stages):
+        line = lines.stage(i)
+        sname = st.get("name")
+        label = f"stage '{sname}'" if sname else f"stage #{i + 1}"
+        if not isinstance(sname, str) or not NAME_RE.match(sname):
+            err(line, f"{label}: name must be 1-63 letters, digits, '_', '-' or '.'")
+            continue
+        for key in st:
+            if key not in STAGE_KEYS:
+                err(lines.stage(i, key), f"{label}: unknown key '{key}'")
+        spec = StageSpec(name=sname, line=line)
+        if ("command" in st) == ("handler" in st):
+            err(line, f"{label}: give exactly one of command (a program) or handler (a "
+                "Python module:attribute)")
+        if "command" in st:
+            if not isinstance(st["command"], list) or not st["command"]:
+                err(lines.stage(i, "command"), f"{label}: command must be a non-empty list")
+            else:
+                try:
+                    spec.command = expand(st["command"], values)
+                except KeyError as e:
+                    err(lines.stage(i, "command"), f"{label}: unknown placeholder {e}")
+        if "handler" in st:
+            spec.handler = str(st["handler"])
+        spec.options = dict(st.get("options", {}))
+        for key, value in spec.options.items():
+            if isinstance(value, str):
+                try:
+                    spec.options[key] = expand([value], values)[0]
+                except KeyError as e:
+                    err(lines.stage(i, "options"), f"{label}: unknown placeholder {e}")
+        spec.after = st.get("after", [])
+        if isinstance(spec.after, str):
+            spec.after = [spec.after]
+        spec.wait = st.get("wait", "blocking")
+        if spec.wait not in WAIT_STRATEGIES:
+            err(lines.stage(i, "wait"), f"{label}: unknown wait {spec.wait!r}; use one of "
+                f"{', '.join(WAIT_STRATEGIES)}")
+        spec.wait_params = dict(st.get("wait_params", {}))
+        for key, value in spec.wait_params.items():
+            if key not in WAIT_PARAM_KEYS:
+                err(lines.stage(i, "wait_params"), f"{label}: unknown wait parameter "
+                    f"'{key}'; use {', '.join(WAIT_PARAM_KEYS)}")
+            elif key == "fallback" and value not in ("sleeping", "blocking"):
+                err(lines.stage(i, "wait_params"), f"{label}: fallback is sleeping or blocking")
+            elif key != "fallback" and (not isinstance(value, (int, float)) or value < 0):
+                err(lines.stage(i, "wait_params"), f"{label}: {key} must be a number >= 0")
+        spec.on_error = st.get("on_error", "stop")
+        if spec.on_error not in ERROR_POLICIES:
+            err(lines.stage(i, "on_error"), f"{label}: on_error must be one of "
+                f"{', '.join(ERROR_POLICIES)}")
+        spec.retries = st.get("retries", 3)
+        spec.retry_pause = st.get("retry_pause", 0.001)
+        spec.max_batch = st.get("max_batch", 0)
+        for key, value in (("retries", spec.retries), ("retry_pause", spec.retry_pause),
+                           ("max_batch", spec.max_batch)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+                    key != "retry_pause" and not isinstance(value, int)):
+                err(lines.stage(i, key), f"{label}: {key} must be a number >= 0")
+        spec.policy = st.get("policy", "hold")
+        if spec.policy not in ("hold", "evict"):
+            err(lines.stage(i, "policy"), f"{label}: policy is 'hold' or 'evict'")
+        spec.writable = bool(st.get("writable", False))
+        spec.python_path = list(st.get("python_path", []))
+        spec.env = {str(k): str(v) for k, v in st.get("env", {}).items()}
+        if any(s.name == sname for s in stages):
+            err(line, f"{label}: a second stage of that name (each needs its own)")
+            continue
+        stages.append(spec)
+
+    names = {s.name for s in stages}
+    for i, spec in enumerate(stages):
+        index = next(k for k, st in enumerate(raw_stages) if st.get("name") == spec.name)
+        for up in spec.after:
+            if up == spec.name:
+                err(lines.stage(index, "after"), f"stage '{spec.name}': runs after itself")
+            elif up not in names:
+                err(lines.stage(index, "after"), f"stage '{spec.name}': after names unknown "
+                    f"stage '{up}'")
+        if check_handlers and spec.handler:
+            try:
+                _find_handler(spec, root)
+            except ValueError as e:
+                err(lines.stage(index, "handler"), f"stage '{spec.name}': {e}")
+        if check_handlers and spec.command and _find_program(spec.command[0]) is None:
+            err(lines.stage(index, "command"), f"stage '{spec.name}': program not found: "
+                f"{spec.command[0]}")
+
+    order = _dependency_order(stages, lambda s, cycle: err(
+        s.line, f"stage '{s.name}': the stages run after each other in a cycle: "
+        + " -> ".join(cycle)))
+
+    checks = []
+    for i, check in enumerate(doc.get("check", [])):
+        line = lines.checks[i][""] if i < len(lines.checks) else 1
+        command = check.get("command")
+        if not isinstance(command, list) or not command:
+            err(line, f"check #{i + 1}: command must be a non-empty list")
+            continue
+        try:
+            checks.append(expand(command, dict(values, published="{published}")))
+        except KeyError as e:
+            err(line, f"check #{i + 1}: unknown placeholder {e}")
+
+    if errors:
+        raise ConfigError(errors)
+    return PipelineSpec(path=path, root=root, ring=name, capacity=capacity, dtype=dtype,
+                        producers=producers, producer_command=producer_command,
+                        stages=order, checks=checks,
+                        start_timeout=float(launcher_doc.get("start_timeout", 30.0)),
+                        stop_timeout=float(launcher_doc.get("stop_timeout", 10.0)))
+
+
+def _dependency_order(stages: list[StageSpec], on_cycle) -> list[StageSpec]:
+    by_name = {s.name: s for s in stages}
+    mark: dict[str, int] = {}
+    order: list[StageSpec] = []
+    reported = False
+
+    def visit(s: StageSpec, path: list[str]) -> None:
+        nonlocal reported
+        if mark.get(s.name) == 2:
+            return
+        if mark.get(s.name) == 1:
+            if not reported:
+                reported = True
+                on_cycle(s, path[path.index(s.name):] + [s.name])
+            return
+        mark[s.name] = 1
+        for up in s.after:
+            if up in by_name and up != s.name:
+                visit(by_name[up], path + [s.name])
+        mark[s.name] = 2
+        order.append(s)
+
+    for s in stages:
+        visit(s, [])
+    return order
+
+
+def load_handler(spec: StageSpec, root: str) -> Any:
+    """The handler object a Python stage runs: a class is instantiated with its options."""
+    obj = _find_handler(spec, root)
+    if isinstance(obj, type):
+        return obj(**spec.options)
+    if spec.options:
+        raise ValueError(f"handler {spec.handler!r} is not a class; options need a class")
+    return obj

@@ -1,0 +1,315 @@
+"""The pipeline DSL in Python: stages of handlers wired by dependency, each a named consumer.
+
+    p = Pipeline(ring)
+    p.handle_events_with(Stage("enricher", enrich, writable=True)) \\
+     .then(Stage("analytics", Analytics(), mode="process"), Stage("recorder", Recorder())) \\
+     .then(Stage("sink", sink))
+    p.after("cpp-enricher").handle_events_with(Stage("alerts", alerts))  # another process's
+    results = p.run()          # start, then wait until the stream ends
+
+A thread stage runs its handler in a thread of this process (for I/O-bound work: waits
+release the GIL). A process stage runs it in its own process (fork), for CPU-bound work; it
+registers from that process, so the ring shows its pid and a crash there is survived like
+any consumer's. Stages register in dependency order, all before any starts, so none misses
+an event the others see.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+from typing import Any, Optional, Sequence, Union
+
+from .._ring import ERROR_POLICIES, WAIT_STRATEGIES, Ring
+from ..errors import InvalidArgumentError, NotFoundError, TimeoutError as XTimeoutError
+
+__all__ = ["Pipeline", "Stage", "StageGroup", "StageResult"]
+
+
+@dataclasses.dataclass
+class Stage:
+    """One stage: its consumer name, its handler (anything :meth:`Consumer.run` takes) and how
+    it runs. ``mode`` is "thread" or "process"; ``wait`` and ``wait_params`` its wait
+    strategy; ``on_error``, ``retries``, ``retry_pause`` its error policy; ``max_batch`` caps
+    its batches; ``writable`` lets it change events in place for the stages after it;
+    ``policy`` is its stall policy ("hold" or "evict")."""
+
+    name: str
+    handler: Any
+    mode: str = "thread"
+    wait: str = "blocking"
+    wait_params: dict = dataclasses.field(default_factory=dict)
+    on_error: str = "stop"
+    retries: int = 3
+    retry_pause: float = 0.001
+    max_batch: Optional[int] = None
+    writable: bool = False
+    policy: str = "hold"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("thread", "process"):
+            raise InvalidArgumentError(f"stage '{self.name}': mode must be 'thread' or "
+                                       f"'process', not {self.mode!r}")
+        if self.wait not in WAIT_STRATEGIES:
+            raise InvalidArgumentError(f"stage '{self.name}': unknown wait {self.wait!r}; "
+                                       f"use one of {', '.join(WAIT_STRATEGIES)}")
+        if self.on_error not in ERROR_POLICIES:
+            raise InvalidArgumentError(f"stage '{self.name}': on_error must be one of "
+                                       f"{', '.join(ERROR_POLICIES)}")
+
+
+@dataclasses.dataclass
+class StageResult:
+    """How a stage ended: "closed" (the stream ended), "halted", or "failed" (``error`` says
+    why, ``traceback`` where)."""
+
+    name: str
+    status: str
+    events: int = 0
+    handler_errors: int = 0
+    sequence: int = -1
+    error: str = ""
+    traceback: str = ""
+
+
+class StageGroup:
+    """The stages one builder call added; :meth:`then` adds stages that run after them."""
+
+    def __init__(self, pipeline: "Pipeline", names: Sequence[str]):
+        self._pipeline = pipeline
+        self.names = list(names)
+
+    def then(self, *stages: Stage) -> "StageGroup":
+        return self._pipeline._add(self.names, stages)
+
+    handle_events_with = then
+
+
+class _Running:
+    """A started stage: a thread, or a child process with a pipe back."""
+
+    def __init__(self, stage: Stage):
+        self.stage = stage
+        self.consumer = None
+        self.thread: Optional[threading.Thread] = None
+        self.process: Optional[multiprocessing.Process] = None
+        self.conn = None
+        self.go = None
+        self.result: Optional[StageResult] = None
+
+
+def _run_stage(consumer, stage: Stage) -> StageResult:
+    """Runs one stage's handler on its registered consumer; never raises."""
+    try:
+        status = consumer.run(stage.handler, max_batch=stage.max_batch, on_error=stage.on_error,
+                              retries=stage.retries, retry_pause=stage.retry_pause)
+        error, tb = "", ""
+    except BaseException as exc:  # reported, not raised: the pipeline decides
+        status, error, tb = "failed", f"{type(exc).__name__}: {exc}", getattr(
+            exc, "traceback", "") or traceback.format_exc()
+    return StageResult(stage.name, status, consumer.events, consumer.handler_errors,
+                       consumer.sequence, error, tb)
+
+
+class Pipeline:
+    """Builds and runs a graph of stages over one ring (a :class:`Ring` or its name)."""
+
+    def __init__(self, ring: Union[Ring, str], *, register_timeout: float = 10.0,
+                 halt_all_on_failure: bool = True):
+        self._ring = ring if isinstance(ring, Ring) else Ring.attach(ring)
+        self._stages: list[tuple[Stage, list[str]]] = []
+        self._running: list[_Running] = []
+        self._register_timeout = float(register_timeout)
+        self._halt_all = halt_all_on_failure
+        self._started = False
+
+    def handle_events_with(self, *stages: Stage) -> StageGroup:
+        """Stages that see each event as it is published."""
+        return self._add([], stages)
+
+    def after(self, *names: str) -> StageGroup:
+        """A group standing for stages already named, of this pipeline or of other processes
+        (a C++ program, say); its ``handle_events_with`` adds stages after all of them."""
+        return StageGroup(self, names)
+
+    def _add(self, after: Sequence[str], stages: Sequence[Stage]) -> StageGroup:
+        if self._started:
+            raise InvalidArgumentError("stages cannot be added once the pipeline started")
+        for stage in stages:
+            if not isinstance(stage, Stage):
+                raise InvalidArgumentError(f"expected Stage(...), got {stage!r}")
+            self._stages.append((stage, list(after)))
+        return StageGroup(self, [s.name for s in stages])
+
+    def _order(self) -> list[tuple[Stage, list[str]]]:
+        by_name: dict[str, tuple[Stage, list[str]]] = {}
+        for stage, after in self._stages:
+            if stage.name in by_name:
+                raise InvalidArgumentError(
+                    f"two stages are called '{stage.name}'; each stage needs its own name")
+            by_name[stage.name] = (stage, after)
+        order: list[tuple[Stage, list[str]]] = []
+        mark: dict[str, int] = {}
+
+        def visit(name: str, path: list[str]) -> None:
+            if mark.get(name) == 2:
+                return
+            if mark.get(name) == 1:
+                raise InvalidArgumentError(
+                    "stages run after each other in a cycle: " + " -> ".join(path + [name]))
+            mark[name] = 1
+            for up in by_name[name][1]:
+                if up in by_name:
+                    visit(up, path + [name])
+            mark[name] = 2
+            order.append(by_name[name])
+
+        for stage, _ in self._stages:
+            visit(stage.name, [])
+        return order
+
+    def _register(self, stage: Stage, after: list[str]):
+        deadline = time.monotonic() + self._register_timeout
+        while True:
+            try:
+                return self._ring.consumer(stage.name, wait=stage.wait, after=after,
+                                           writable=stage.writable, max_batch=stage.max_batch,
+                                           policy=stage.policy, **stage.wait_params)
+            except NotFoundError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+
+    def start(self) -> None:
+        """Registers every stage in dependency order (process stages from their own process;
+        upstream stages of other processes are waited for up to ``register_timeout``), then
+        starts them all. On an error no stage stays registered."""
+        if self._started:
+            raise InvalidArgumentError("the pipeline was already started")
+        if not self._stages:
+            raise InvalidArgumentError("the pipeline has no stages")
+        order = self._order()
+        self._started = True
+        ctx = multiprocessing.get_context("fork")
+        try:
+            for stage, after in order:
+                r = _Running(stage)
+                self._running.append(r)
+                if stage.mode == "thread":
+                    r.consumer = self._register(stage, after)
+                    continue
+                parent, child = ctx.Pipe()
+                r.conn, r.go = parent, ctx.Event()
+                r.process = ctx.Process(target=_child_main,
+                                        args=(self._ring.name, stage, after, child, r.go,
+                                              self._register_timeout),
+                                        name=f"xdisruptor-stage-{stage.name}", daemon=True)
+                r.process.start()
+                child.close()
+                if not r.conn.poll(self._register_timeout + 5):
+                    raise XTimeoutError(f"stage '{stage.name}' did not register in time")
+                message = r.conn.recv()
+                if message[0] != "registered":
+                    raise InvalidArgumentError(f"stage '{stage.name}': {message[1]}")
+        except BaseException:
+            self._abort()
+            raise
+        for r in self._running:
+            if r.process is not None:
+                r.go.set()
+            else:
+                r.thread = threading.Thread(target=self._thread_main, args=(r,),
+                                            name=f"xdisruptor-stage-{r.stage.name}",
+                                            daemon=True)
+                r.thread.start()
+
+    def _thread_main(self, r: _Running) -> None:
+        r.result = _run_stage(r.consumer, r.stage)
+        if r.result.status == "failed" and self._halt_all:
+            self.halt()
+
+    def _abort(self) -> None:
+        for r in self._running:
+            if r.consumer is not None:
+                r.consumer.close()
+            if r.process is not None and r.process.is_alive():
+                r.process.terminate()
+                r.process.join(5)
+        self._running = []
+
+    def halt(self) -> None:
+        """Asks every stage to stop after the batch in hand (any thread)."""
+        for r in self._running:
+            if r.consumer is not None and r.result is None:
+                try:
+                    r.consumer.halt()
+                except Exception:  # it may have left already
+                    pass
+            if r.process is not None and r.process.is_alive():
+                os.kill(r.process.pid, signal.SIGTERM)
+
+    def join(self, timeout: Optional[float] = None) -> list[StageResult]:
+        """Waits for every stage to end and returns how each did, in the order added."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = list(self._running)
+        while pending:
+            for r in list(pending):
+                if r.thread is not None:
+                    r.thread.join(0.05)
+                    if not r.thread.is_alive():
+                        pending.remove(r)
+                elif r.process is not None:
+                    if r.conn.poll(0.05):
+                        try:
+                            r.result = r.conn.recv()
+                        except EOFError:
+                            pass
+                    if not r.process.is_alive() or r.result is not None:
+                        r.process.join()
+                        pending.remove(r)
+                        if r.result is None:
+                            r.result = StageResult(r.stage.name, "failed",
+                                                   error=f"its process died (exit code "
+                                                   f"{r.process.exitcode})")
+                        if r.result.status == "failed" and self._halt_all:
+                            self.halt()
+            if deadline is not None and time.monotonic() > deadline:
+                raise XTimeoutError("the pipeline's stages did not end in time")
+        results = []
+        for r in self._running:
+            if r.consumer is not None:
+                r.consumer.close()
+            results.append(r.result)
+        by_name = {r.name: r for r in results}
+        self._running = []
+        return [by_name[s.name] for s, _ in self._stages]
+
+    def run(self) -> list[StageResult]:
+        """start(), then join()."""
+        self.start()
+        return self.join()
+
+
+def _child_main(ring_name: str, stage: Stage, after: list[str], conn, go,
+                register_timeout: float) -> None:
+    """A process stage: attach, register, say so, wait for the go, run, send the result."""
+    try:
+        ring = Ring.attach(ring_name)
+        pipeline = Pipeline(ring, register_timeout=register_timeout)
+        consumer = pipeline._register(stage, after)
+    except BaseException as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        os._exit(1)
+    conn.send(("registered", os.getpid()))
+    signal.signal(signal.SIGTERM, lambda *_: consumer.halt())
+    go.wait()
+    result = _run_stage(consumer, stage)
+    consumer.close()
+    conn.send(result)
+    conn.close()
+    os._exit(0 if result.status != "failed" else 1)

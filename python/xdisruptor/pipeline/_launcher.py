@@ -1,0 +1,344 @@
+"""Runs a pipeline file: the ring, every stage in dependency order, then the producer; a live
+view while it runs; a summary, and the checks, when it ends."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, Optional
+
+from .._ring import Ring
+from ._config import PipelineSpec, expand
+
+
+class _Proc:
+    """A child process of the launcher with its output collected by two reader threads."""
+
+    def __init__(self, role: str, name: str, argv: list[str], env: dict):
+        self.role = role          # "stage" or "producer"
+        self.name = name
+        self.argv = argv
+        self.out: collections.deque = collections.deque(maxlen=50)
+        self.err: collections.deque = collections.deque(maxlen=400)
+        # Its own session: Ctrl-C reaches only the launcher, which stops the children in
+        # order (the producer first, so every stage drains what was published).
+        self.popen = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, errors="replace",
+                                      start_new_session=True)
+        self.readers = [threading.Thread(target=self._read, args=(s, q), daemon=True)
+                        for s, q in ((self.popen.stdout, self.out), (self.popen.stderr, self.err))]
+        for r in self.readers:
+            r.start()
+        self.started = time.monotonic()
+        self.ended: Optional[float] = None
+
+    @staticmethod
+    def _read(stream: IO[str], into: collections.deque) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    def poll(self) -> Optional[int]:
+        rc = self.popen.poll()
+        if rc is not None and self.ended is None:
+            self.ended = time.monotonic()
+            for r in self.readers:
+                r.join(2)
+        return rc
+
+    def signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def exit_text(self) -> str:
+        rc = self.popen.returncode
+        if rc is None:
+            return "running"
+        if rc < 0:
+            try:
+                return f"killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                return f"killed by signal {-rc}"
+        return "exit 0" if rc == 0 else f"exit code {rc}"
+
+
+def _fmt(n: float) -> str:
+    if n >= 1e6:
+        return f"{n / 1e6:.2f}M"
+    if n >= 1e4:
+        return f"{n / 1e3:.1f}k"
+    return f"{n:.0f}"
+
+
+class Launcher:
+    def __init__(self, spec: PipelineSpec, *, view: str = "auto", out: IO[str] = sys.stdout):
+        self.spec = spec
+        self.out = out
+        if view == "auto":
+            view = "tty" if out.isatty() else "lines"
+        self.view = view
+        self.ring: Optional[Ring] = None
+        self.stages: dict[str, _Proc] = {}
+        self.producer: Optional[_Proc] = None
+        self.max_lag: dict[str, int] = collections.defaultdict(int)
+        self.last_sample: dict[str, tuple[float, int]] = {}
+        self.rates: dict[str, float] = {}
+        self.final_events: dict[str, int] = {}
+        self.final_errors: dict[str, int] = {}
+        self.last_lag: dict[str, int] = {}
+        self.drawn_lines = 0
+        self.started = time.monotonic()
+        self.producer_started: Optional[float] = None
+        self.last_lines_view = 0.0
+
+    # -- starting ------------------------------------------------------------------------
+    def _stage_env(self, s) -> dict:
+        env = dict(os.environ)
+        env.update(s.env)
+        env.update({
+            "XDISRUPTOR_RING": self.spec.ring, "XDISRUPTOR_STAGE": s.name,
+            "XDISRUPTOR_AFTER": ",".join(s.after), "XDISRUPTOR_WAIT": s.wait,
+            "XDISRUPTOR_WAIT_PARAMS": ",".join(f"{k}={v}" for k, v in s.wait_params.items()),
+            "XDISRUPTOR_STALL_POLICY": s.policy, "XDISRUPTOR_ERROR_POLICY": s.on_error,
+            "XDISRUPTOR_RETRIES": str(s.retries), "XDISRUPTOR_RETRY_PAUSE": str(s.retry_pause),
+            "XDISRUPTOR_MAX_BATCH": str(s.max_batch),
+            "XDISRUPTOR_ATTACH_TIMEOUT": str(self.spec.start_timeout),
+        })
+        if s.handler:
+            paths = [self.spec.root] + [os.path.join(self.spec.root, p) for p in s.python_path]
+            env.update({"XDISRUPTOR_HANDLER": s.handler,
+                        "XDISRUPTOR_OPTIONS": json.dumps(s.options),
+                        "XDISRUPTOR_PYTHONPATH": ":".join(paths),
+                        "XDISRUPTOR_WRITABLE": "1" if s.writable else "0",
+                        "PYTHONUNBUFFERED": "1"})
+        return env
+
+    def _registered(self, name: str, pid: int) -> bool:
+        return any(c["name"] == name and c["pid"] == pid for c in self.ring.consumers())
+
+    def _start_stages(self) -> Optional[str]:
+        for s in self.spec.stages:
+            argv = s.command if s.command else [sys.executable, "-m", "xdisruptor.pipeline",
+                                                "stage"]
+            proc = _Proc("stage", s.name, argv, self._stage_env(s))
+            self.stages[s.name] = proc
+            deadline = time.monotonic() + self.spec.start_timeout
+            while not self._registered(s.name, proc.popen.pid):
+                if proc.poll() is not None:
+                    return (f"stage '{s.name}' exited before it registered "
+                            f"({proc.exit_text()})")
+                if time.monotonic() > deadline:
+                    return (f"stage '{s.name}' did not register within "
+                            f"{self.spec.start_timeout:g} s")
+                time.sleep(0.02)
+            self._print(f"started stage {s.name} ({'Python ' + s.handler if s.handler else s.command[0]}"
+                        f", pid {proc.popen.pid}, wait {s.wait}"
+                        f"{', after ' + ', '.join(s.after) if s.after else ''})")
+        return None
+
+    # -- the live view -------------------------------------------------------------------
+    def _print(self, text: str) -> None:
+        self._clear_view()
+        print(text, file=self.out, flush=True)
+
+    def _clear_view(self) -> None:
+        if self.view == "tty" and self.drawn_lines:
+            self.out.write(f"\033[{self.drawn_lines}F\033[J")
+            self.drawn_lines = 0
+
+    def _sample(self) -> list[str]:
+        now = time.monotonic()
+        cursor = self.ring.cursor
+        by_name = {c["name"]: c for c in self.ring.consumers()}
+        elapsed = now - (self.producer_started or now)
+        lines = [f"ring {self.spec.ring}: {self.spec.capacity} slots, published {cursor + 1:,}"
+                 f" in {elapsed:.1f} s" + (", stream closed" if self.ring.stream_closed else "")]
+        width = max(len(n) for n in self.stages)
+        for name, proc in self.stages.items():
+            c = by_name.get(name)
+            if c is not None:
+                lag = max(0, cursor - c["sequence"])
+                self.max_lag[name] = max(self.max_lag[name], lag)
+                before = self.last_sample.get(name)
+                if before is not None and now > before[0]:
+                    self.rates[name] = (c["events"] - before[1]) / (now - before[0])
+                self.last_sample[name] = (now, c["events"])
+                self.final_events[name] = c["events"]
+                self.final_errors[name] = c["handler_errors"]
+                self.last_lag[name] = lag
+            elif name in self.final_events:  # it left the ring: its last figures
+                self.rates[name] = 0.0
+            lines.append(f"  {name:<{width}}  {self.final_events.get(name, 0):>12,} events  "
+                         f"{_fmt(self.rates.get(name, 0)):>7}/s  "
+                         f"lag {self.last_lag.get(name, 0):>8,}  "
+                         f"errors {self.final_errors.get(name, 0):<5} {proc.exit_text()}")
+            last_err = next((l for l in reversed(proc.err) if l.strip()), "")
+            if last_err and (self.final_errors.get(name) or proc.popen.returncode):
+                lines.append(f"  {'':<{width}}  last error: {last_err[:100]}")
+        return lines
+
+    def _draw(self, force: bool = False) -> None:
+        lines = self._sample()
+        if self.view == "tty":
+            self._clear_view()
+            self.out.write("\n".join(lines) + "\n")
+            self.out.flush()
+            self.drawn_lines = len(lines)
+        elif self.view == "lines" and (force or time.monotonic() - self.last_lines_view >= 5):
+            self.last_lines_view = time.monotonic()
+            print("\n".join(lines), file=self.out, flush=True)
+
+    # -- stopping ------------------------------------------------------------------------
+    def _stop_all(self, drain: bool) -> None:
+        """The producer first (it closes the stream), then the stages: given time to drain
+        when `drain`, then SIGTERM, then SIGKILL."""
+        if self.producer is not None:
+            self.producer.signal(signal.SIGTERM)
+        deadline = time.monotonic() + (self.spec.stop_timeout if drain else 0)
+        procs = list(self.stages.values()) + ([self.producer] if self.producer else [])
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.05)
+            if self.view == "tty":
+                self._draw()
+        for p in procs:
+            p.signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.spec.stop_timeout
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.05)
+        for p in procs:
+            if p.poll() is None:
+                p.signal(signal.SIGKILL)
+                p.popen.wait()
+                p.poll()
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self) -> int:
+        spec = self.spec
+        if Ring.exists(spec.ring):
+            Ring.remove(spec.ring)  # a stale ring of an earlier run of this file
+        self.ring = Ring.create(spec.ring, capacity=spec.capacity, dtype=spec.dtype,
+                                producers=spec.producers)
+        failure: Optional[str] = None
+        interrupted = False
+        try:
+            try:
+                failure = self._start_stages()
+                if failure is None:
+                    env = dict(os.environ, XDISRUPTOR_RING=spec.ring)
+                    self.producer = _Proc("producer", "producer", spec.producer_command, env)
+                    self.producer_started = time.monotonic()
+                    self._print(f"started the producer ({spec.producer_command[0]}, pid "
+                                f"{self.producer.popen.pid}); Ctrl-C stops the pipeline")
+                    failure = self._watch()
+            except KeyboardInterrupt:
+                interrupted = True
+                self._print("interrupted: stopping the producer, letting the stages drain")
+            self._stop_all(drain=failure is None)
+            self._draw(force=True)
+            self.drawn_lines = 0
+            code = self._summary(failure, interrupted)
+            if code == 0 and not interrupted:
+                code = self._checks()
+            return 130 if interrupted and code == 0 else code
+        finally:
+            try:
+                self.ring.close()
+                Ring.remove(spec.ring)
+            except Exception:  # already gone
+                pass
+
+    def _watch(self) -> Optional[str]:
+        """Until every process ended well, or one failed: returns what failed."""
+        period = 0.25 if self.view == "tty" else 0.5
+        while True:
+            self._draw()
+            for name, proc in self.stages.items():
+                rc = proc.poll()
+                if rc is None:
+                    continue
+                if rc != 0:
+                    return f"stage '{name}' failed ({proc.exit_text()})"
+                if not self.ring.stream_closed:
+                    return f"stage '{name}' ended before the stream did"
+            rc = self.producer.poll()
+            if rc is not None and rc != 0:
+                return f"the producer failed ({self.producer.exit_text()})"
+            if rc == 0 and all(p.poll() is not None for p in self.stages.values()):
+                return None
+            time.sleep(period)
+
+    def _final_counts(self) -> None:
+        """A stage's own last line ("stage NAME: why, N events, E handler errors") carries
+        its final counts, also when it left the ring between two samples."""
+        for name, proc in self.stages.items():
+            for line in proc.out:
+                if not line.startswith(f"stage {name}: ") or not line.endswith("handler errors"):
+                    continue
+                try:
+                    parts = line.rsplit(", ", 2)
+                    self.final_events[name] = int(parts[1].split()[0])
+                    self.final_errors[name] = int(parts[2].split()[0])
+                except (IndexError, ValueError):
+                    pass
+
+    def _summary(self, failure: Optional[str], interrupted: bool) -> int:
+        self._final_counts()
+        published = self.ring.cursor + 1
+        end = max([p.ended or time.monotonic() for p in self.stages.values()] or [time.monotonic()])
+        seconds = max(1e-9, end - (self.producer_started or end))
+        out = self.out
+        print("", file=out)
+        print(f"summary: {published:,} events published in {seconds:.1f} s "
+              f"({_fmt(published / seconds)}/s)", file=out)
+        width = max(len(n) for n in self.stages)
+        print(f"  {'stage':<{width}}  {'events':>12}  {'events/s':>9}  {'max lag':>9}  "
+              f"{'errors':>6}  end", file=out)
+        for name, proc in self.stages.items():
+            print(f"  {name:<{width}}  {self.final_events.get(name, 0):>12,}  "
+                  f"{_fmt(self.final_events.get(name, 0) / seconds):>9}  "
+                  f"{self.max_lag.get(name, 0):>9,}  {self.final_errors.get(name, 0):>6}  "
+                  f"{proc.exit_text()}", file=out)
+        for proc in list(self.stages.values()) + ([self.producer] if self.producer else []):
+            for line in proc.out:
+                if line.strip():
+                    print(f"  [{proc.name}] {line}", file=out)
+        code = 0
+        for proc in list(self.stages.values()) + ([self.producer] if self.producer else []):
+            if proc.err and (proc.popen.returncode or self.final_errors.get(proc.name)):
+                print(f"--- {proc.name}: its error output (last {len(proc.err)} lines) ---",
+                      file=out)
+                for line in proc.err:
+                    print(f"  {line}", file=out)
+        if failure:
+            print(f"pipeline FAILED: {failure}", file=out)
+            code = 1
+        elif interrupted:
+            print("pipeline stopped by Ctrl-C; every stage drained what was published", file=out)
+        else:
+            print("pipeline finished: the producer closed the stream and every stage drained "
+                  "it", file=out)
+        out.flush()
+        return code
+
+    def _checks(self) -> int:
+        published = self.ring.cursor + 1
+        for command in self.spec.checks:
+            argv = expand(command, {"published": str(published)})
+            print(f"check: {' '.join(argv)}", file=self.out, flush=True)
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, errors="replace")
+            self.out.write(done.stdout)
+            self.out.flush()
+            rc = done.returncode
+            if rc != 0:
+                print(f"pipeline FAILED: check {argv[0]} exited with {rc}", file=self.out)
+                return 1
+        return 0

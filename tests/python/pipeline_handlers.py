@@ -1,0 +1,66 @@
+"""Handlers the pipeline tests run as Python stages (imported by module:attribute)."""
+
+import json
+import os
+
+import numpy as np
+
+
+class CheckEnriched:
+    """Checks every tick: contiguous sequences from the first, and mid/spread filled in by an
+    upstream stage (C++ or Python). Any failure raises (policy stop: the stage fails)."""
+
+    def __init__(self, result: str = ""):
+        self.result = result
+        self.first = None
+        self.next = None
+        self.events = 0
+
+    def on_batch(self, ticks, first):
+        if self.first is None:
+            self.first = self.next = first
+        if first != self.next:
+            raise AssertionError(f"gap: expected {self.next}, got {first}")
+        seq = ticks["sequence"]
+        if not np.array_equal(seq, np.arange(first, first + len(ticks))):
+            raise AssertionError(f"wrong sequences in batch at {first}")
+        if not np.array_equal(ticks["mid"], (ticks["bid"] + ticks["ask"]) / 2) or \
+                not np.array_equal(ticks["spread"], ticks["ask"] - ticks["bid"]):
+            raise AssertionError(f"batch at {first}: the upstream change is missing")
+        self.next = first + len(ticks)
+        self.events += len(ticks)
+
+    def on_shutdown(self):
+        if self.result:
+            with open(self.result, "w") as f:
+                json.dump({"first": self.first, "events": self.events}, f)
+
+
+class Enrich:
+    """A Python stage that changes ticks in place (writable), for stages after it."""
+
+    def on_batch(self, ticks, first):
+        ticks["mid"] = (ticks["bid"] + ticks["ask"]) / 2
+        ticks["spread"] = ticks["ask"] - ticks["bid"]
+
+
+class FailOn:
+    """Raises ValueError on event `at` (the first `times` times it sees it; -1: always), or
+    kills its own process there when `die`."""
+
+    def __init__(self, at: int = 100, times: int = -1, die: bool = False):
+        self.at, self.times, self.die = at, times, die
+        self.seen = 0
+
+    def on_event(self, tick, sequence, end_of_batch):
+        if sequence == self.at:
+            if self.die:
+                os._exit(3)
+            if self.times != 0:
+                self.times -= 1
+                raise ValueError(f"cannot handle tick {sequence}")
+        self.seen += 1
+
+
+def count(tick, sequence, end_of_batch):
+    """A plain function handler."""

@@ -1,0 +1,269 @@
+"""The pipeline launcher (python3 -m xdisruptor.pipeline) with real C++ and Python stage
+processes: chains and diamonds of mixed languages, start-up order, stage death, Ctrl-C,
+the error policies as seen from the launcher, and validation."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import TICK_SCHEMA
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def write_pipeline(tmp_path, examples_bin, ring_name, stages, *, events=20000, feed_args=(),
+                   capacity=1024, extra=""):
+    feed = [f"{{bin}}/xdisruptor_demo_feed", f"--events={events}", "--seconds=0",
+            "--rate=0", *feed_args]
+    text = f"""
+[vars]
+bin = "{examples_bin}"
+tmp = "{tmp_path}"
+
+[ring]
+name = "{ring_name}"
+capacity = {capacity}
+dtype = "{TICK_SCHEMA}"
+
+[producer]
+command = {json.dumps(feed)}
+
+{stages}
+{extra}
+"""
+    path = tmp_path / "pipeline.toml"
+    path.write_text(text)
+    return path
+
+
+def py_stage(name, handler, after=(), **keys):
+    lines = [f'[[stage]]', f'name = "{name}"', f'handler = "pipeline_handlers:{handler}"',
+             f'python_path = ["{HERE}"]', f"after = {json.dumps(list(after))}"]
+    lines += [f"{k} = {json.dumps(v) if not isinstance(v, str) or not v.startswith('{') else v}"
+              for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def cpp_stage(name, role, after=(), args=(), **keys):
+    command = ["{bin}/xdisruptor_demo_stage", f"--role={role}", *args]
+    lines = [f'[[stage]]', f'name = "{name}"', f"command = {json.dumps(command)}",
+             f"after = {json.dumps(list(after))}"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def launch(path, *args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "run", str(path),
+                           "--view=lines", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_should_check_every_event_at_the_last_stage_when_cpp_and_python_form_a_chain(
+        tmp_path, examples_bin, ring_name):
+    result = tmp_path / "check.json"
+    stages = (cpp_stage("enricher", "enricher", wait="blocking") +
+              py_stage("check", "CheckEnriched", after=["enricher"],
+                       options=f'{{ result = "{result}" }}') +
+              cpp_stage("sink", "sink", after=["check"]))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=50000)
+    done = launch(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Started in dependency order, each registered before the next and before the producer,
+    # so every stage saw the first event.
+    started = [l.split()[2] for l in done.stdout.splitlines() if l.startswith("started stage")]
+    assert started == ["enricher", "check", "sink"]
+    assert done.stdout.index("started stage sink") < done.stdout.index("started the producer")
+    assert json.loads(result.read_text()) == {"first": 0, "events": 50000}
+    assert "sink: 50000 ticks, sequences 0..49999 contiguous" in done.stdout
+    assert "summary: 50,000 events published" in done.stdout
+
+
+def test_should_see_a_python_stages_change_in_cpp_stages_when_they_form_a_diamond(
+        tmp_path, examples_bin, ring_name):
+    stages = (py_stage("py-enrich", "Enrich", writable=True) +
+              cpp_stage("left", "sink", after=["py-enrich"]) +
+              py_stage("right", "CheckEnriched", after=["py-enrich"]) +
+              cpp_stage("last", "sink", after=["left", "right"]))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=30000)
+    done = launch(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for stage in ("left", "right", "last"):
+        assert f"stage {stage}: stream closed, 30000 events, 0 handler errors" in done.stdout
+    assert done.stdout.count("sink: 30000 ticks, sequences 0..29999 contiguous") == 2
+
+
+def test_should_exit_nonzero_naming_the_stage_when_a_stage_dies(
+        tmp_path, examples_bin, ring_name):
+    stages = (cpp_stage("enricher", "enricher") +
+              py_stage("dies", "FailOn", after=["enricher"],
+                       options="{ at = 500, die = true }") +
+              cpp_stage("sink", "sink", after=["dies"]))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=20000)
+    done = launch(path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "pipeline FAILED: stage 'dies' failed (exit code 3)" in done.stdout
+
+
+def test_should_show_the_python_traceback_when_a_handler_raises_under_policy_stop(
+        tmp_path, examples_bin, ring_name):
+    stages = (cpp_stage("enricher", "enricher") +
+              py_stage("failing", "FailOn", after=["enricher"], options="{ at = 100 }"))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=5000)
+    done = launch(path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "pipeline FAILED: stage 'failing' failed (exit code 1)" in done.stdout
+    assert "Traceback (most recent call last)" in done.stdout
+    assert "ValueError: cannot handle tick 100" in done.stdout
+    assert "stage failing: failed on event 100 after 1 attempt" in done.stdout
+
+
+def test_should_count_skipped_events_when_a_cpp_stage_has_policy_skip(
+        tmp_path, examples_bin, ring_name):
+    stages = (cpp_stage("enricher", "enricher") +
+              cpp_stage("picky", "sink", after=["enricher"], args=["--fail_at=50"],
+                        on_error="skip"))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=5000)
+    done = launch(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # 4999 handled plus the one skipped were released: the stage went on past it.
+    assert "stage picky: stream closed, 5000 events, 1 handler errors" in done.stdout
+    assert "handler failed on event 50: asked to fail on event 50 (skipped)" in done.stdout
+
+
+@pytest.mark.parametrize("language", ["cpp", "python"])
+def test_should_rerun_the_batch_when_policy_is_retry_and_the_failure_passes(
+        tmp_path, examples_bin, ring_name, language):
+    if language == "cpp":
+        stage = cpp_stage("flaky", "sink", after=["enricher"],
+                          args=["--fail_at=300", "--fail_times=2"], on_error="retry",
+                          retries=3, retry_pause=0.01)
+    else:
+        stage = py_stage("flaky", "FailOn", after=["enricher"],
+                         options="{ at = 300, times = 2 }", on_error="retry", retries=3,
+                         retry_pause=0.01)
+    path = write_pipeline(tmp_path, examples_bin, ring_name,
+                          cpp_stage("enricher", "enricher") + stage, events=5000)
+    done = launch(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "stage flaky: stream closed, 5000 events, 2 handler errors" in done.stdout
+
+
+@pytest.mark.parametrize("language", ["cpp", "python"])
+def test_should_stop_the_stage_when_retries_run_out(tmp_path, examples_bin, ring_name,
+                                                    language):
+    if language == "cpp":
+        stage = cpp_stage("flaky", "sink", after=["enricher"], args=["--fail_at=300"],
+                          on_error="retry", retries=2, retry_pause=0.001)
+    else:
+        stage = py_stage("flaky", "FailOn", after=["enricher"], options="{ at = 300 }",
+                         on_error="retry", retries=2, retry_pause=0.001)
+    path = write_pipeline(tmp_path, examples_bin, ring_name,
+                          cpp_stage("enricher", "enricher") + stage, events=5000)
+    done = launch(path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "stage flaky: failed on event 300 after 3 attempts" in done.stdout
+    assert "pipeline FAILED: stage 'flaky' failed (exit code 1)" in done.stdout
+
+
+def test_should_stop_cleanly_and_drain_when_interrupted(tmp_path, examples_bin, ring_name):
+    result = tmp_path / "check.json"
+    stages = (cpp_stage("enricher", "enricher") +
+              py_stage("check", "CheckEnriched", after=["enricher"],
+                       options=f'{{ result = "{result}" }}'))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=0,
+                          feed_args=["--seconds=60", "--rate=20000"])
+    proc = subprocess.Popen([sys.executable, "-m", "xdisruptor.pipeline", "run", str(path),
+                             "--view=lines"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while not result.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if "started the producer" in (proc.stdout.peek() if hasattr(proc.stdout, "peek")
+                                      else ""):
+            break
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "pipeline stopped by Ctrl-C" in out
+    published = int(out.split("summary: ")[1].split()[0].replace(",", ""))
+    assert published > 0
+    # The producer closed the stream on the signal; every stage drained all of it.
+    assert json.loads(result.read_text()) == {"first": 0, "events": published}
+    assert f"stage enricher: stream closed, {published} events" in out
+
+
+def test_should_report_a_stage_that_exits_before_it_registers(tmp_path, examples_bin,
+                                                              ring_name):
+    stages = cpp_stage("broken", "no-such-role")
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=10)
+    done = launch(path)
+    assert done.returncode == 1
+    assert "stage 'broken' exited before it registered (exit code 2)" in done.stdout
+
+
+def test_should_report_each_problem_with_its_line_when_validating(tmp_path, examples_bin):
+    text = f"""[ring]
+capacity = 1000
+dtype = "<i8:sequence,<q9:oops"
+
+[producer]
+command = ["{examples_bin}/no_such_feed"]
+
+[[stage]]
+name = "a"
+handler = "no_such_module:Handler"
+after = ["b"]
+
+[[stage]]
+name = "b"
+command = ["{examples_bin}/xdisruptor_demo_stage"]
+after = ["a", "ghost"]
+wait = "sometimes"
+
+[[stage]]
+name = "c"
+handler = "pipeline_handlers:Missing"
+python_path = ["{HERE}"]
+on_error = "ignore"
+colour = "blue"
+"""
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    err = done.stderr
+    expected = [
+        (2, "capacity must be a power of two"),
+        (3, "bad dtype"),
+        (6, "program not found"),
+        (10, "stage 'a': handler 'no_such_module:Handler': cannot import 'no_such_module'"),
+        (16, "stage 'b': after names unknown stage 'ghost'"),
+        (17, "stage 'b': unknown wait 'sometimes'"),
+        (23, "stage 'c': on_error must be one of stop, skip, retry"),
+        (24, "stage 'c': unknown key 'colour'"),
+        (21, "stage 'c': handler 'pipeline_handlers:Missing': module 'pipeline_handlers' has "
+             "no 'Missing'"),
+        (8, "stage 'a': the stages run after each other in a cycle: a -> b -> a"),
+    ]
+    for line, message in expected:
+        assert f"{path}:{line}: " in err and message in err, (line, message, err)
+        assert any(l.startswith(f"{path}:{line}: ") and message in l for l in err.splitlines()),\
+            (line, message, err)
+
+
+def test_should_accept_the_demo_file_when_validating(examples_bin):
+    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate",
+                           str(HERE.parents[1] / "examples/pipeline/demo.toml"),
+                           "--set", f"build={pathlib.Path(examples_bin).parent}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ("4 stages in order: enricher, analytics (after enricher), recorder (after "
+            "enricher), sink (after analytics, recorder)") in done.stdout
