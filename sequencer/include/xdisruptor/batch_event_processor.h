@@ -89,7 +89,7 @@ class BatchEventProcessor {
       if (expected == kHalted) Reset();
       return WaitStatus::kAlerted;
     }
-    failure_.reset();
+    failed_ = false;
     if constexpr (requires { handler_->on_start(); }) handler_->on_start();
     SequenceBarrier& barrier = consumer_->barrier();
     const typename Ring<T>::Slots slots = ring_->slots();
@@ -132,7 +132,9 @@ class BatchEventProcessor {
   }
 
   // Where and why the error policy stopped the last Run() (empty otherwise).
-  const std::optional<HandlerFailure>& failure() const { return failure_; }
+  std::optional<HandlerFailure> failure() const {
+    return failed_ ? std::optional<HandlerFailure>(failure_) : std::nullopt;
+  }
 
  private:
   static constexpr int kIdle = 0;
@@ -204,6 +206,7 @@ class BatchEventProcessor {
         break;
     }
     failure_ = HandlerFailure{.sequence = current_, .what = what, .attempts = *attempts};
+    failed_ = true;
     return lo - 1;
   }
 
@@ -235,7 +238,8 @@ class BatchEventProcessor {
   Handler* handler_;
   ProcessorOptions options_;
   std::int64_t current_ = 0;
-  std::optional<HandlerFailure> failure_;
+  HandlerFailure failure_{};  // (not an optional: GCC 12 misreads its reset as uninitialised)
+  bool failed_ = false;
   std::atomic<int> state_{kIdle};
 };
 
