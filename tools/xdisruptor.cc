@@ -2,7 +2,8 @@
 //
 //   xdisruptor ls [--json]                      rings in /dev/shm, with geometry and activity
 //   xdisruptor stat RING [--json]               producer and every consumer: position, lag,
-//                                               rate, wait strategy, stall policy, evictions
+//                                               rate, wait strategy, stall policy, evictions,
+//                                               handler errors
 //   xdisruptor top RING [--interval_ms=1000]    the same, live, refreshed in place
 //   xdisruptor tune RING CONSUMER --wait=KIND [--spin_tries=N --yield_tries=N
 //                  --sleep_ceiling_us=N --timeout_ms=N]   retune a running consumer
@@ -76,8 +77,9 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
               st.cursor, st.closed ? " (closed)" : "",
               st.producer_pids.empty() ? "none" : st.producer_alive ? "alive" : "DEAD");
   if (!st.schema.empty()) std::printf("schema %s\n", st.schema.c_str());
-  std::printf("%-20s %8s %-5s %-7s %12s %10s %12s %-16s %-5s %5s %s\n", "consumer", "pid", "alive",
-              "state", "sequence", "lag", "events/s", "wait", "stall", "evict", "after");
+  std::printf("%-20s %8s %-5s %-7s %12s %10s %12s %-16s %-5s %5s %6s %s\n", "consumer", "pid",
+              "alive", "state", "sequence", "lag", "events/s", "wait", "stall", "evict", "errors",
+              "after");
   for (const ConsumerStats& c : st.consumers) {
     double rate = c.events_per_second;
     if (before != nullptr && seconds > 0) {  // top: the rate over the last interval
@@ -90,10 +92,10 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
     std::string after;
     for (const std::string& a : c.after) after += (after.empty() ? "" : ",") + a;
     std::printf("%-20s %8" PRId64 " %-5s %-7s %12" PRId64 " %10" PRId64 " %12.0f %-16s %-5s %5" PRIu64
-                " %s\n",
+                " %6" PRIu64 " %s\n",
                 c.name.c_str(), c.pid, c.alive ? "yes" : "NO", c.state.c_str(), c.sequence, c.lag,
                 rate, std::string(WaitKindName(c.wait.kind)).c_str(), c.stall_policy.c_str(),
-                c.evictions, after.c_str());
+                c.evictions, c.handler_errors, after.c_str());
   }
 }
 

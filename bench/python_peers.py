@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""One Python benchmark run: a producer and one Python consumer of 64-byte events, through
+xdisruptor or a peer, per event or per batch; prints one JSON line. bench/run alternates the
+implementations run by run.
+
+    python bench/python_peers.py --impl iceoryx2 --mode batch --events 1000000
+
+Producers: the "-py" rows take a Python producer process (iceoryx2, faster-fifo and
+multiprocessing.Queue exist only in Python here); zmq-cpp a C++ PUSH program. (The C++
+producer -> Python consumer rows of xdisruptor and of the naive ctypes ring come from
+bench/python_consumer.py.) The consumer checks every
+event: per event its sequence; per batch the sequences (against an arange) and the sum of a
+second word, so a lost, repeated or torn event fails the run.
+
+Implementations (--impl) and what per event / per batch mean for each:
+  xdisruptor-py   Python producer (publish / publish_batch of 256); the consumer iterates
+                  tuples / takes numpy batches
+  zmq-cpp         C++ PUSH, pyzmq PULL, one message per event (per event only)
+  zmq-py          pyzmq PUSH/PULL: a message per event, or per 256 events
+  iceoryx2-py     iceoryx2 publish-subscribe (no overflow, blocking publisher): a sample per
+                  event, or a sample of 256 events
+  faster-fifo-py  faster_fifo.Queue: put/get per event, or put_many/get_many of 256
+  mpqueue-py      multiprocessing.Queue: an item per event, or one bytes item of 256 events
+"""
+
+import argparse
+import ctypes
+import json
+import mmap
+import multiprocessing
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+TAG = 0x9E3779B97F4A7C15
+BATCH = 256
+EVENT = np.dtype([("w", "<u8", (8,))])
+FLAT = np.dtype([("sequence", "<u8"), ("w1", "<u8"), ("w2", "<u8"), ("w3", "<u8"),
+                 ("w4", "<u8"), ("w5", "<u8"), ("w6", "<u8"), ("tag", "<u8")])
+
+
+def make_events(first, n):
+    """Events first..first+n-1 in the layout of bench/zmq_producer.cc."""
+    s = np.arange(first, first + n, dtype=np.uint64)
+    out = np.zeros(n, dtype=FLAT)
+    out["sequence"] = s
+    for j, f in enumerate(("w1", "w2", "w3", "w4", "w5", "w6"), start=1):
+        out[f] = s * np.uint64(31) + np.uint64(j)
+    out["tag"] = s ^ np.uint64(TAG)
+    return out
+
+
+class BatchCheck:
+    """Checks batches of FLAT records arrive complete and in order."""
+
+    def __init__(self):
+        self.next = 0
+        self.ok = True
+
+    def check(self, arr):
+        n = len(arr)
+        if n == 0:
+            return
+        seq = arr["sequence"]
+        if seq[0] != self.next or seq[-1] != self.next + n - 1 or \
+                not np.array_equal(arr["tag"], seq ^ np.uint64(TAG)):
+            self.ok = False
+        self.next += n
+
+
+# ---------------------------------------------------------------- producers (Python side)
+def py_producer(impl, mode, events, ready, go, arg):
+    if impl == "xdisruptor-py":
+        import xdisruptor
+        ring = xdisruptor.Ring.attach(arg)
+        while not ring.consumers():
+            time.sleep(0.001)
+        with ring.producer(wait="yielding") as producer:
+            ready.set()
+            go.wait()
+            if mode == "batch":
+                for lo in range(0, events, BATCH):
+                    producer.publish_batch(make_events(lo, min(BATCH, events - lo)))
+            else:
+                for lo in range(0, events, BATCH):
+                    for rec in make_events(lo, min(BATCH, events - lo)).tolist():
+                        producer.publish(rec)
+        ring.close()
+    elif impl == "zmq-py":
+        import zmq
+        ctx = zmq.Context()
+        s = ctx.socket(zmq.PUSH)
+        s.setsockopt(zmq.SNDHWM, 65536)
+        s.connect(arg)
+        ready.set()
+        go.wait()
+        for lo in range(0, events, BATCH):
+            chunk = make_events(lo, min(BATCH, events - lo))
+            if mode == "batch":
+                s.send(chunk.tobytes(), copy=False)
+            else:
+                for i in range(len(chunk)):
+                    s.send(chunk[i:i + 1].tobytes())
+        s.close(linger=-1)
+        ctx.term()
+    elif impl == "iceoryx2-py":
+        import iceoryx2 as iox2
+        node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
+        service = _iox_service(node, arg, mode)
+        publisher = (service.publisher_builder()
+                     .unable_to_deliver_strategy(iox2.UnableToDeliverStrategy.Block).create())
+        payload = _iox_type(mode)
+        while service.dynamic_config.number_of_subscribers < 1:
+            time.sleep(0.001)
+        ready.set()
+        go.wait()
+        for lo in range(0, events, BATCH):
+            chunk = make_events(lo, min(BATCH, events - lo))
+            if mode == "batch":
+                sample = publisher.loan_uninit()
+                buf = payload.from_buffer_copy(chunk.tobytes().ljust(ctypes.sizeof(payload),
+                                                                     b"\0"))
+                sample = sample.write_payload(buf)
+                sample.send()
+            else:
+                raw = chunk.tobytes()
+                for i in range(len(chunk)):
+                    sample = publisher.loan_uninit()
+                    sample = sample.write_payload(payload.from_buffer_copy(raw, i * 64))
+                    sample.send()
+    elif impl in ("faster-fifo-py", "mpqueue-py"):
+        q = arg
+        ready.set()
+        go.wait()
+        for lo in range(0, events, BATCH):
+            raw = make_events(lo, min(BATCH, events - lo)).tobytes()
+            if mode == "batch":
+                if impl == "faster-fifo-py":
+                    q.put_many([raw[i:i + 64] for i in range(0, len(raw), 64)], timeout=60)
+                else:
+                    q.put(raw)
+            else:
+                for i in range(0, len(raw), 64):
+                    q.put(raw[i:i + 64], timeout=60) if impl == "faster-fifo-py" \
+                        else q.put(raw[i:i + 64])
+
+
+class IoxEvent(ctypes.Structure):
+    _fields_ = [("w", ctypes.c_uint64 * 8)]
+
+
+class IoxBatch(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_uint64), ("pad", ctypes.c_uint64 * 7),
+                ("events", IoxEvent * BATCH)]
+
+
+def _iox_type(mode):
+    return IoxBatch if mode == "batch" else IoxEvent
+
+
+def _iox_service(node, name, mode):
+    import iceoryx2 as iox2
+    return (node.service_builder(iox2.ServiceName.new(name))
+            .publish_subscribe(_iox_type(mode))
+            .enable_safe_overflow(False)
+            .subscriber_max_buffer_size(1024)
+            .open_or_create())
+
+
+# ---------------------------------------------------------------------- the consumer
+def run(impl, mode, events, build):
+    ctx = multiprocessing.get_context("fork")
+    ready, go = ctx.Event(), ctx.Event()
+    name = f"xdbench-{impl}-{os.getpid()}"
+    check = BatchCheck()
+    expected = 0
+    procs = []
+    cleanup = []
+    if impl == "xdisruptor-py":
+        import xdisruptor
+        ring = xdisruptor.Ring.create(name, capacity=65536, dtype=FLAT)
+        cleanup.append(lambda: (ring.close(), xdisruptor.Ring.remove(name)))
+        consumer = ring.consumer("bench", wait=WAIT)
+        procs.append(ctx.Process(target=py_producer, args=(impl, mode, events, ready, go, name)))
+        procs[-1].start()
+        ready.wait()
+        go.set()
+        start = time.perf_counter()
+        if mode == "batch":
+            for batch in consumer.batches():
+                check.check(batch)
+        else:
+            for rec in consumer:
+                if rec[0] != expected or rec[7] != rec[0] ^ TAG:
+                    check.ok = False
+                expected += 1
+            check.next = expected
+        consumer.close()
+    elif impl in ("zmq-py", "zmq-cpp"):
+        import zmq
+        endpoint = f"ipc:///tmp/{name}"
+        zctx = zmq.Context()
+        s = zctx.socket(zmq.PULL)
+        s.setsockopt(zmq.RCVHWM, 65536)
+        s.bind(endpoint)
+        cleanup.append(lambda: (s.close(linger=0), zctx.term()))
+        if impl == "zmq-py":
+            procs.append(ctx.Process(target=py_producer,
+                                     args=(impl, mode, events, ready, go, endpoint)))
+            procs[-1].start()
+            ready.wait()
+            go.set()
+        else:
+            cpp = subprocess.Popen([str(build / "bench/xdisruptor_bench_zmq_producer"),
+                                    endpoint, str(events)])
+            cleanup.append(lambda: cpp.wait(60))
+        start = time.perf_counter()
+        if mode == "batch":
+            while check.next < events:
+                check.check(np.frombuffer(s.recv(copy=False), dtype=FLAT))
+        else:
+            recv = s.recv
+            unpack = np.frombuffer
+            while expected < events:
+                w = unpack(recv(), dtype=np.uint64)
+                if w[0] != expected or w[7] != expected ^ TAG:
+                    check.ok = False
+                expected += 1
+            check.next = expected
+    elif impl == "iceoryx2-py":
+        import iceoryx2 as iox2
+        node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
+        service = _iox_service(node, name, mode)
+        subscriber = service.subscriber_builder().create()
+        procs.append(ctx.Process(target=py_producer, args=(impl, mode, events, ready, go, name)))
+        procs[-1].start()
+        ready.wait()
+        go.set()
+        start = time.perf_counter()
+        receive = subscriber.receive
+        while check.next < events and check.ok:
+            sample = receive()
+            if sample is None:
+                continue  # polling: iceoryx2's subscriber has no blocking receive
+            if mode == "batch":
+                data = sample.payload().contents
+                n = min(BATCH, events - check.next)
+                check.check(np.frombuffer(data.events, dtype=FLAT, count=n))
+            else:
+                w = sample.payload().contents.w
+                if w[0] != check.next or w[7] != check.next ^ TAG:
+                    check.ok = False
+                check.next += 1
+            del sample
+    elif impl in ("faster-fifo-py", "mpqueue-py"):
+        if impl == "faster-fifo-py":
+            import faster_fifo
+            q = faster_fifo.Queue(max_size_bytes=64 * 1024 * 1024)
+        else:
+            q = ctx.Queue(maxsize=65536)
+        procs.append(ctx.Process(target=py_producer, args=(impl, mode, events, ready, go, q)))
+        procs[-1].start()
+        ready.wait()
+        go.set()
+        start = time.perf_counter()
+        while check.next < events:
+            if impl == "faster-fifo-py":
+                items = q.get_many(max_messages_to_get=BATCH, timeout=60) if mode == "batch" \
+                    else [q.get(timeout=60)]
+                check.check(np.frombuffer(b"".join(items), dtype=FLAT))
+            else:
+                check.check(np.frombuffer(q.get(), dtype=FLAT))
+    else:
+        raise SystemExit(f"unknown --impl {impl}")
+    elapsed = time.perf_counter() - start
+    for p in procs:
+        p.join(60)
+    for c in cleanup:
+        c()
+    ok = check.ok and check.next == events and all(p.exitcode == 0 for p in procs)
+    return elapsed, ok
+
+
+WAIT = "yielding"
+
+
+def main():
+    global WAIT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impl", required=True)
+    parser.add_argument("--mode", choices=("event", "batch"), default="batch")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--wait", default="yielding", help="xdisruptor consumer wait")
+    parser.add_argument("--build", default="build/release", type=pathlib.Path)
+    args = parser.parse_args()
+    WAIT = args.wait
+    elapsed, ok = run(args.impl, args.mode, args.events, args.build)
+    print(json.dumps({"impl": args.impl, "mode": args.mode, "wait": args.wait,
+                      "events": args.events, "seconds": elapsed,
+                      "events_per_s": args.events / elapsed if ok else 0.0, "ok": ok}))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
