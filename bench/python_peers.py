@@ -112,7 +112,7 @@ def py_producer(impl, mode, events, ready, go, arg):
         node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
         service = _iox_service(node, arg, mode)
         publisher = (service.publisher_builder()
-                     .unable_to_deliver_strategy(iox2.UnableToDeliverStrategy.Block).create())
+                     .backpressure_strategy(iox2.BackpressureStrategy.RetryUntilDelivered).create())
         payload = _iox_type(mode)
         while service.dynamic_config.number_of_subscribers < 1:
             time.sleep(0.001)
@@ -122,8 +122,8 @@ def py_producer(impl, mode, events, ready, go, arg):
             chunk = make_events(lo, min(BATCH, events - lo))
             if mode == "batch":
                 sample = publisher.loan_uninit()
-                buf = payload.from_buffer_copy(chunk.tobytes().ljust(ctypes.sizeof(payload),
-                                                                     b"\0"))
+                raw = len(chunk).to_bytes(8, "little").ljust(64, b"\0") + chunk.tobytes()
+                buf = payload.from_buffer_copy(raw.ljust(ctypes.sizeof(payload), b"\0"))
                 sample = sample.write_payload(buf)
                 sample.send()
             else:
@@ -248,8 +248,7 @@ def run(impl, mode, events, build):
                 continue  # polling: iceoryx2's subscriber has no blocking receive
             if mode == "batch":
                 data = sample.payload().contents
-                n = min(BATCH, events - check.next)
-                check.check(np.frombuffer(data.events, dtype=FLAT, count=n))
+                check.check(np.frombuffer(data.events, dtype=FLAT, count=int(data.count)))
             else:
                 w = sample.payload().contents.w
                 if w[0] != check.next or w[7] != check.next ^ TAG:
