@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import itertools
+import struct
 import sys
 import time
 import traceback
@@ -61,6 +62,27 @@ def _tuple_fields(dtype: np.dtype):
         else:
             return None
     return spec
+
+
+def _struct_for(dtype: np.dtype) -> Optional[struct.Struct]:
+    """A struct.Struct packing a tuple in field order into one record of ``dtype`` (with its
+    padding), when every field is a plain scalar; else None (numpy does it, slower)."""
+    fields = _tuple_fields(dtype)
+    if fields is None:
+        return None
+    codes = {("i", 1): "b", ("i", 2): "h", ("i", 4): "i", ("i", 8): "q", ("u", 1): "B",
+             ("u", 2): "H", ("u", 4): "I", ("u", 8): "Q", ("f", 4): "f", ("f", 8): "d",
+             ("b", 1): "?"}
+    fmt, at = "<", 0
+    for offset, kind, size in sorted(fields):
+        if offset < at:
+            return None  # overlapping fields
+        fmt += "x" * (offset - at)
+        fmt += f"{size}s" if kind == "S" else codes[(kind, size)]
+        at = offset + size
+    fmt += "x" * (dtype.itemsize - at)
+    packer = struct.Struct(fmt)
+    return packer if packer.size == dtype.itemsize else None
 
 
 class Ring:
@@ -232,6 +254,11 @@ class Producer:
         self._raw = raw
         self._dtype = ring.dtype
         self._ring_raw = ring._raw
+        self._packer = _struct_for(self._dtype)
+        # Field order of the dtype (tuples come in this order) is offset order for the packer.
+        if self._packer is not None and [self._dtype.fields[n][1] for n in self._dtype.names] \
+                != sorted(self._dtype.fields[n][1] for n in self._dtype.names):
+            self._packer = None
 
     def _as_records(self, data: Any) -> np.ndarray:
         if isinstance(data, (bytes, bytearray, memoryview)):
@@ -260,6 +287,14 @@ class Producer:
         """Publishes one record: a tuple in field order, a numpy record, or exactly
         ``dtype.itemsize`` bytes. Returns the ring's cursor after it: the record's sequence on
         a single-producer ring (on a multi-producer ring, the highest claimed by anyone)."""
+        if self._packer is not None and type(record) is tuple:
+            try:
+                packed = self._packer.pack(*record)
+            except struct.error:
+                packed = None  # not plain values: let numpy convert it, or say why not
+            if packed is not None:
+                self._raw.publish_bytes(packed, 1, self._dtype.itemsize)
+                return self._raw.cursor
         records = self._as_records(record)
         if records.shape != (1,):
             raise RecordError(f"publish takes one record; got {len(records)} (use publish_batch)")
