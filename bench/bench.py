@@ -130,53 +130,61 @@ def throughput(cfg, args):
 
 def python_rows(cfg, args):
     build = args.build
-    combos = [("cpp", "xdisruptor", "event"), ("cpp", "xdisruptor", "batch"),
-              ("cpp", "naive", "event"), ("cpp", "zmq", "event"),
-              ("py", "xdisruptor", "event"), ("py", "xdisruptor", "batch"),
-              ("py", "iceoryx2", "event"), ("py", "iceoryx2", "batch"),
-              ("py", "zmq", "event"), ("py", "zmq", "batch"),
-              ("py", "faster-fifo", "event"), ("py", "faster-fifo", "batch"),
-              ("py", "mpqueue", "event"), ("py", "mpqueue", "batch")]
+    own = "own"  # the peer's own way of waiting
+    combos = [("cpp", "xdisruptor", m, w) for w in ("busy-spin", "yielding", "blocking")
+              for m in ("event", "batch")] + \
+             [("cpp", "naive", "event", "busy-spin"), ("cpp", "zmq", "event", own),
+              ("py", "xdisruptor", "event", "yielding"), ("py", "xdisruptor", "batch", "yielding"),
+              ("py", "iceoryx2", "event", own), ("py", "iceoryx2", "batch", own),
+              ("py", "zmq", "event", own), ("py", "zmq", "batch", own),
+              ("py", "faster-fifo", "event", own), ("py", "faster-fifo", "batch", own),
+              ("py", "mpqueue", "event", own), ("py", "mpqueue", "batch", own)]
     cpp_cache = {}
 
     def one(combo):
-        producer, impl, mode = combo
+        producer, impl, mode, wait = combo
         events = cfg["py_batch_events"] if mode == "batch" else cfg["py_events"]
         if producer == "cpp" and impl in ("xdisruptor", "naive"):
-            # python_consumer.py measures naive, per event and per batch in one go: run it
-            # once per round (at the round's first cpp row) and hand out its figures.
+            # python_consumer.py measures per event and per batch (and the naive ring, whose
+            # reader spins) in one go: run it at the first of those rows in a round and hand
+            # its figures to the others.
             if combo not in cpp_cache:
+                kinds = "naive" if impl == "naive" else "events,batches"
                 with tempfile.NamedTemporaryFile(suffix=".json") as f:
                     p = subprocess.run([sys.executable, "bench/python_consumer.py", "--build",
                                         str(build), "--events", str(cfg["py_batch_events"]),
-                                        "--runs", "1", "--json", f.name],
+                                        "--runs", "1", "--wait",
+                                        "yielding" if impl == "naive" else wait,
+                                        "--kinds", kinds, "--json", f.name],
                                        capture_output=True, text=True, timeout=900)
                     if p.returncode != 0:
                         return p.returncode, None, p.stderr
                     data = json.loads(pathlib.Path(f.name).read_text())
-                for c, k in ((("cpp", "xdisruptor", "event"), "events"),
-                             (("cpp", "xdisruptor", "batch"), "batches"),
-                             (("cpp", "naive", "event"), "naive")):
-                    cpp_cache[c] = {"impl": c[1], "mode": c[2], "ok": True,
-                                    "events": data["events"],
-                                    "events_per_s": data["median"][k]}
+                for c, k in ((("cpp", "xdisruptor", "event", wait), "events"),
+                             (("cpp", "xdisruptor", "batch", wait), "batches"),
+                             (("cpp", "naive", "event", "busy-spin"), "naive")):
+                    if k in data["median"]:
+                        cpp_cache[c] = {"impl": c[1], "mode": c[2], "ok": True,
+                                        "events": data["events"],
+                                        "events_per_s": data["median"][k]}
             return 0, cpp_cache.pop(combo), ""
-        name = f"{impl}-{producer}"
-        return run_json([sys.executable, "bench/python_peers.py", "--impl", name, "--mode",
-                         mode, "--events", str(events), "--build", str(build)])
+        return run_json([sys.executable, "bench/python_peers.py", "--impl", f"{impl}-{producer}",
+                         "--mode", mode, "--events", str(events), "--build", str(build)])
 
     log("python: C++ and Python producers -> one Python consumer")
-    results, na = rounds(combos, args.runs, one)
+    results, _ = rounds(combos, args.runs, one)
     rows = []
     for combo in combos:
-        producer, impl, mode = combo
+        producer, impl, mode, wait = combo
         rates = [r["events_per_s"] for r in results[combo]]
-        row = {"producer": producer, "impl": impl, "mode": mode, **summarize(rates)}
-        ref = (producer, "xdisruptor", mode)
+        row = {"producer": producer, "impl": impl, "mode": mode, "wait": wait,
+               **summarize(rates)}
+        ref = (producer, "xdisruptor", mode, "yielding")
         if impl != "xdisruptor" and ref in results:
             row["xdisruptor_ratio"] = ratios(results, ref, combo, args.runs)
         rows.append(row)
-    return {"rows": rows, "cores": os.cpu_count(), "consumer_wait": "yielding"}
+    return {"rows": rows, "cores": os.cpu_count(),
+            "note": "ratios against the xdisruptor consumer that yields"}
 
 
 def latency(cfg, args):
@@ -285,14 +293,15 @@ def markdown(res):
         lines.append("")
     if "python" in res:
         lines += ["## One Python consumer", "",
-                  "| producer | implementation | per | M events/s | xdisruptor / row |",
-                  "|---|---|---|---:|---:|"]
+                  "Ratios against the xdisruptor consumer that yields, same producer and mode.",
+                  "", "| producer | implementation | per | wait | M events/s | xdisruptor / row |",
+                  "|---|---|---|---|---:|---:|"]
         for row in res["python"]["rows"]:
             ratio = row.get("xdisruptor_ratio")
             who = "C++" if row["producer"] == "cpp" else "Python"
             ratio_text = f"{ratio:.2f}x" if ratio else ""
-            lines.append(f"| {who} | {row['impl']} | {row['mode']} | {fmt_rate(row)} | "
-                         f"{ratio_text} |")
+            lines.append(f"| {who} | {row['impl']} | {row['mode']} | {row.get('wait', '')} | "
+                         f"{fmt_rate(row)} | {ratio_text} |")
         lines.append("")
     if "latency" in res:
         lat = res["latency"]
@@ -356,6 +365,7 @@ def plots(res, out):
         fig, ax = plt.subplots(figsize=(10, 5))
         rows = res["python"]["rows"]
         names = [f"{'C++' if r['producer'] == 'cpp' else 'Py'}->Py {r['impl']} per {r['mode']}"
+                 + (f" ({r['wait']})" if r.get("wait") not in (None, "own") else "")
                  for r in rows]
         ax.barh(names, [r["median"] / 1e6 for r in rows],
                 xerr=[[(r["median"] - r["min"]) / 1e6 for r in rows],
@@ -392,11 +402,18 @@ def main():
     parser.add_argument("--build", type=pathlib.Path, default=pathlib.Path("build/release"))
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("docs/benchmarks"))
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="throughput,python,latency,micro")
+    parser.add_argument("--only", default="throughput,python,latency,micro",
+                        help="sections to measure; the others are kept from the last results")
     args = parser.parse_args()
     cfg = MODES[args.mode]
     res = {"mode": args.mode, "runs": args.runs, "machine": machine(), "config": cfg}
     sections = args.only.split(",")
+    previous = args.out / f"results-{args.mode}.json"
+    if previous.exists() and len(sections) < 4:
+        # --only re-measures some sections; the others stay as they were measured.
+        old = json.loads(previous.read_text())
+        res.update({k: v for k, v in old.items() if k in ("throughput", "python", "latency",
+                                                           "micro")})
     for name, fn in (("throughput", throughput), ("python", python_rows),
                      ("latency", latency), ("micro", micro)):
         if name in sections:
