@@ -54,11 +54,15 @@ def run_json(argv, timeout=900):
     return p.returncode, json.loads(line) if line else None, p.stderr
 
 
+FAILED_RUNS = []  # runs whose checks failed (then retried once): reported, never hidden
+
+
 def rounds(combos, runs, run_one):
     """Runs every combo once per round, rotating the order; returns {combo: [results]} and
     {combo: reason} for those not applicable (exit 3)."""
     results = {c: [] for c in combos}
     na = {}
+    failures = FAILED_RUNS
     for r in range(runs):
         order = combos[r % len(combos):] + combos[:r % len(combos)]
         for combo in order:
@@ -69,7 +73,13 @@ def rounds(combos, runs, run_one):
                 na[combo] = out["na"]
                 continue
             if rc != 0 or not out or not out.get("ok"):
-                raise SystemExit(f"{combo}: run failed (exit {rc}): {err[-2000:]}")
+                # Logged and kept in the results (failed_runs); one retry, then give up.
+                failures.append({"combo": "/".join(combo), "exit": rc, "stderr": err[-800:]})
+                log(f"  {'/'.join(combo)}: run FAILED (exit {rc}), retrying once: "
+                    f"{err.strip()[-300:]}")
+                rc, out, err = run_one(combo)
+                if rc != 0 or not out or not out.get("ok"):
+                    raise SystemExit(f"{combo}: run failed twice (exit {rc}): {err[-2000:]}")
             results[combo].append(out)
         log(f"  round {r + 1}/{runs}: " + ", ".join(
             f"{'/'.join(c)} {results[c][-1]['events_per_s'] / 1e6:.2f}M"
@@ -275,6 +285,11 @@ def markdown(res):
              f"{m['python']}. Medians of {res['runs']} runs (min..max) in millions of 64-byte "
              "events per second; a ratio is xdisruptor / the row, taken within each round and "
              "the median of those. Reproduce with `bench/run " + res["mode"] + "`.", ""]
+    for f in res.get("failed_runs", []):
+        lines.append(f"- A run of {f['combo']} failed its check (exit {f['exit']}) and was run "
+                     "again; the failure is kept in the JSON (`failed_runs`).")
+    if res.get("failed_runs"):
+        lines.append("")
     if "throughput" in res:
         lines += ["## Throughput across processes (C++)", "",
                   "| topology | implementation | wait | M events/s | xdisruptor / row |",
@@ -418,6 +433,8 @@ def main():
                      ("latency", latency), ("micro", micro)):
         if name in sections:
             res[name] = fn(cfg, args)
+    res["failed_runs"] = res.get("failed_runs", []) + FAILED_RUNS if len(sections) < 4 \
+        else FAILED_RUNS
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"results-{args.mode}"
     (args.out / f"{stem}.json").write_text(json.dumps(res, indent=1) + "\n")

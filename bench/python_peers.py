@@ -281,6 +281,10 @@ def run(impl, mode, events, build):
     for c in cleanup:
         c()
     ok = check.ok and check.next == events and all(p.exitcode == 0 for p in procs)
+    if not ok:
+        print(f"{impl}/{mode}: check {'passed' if check.ok else 'FAILED'} at event "
+              f"{check.next} of {events}; producer exit codes "
+              f"{[p.exitcode for p in procs]}", file=sys.stderr)
     return elapsed, ok
 
 
