@@ -159,8 +159,9 @@ TEST(WaitMultiProcessTest, ShouldLoseNoWakeupWhenPublishAndWaitRaceWithRandomPau
     } handler{&rng, &expected, &errors};
     BatchEventProcessor<TestEvent, Handler> p(*r, *c, handler);
     if (p.Run() != WaitStatus::kClosed) return 12;
-    const std::uint64_t stats[2] = {wait::Stats().lost_wakeups.load(),
-                                    wait::Stats().sleeps.load()};
+    const std::uint64_t stats[4] = {wait::Stats().lost_wakeups.load(),
+                                    wait::Stats().sleeps.load(), wait::Stats().blocks.load(),
+                                    wait::Stats().wakes.load()};
     if (::write(report[1], stats, sizeof(stats)) != sizeof(stats)) return 20;
     return errors != 0 ? 10 : expected != kEvents ? 11 : 0;
   });
@@ -179,11 +180,18 @@ TEST(WaitMultiProcessTest, ShouldLoseNoWakeupWhenPublishAndWaitRaceWithRandomPau
   }
   producer->Close();
   ASSERT_EQ(WaitChild(child, std::chrono::seconds(240)), 0);
-  std::uint64_t stats[2] = {};
+  std::uint64_t stats[4] = {};
   ASSERT_EQ(::read(report[0], stats, sizeof(stats)), static_cast<ssize_t>(sizeof(stats)));
   EXPECT_EQ(stats[0], 0u) << "consumer lost wake-ups";
   EXPECT_GT(stats[1], 1000u) << "the consumer hardly ever slept: the test did not test";
   EXPECT_EQ(wait::Stats().lost_wakeups.load(), 0u) << "producer lost wake-ups";
+  // One wake per sleep: each side's wakes collect bits the other side set, never more (the
+  // producer used to pay a futex_wake on every publish until the woken consumer ran again).
+  EXPECT_LE(wait::Stats().wakes.load(), stats[2]) << "the producer woke more often than the "
+                                                     "consumer went to sleep";
+  EXPECT_LE(stats[3], wait::Stats().blocks.load()) << "the consumer woke more often than the "
+                                                      "producer went to sleep";
+  EXPECT_GT(wait::Stats().wakes.load(), 0u) << "nobody was ever woken: the test did not test";
   ::close(report[0]);
   ::close(report[1]);
 }

@@ -1,6 +1,9 @@
 #include "xdisruptor/wait_strategy.h"
 
+#include <atomic>
 #include <chrono>
+#include <random>
+#include <thread>
 
 #include "gtest/gtest.h"
 
@@ -44,6 +47,48 @@ TEST(WaitStrategyTest, ShouldSleepWhenSpinAndYieldAreSpent) {
   for (int i = 0; i < 16; ++i) idler.Idle(NoBlockTarget);  // 1,2,4,...,1024 us, then 2 ms x 5
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(10));
   EXPECT_EQ(idler.attempts(), 16u);
+}
+
+// A publish that does not reach what a sleeper needs still collects its sleeper bit and wakes
+// it; a waiter whose bit was collected between setting it and sleeping must not then sleep
+// through the publish it needs (nobody would wake it: its bit is gone). Each round the waiter
+// needs 2r; the publisher stores 2r-1 (not enough) and then 2r, after a random few pauses so
+// that the first publish lands anywhere in the waiter's BlockOn. A sleep through the second
+// publish ends at the 1 ms budget with the word unchanged and the sequence reached: counted as
+// a lost wake-up by BlockOn.
+TEST(BlockingTest, ShouldNotSleepThroughTheNeededPublishWhenAnEarlierOneCollectedItsBit) {
+  constexpr std::int64_t kRounds = 200'000;
+  NotificationState n{};
+  std::atomic<std::int64_t> sequence{0};
+  std::atomic<std::int64_t> wanted{0};
+  const std::uint64_t lost_before = wait::Stats().lost_wakeups.load();
+  const std::uint64_t blocks_before = wait::Stats().blocks.load();
+  std::thread publisher([&] {
+    std::minstd_rand rng(5);
+    for (std::int64_t r = 1; r <= kRounds; ++r) {
+      while (wanted.load(std::memory_order_acquire) < r) wait::CpuRelax();
+      for (std::uint32_t i = rng() % 64; i > 0; --i) wait::CpuRelax();
+      sequence.store(2 * r - 1, std::memory_order_release);
+      wait::Notify(n);
+      for (std::uint32_t i = rng() % 16; i > 0; --i) wait::CpuRelax();
+      sequence.store(2 * r, std::memory_order_release);
+      wait::Notify(n);
+    }
+  });
+  wait::BlockTarget target;
+  target.sequence = &sequence;
+  target.notification = &n;
+  target.sleeper = {.producer = false, .index = 3};
+  for (std::int64_t r = 1; r <= kRounds; ++r) {
+    target.needed = 2 * r;
+    wanted.store(r, std::memory_order_release);
+    while (!wait::Reached(target, std::memory_order_acquire)) wait::BlockOn(target, 1'000'000);
+  }
+  publisher.join();
+  EXPECT_EQ(wait::Stats().lost_wakeups.load() - lost_before, 0u);
+  EXPECT_GT(wait::Stats().blocks.load() - blocks_before, 1000u)
+      << "the waiter hardly ever set its bit: the test did not test";
+  EXPECT_EQ(n.consumer_sleepers.load(), 0u);
 }
 
 }  // namespace
