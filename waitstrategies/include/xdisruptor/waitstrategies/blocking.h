@@ -114,12 +114,14 @@ inline void Notify(NotificationState& n) {
   // load of the sleeper count; pairs with fence #1 in BlockOn. Without it the count could be
   // read before the store is visible while a waiter re-checks the old sequence: a lost wake-up.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if ((n.consumer_sleepers.load(std::memory_order_relaxed) |
-       n.producer_sleepers.load(std::memory_order_relaxed)) != 0) [[unlikely]] {
+  std::uint64_t consumers = n.consumer_sleepers.load(std::memory_order_relaxed);
+  std::uint32_t producers = n.producer_sleepers.load(std::memory_order_relaxed);
+  if ((consumers | producers) != 0) [[unlikely]] {
     // Collect the bits: a publisher that collects none leaves the wake to the one that did.
-    // acq_rel: the bump below is ordered after the exchange (see the protocol above).
-    const std::uint64_t consumers = n.consumer_sleepers.exchange(0, std::memory_order_acq_rel);
-    const std::uint32_t producers = n.producer_sleepers.exchange(0, std::memory_order_acq_rel);
+    // A mask read as empty needs no exchange: a bit set after fence #2 belongs to a waiter
+    // whose re-check sees our sequence. acq_rel: the bump below is ordered after the exchange.
+    if (consumers != 0) consumers = n.consumer_sleepers.exchange(0, std::memory_order_acq_rel);
+    if (producers != 0) producers = n.producer_sleepers.exchange(0, std::memory_order_acq_rel);
     if ((consumers | producers) != 0) {
       Stats().wakes.fetch_add(1, std::memory_order_relaxed);
       WakeAll(n);
@@ -143,6 +145,13 @@ inline bool StillShort(const BlockTarget& t) {
     return false;
   }
   return t.alert == nullptr || !t.alert->load(std::memory_order_relaxed);
+}
+
+// True while `who`'s bit is set in `n`.
+inline bool SleeperBitSet(const NotificationState& n, Sleeper who, std::memory_order order) {
+  return who.producer
+             ? (n.producer_sleepers.load(order) & (std::uint32_t{1} << who.index)) != 0
+             : (n.consumer_sleepers.load(order) & (std::uint64_t{1} << who.index)) != 0;
 }
 
 // Clears a sleeper's bit from `n`: for the entry of a process that died asleep.
@@ -172,13 +181,7 @@ inline void BlockOn(const BlockTarget& target, std::int64_t max_sleep_ns) {
   // A publisher collected our bit since we set it: it bumps (or has bumped) the word for us.
   // If we read the bumped word the exchange is visible here: return, the caller re-checks.
   // If we read the old word, sleeping would return at once anyway.
-  const bool collected =
-      target.sleeper.producer
-          ? (n.producer_sleepers.load(std::memory_order_acquire) &
-             (std::uint32_t{1} << target.sleeper.index)) == 0
-          : (n.consumer_sleepers.load(std::memory_order_acquire) &
-             (std::uint64_t{1} << target.sleeper.index)) == 0;
-  if (collected) return;
+  if (!SleeperBitSet(n, target.sleeper, std::memory_order_acquire)) return;
   if (StillShort(target)) {
     Stats().sleeps.fetch_add(1, std::memory_order_relaxed);
     if (!FutexWait(&n.futex_word, word, max_sleep_ns)) {
