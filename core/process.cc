@@ -75,4 +75,33 @@ bool IsProcessAlive(std::int64_t pid, std::uint64_t start_time) {
   return start_time == 0 || fields.start_time == start_time;
 }
 
+bool IsAlive(const ProcessIdentity& who) { return IsProcessAlive(who.pid, who.start_time); }
+
+ProcessIdentity LoadOwner(const OwnerState& owner) {
+  ProcessIdentity who;
+  who.pid = owner.pid.load(std::memory_order_acquire);
+  who.start_time = owner.start_time.load(std::memory_order_relaxed);
+  return who;
+}
+
+void StoreOwner(OwnerState& owner, const ProcessIdentity& who) {
+  owner.start_time.store(who.start_time, std::memory_order_relaxed);
+  owner.pid.store(who.pid, std::memory_order_release);
+}
+
+void ClearOwner(OwnerState& owner) {
+  owner.pid.store(0, std::memory_order_release);
+  owner.start_time.store(0, std::memory_order_relaxed);
+}
+
+Liveness OwnerLiveness(const OwnerState& owner) {
+  const ProcessIdentity who = LoadOwner(owner);
+  if (who.pid == 0) return Liveness::kNobody;
+  return IsAlive(who) ? Liveness::kAlive : Liveness::kDead;
+}
+
+bool OwnedByMe(const OwnerState& owner) {
+  return owner.pid.load(std::memory_order_relaxed) == ::getpid();
+}
+
 }  // namespace xdisruptor

@@ -50,8 +50,8 @@ absl::Status ValidateConsumerTable(const std::byte* base) {
   const auto* table = reinterpret_cast<const ConsumerState*>(base + kConsumerTableOffset);
   for (std::size_t i = 0; i < kMaxConsumers; ++i) {
     const ConsumerState& c = table[i];
-    const std::uint32_t status = c.status.load(std::memory_order_relaxed);
-    if (status > static_cast<std::uint32_t>(ConsumerStatus::kEvicted) ||
+    const auto status = static_cast<std::uint32_t>(c.status.load(std::memory_order_relaxed));
+    if (status >= kConsumerStatusCount ||
         c.name_length > kMaxNameLength || c.after_count > kMaxAfter) {
       return absl::DataLossError(absl::StrFormat(
           "consumer entry %d is corrupt (status %d, name length %d, %d upstreams); remove and "
@@ -154,7 +154,7 @@ absl::StatusOr<HeaderSnapshot> ValidateAndSnapshot(const std::byte* base, std::s
         absl::StrFormat("ring header claims %d consumer entries, expected %d", h.max_consumers,
                         kMaxConsumers));
   }
-  auto layout = ComputeLayout(h.capacity, h.slot_size, static_cast<SequencerKind>(h.sequencer_kind));
+  auto layout = ComputeLayout(h.capacity, h.slot_size, h.sequencer_kind);
   if (!layout.ok()) {
     return absl::DataLossError(
         absl::StrCat("ring header is corrupt: ", layout.status().message()));
@@ -192,7 +192,7 @@ absl::StatusOr<HeaderSnapshot> ValidateAndSnapshot(const std::byte* base, std::s
   HeaderSnapshot snapshot;
   snapshot.capacity = h.capacity;
   snapshot.slot_size = h.slot_size;
-  snapshot.kind = static_cast<SequencerKind>(h.sequencer_kind);
+  snapshot.kind = h.sequencer_kind;
   snapshot.schema = std::string(schema);
   snapshot.layout = *layout;
   return snapshot;
@@ -263,7 +263,7 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
   h.segment_size = layout->segment_size;
   h.capacity = options.capacity;
   h.slot_size = options.slot_size;
-  h.sequencer_kind = static_cast<std::uint32_t>(options.sequencer);
+  h.sequencer_kind = options.sequencer;
   h.max_consumers = kMaxConsumers;
   h.schema_length = static_cast<std::uint32_t>(options.schema.size());
   std::memcpy(h.schema, options.schema.data(), options.schema.size());
@@ -281,7 +281,6 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
 
   auto& p = *reinterpret_cast<ProducerState*>(base + layout->producer_offset);
   p.cursor.store(kInitialSequence, std::memory_order_relaxed);
-  p.claim.store(kInitialSequence, std::memory_order_relaxed);
   p.closed_at_sequence.store(kInitialSequence, std::memory_order_relaxed);
   auto* consumers = reinterpret_cast<ConsumerState*>(base + layout->consumer_table_offset);
   for (std::size_t i = 0; i < kMaxConsumers; ++i) {

@@ -4,17 +4,17 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "xdisruptor/consumer.h"
+#include "internal/consumer_table.h"
+#include "internal/producer_table.h"
+#include "xdisruptor/internal/availability.h"
+#include "xdisruptor/layout_access.h"
+#include "xdisruptor/names.h"
 #include "xdisruptor/process.h"
 
 namespace xdisruptor {
 namespace {
 
-std::string EntryName(const ConsumerState& c) {
-  return std::string(c.name, std::min<std::size_t>(c.name_length, kMaxNameLength));
-}
-
-std::string JsonString(const std::string& s) {
+std::string JsonString(std::string_view s) {
   std::string out = "\"";
   for (char ch : s) {
     if (ch == '"' || ch == '\\') {
@@ -29,69 +29,78 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
+const char* JsonBool(bool b) { return b ? "true" : "false"; }
+
+ConsumerStats EntryStats(const RingSegment& ring, std::size_t i, std::int64_t published,
+                         std::int64_t now_ns) {
+  const ConsumerState& c = ring.consumer(i);
+  ConsumerStats cs;
+  cs.index = static_cast<int>(i);
+  cs.name = internal::EntryName(c);
+  cs.pid = LoadOwner(c.owner).pid;
+  cs.alive = IsAlive(c.owner);
+  cs.state = LoadStatus(c);
+  cs.sequence = LoadSequence(c);
+  cs.lag = std::max<std::int64_t>(0, published - cs.sequence);
+  cs.events = LoadCounter(c.events);
+  cs.batches = LoadCounter(c.batches);
+  cs.waits = LoadCounter(c.waits);
+  cs.registered_at_unix_ns = c.registered_at_unix_ns.load(std::memory_order_relaxed);
+  if (now_ns > cs.registered_at_unix_ns && cs.registered_at_unix_ns > 0) {
+    cs.events_per_second = static_cast<double>(cs.events) * 1e9 /
+                           static_cast<double>(now_ns - cs.registered_at_unix_ns);
+  }
+  cs.wait = LoadWaitParams(c);
+  cs.stall_policy = LoadStallPolicy(c);
+  cs.after = internal::UpstreamNames(ring, c);
+  cs.join_sequence = c.join_sequence.load(std::memory_order_relaxed);
+  cs.evictions = LoadCounter(c.evictions);
+  cs.missed = LoadCounter(c.missed);
+  cs.handler_errors = LoadCounter(c.handler_errors);
+  return cs;
+}
+
+// The highest sequence published contiguously: from the slowest gating consumer on (never more
+// than a lap back), as a barrier without upstreams would see it.
+std::int64_t Published(const RingSegment& ring, std::int64_t cursor) {
+  const internal::Availability availability(ring);
+  std::int64_t from = cursor - static_cast<std::int64_t>(ring.capacity()) + 1;
+  for (std::uint64_t m = LoadGatingMask(ring.producer()); m != 0; m &= m - 1) {
+    from = std::max(from, LoadSequence(ring.consumer(std::countr_zero(m))) + 1);
+  }
+  return availability.HighestPublished(std::max<std::int64_t>(from, 0), cursor);
+}
+
 }  // namespace
 
 RingStats Stats(const RingSegment& ring) {
   RingStats st;
   const ProducerState& p = ring.producer();
+  const RingHeaderState& h = ring.header();
   st.name = std::string(ring.name());
   st.capacity = ring.capacity();
   st.slot_size = ring.slot_size();
   st.schema = std::string(ring.schema());
+  st.sequencer = ring.sequencer_kind();
   st.multi_producer = ring.multi_producer();
-  st.cursor = (st.multi_producer ? p.claim : p.cursor).load(std::memory_order_acquire);
-  st.closed = p.ring_status.load(std::memory_order_acquire) ==
-              static_cast<std::uint32_t>(RingStatus::kClosed);
-  if (st.multi_producer) {
-    for (const ProducerEntryState& e : p.producers) {
-      const std::int64_t pid = e.pid.load(std::memory_order_acquire);
-      if (pid == 0) continue;
-      st.producer_pids.push_back(pid);
-      st.producer_alive = st.producer_alive ||
-                          IsProcessAlive(pid, e.start_time.load(std::memory_order_relaxed));
-    }
-  } else if (const std::int64_t pid = p.producer_pid.load(std::memory_order_acquire); pid != 0) {
-    st.producer_pids.push_back(pid);
-    st.producer_alive = IsProcessAlive(pid, p.producer_start_time.load(std::memory_order_relaxed));
+  st.closed = IsClosed(p);  // before the cursor: a closed ring's cursor read next is final
+  st.cursor = LoadCursor(p);
+  st.published = Published(ring, st.cursor);
+  st.closed_at = p.closed_at_sequence.load(std::memory_order_relaxed);
+  st.creator_pid = h.creator_pid;
+  st.created_at_unix_ns = h.created_at_unix_ns;
+  for (const internal::ProducerInfo& info : internal::Producers(ring)) {
+    st.producers.push_back(
+        {.index = info.index, .pid = info.pid, .alive = info.alive, .wait = info.wait});
+    st.producer_pids.push_back(info.pid);
+    st.producer_alive = st.producer_alive || info.alive;
   }
   const std::int64_t now_ns = absl::ToUnixNanos(absl::Now());
   for (std::size_t i = 0; i < kMaxConsumers; ++i) {
-    const ConsumerState& c = ring.consumer(i);
-    const std::uint32_t status = c.status.load(std::memory_order_acquire);
-    if (status != static_cast<std::uint32_t>(ConsumerStatus::kActive) &&
-        status != static_cast<std::uint32_t>(ConsumerStatus::kEvicted)) {
-      continue;
+    const ConsumerStatus status = LoadStatus(ring.consumer(i));
+    if (status == ConsumerStatus::kActive || status == ConsumerStatus::kEvicted) {
+      st.consumers.push_back(EntryStats(ring, i, st.published, now_ns));
     }
-    ConsumerStats cs;
-    cs.index = static_cast<int>(i);
-    cs.name = EntryName(c);
-    cs.pid = c.pid.load(std::memory_order_relaxed);
-    cs.alive = IsProcessAlive(cs.pid, c.start_time.load(std::memory_order_relaxed));
-    cs.state = status == static_cast<std::uint32_t>(ConsumerStatus::kActive) ? "active"
-                                                                              : "evicted";
-    cs.sequence = c.sequence.load(std::memory_order_acquire);
-    cs.lag = std::max<std::int64_t>(0, st.cursor - cs.sequence);
-    cs.events = c.events.load(std::memory_order_relaxed);
-    cs.batches = c.batches.load(std::memory_order_relaxed);
-    cs.waits = c.waits.load(std::memory_order_relaxed);
-    const std::int64_t since = c.registered_at_unix_ns.load(std::memory_order_relaxed);
-    if (now_ns > since && since > 0) {
-      cs.events_per_second = static_cast<double>(cs.events) * 1e9 /
-                             static_cast<double>(now_ns - since);
-    }
-    cs.wait = LoadWaitParams(c);
-    cs.stall_policy = c.stall_policy.load(std::memory_order_relaxed) ==
-                              static_cast<std::uint32_t>(StallPolicy::kEvict)
-                          ? "evict"
-                          : "hold";
-    for (std::uint32_t k = 0; k < std::min<std::uint32_t>(c.after_count, kMaxAfter); ++k) {
-      const auto up = static_cast<std::size_t>(c.after[k]);
-      if (up < kMaxConsumers) cs.after.push_back(EntryName(ring.consumer(up)));
-    }
-    cs.evictions = c.evictions.load(std::memory_order_relaxed);
-    cs.missed = c.missed.load(std::memory_order_relaxed);
-    cs.handler_errors = c.handler_errors.load(std::memory_order_relaxed);
-    st.consumers.push_back(std::move(cs));
   }
   return st;
 }
@@ -99,13 +108,22 @@ RingStats Stats(const RingSegment& ring) {
 std::string StatsJson(const RingStats& st) {
   std::string out = absl::StrFormat(
       "{\"name\": %s, \"capacity\": %d, \"slot_size\": %d, \"schema\": %s, "
-      "\"multi_producer\": %s, \"cursor\": %d, \"closed\": %s, \"producer_alive\": %s, "
-      "\"producer_pids\": [",
+      "\"producers_kind\": %s, \"multi_producer\": %s, \"cursor\": %d, \"published\": %d, "
+      "\"closed\": %s, \"closed_at\": %d, \"creator_pid\": %d, \"created_at_unix_ns\": %d, "
+      "\"producer_alive\": %s, \"producer_pids\": [",
       JsonString(st.name), st.capacity, st.slot_size, JsonString(st.schema),
-      st.multi_producer ? "true" : "false", st.cursor, st.closed ? "true" : "false",
-      st.producer_alive ? "true" : "false");
+      JsonString(SequencerKindName(st.sequencer)), JsonBool(st.multi_producer), st.cursor,
+      st.published, JsonBool(st.closed), st.closed_at, st.creator_pid, st.created_at_unix_ns,
+      JsonBool(st.producer_alive));
   for (std::size_t i = 0; i < st.producer_pids.size(); ++i) {
     out += absl::StrFormat("%s%d", i ? ", " : "", st.producer_pids[i]);
+  }
+  out += "], \"producers\": [";
+  for (std::size_t i = 0; i < st.producers.size(); ++i) {
+    const ProducerStats& p = st.producers[i];
+    out += absl::StrFormat("%s{\"index\": %d, \"pid\": %d, \"alive\": %s, \"wait\": %s}",
+                           i ? ", " : "", p.index, p.pid, JsonBool(p.alive),
+                           JsonString(WaitKindName(p.wait)));
   }
   out += "], \"consumers\": [";
   for (std::size_t i = 0; i < st.consumers.size(); ++i) {
@@ -115,18 +133,25 @@ std::string StatsJson(const RingStats& st) {
       after += (k ? ", " : "") + JsonString(c.after[k]);
     }
     after += "]";
+    std::string wait_params;
+    for (const WaitParamInfo& info : kWaitParams) {
+      wait_params += info.unit == WaitParamUnit::kWaitKind
+                         ? absl::StrFormat(", \"%s\": %s", info.name,
+                                           JsonString(WaitKindName(c.wait.fallback_kind)))
+                         : absl::StrFormat(", \"%s\": %.9g", info.name,
+                                           WaitParamNumber(c.wait, info));
+    }
     out += absl::StrFormat(
         "%s{\"index\": %d, \"name\": %s, \"pid\": %d, \"alive\": %s, \"state\": %s, "
         "\"sequence\": %d, \"lag\": %d, \"events\": %d, \"batches\": %d, \"waits\": %d, "
-        "\"events_per_second\": %.1f, \"wait\": %s, \"spin_tries\": %d, \"yield_tries\": %d, "
-        "\"sleep_ceiling_ns\": %d, \"timeout_ns\": %d, \"stall_policy\": %s, \"after\": %s, "
-        "\"evictions\": %d, \"missed\": %d, \"handler_errors\": %d}",
-        i ? ", " : "", c.index, JsonString(c.name), c.pid, c.alive ? "true" : "false",
-        JsonString(c.state), c.sequence, c.lag, c.events, c.batches, c.waits,
-        c.events_per_second, JsonString(std::string(WaitKindName(c.wait.kind))),
-        c.wait.spin_tries, c.wait.yield_tries, c.wait.sleep_ceiling_ns, c.wait.timeout_ns,
-        JsonString(c.stall_policy), after, c.evictions, c.missed,
-        c.handler_errors);
+        "\"events_per_second\": %.1f, \"wait\": %s%s, \"stall_policy\": %s, \"after\": %s, "
+        "\"join_sequence\": %d, \"registered_at_unix_ns\": %d, \"evictions\": %d, "
+        "\"missed\": %d, \"handler_errors\": %d}",
+        i ? ", " : "", c.index, JsonString(c.name), c.pid, JsonBool(c.alive),
+        JsonString(ConsumerStatusName(c.state)), c.sequence, c.lag, c.events, c.batches,
+        c.waits, c.events_per_second, JsonString(WaitKindName(c.wait.kind)), wait_params,
+        JsonString(StallPolicyName(c.stall_policy)), after, c.join_sequence,
+        c.registered_at_unix_ns, c.evictions, c.missed, c.handler_errors);
   }
   return out + "]}";
 }

@@ -1,4 +1,5 @@
 #include "xdisruptor/consumer.h"
+#include "xdisruptor/process.h"
 
 #include <string>
 #include <vector>
@@ -33,10 +34,10 @@ TEST_F(ConsumerTest, ShouldJoinAtTheCursorWhenRegistering) {
   EXPECT_EQ(c->sequence(), 4);
   EXPECT_EQ(c->join_sequence(), 4);
   const ConsumerState& entry = ring_->consumer(static_cast<std::size_t>(c->index()));
-  EXPECT_EQ(entry.status.load(), static_cast<std::uint32_t>(ConsumerStatus::kActive));
+  EXPECT_EQ(LoadStatus(entry), ConsumerStatus::kActive);
   EXPECT_EQ(std::string(entry.name, entry.name_length), "late");
   EXPECT_EQ(entry.wait_kind.load(), static_cast<std::uint32_t>(WaitKind::kSleeping));
-  EXPECT_EQ(entry.pid.load(), ::getpid());
+  EXPECT_EQ(LoadOwner(entry.owner).pid, ::getpid());
   EXPECT_NE(ring_->producer().gating_mask.load() & (1ull << c->index()), 0u);
   EXPECT_EQ(ActiveConsumerCount(*ring_), 1);
 }
@@ -158,8 +159,8 @@ TEST_F(ConsumerTest, ShouldDeregisterTheOldEntryWhenMoveAssigned) {
   *first = *std::move(second);
   EXPECT_EQ(first->name(), "second");
   EXPECT_EQ(ActiveConsumerCount(*ring_), 1);
-  EXPECT_EQ(ring_->consumer(static_cast<std::size_t>(first_index)).status.load(),
-            static_cast<std::uint32_t>(ConsumerStatus::kFree));
+  EXPECT_EQ(LoadStatus(ring_->consumer(static_cast<std::size_t>(first_index))),
+            ConsumerStatus::kFree);
   EXPECT_FALSE(second->registered());
 }
 
@@ -184,7 +185,7 @@ TEST_F(ConsumerTest, ShouldNotHandOutAnEntryThatAStageRunsAfter) {
 
 TEST_F(ConsumerTest, ShouldFreeAnEntryLeftJoiningByADeadRegistrant) {
   ConsumerState& stale = ring_->consumer(0);  // as if its process died inside Register
-  stale.status.store(static_cast<std::uint32_t>(ConsumerStatus::kJoining));
+  StoreStatus(stale, ConsumerStatus::kJoining);
   ring_->producer().gating_mask.store(1);
   auto c = Consumer::Register(*ring_, "fresh");
   ASSERT_TRUE(c.ok());

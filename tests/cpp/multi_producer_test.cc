@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "test_util.h"
+#include "internal/producer_table.h"
 #include "xdisruptor/xdisruptor.h"
 
 namespace xdisruptor {
@@ -154,8 +155,8 @@ TEST(MultiProducerTest, ShouldReportTheStallWhenAProducerDiesBetweenClaimAndPubl
   r = consumer->barrier().WaitFor(2);
   EXPECT_EQ(r.status, WaitStatus::kProducerStalled);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
-  EXPECT_TRUE(HasStalledProducer(ring->segment(), 2));
-  EXPECT_FALSE(HasStalledProducer(ring->segment(), 5));  // published by the live one
+  EXPECT_TRUE(internal::HasStalledProducer(ring->segment(), 2));
+  EXPECT_FALSE(internal::HasStalledProducer(ring->segment(), 5));  // published by the live one
 }
 
 TEST(MultiProducerTest, ShouldRefuseTheWrongSequencerForTheRing) {

@@ -252,7 +252,7 @@ TEST(PipelineTest, ShouldStopAtTheFailingEventWhenRetriesRunOut) {
   // Everything before the failing event was released, nothing from it on.
   EXPECT_EQ(run.flaky_sequence, 1233);
   // The failure halted the rest of the pipeline; downstream never saw past the failure.
-  EXPECT_EQ(run.downstream.status, WaitStatus::kAlerted);
+  EXPECT_EQ(run.downstream.status, WaitStatus::kHalted);
   EXPECT_LE(downstream.expected, 1234);
   EXPECT_EQ(downstream.errors, 0u);
 }

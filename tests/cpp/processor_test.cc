@@ -92,7 +92,7 @@ TEST(ProcessorTest, ShouldReturnWhenHaltedFromAnotherThread) {
   ASSERT_TRUE(c.ok());
   CheckingHandler h;
   BatchEventProcessor<TestEvent, CheckingHandler> p(*ring, *c, h);
-  std::thread t([&] { EXPECT_EQ(p.Run(), WaitStatus::kAlerted); });
+  std::thread t([&] { EXPECT_EQ(p.Run(), WaitStatus::kHalted); });
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   p.Halt();
   t.join();
@@ -108,11 +108,11 @@ TEST(ProcessorTest, ShouldNotRunWhenHaltedBeforeItStarts) {
   CheckingHandler h;
   BatchEventProcessor<TestEvent, CheckingHandler> p(*ring, *c, h);
   p.Halt();
-  std::thread t([&] { EXPECT_EQ(p.Run(), WaitStatus::kAlerted); });
+  std::thread t([&] { EXPECT_EQ(p.Run(), WaitStatus::kHalted); });
   t.join();
   EXPECT_FALSE(h.started);
   // Halting is not sticky: a later Run waits again until halted again.
-  std::thread again([&] { EXPECT_EQ(p.Run(), WaitStatus::kAlerted); });
+  std::thread again([&] { EXPECT_EQ(p.Run(), WaitStatus::kHalted); });
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   p.Halt();
   again.join();

@@ -94,7 +94,7 @@ TEST(ReliabilityTest, ShouldEvictADeadEvictConsumerAndLetTheProducerGoOn) {
   for (int i = 0; i < 25; ++i) PublishRange(*ring, *producer, 4);  // far past a lap
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   const ConsumerState& entry = ring->segment().consumer(0);
-  EXPECT_EQ(entry.status.load(), static_cast<std::uint32_t>(ConsumerStatus::kEvicted));
+  EXPECT_EQ(LoadStatus(entry), ConsumerStatus::kEvicted);
   EXPECT_EQ(entry.evictions.load(), 1u);
   EXPECT_EQ(ring->segment().producer().gating_mask.load(), 0u);
 

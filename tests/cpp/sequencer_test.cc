@@ -64,11 +64,10 @@ TEST_F(SequencerTest, ShouldContinueTheSequenceWhenANewProducerAttaches) {
     first->Publish(0, first->Next(5));
     first->Close();
   }
-  EXPECT_EQ(ring_->producer().ring_status.load(),
-            static_cast<std::uint32_t>(RingStatus::kClosed));
+  EXPECT_TRUE(IsClosed(ring_->producer()));
   auto second = SingleProducerSequencer::Attach(*ring_);
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(ring_->producer().ring_status.load(), static_cast<std::uint32_t>(RingStatus::kOpen));
+  EXPECT_FALSE(IsClosed(ring_->producer()));
   EXPECT_EQ(second->Next(), 5);
 }
 

@@ -1,4 +1,4 @@
-// xdisruptor/layout.h — the shared-memory layout of a ring, version 1.
+// xdisruptor/layout.h — the shared-memory layout of a ring, version 2.
 //
 // Every type here lives inside the segment and is shared by processes that may be built by
 // different compilers and languages: standard-layout, trivially destructible, only fixed-width
@@ -8,15 +8,17 @@
 //
 // Segment map (offsets from the base; all of them are also recorded in the header):
 //   [0, 4096)                 RingHeaderState: identity, geometry, schema; read-only once made
-//   [4096, 6144)              ProducerState: cursor, claim, gating mask, notification words,
-//                             ring state, producer liveness and a producer table
+//   [4096, 6144)              ProducerState: cursor, gating mask, registry lock, the cursor's
+//                             notification words, ring status and the producer table
 //   [6144, 6144 + 64*640)     ConsumerState[64]: one entry per named consumer
 //   availability_offset       int32[capacity] lap marks (multi-producer rings only)
 //   slots_offset (4096-aligned) capacity * slot_size bytes of events
 //
 // Who writes what: the creator writes the header once; the producer writes the cursor; each
 // consumer writes its own entry's hot line; registration writes an entry's cold part under the
-// registry lock. See docs/architecture.md for every release/acquire pair.
+// registry lock. Code reads and writes these fields through the typed accessors of
+// layout_access.h (and process.h for owners), which name each memory order and its partner
+// once. See docs/architecture.md for every release/acquire pair.
 #ifndef XDISRUPTOR_LAYOUT_H_
 #define XDISRUPTOR_LAYOUT_H_
 
@@ -30,7 +32,7 @@ namespace xdisruptor {
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kSpacing = 128;  // two lines: defeats the adjacent-line prefetcher
 inline constexpr std::uint64_t kMagic = 0x3152545044534958ull;  // "XISDPTR1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: one producer table, one cursor
 inline constexpr std::size_t kMaxConsumers = 64;  // one bit each in the gating mask
 inline constexpr std::size_t kMaxAfter = 8;       // upstream stages one consumer may wait on
 inline constexpr std::size_t kMaxNameLength = 64;
@@ -46,9 +48,11 @@ enum class ConsumerStatus : std::uint32_t {
   kFree = 0,     // never used, or left: name and last sequence stay for the inspector
   kJoining = 1,  // claimed under the registry lock, not yet active
   kActive = 2,   // registered; gating if its bit is set in the gating mask
-  kEvicted = 3,  // dropped from gating by its stall policy (reliability issue)
+  kEvicted = 3,  // dropped from gating by its stall policy or an operator
 };
+inline constexpr std::uint32_t kConsumerStatusCount = 4;
 enum class StallPolicy : std::uint32_t { kHold = 0, kEvict = 1 };
+inline constexpr std::uint32_t kStallPolicyCount = 2;
 
 // The creator writes every field, then `layout_version` last with release. Read-only after.
 struct RingHeaderState {
@@ -58,7 +62,7 @@ struct RingHeaderState {
   std::uint64_t segment_size;                 // 16: bytes the creator sized the segment to
   std::uint64_t capacity;                     // 24: slots, a power of two
   std::uint32_t slot_size;                    // 32: bytes per slot, a multiple of 8
-  std::uint32_t sequencer_kind;               // 36: SequencerKind
+  SequencerKind sequencer_kind;               // 36
   std::uint32_t max_consumers;                // 40: kMaxConsumers
   std::uint32_t schema_length;                // 44: bytes used in `schema`
   std::uint64_t schema_hash;                  // 48: FNV-1a 64 of the schema text
@@ -66,13 +70,13 @@ struct RingHeaderState {
   std::uint64_t consumer_table_offset;        // 64
   std::uint64_t availability_offset;          // 72: 0 for single-producer rings
   std::uint64_t slots_offset;                 // 80
-  std::int64_t creator_pid;                   // 88
+  std::int64_t creator_pid;                   // 88: shown by `stat`
   std::uint64_t creator_start_time;           // 96: clock ticks since boot (/proc stat field 22)
-  std::int64_t created_at_unix_ns;            // 104
+  std::int64_t created_at_unix_ns;            // 104: shown by `stat`
   std::uint32_t ring_name_length;             // 112
-  std::uint32_t reserved0;                    // 116
+  std::uint32_t reserved_116;                 // 116
   char ring_name[kMaxNameLength];             // 120
-  std::uint8_t reserved[1024 - 184];          // 184: room for later header fields
+  std::uint8_t reserved_184[1024 - 184];      // 184: room for later header fields
   char schema[kMaxSchemaLength];              // 1024: numpy-style field list, not terminated
 };
 
@@ -81,47 +85,48 @@ struct RingHeaderState {
 // nobody sleeps. Bits, not a count: the bit of a process that died asleep is cleared when its
 // entry is taken over, so a crash cannot leave every later publish paying for a wake-up.
 struct alignas(kSpacing) NotificationState {
-  std::atomic<std::uint32_t> futex_word;
-  std::atomic<std::uint32_t> producer_sleepers;  // bit p: producer entry p sleeps here
-  std::atomic<std::uint64_t> consumer_sleepers;  // bit i: consumer entry i sleeps here
-  std::uint8_t reserved[kSpacing - 16];
+  std::atomic<std::uint32_t> futex_word;         // 0
+  std::atomic<std::uint32_t> producer_sleepers;  // 4: bit p: producer entry p sleeps here
+  std::atomic<std::uint64_t> consumer_sleepers;  // 8: bit i: consumer entry i sleeps here
+  std::uint8_t reserved_16[kSpacing - 16];
 };
 
-// One producer process's liveness record (multi-producer rings use several).
+// Which process holds an entry: pid (0: nobody) and its start time, so a reused pid is not
+// taken for the dead holder. Read and written through process.h only (LoadOwner/StoreOwner).
+struct OwnerState {
+  std::atomic<std::int64_t> pid;          // 0: SYNC POINT, stored last with release
+  std::atomic<std::uint64_t> start_time;  // 8
+};
+
+// One producer process: a single-producer ring uses entry 0, a multi-producer ring up to 16.
 struct alignas(kCacheLine) ProducerEntryState {
-  std::atomic<std::int64_t> pid;  // 0 when free
-  std::atomic<std::uint64_t> start_time;
-  std::atomic<std::int64_t> claim_lo;  // claimed, not yet published range (multi-producer)
-  std::atomic<std::int64_t> claim_hi;
-  std::uint8_t reserved[kCacheLine - 32];
+  OwnerState owner;                     // 0
+  std::atomic<std::int64_t> claim_lo;   // 16: claimed, not yet published range (multi-producer)
+  std::atomic<std::int64_t> claim_hi;   // 24
+  std::atomic<std::uint32_t> wait_kind;  // 32: its full-ring WaitKind, for `stat`
+  std::uint8_t reserved_36[kCacheLine - 36];
 };
 
 struct ProducerState {
-  // The producer's published sequence. SYNC POINT: its release store after writing the slots
-  // pairs with every barrier's acquire load; a consumer never reads a slot past it.
-  alignas(kSpacing) std::atomic<std::int64_t> cursor;
-  std::uint8_t pad_cursor[kSpacing - 8];
-  // Multi-producer claim counter (fetch-add); unused by the single-producer sequencer.
-  alignas(kSpacing) std::atomic<std::int64_t> claim;
-  std::uint8_t pad_claim[kSpacing - 8];
+  // The cursor. Single producer: the published sequence; SYNC POINT, its release store after
+  // writing the slots pairs with every barrier's acquire load. Multi-producer: the highest
+  // claimed sequence (fetch-add), as in the Disruptor; what is published is read from the
+  // availability marks (sequencer/include/xdisruptor/internal/availability.h).
+  alignas(kSpacing) std::atomic<std::int64_t> cursor;  // 0
+  std::uint8_t reserved_8[2 * kSpacing - 8];           // 8 (128..255: the v1 claim line)
   // Bit i set: consumer entry i gates the producer. Written on join/leave under the registry
   // lock (seq_cst RMW), read by the producer after its StoreLoad fence.
-  alignas(kSpacing) std::atomic<std::uint64_t> gating_mask;
+  alignas(kSpacing) std::atomic<std::uint64_t> gating_mask;  // 256
   // pid of the process holding the registry lock (0: free); stolen only from a dead holder.
-  std::atomic<std::int64_t> registry_lock;
-  std::uint8_t pad_gating[kSpacing - 16];
-  NotificationState cursor_notification;  // consumers waiting for the cursor
-  NotificationState gating_notification;  // producers waiting for the slowest consumer
-  // Control line: ring status and the single producer's identity and wait strategy.
-  alignas(kSpacing) std::atomic<std::uint32_t> ring_status;  // RingStatus
-  std::atomic<std::uint32_t> producer_wait_kind;
-  std::atomic<std::int64_t> producer_pid;  // 0: no producer attached
-  std::atomic<std::uint64_t> producer_start_time;
-  std::atomic<std::uint64_t> producer_generation;  // bumped by every attach
-  std::atomic<std::int64_t> closed_at_sequence;    // cursor when closed
-  std::uint8_t pad_control[kSpacing - 40];
-  std::uint8_t reserved[1024 - 6 * kSpacing];
-  ProducerEntryState producers[kMaxProducers];
+  std::atomic<std::int64_t> registry_lock;  // 264
+  std::uint8_t reserved_272[kSpacing - 16];
+  NotificationState cursor_notification;   // 384: consumers waiting for the cursor
+  std::uint8_t reserved_512[kSpacing];     // 512 (producers sleep on the lagging consumer's)
+  alignas(kSpacing) std::atomic<RingStatus> ring_status;  // 640
+  std::uint32_t reserved_644;                             // 644
+  std::atomic<std::int64_t> closed_at_sequence;           // 648: the cursor when closed
+  std::uint8_t reserved_656[1024 - 656];
+  ProducerEntryState producers[kMaxProducers];  // 1024
 };
 
 // One named consumer. The hot line is written only by the consumer itself, once per batch.
@@ -133,34 +138,33 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::uint64_t> events;   // 8: counters, relaxed, for the inspector
   std::atomic<std::uint64_t> batches;  // 16
   std::atomic<std::uint64_t> waits;    // 24
-  std::uint8_t pad_hot[kSpacing - 32];
+  std::uint8_t reserved_32[kSpacing - 32];
   NotificationState notification;  // 128: stages waiting on this one (blocking waits)
   // Cold part, 256..639: written under the registry lock while the entry is joining.
-  std::atomic<std::uint32_t> status;      // 256: ConsumerStatus
+  std::atomic<ConsumerStatus> status;     // 256
   std::atomic<std::uint32_t> generation;  // 260: bumped by every registration
   std::uint32_t name_length;              // 264
   std::uint32_t after_count;              // 268
   char name[kMaxNameLength];              // 272
-  std::atomic<std::int64_t> pid;          // 336
-  std::atomic<std::uint64_t> start_time;  // 344
+  OwnerState owner;                       // 336
   std::int32_t after[kMaxAfter];          // 352: indices of the entries this one runs after
   std::uint32_t after_generation[kMaxAfter];  // 384: each upstream's generation at join
-  // Wait strategy (WaitParams), re-read by the consumer's barrier while it waits, so a retune
-  // written from another process takes effect at its next wait.
+  // Wait strategy (WaitParams, wait_strategy.h: LoadWaitParams / StoreWaitParams), re-read by
+  // the consumer's barrier while it waits, so a retune from another process takes effect at
+  // its next wait.
   std::atomic<std::uint32_t> wait_kind;              // 416
   std::atomic<std::uint32_t> wait_spin_tries;        // 420
   std::atomic<std::uint32_t> wait_yield_tries;       // 424
   std::atomic<std::uint32_t> wait_config_version;    // 428: bumped by every retune
   std::atomic<std::uint32_t> wait_fallback_kind;     // 432: phased backoff's last phase
-  std::uint32_t reserved1;                           // 436
+  std::uint32_t reserved_436;                        // 436
   std::atomic<std::int64_t> wait_sleep_ceiling_ns;   // 440
   std::atomic<std::int64_t> wait_timeout_ns;         // 448
   std::atomic<std::int64_t> wait_phase_spin_ns;      // 456
   std::atomic<std::int64_t> wait_phase_yield_ns;     // 464
-  std::atomic<std::uint32_t> stall_policy;           // 472: StallPolicy
-  std::uint32_t reserved2;                           // 476
-  std::atomic<std::int64_t> max_lag;                 // 480: slow-consumer limit, 0 = none
-  std::atomic<std::int64_t> max_lag_ns;              // 488
+  std::atomic<StallPolicy> stall_policy;             // 472
+  std::uint32_t reserved_476;                        // 476
+  std::int64_t reserved_480[2];                      // 480: for the slow-consumer limit
   std::atomic<std::int64_t> join_sequence;           // 496
   std::atomic<std::int64_t> registered_at_unix_ns;   // 504
   std::atomic<std::uint64_t> evictions;              // 512
@@ -168,7 +172,7 @@ struct alignas(kSpacing) ConsumerState {
   // Handler failures (a processor's error policy counted them: skipped events, retried
   // batches, the failure that stopped the stage). Relaxed: a counter for the inspector.
   std::atomic<std::uint64_t> handler_errors;         // 528
-  std::uint8_t reserved[640 - 536];                  // 536
+  std::uint8_t reserved_536[640 - 536];              // 536
 };
 
 inline constexpr std::uint64_t kProducerOffset = sizeof(RingHeaderState);
@@ -177,50 +181,84 @@ inline constexpr std::uint64_t kConsumerStateSize = 640;
 inline constexpr std::uint64_t kConsumerTableEnd =
     kConsumerTableOffset + kMaxConsumers * kConsumerStateSize;
 
-// --- The layout is an ABI: pin it. ---------------------------------------------------------
+// --- The layout is an ABI: pin it. Every field's offset, so another language (or another
+// compiler) can read the segment from this table alone. ----------------------------------
 template <typename T>
 inline constexpr bool kSharedSafe =
     std::is_standard_layout_v<T> && std::is_trivially_destructible_v<T>;
 
 static_assert(kSharedSafe<RingHeaderState> && kSharedSafe<ProducerState> &&
-              kSharedSafe<ConsumerState> && kSharedSafe<NotificationState>);
-static_assert(std::atomic<std::int64_t>::is_always_lock_free);
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
-static_assert(std::atomic<std::int32_t>::is_always_lock_free);
-static_assert(sizeof(std::atomic<std::int64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4);
-static_assert(sizeof(std::atomic<std::int32_t>) == 4);  // availability marks: int32 per slot
+              kSharedSafe<ConsumerState> && kSharedSafe<NotificationState> &&
+              kSharedSafe<ProducerEntryState> && kSharedSafe<OwnerState>);
+static_assert(std::atomic<std::int64_t>::is_always_lock_free &&
+              std::atomic<std::uint64_t>::is_always_lock_free &&
+              std::atomic<std::uint32_t>::is_always_lock_free &&
+              std::atomic<std::int32_t>::is_always_lock_free &&
+              std::atomic<ConsumerStatus>::is_always_lock_free &&
+              std::atomic<StallPolicy>::is_always_lock_free &&
+              std::atomic<RingStatus>::is_always_lock_free);
+static_assert(sizeof(std::atomic<std::int64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4 &&
+              sizeof(std::atomic<std::int32_t>) == 4 && sizeof(std::atomic<ConsumerStatus>) == 4 &&
+              sizeof(std::atomic<StallPolicy>) == 4 && sizeof(std::atomic<RingStatus>) == 4);
 
-static_assert(sizeof(RingHeaderState) == 4096);
-static_assert(offsetof(RingHeaderState, layout_version) == 8);
-static_assert(offsetof(RingHeaderState, capacity) == 24);
-static_assert(offsetof(RingHeaderState, ring_name) == 120);
-static_assert(offsetof(RingHeaderState, schema) == 1024);
-
-static_assert(sizeof(NotificationState) == kSpacing);
-static_assert(sizeof(ProducerEntryState) == kCacheLine);
-static_assert(sizeof(ProducerState) == 2048);
-static_assert(offsetof(ProducerState, cursor) == 0);
-static_assert(offsetof(ProducerState, claim) == 128);
-static_assert(offsetof(ProducerState, gating_mask) == 256);
-static_assert(offsetof(ProducerState, cursor_notification) == 384);
-static_assert(offsetof(ProducerState, gating_notification) == 512);
-static_assert(offsetof(ProducerState, ring_status) == 640);
-static_assert(offsetof(ProducerState, producers) == 1024);
-static_assert(alignof(ProducerState) == kSpacing);
-
-static_assert(sizeof(ConsumerState) == kConsumerStateSize);
-static_assert(alignof(ConsumerState) == kSpacing);
-static_assert(offsetof(ConsumerState, sequence) == 0);
-static_assert(offsetof(ConsumerState, notification) == 128);
-static_assert(offsetof(ConsumerState, status) == 256);
-static_assert(offsetof(ConsumerState, name) == 272);
-static_assert(offsetof(ConsumerState, after) == 352);
-static_assert(offsetof(ConsumerState, after_generation) == 384);
-static_assert(offsetof(ConsumerState, wait_kind) == 416);
-static_assert(offsetof(ConsumerState, wait_phase_yield_ns) == 464);
-static_assert(offsetof(ConsumerState, missed) == 520);
+#define XDISRUPTOR_PIN(type, field, offset) offsetof(type, field) == (offset)
+static_assert(sizeof(RingHeaderState) == 4096 && XDISRUPTOR_PIN(RingHeaderState, magic, 0) &&
+    XDISRUPTOR_PIN(RingHeaderState, layout_version, 8) &&
+    XDISRUPTOR_PIN(RingHeaderState, header_size, 12) &&
+    XDISRUPTOR_PIN(RingHeaderState, segment_size, 16) &&
+    XDISRUPTOR_PIN(RingHeaderState, capacity, 24) && XDISRUPTOR_PIN(RingHeaderState, slot_size, 32) &&
+    XDISRUPTOR_PIN(RingHeaderState, sequencer_kind, 36) &&
+    XDISRUPTOR_PIN(RingHeaderState, max_consumers, 40) &&
+    XDISRUPTOR_PIN(RingHeaderState, schema_length, 44) &&
+    XDISRUPTOR_PIN(RingHeaderState, schema_hash, 48) &&
+    XDISRUPTOR_PIN(RingHeaderState, producer_offset, 56) &&
+    XDISRUPTOR_PIN(RingHeaderState, consumer_table_offset, 64) &&
+    XDISRUPTOR_PIN(RingHeaderState, availability_offset, 72) &&
+    XDISRUPTOR_PIN(RingHeaderState, slots_offset, 80) &&
+    XDISRUPTOR_PIN(RingHeaderState, creator_pid, 88) &&
+    XDISRUPTOR_PIN(RingHeaderState, creator_start_time, 96) &&
+    XDISRUPTOR_PIN(RingHeaderState, created_at_unix_ns, 104) &&
+    XDISRUPTOR_PIN(RingHeaderState, ring_name_length, 112) &&
+    XDISRUPTOR_PIN(RingHeaderState, ring_name, 120) && XDISRUPTOR_PIN(RingHeaderState, schema, 1024));
+static_assert(sizeof(NotificationState) == kSpacing && XDISRUPTOR_PIN(NotificationState, futex_word, 0) &&
+              XDISRUPTOR_PIN(NotificationState, producer_sleepers, 4) &&
+              XDISRUPTOR_PIN(NotificationState, consumer_sleepers, 8));
+static_assert(sizeof(OwnerState) == 16 && XDISRUPTOR_PIN(OwnerState, pid, 0) &&
+              XDISRUPTOR_PIN(OwnerState, start_time, 8));
+static_assert(sizeof(ProducerEntryState) == kCacheLine && XDISRUPTOR_PIN(ProducerEntryState, owner, 0) &&
+              XDISRUPTOR_PIN(ProducerEntryState, claim_lo, 16) &&
+              XDISRUPTOR_PIN(ProducerEntryState, claim_hi, 24) &&
+              XDISRUPTOR_PIN(ProducerEntryState, wait_kind, 32));
+static_assert(sizeof(ProducerState) == 2048 && alignof(ProducerState) == kSpacing &&
+              XDISRUPTOR_PIN(ProducerState, cursor, 0) && XDISRUPTOR_PIN(ProducerState, gating_mask, 256) &&
+              XDISRUPTOR_PIN(ProducerState, registry_lock, 264) &&
+              XDISRUPTOR_PIN(ProducerState, cursor_notification, 384) &&
+              XDISRUPTOR_PIN(ProducerState, ring_status, 640) &&
+              XDISRUPTOR_PIN(ProducerState, closed_at_sequence, 648) &&
+              XDISRUPTOR_PIN(ProducerState, producers, 1024));
+static_assert(sizeof(ConsumerState) == kConsumerStateSize && alignof(ConsumerState) == kSpacing &&
+    XDISRUPTOR_PIN(ConsumerState, sequence, 0) && XDISRUPTOR_PIN(ConsumerState, events, 8) &&
+    XDISRUPTOR_PIN(ConsumerState, batches, 16) && XDISRUPTOR_PIN(ConsumerState, waits, 24) &&
+    XDISRUPTOR_PIN(ConsumerState, notification, 128) && XDISRUPTOR_PIN(ConsumerState, status, 256) &&
+    XDISRUPTOR_PIN(ConsumerState, generation, 260) && XDISRUPTOR_PIN(ConsumerState, name_length, 264) &&
+    XDISRUPTOR_PIN(ConsumerState, after_count, 268) && XDISRUPTOR_PIN(ConsumerState, name, 272) &&
+    XDISRUPTOR_PIN(ConsumerState, owner, 336) && XDISRUPTOR_PIN(ConsumerState, after, 352) &&
+    XDISRUPTOR_PIN(ConsumerState, after_generation, 384) &&
+    XDISRUPTOR_PIN(ConsumerState, wait_kind, 416) && XDISRUPTOR_PIN(ConsumerState, wait_spin_tries, 420) &&
+    XDISRUPTOR_PIN(ConsumerState, wait_yield_tries, 424) &&
+    XDISRUPTOR_PIN(ConsumerState, wait_config_version, 428) &&
+    XDISRUPTOR_PIN(ConsumerState, wait_fallback_kind, 432) &&
+    XDISRUPTOR_PIN(ConsumerState, wait_sleep_ceiling_ns, 440) &&
+    XDISRUPTOR_PIN(ConsumerState, wait_timeout_ns, 448) &&
+    XDISRUPTOR_PIN(ConsumerState, wait_phase_spin_ns, 456) &&
+    XDISRUPTOR_PIN(ConsumerState, wait_phase_yield_ns, 464) &&
+    XDISRUPTOR_PIN(ConsumerState, stall_policy, 472) && XDISRUPTOR_PIN(ConsumerState, join_sequence, 496) &&
+    XDISRUPTOR_PIN(ConsumerState, registered_at_unix_ns, 504) &&
+    XDISRUPTOR_PIN(ConsumerState, evictions, 512) && XDISRUPTOR_PIN(ConsumerState, missed, 520) &&
+    XDISRUPTOR_PIN(ConsumerState, handler_errors, 528));
+#undef XDISRUPTOR_PIN
 static_assert(kMaxConsumers <= 64, "the gating mask is one 64-bit word");
+static_assert(kMaxProducers <= 32, "producer sleeper bits are one 32-bit word");
 
 }  // namespace xdisruptor
 

@@ -98,15 +98,10 @@ class RingSegment {
     return {slot(sequence), slot_size_};
   }
 
-  // Multi-producer rings: the availability mark of the slot that holds `sequence` (the lap
-  // number of the last sequence published into it), and the lap of a sequence. Null and
-  // meaningless for single-producer rings.
-  std::atomic<std::int32_t>* availability(std::int64_t sequence) const {
-    return availability_ + (static_cast<std::uint64_t>(sequence) & mask_);
-  }
-  std::int32_t lap(std::int64_t sequence) const {
-    return static_cast<std::int32_t>(static_cast<std::uint64_t>(sequence) >> index_shift_);
-  }
+  // Multi-producer rings: the availability marks, one int32 per slot (null for a single
+  // producer). Read and written through Availability (internal/availability.h) only.
+  std::atomic<std::int32_t>* availability_marks() const { return availability_; }
+  int index_shift() const { return index_shift_; }  // log2(capacity)
   bool multi_producer() const { return availability_ != nullptr; }
 
  private:

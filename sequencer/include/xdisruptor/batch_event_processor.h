@@ -34,6 +34,7 @@
 #include <string_view>
 
 #include "xdisruptor/consumer.h"
+#include "xdisruptor/error_policy.h"
 #include "xdisruptor/ring.h"
 #include "xdisruptor/sequence_barrier.h"
 
@@ -43,25 +44,6 @@ template <typename H, typename T>
 concept EventHandler = requires(H& h, T& event, std::int64_t sequence, bool end_of_batch) {
   h.on_event(event, sequence, end_of_batch);
 };
-
-// What a stage does when its handler throws.
-enum class ErrorPolicy {
-  kStop,   // stop the stage: release what came before the failing event, report the failure
-           // (Run returns kHandlerFailed); a restart under the name (hold policy) resumes at it
-  kSkip,   // report the failure, count it, and go on with the next event
-  kRetry,  // rewind: run the whole batch again after retry_pause_ns, at most max_retries
-           // times (handlers must tolerate seeing its events again), then stop as kStop does
-};
-std::string_view ErrorPolicyName(ErrorPolicy policy);  // "stop", "skip", "retry"
-absl::StatusOr<ErrorPolicy> ParseErrorPolicy(std::string_view name);
-
-struct ProcessorOptions {
-  ErrorPolicy error_policy = ErrorPolicy::kStop;
-  int max_retries = 3;                      // kRetry: runs of a batch after the first
-  std::int64_t retry_pause_ns = 1'000'000;  // kRetry: pause before each rerun
-  std::int64_t max_batch = 0;               // > 0: hand the handler at most this many at once
-};
-absl::Status ValidateProcessorOptions(const ProcessorOptions& options);
 
 // The failure that stopped a stage (kStop, or kRetry out of retries).
 struct HandlerFailure {
@@ -78,16 +60,16 @@ class BatchEventProcessor {
       : ring_(&ring), consumer_(&consumer), handler_(&handler), options_(options) {}
 
   // Processes events until halted, until the ring is closed and drained, until a stage this
-  // one runs after leaves, or until the error policy stops it. Returns why: kAlerted,
+  // one runs after leaves, or until the error policy stops it. Returns why: kHalted,
   // kClosed, kUpstreamGone, kHandlerFailed (see failure()), or the barrier's other statuses
   // (kEvicted, kProducerGone, kProducerStalled). A Halt() that came before Run() makes it
-  // return kAlerted at once, without calling the handler.
+  // return kHalted at once, without calling the handler.
   WaitStatus Run() {
     int expected = kIdle;
     if (!state_.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) {
       // Halted before it ran (or Run() called twice at once): do nothing.
       if (expected == kHalted) Reset();
-      return WaitStatus::kAlerted;
+      return WaitStatus::kHalted;
     }
     failed_ = false;
     if constexpr (requires { handler_->on_start(); }) handler_->on_start();
@@ -181,28 +163,24 @@ class BatchEventProcessor {
     consumer_->CountHandlerError();
     T& event = *reinterpret_cast<T*>(slots.base + (static_cast<std::uint64_t>(current_) &
                                                    slots.mask) * slots.slot_size);
-    ErrorPolicy policy = options_.error_policy;
-    if (policy == ErrorPolicy::kRetry && *attempts > options_.max_retries) {
-      policy = ErrorPolicy::kStop;
-    }
+    const ErrorAction action = NextErrorAction(options_, *attempts);
     if constexpr (requires { handler_->on_handler_error(event, current_, error); }) {
       handler_->on_handler_error(event, current_, error);
     } else {
-      std::fprintf(stderr, "xdisruptor: stage '%.*s': handler failed on event %lld: %s (%s)\n",
+      std::fprintf(stderr, "xdisruptor: stage '%.*s': handler failed on event %lld: %s (%.*s)\n",
                    static_cast<int>(consumer_->name().size()), consumer_->name().data(),
                    static_cast<long long>(current_), what,
-                   policy == ErrorPolicy::kSkip    ? "skipped"
-                   : policy == ErrorPolicy::kRetry ? "retrying the batch"
-                                                   : "stopping the stage");
+                   static_cast<int>(ErrorActionReport(action).size()),
+                   ErrorActionReport(action).data());
     }
-    switch (policy) {
-      case ErrorPolicy::kSkip:
+    switch (action) {
+      case ErrorAction::kSkip:
         return current_ + 1;
-      case ErrorPolicy::kRetry:
+      case ErrorAction::kRetry:
         ++*attempts;
         Pause(options_.retry_pause_ns);
         return lo;
-      case ErrorPolicy::kStop:
+      case ErrorAction::kStop:
         break;
     }
     failure_ = HandlerFailure{.sequence = current_, .what = what, .attempts = *attempts};

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "xdisruptor/layout.h"
+#include "xdisruptor/layout_access.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/sequence_barrier.h"
 #include "xdisruptor/wait_strategy.h"
@@ -56,11 +57,8 @@ class Consumer {
   // Marks everything up to `sequence` as processed: the producer may overwrite those slots and
   // downstream stages may read them. `events` counts what this batch handled.
   void Release(std::int64_t sequence, std::uint64_t events) {
-    // Single writer: load + store, no locked instruction, relaxed (counters carry no data).
-    state_->events.store(state_->events.load(std::memory_order_relaxed) + events,
-                         std::memory_order_relaxed);
-    state_->batches.store(state_->batches.load(std::memory_order_relaxed) + 1,
-                          std::memory_order_relaxed);
+    BumpCounter(state_->events, events);  // single writer, relaxed (layout_access.h)
+    BumpCounter(state_->batches);
     // SYNC POINT: pairs with the producer's gating acquire load (SingleProducerSequencer) and
     // downstream barriers' acquire loads (SequenceBarrier::Available). Weaker, the producer
     // could overwrite a slot this consumer is still reading, or a downstream stage could read
@@ -80,15 +78,14 @@ class Consumer {
   // goes on from its last released sequence.
   bool resumed() const { return resumed_; }
   // Events this name missed when it rejoined at the cursor after an eviction.
-  std::uint64_t missed() const;
+  std::uint64_t missed() const { return LoadCounter(state_->missed); }
 
   // Counts one handler failure in the entry, where `xdisruptor stat` and the pipeline
   // launcher see it. The consuming thread only (a single writer: no locked instruction).
-  void CountHandlerError() {
-    state_->handler_errors.store(state_->handler_errors.load(std::memory_order_relaxed) + 1,
-                                 std::memory_order_relaxed);
-  }
-  std::uint64_t handler_errors() const;
+  void CountHandlerError() { BumpCounter(state_->handler_errors); }
+  std::uint64_t handler_errors() const { return LoadCounter(state_->handler_errors); }
+  // Events this consumer released since its name registered (resumed: since the first).
+  std::uint64_t events() const { return LoadCounter(state_->events); }
 
  private:
   Consumer(RingSegment& ring, int index, std::string name);
@@ -103,11 +100,6 @@ class Consumer {
   bool registered_ = true;
   bool resumed_ = false;
 };
-
-// The wait strategy recorded in a consumer entry (values from shared memory are clamped to
-// what this library accepts), and the way registration and retunes record it.
-WaitParams LoadWaitParams(const ConsumerState& entry);
-void StoreWaitParams(ConsumerState& entry, const WaitParams& params);
 
 // Changes the wait strategy of the active consumer `name`, as an operator's tool or a test
 // does from another process. It takes effect at that consumer's next wait (a consumer asleep

@@ -1,8 +1,8 @@
 // xdisruptor/multi_producer_sequencer.h — several producer processes publishing into one ring.
 //
-// Producers claim sequences with one atomic fetch-add on the ring's shared claim counter, write
-// their slots, and publish each slot by storing its lap number (sequence >> log2(capacity))
-// into the slot's availability mark (the Disruptor's scheme: plain int32s in the segment).
+// Producers claim sequences with one atomic fetch-add on the ring's cursor, write their slots,
+// and publish each slot by storing its lap number into the slot's availability mark (the
+// Disruptor's scheme, all of it in xdisruptor/internal/availability.h).
 // Consumers' barriers return only the highest contiguous published sequence, so every consumer
 // reads one order, with each producer's events in that producer's order. Gating is the same as
 // for one producer. Up to 16 producers at once (the producer table); each thread that claims
@@ -22,26 +22,22 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "xdisruptor/internal/availability.h"
+#include "xdisruptor/internal/producer_role.h"
 #include "xdisruptor/layout.h"
+#include "xdisruptor/layout_access.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/wait_strategy.h"
 
 namespace xdisruptor {
-
-// claim_lo of a producer entry: no claim in flight / a claim being taken (range not yet known).
-inline constexpr std::int64_t kNoClaim = -1;
-inline constexpr std::int64_t kClaiming = -2;
 
 class MultiProducerSequencer {
  public:
   static absl::StatusOr<MultiProducerSequencer> Attach(RingSegment& ring,
                                                        const WaitParams& wait = {});
 
-  MultiProducerSequencer(MultiProducerSequencer&& other) noexcept;
-  MultiProducerSequencer& operator=(MultiProducerSequencer&& other) noexcept;
-  MultiProducerSequencer(const MultiProducerSequencer&) = delete;
-  MultiProducerSequencer& operator=(const MultiProducerSequencer&) = delete;
-  ~MultiProducerSequencer();
+  MultiProducerSequencer(MultiProducerSequencer&&) noexcept = default;
+  MultiProducerSequencer& operator=(MultiProducerSequencer&&) noexcept = default;
 
   // Claims n slots (1 <= n <= capacity), waiting while they are less than a lap ahead of the
   // slowest gating consumer; returns the highest claimed sequence.
@@ -54,35 +50,29 @@ class MultiProducerSequencer {
   void Publish(std::int64_t lo, std::int64_t hi);
   void Publish(std::int64_t sequence) { Publish(sequence, sequence); }
 
-  // The highest sequence claimed by any producer.
-  std::int64_t cursor() const { return producer_->claim.load(std::memory_order_acquire); }
+  // The highest sequence claimed by any producer (the ring's cursor).
+  std::int64_t cursor() const { return LoadCursor(*producer_); }
   std::int64_t RemainingCapacity();
   // Ends the stream for every producer: call it when all of them are done.
-  void Close();
-  absl::Status Detach();
-  int producer_index() const { return entry_index_; }
+  void Close() { role_.Close(); }
+  absl::Status Detach() { return role_.Detach(); }
+  int producer_index() const { return role_.index(); }
 
  private:
-  MultiProducerSequencer(RingSegment& ring, int entry_index, const WaitParams& wait);
-  void CheckClaimSize(std::int64_t n) const;
-  std::int64_t RefreshGating(std::int64_t current);
-  bool WaitForCapacity(std::int64_t wrap_point, std::int64_t current, std::int64_t max_wait_ns);
+  explicit MultiProducerSequencer(internal::ProducerRole role);
+  // `current` (the cursor before our claim) bounds what a joining consumer may have seen.
+  std::int64_t RefreshGating(std::int64_t current) {
+    return cached_gating_ = internal::RefreshGating(role_.ring(), current);
+  }
   void AwaitPreviousLaps(std::int64_t lo, std::int64_t hi);
 
-  RingSegment* ring_ = nullptr;
+  internal::ProducerRole role_;
+  internal::Availability availability_;
   ProducerState* producer_ = nullptr;
   ProducerEntryState* entry_ = nullptr;
-  int entry_index_ = -1;
   std::int64_t capacity_ = 0;
   std::int64_t cached_gating_ = kInitialSequence;
-  WaitParams wait_{};
-  bool attached_ = false;
 };
-
-// True when a producer of `ring` died with a claim in flight that covers `sequence` (or whose
-// range it had not recorded yet, while no live producer's claim covers it): that sequence will
-// never be published. Reads /proc; off the data path.
-bool HasStalledProducer(const RingSegment& ring, std::int64_t sequence);
 
 }  // namespace xdisruptor
 

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "xdisruptor/internal/producer_role.h"
 #include "xdisruptor/layout.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/wait_strategy.h"
@@ -32,16 +33,13 @@ class SingleProducerSequencer {
   static absl::StatusOr<SingleProducerSequencer> Attach(RingSegment& ring,
                                                         const WaitParams& wait = {});
 
-  SingleProducerSequencer(SingleProducerSequencer&& other) noexcept;
-  SingleProducerSequencer& operator=(SingleProducerSequencer&& other) noexcept;
-  SingleProducerSequencer(const SingleProducerSequencer&) = delete;
-  SingleProducerSequencer& operator=(const SingleProducerSequencer&) = delete;
-  ~SingleProducerSequencer();
+  SingleProducerSequencer(SingleProducerSequencer&&) noexcept = default;
+  SingleProducerSequencer& operator=(SingleProducerSequencer&&) noexcept = default;
 
   // Claims the next n slots (1 <= n <= capacity), waiting while the slowest gating consumer
   // is less than one lap behind; returns the highest claimed sequence.
   std::int64_t Next(std::int64_t n = 1) {
-    CheckClaimSize(n);
+    role_.CheckClaimSize(n);
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(next - capacity_, 0);
     next_value_ = next;
@@ -50,7 +48,7 @@ class SingleProducerSequencer {
 
   // Like Next, but gives up after `max_wait_ns` of waiting (returns nothing).
   std::optional<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns) {
-    CheckClaimSize(n);
+    role_.CheckClaimSize(n);
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_ && !WaitForCapacity(next - capacity_, max_wait_ns)) {
       return std::nullopt;
@@ -61,7 +59,7 @@ class SingleProducerSequencer {
 
   // Like Next, but returns nothing at once instead of waiting when the ring is full.
   [[nodiscard]] std::optional<std::int64_t> TryNext(std::int64_t n = 1) {
-    CheckClaimSize(n);
+    role_.CheckClaimSize(n);
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_ && next - capacity_ > RefreshGating()) {
       return std::nullopt;
@@ -73,8 +71,8 @@ class SingleProducerSequencer {
   // Makes lo..hi readable. A single producer publishes in claim order, so only hi matters.
   void Publish(std::int64_t lo, std::int64_t hi) {
     (void)lo;
-    // SYNC POINT: pairs with SequenceBarrier::Available's acquire load. Weaker, a consumer
-    // could see the new cursor before the slot contents written above it.
+    // SYNC POINT: pairs with LoadCursor's acquire in the barrier (Availability::cursor).
+    // Weaker, a consumer could see the new cursor before the slot contents written above it.
     producer_->cursor.store(hi, std::memory_order_release);
     // Wakes consumers asleep in a blocking wait; no syscall when none sleeps.
     wait::Notify(producer_->cursor_notification);
@@ -83,34 +81,32 @@ class SingleProducerSequencer {
 
   std::int64_t cursor() const { return producer_->cursor.load(std::memory_order_relaxed); }
   // Slots that can be claimed now without waiting.
-  std::int64_t RemainingCapacity();
+  std::int64_t RemainingCapacity() { return capacity_ - (next_value_ - RefreshGating()); }
 
   // End of stream: consumers drain what was published, then see WaitStatus::kClosed.
-  void Close();
+  void Close() { role_.Close(); }
   // Gives up the ring (the destructor does this too); the ring stays open for a successor.
-  absl::Status Detach();
+  absl::Status Detach() { return role_.Detach(); }
 
  private:
-  SingleProducerSequencer(RingSegment& ring, const WaitParams& wait);
-  static void CheckClaimSize(std::int64_t n, std::int64_t capacity);
-  void CheckClaimSize(std::int64_t n) const {
-    if (n < 1 || n > capacity_) [[unlikely]] CheckClaimSize(n, capacity_);
+  SingleProducerSequencer(internal::ProducerRole role);
+  // The slowest gating sequence, read after the StoreLoad fence. It starts from the published
+  // cursor, not the claimed next_value_: the join proof needs every cached bound to be one a
+  // joining consumer can see (it joins at the cursor).
+  std::int64_t RefreshGating() {
+    return cached_gating_ = internal::RefreshGating(role_.ring(), cursor());
   }
   // Waits until the slowest gating consumer passes `wrap_point`; false if `max_wait_ns` (> 0)
   // elapsed first.
-  [[gnu::noinline]] bool WaitForCapacity(std::int64_t wrap_point, std::int64_t max_wait_ns);
-  std::int64_t RefreshGating();
-  std::int64_t MinimumGating() const;
-  wait::BlockTarget LaggingConsumer(std::int64_t wrap_point) const;
+  [[gnu::noinline]] bool WaitForCapacity(std::int64_t wrap_point, std::int64_t max_wait_ns) {
+    return role_.WaitForCapacity(wrap_point, cursor(), max_wait_ns, &cached_gating_);
+  }
 
-  RingSegment* ring_ = nullptr;
+  internal::ProducerRole role_;
   ProducerState* producer_ = nullptr;
-  ConsumerState* consumers_ = nullptr;
   std::int64_t capacity_ = 0;
   std::int64_t next_value_ = kInitialSequence;     // highest claimed sequence
   std::int64_t cached_gating_ = kInitialSequence;  // slowest gating sequence when last read
-  WaitParams wait_;
-  bool attached_ = true;
 };
 
 }  // namespace xdisruptor

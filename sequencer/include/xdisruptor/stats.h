@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "xdisruptor/layout.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/wait_strategy.h"
 
@@ -18,19 +19,28 @@ struct ConsumerStats {
   std::string name;
   std::int64_t pid = 0;
   bool alive = false;
-  std::string state;  // "active", "evicted"
+  ConsumerStatus state = ConsumerStatus::kActive;  // active or evicted
   std::int64_t sequence = 0;
-  std::int64_t lag = 0;  // cursor - sequence
+  std::int64_t lag = 0;  // published - sequence
   std::uint64_t events = 0;
   std::uint64_t batches = 0;
   std::uint64_t waits = 0;
   double events_per_second = 0;  // average since it registered
   WaitParams wait;
-  std::string stall_policy;  // "hold", "evict"
+  StallPolicy stall_policy = StallPolicy::kHold;
   std::vector<std::string> after;
+  std::int64_t join_sequence = 0;
+  std::int64_t registered_at_unix_ns = 0;
   std::uint64_t evictions = 0;
   std::uint64_t missed = 0;
   std::uint64_t handler_errors = 0;  // failures its error policy handled (skip, retry, stop)
+};
+
+struct ProducerStats {
+  int index = 0;  // entry in the producer table
+  std::int64_t pid = 0;
+  bool alive = false;
+  WaitKind wait = WaitKind::kYielding;  // how it waits on a full ring
 };
 
 struct RingStats {
@@ -38,9 +48,15 @@ struct RingStats {
   std::uint64_t capacity = 0;
   std::uint32_t slot_size = 0;
   std::string schema;
+  SequencerKind sequencer = SequencerKind::kSingleProducer;
   bool multi_producer = false;
-  std::int64_t cursor = 0;  // single producer: published; multi-producer: claimed
+  std::int64_t cursor = 0;     // single producer: published; multi-producer: claimed
+  std::int64_t published = 0;  // the highest sequence every consumer may read
   bool closed = false;
+  std::int64_t closed_at = -1;  // the cursor when the stream was last closed
+  std::int64_t creator_pid = 0;
+  std::int64_t created_at_unix_ns = 0;
+  std::vector<ProducerStats> producers;
   std::vector<std::int64_t> producer_pids;
   bool producer_alive = false;  // any producer process lives
   std::vector<ConsumerStats> consumers;  // active and evicted entries

@@ -19,17 +19,26 @@
 //                      phase_yield_ns, then fallback_kind       idle cost of the fallback
 //                      (sleeping or blocking)
 // Any kind may also carry timeout_ns > 0: the wait then returns kTimeout after that long.
+//
+// Units, one per surface: C++ fields are nanoseconds (`_ns`); everywhere else (Python
+// keywords, the stage environment, the launcher's TOML, the tool's --wait_params) the same
+// parameter is named without `_ns` and given in seconds. kWaitParams is the table of names;
+// SetWaitParam / ParseWaitParams the one parser every surface uses.
 #ifndef XDISRUPTOR_WAIT_STRATEGY_H_
 #define XDISRUPTOR_WAIT_STRATEGY_H_
 
 #include <time.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "xdisruptor/layout.h"
+#include "xdisruptor/names.h"
 #include "xdisruptor/waitstrategies/blocking.h"
 #include "xdisruptor/waitstrategies/busy_spin.h"
 #include "xdisruptor/waitstrategies/phased_backoff.h"
@@ -60,11 +69,57 @@ struct WaitParams {
   WaitKind fallback_kind = WaitKind::kBlocking;  // then wait like this (sleeping or blocking)
 };
 
-// "busy-spin", "yielding", "sleeping", "blocking", "timeout-blocking", "phased-backoff".
-std::string_view WaitKindName(WaitKind kind);
-absl::StatusOr<WaitKind> ParseWaitKind(std::string_view name);
+inline constexpr NameTable<WaitKind, kWaitKindCount> kWaitKindNames{{
+    {WaitKind::kBusySpin, "busy-spin"},
+    {WaitKind::kYielding, "yielding"},
+    {WaitKind::kSleeping, "sleeping"},
+    {WaitKind::kBlocking, "blocking"},
+    {WaitKind::kTimeoutBlocking, "timeout-blocking"},
+    {WaitKind::kPhasedBackoff, "phased-backoff"},
+}};
+inline std::string_view WaitKindName(WaitKind kind) { return NameOf(kWaitKindNames, kind); }
+inline absl::StatusOr<WaitKind> ParseWaitKind(std::string_view name) {
+  return ParseName(kWaitKindNames, name, "wait strategy");
+}
+
+// The tunable parameters by their name outside C++ (see the unit note above).
+enum class WaitParamUnit { kCount, kSeconds, kWaitKind };
+struct WaitParamInfo {
+  std::string_view name;
+  WaitParamUnit unit;
+};
+inline constexpr std::array<WaitParamInfo, 7> kWaitParams{{
+    {"spin_tries", WaitParamUnit::kCount},
+    {"yield_tries", WaitParamUnit::kCount},
+    {"sleep_ceiling", WaitParamUnit::kSeconds},
+    {"timeout", WaitParamUnit::kSeconds},
+    {"phase_spin", WaitParamUnit::kSeconds},
+    {"phase_yield", WaitParamUnit::kSeconds},
+    {"fallback", WaitParamUnit::kWaitKind},
+}};
+// Sets parameter `key` from its text: a whole number (counts), seconds (times), or a wait
+// strategy name (fallback). InvalidArgument for an unknown key or a value out of range.
+absl::Status SetWaitParam(WaitParams& params, std::string_view key, std::string_view value);
+// The same from a number (Python); `fallback` takes a name only.
+absl::Status SetWaitParam(WaitParams& params, std::string_view key, double value);
+// "key=value,key=value" (the stage environment, the tool's --wait_params): sets each, then
+// validates the whole.
+absl::Status ParseWaitParams(std::string_view text, WaitParams* params);
+// The value of parameter `info` in its surface unit (fallback: see WaitKindName).
+double WaitParamNumber(const WaitParams& params, const WaitParamInfo& info);
 // Range checks for values that came from a user or from shared memory.
 absl::Status ValidateWaitParams(const WaitParams& params);
+
+// The wait strategy recorded in a consumer entry: what a barrier waits by, re-read at every
+// wait so a retune from another process applies (values from shared memory are clamped to what
+// this library accepts), and the way registration and retunes record it.
+WaitParams LoadWaitParams(const ConsumerState& entry);
+void StoreWaitParams(ConsumerState& entry, const WaitParams& params);
+// SYNC POINT: acquire pairs with StoreWaitParams' release bump: parameters read after a new
+// version are complete.
+inline std::uint32_t LoadWaitConfigVersion(const ConsumerState& entry) {
+  return entry.wait_config_version.load(std::memory_order_acquire);
+}
 
 inline std::int64_t MonotonicNanos() {
   timespec t;

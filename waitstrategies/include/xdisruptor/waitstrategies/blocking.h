@@ -39,6 +39,7 @@
 #include <cstdint>
 
 #include "xdisruptor/layout.h"
+#include "xdisruptor/layout_access.h"
 
 namespace xdisruptor::wait {
 
@@ -58,8 +59,8 @@ struct BlockTarget {
   std::int64_t needed = 0;
   NotificationState* notification = nullptr;
   Sleeper sleeper{};
-  const std::atomic<std::uint32_t>* ring_status = nullptr;    // stop when RingStatus::kClosed
-  const std::atomic<std::uint32_t>* active_status = nullptr;  // stop unless ConsumerStatus::kActive
+  const ProducerState* ring = nullptr;            // stop when the ring is closed
+  const ConsumerState* must_stay_active = nullptr;  // stop when this entry is no longer active
   const std::atomic<bool>* alert = nullptr;                   // stop when set
   // Multi-producer rings: also short until this availability mark holds `mark_value`.
   const std::atomic<std::int32_t>* mark = nullptr;
@@ -134,16 +135,8 @@ inline bool StillShort(const BlockTarget& t) {
   // seq_cst: when the publisher missed our sleeper bit, this load follows its fence #2 in the
   // single total order and so sees its store (see the protocol above).
   if (Reached(t, std::memory_order_seq_cst)) return false;
-  if (t.ring_status != nullptr &&
-      t.ring_status->load(std::memory_order_acquire) ==
-          static_cast<std::uint32_t>(RingStatus::kClosed)) {
-    return false;
-  }
-  if (t.active_status != nullptr &&
-      t.active_status->load(std::memory_order_acquire) !=
-          static_cast<std::uint32_t>(ConsumerStatus::kActive)) {
-    return false;
-  }
+  if (t.ring != nullptr && IsClosed(*t.ring)) return false;
+  if (t.must_stay_active != nullptr && !IsActive(*t.must_stay_active)) return false;
   return t.alert == nullptr || !t.alert->load(std::memory_order_relaxed);
 }
 

@@ -20,7 +20,7 @@ absl::Status RegistryLock::Acquire() {
       held_ = true;
       return absl::OkStatus();
     }
-    if (holder != self && !IsProcessAlive(holder, 0)) {
+    if (holder != self && !IsAlive(ProcessIdentity{.pid = holder})) {
       // The holder died inside; take over from exactly that pid (another taker may win).
       if (word_->compare_exchange_strong(holder, self, std::memory_order_acquire,
                                          std::memory_order_relaxed)) {

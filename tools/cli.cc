@@ -5,8 +5,9 @@
 //                                               rate, wait strategy, stall policy, evictions,
 //                                               handler errors
 //   xdisruptor top RING [--interval_ms=1000]    the same, live, refreshed in place
-//   xdisruptor tune RING CONSUMER --wait=KIND [--spin_tries=N --yield_tries=N
-//                  --sleep_ceiling_us=N --timeout_ms=N]   retune a running consumer
+//   xdisruptor tune RING CONSUMER --wait=KIND [--wait_params=KEY=VALUE,...]
+//                                               retune a running consumer (the keys of
+//                                               kWaitParams: counts, times in seconds)
 //   xdisruptor evict RING CONSUMER              drop a consumer from gating
 //   xdisruptor rm RING                          remove a ring's name
 // Exit status: 0 on success, 1 when the ring or consumer is missing or refused, 2 on usage.
@@ -24,15 +25,15 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "xdisruptor/xdisruptor.h"
 
 ABSL_FLAG(bool, json, false, "print JSON (ls, stat)");
 ABSL_FLAG(std::string, wait, "", "tune: busy-spin, yielding, sleeping, blocking, "
                                  "timeout-blocking or phased-backoff");
-ABSL_FLAG(int64_t, spin_tries, 100, "tune: pauses before yielding or sleeping");
-ABSL_FLAG(int64_t, yield_tries, 100, "tune: yields before sleeping");
-ABSL_FLAG(int64_t, sleep_ceiling_us, 200, "tune: longest sleep of the sleeping strategy");
-ABSL_FLAG(int64_t, timeout_ms, 0, "tune: wait timeout (required for timeout-blocking)");
+ABSL_FLAG(std::string, wait_params, "",
+          "tune: KEY=VALUE,... with KEY one of spin_tries, yield_tries (counts), sleep_ceiling, "
+          "timeout, phase_spin, phase_yield (seconds), fallback (sleeping or blocking)");
 ABSL_FLAG(int64_t, interval_ms, 1000, "top: refresh interval");
 ABSL_FLAG(int64_t, iterations, 0, "top: stop after this many refreshes (0: until Ctrl-C)");
 
@@ -70,12 +71,25 @@ std::vector<std::string> RingNames() {
   return names;
 }
 
+std::string ProducerLine(const RingStats& st) {
+  if (st.producers.empty()) return "producer none";
+  std::string out = st.producers.size() == 1 ? "producer" : "producers";
+  for (const ProducerStats& p : st.producers) {
+    out += absl::StrFormat(" %d (%s, waits %s)", p.pid, p.alive ? "alive" : "DEAD",
+                           std::string(WaitKindName(p.wait)));
+  }
+  return out;
+}
+
 void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
   std::printf("ring %s: %" PRIu64 " slots x %u bytes, %s producer, cursor %" PRId64
-              "%s, producer %s\n",
-              st.name.c_str(), st.capacity, st.slot_size, st.multi_producer ? "multi" : "single",
-              st.cursor, st.closed ? " (closed)" : "",
-              st.producer_pids.empty() ? "none" : st.producer_alive ? "alive" : "DEAD");
+              " (published %" PRId64 ")%s, %s\n",
+              st.name.c_str(), st.capacity, st.slot_size,
+              std::string(SequencerKindName(st.sequencer)).c_str(), st.cursor, st.published,
+              st.closed ? absl::StrFormat(" (closed at %d)", st.closed_at).c_str() : "",
+              ProducerLine(st).c_str());
+  std::printf("created by process %" PRId64 " at %s\n", st.creator_pid,
+              absl::FormatTime(absl::FromUnixNanos(st.created_at_unix_ns)).c_str());
   if (!st.schema.empty()) std::printf("schema %s\n", st.schema.c_str());
   std::printf("%-20s %8s %-5s %-7s %12s %10s %12s %-16s %-5s %5s %6s %s\n", "consumer", "pid",
               "alive", "state", "sequence", "lag", "events/s", "wait", "stall", "evict", "errors",
@@ -93,9 +107,11 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
     for (const std::string& a : c.after) after += (after.empty() ? "" : ",") + a;
     std::printf("%-20s %8" PRId64 " %-5s %-7s %12" PRId64 " %10" PRId64 " %12.0f %-16s %-5s %5" PRIu64
                 " %6" PRIu64 " %s\n",
-                c.name.c_str(), c.pid, c.alive ? "yes" : "NO", c.state.c_str(), c.sequence, c.lag,
-                rate, std::string(WaitKindName(c.wait.kind)).c_str(), c.stall_policy.c_str(),
-                c.evictions, c.handler_errors, after.c_str());
+                c.name.c_str(), c.pid, c.alive ? "yes" : "NO",
+                std::string(ConsumerStatusName(c.state)).c_str(), c.sequence, c.lag, rate,
+                std::string(WaitKindName(c.wait.kind)).c_str(),
+                std::string(StallPolicyName(c.stall_policy)).c_str(), c.evictions,
+                c.handler_errors, after.c_str());
   }
 }
 
@@ -116,7 +132,7 @@ int Ls() {
     } else {
       std::printf("%-30s %10" PRIu64 " x %-5u cursor %-12" PRId64 " %2zu consumers  producer %s%s\n",
                   name.c_str(), st.capacity, st.slot_size, st.cursor, st.consumers.size(),
-                  st.producer_pids.empty() ? "none" : st.producer_alive ? "alive" : "dead",
+                  st.producers.empty() ? "none" : st.producer_alive ? "alive" : "dead",
                   st.closed ? "  closed" : "");
     }
     first = false;
@@ -155,16 +171,15 @@ int Top(const std::string& name) {
 }
 
 int Tune(const std::string& ring_name, const std::string& consumer) {
+  WaitParams params;
   auto kind = ParseWaitKind(absl::GetFlag(FLAGS_wait));
   if (!kind.ok()) return Fail(kind.status());
+  params.kind = *kind;
+  if (absl::Status s = ParseWaitParams(absl::GetFlag(FLAGS_wait_params), &params); !s.ok()) {
+    return Fail(s);
+  }
   auto ring = RingSegment::Attach(ring_name);
   if (!ring.ok()) return Fail(ring.status());
-  const WaitParams params{
-      .kind = *kind,
-      .spin_tries = static_cast<std::uint32_t>(absl::GetFlag(FLAGS_spin_tries)),
-      .yield_tries = static_cast<std::uint32_t>(absl::GetFlag(FLAGS_yield_tries)),
-      .sleep_ceiling_ns = absl::GetFlag(FLAGS_sleep_ceiling_us) * 1000,
-      .timeout_ns = absl::GetFlag(FLAGS_timeout_ms) * 1'000'000};
   if (absl::Status s = RetuneConsumer(*ring, consumer, params); !s.ok()) return Fail(s);
   std::printf("%s/%s now waits by %s\n", ring_name.c_str(), consumer.c_str(),
               std::string(WaitKindName(*kind)).c_str());
@@ -189,7 +204,8 @@ int Rm(const std::string& name) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "usage: xdisruptor ls | stat RING | top RING | tune RING CONSUMER --wait=KIND | "
+      "usage: xdisruptor ls | stat RING | top RING | tune RING CONSUMER --wait=KIND "
+      "[--wait_params=K=V,...] | "
       "evict RING CONSUMER | rm RING   [--json]");
   const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() > 1 ? args[1] : "";

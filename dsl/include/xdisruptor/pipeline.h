@@ -9,6 +9,8 @@
 //   if (absl::Status s = pipeline.Start(); !s.ok()) { ... }
 //   std::vector<xdisruptor::StageResult> results = pipeline.Join();  // until the ring closes
 //
+// The pipeline DSL sits above the sequencer (as the Disruptor keeps com.lmax.disruptor.dsl
+// apart from its core): everything here is built from Consumer and BatchEventProcessor.
 // Each stage is a named consumer of the ring with its own thread, wait strategy and error
 // policy; it runs after the stages named before it, in this process or in any other (a
 // Python process, another C++ program): the ring's consumer table is the graph. Builder calls
@@ -61,7 +63,7 @@ StageSpec<H> Stage(std::string_view name, H& handler, const StageOptions& option
 
 struct StageResult {
   std::string name;
-  WaitStatus status = WaitStatus::kAlerted;  // why it ended (kClosed: the stream ended)
+  WaitStatus status = WaitStatus::kHalted;  // why it ended (kClosed: the stream ended)
   std::uint64_t events = 0;                  // events it released
   std::int64_t sequence = -1;                // the last sequence it released
   std::uint64_t handler_errors = 0;          // failures its error policy handled
@@ -268,11 +270,12 @@ class Pipeline {
 //   XDISRUPTOR_STAGE           this stage's consumer name       (required)
 //   XDISRUPTOR_AFTER           comma-separated upstream names
 //   XDISRUPTOR_WAIT            wait strategy name (default blocking)
-//   XDISRUPTOR_WAIT_PARAMS     key=value,... (spin_tries, yield_tries, sleep_ceiling,
-//                              timeout, phase_spin, phase_yield in seconds; fallback)
-//   XDISRUPTOR_STALL_POLICY    hold | evict
-//   XDISRUPTOR_ERROR_POLICY    stop | skip | retry
-//   XDISRUPTOR_RETRIES, XDISRUPTOR_RETRY_PAUSE (seconds), XDISRUPTOR_MAX_BATCH
+//   XDISRUPTOR_WAIT_PARAMS     key=value,... as wait_strategy.h's ParseWaitParams reads them
+//                              (kWaitParams: counts, times in seconds, fallback)
+//   XDISRUPTOR_STALL_POLICY    hold | evict (kStallPolicyNames)
+//   XDISRUPTOR_ERROR_POLICY    stop | skip | retry (kErrorPolicyNames)
+//   XDISRUPTOR_MAX_RETRIES (XDISRUPTOR_RETRIES, deprecated), XDISRUPTOR_RETRY_PAUSE
+//                              (seconds), XDISRUPTOR_MAX_BATCH
 //   XDISRUPTOR_ATTACH_TIMEOUT  seconds to wait for the ring and upstream stages (default 10)
 struct StageEnvironment {
   std::string ring;
@@ -282,9 +285,6 @@ struct StageEnvironment {
   std::int64_t attach_timeout_ns = 10'000'000'000;
 };
 absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv();
-
-// Wait parameters from their text form: "timeout=0.5,spin_tries=10,fallback=blocking".
-absl::Status ParseWaitParams(std::string_view text, WaitParams* params);
 
 namespace internal {
 // Registers the stage, retried while an upstream stage is not there yet.
@@ -319,17 +319,17 @@ int ReportStage(const StageEnvironment& env, WaitStatus why, std::uint64_t event
 template <typename T, EventHandler<T> H>
 int RunStage(H& handler, std::string_view expected_schema = {}) {
   auto env = StageEnvironmentFromEnv();
-  if (!env.ok()) return internal::ReportStage({}, WaitStatus::kAlerted, 0, 0,
+  if (!env.ok()) return internal::ReportStage({}, WaitStatus::kHalted, 0, 0,
                                               HandlerFailure{.what = std::string(
                                                   env.status().message())});
   auto ring = internal::RetryWhileNotFound(env->attach_timeout_ns, [&] {
     return Ring<T>::Attach(env->ring, {.expected_schema = std::string(expected_schema)});
   });
-  if (!ring.ok()) return internal::ReportStage(*env, WaitStatus::kAlerted, 0, 0,
+  if (!ring.ok()) return internal::ReportStage(*env, WaitStatus::kHalted, 0, 0,
                                                HandlerFailure{.what = std::string(
                                                    ring.status().message())});
   auto consumer = internal::RegisterFromEnvironment(ring->segment(), *env);
-  if (!consumer.ok()) return internal::ReportStage(*env, WaitStatus::kAlerted, 0, 0,
+  if (!consumer.ok()) return internal::ReportStage(*env, WaitStatus::kHalted, 0, 0,
                                                    HandlerFailure{.what = std::string(
                                                        consumer.status().message())});
   BatchEventProcessor<T, H> processor(*ring, **consumer, handler, env->processor);

@@ -1,4 +1,4 @@
-// Error policies, the pipeline's registration order, and stage programs' environment.
+// The pipeline's registration order, and stage programs' environment.
 #include "xdisruptor/pipeline.h"
 
 #include <signal.h>
@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/str_format.h"
 
@@ -30,107 +31,34 @@ std::vector<std::string> SplitList(std::string_view text, char sep) {
   return out;
 }
 
+// A number >= 0 from the environment (seconds, counts).
 absl::StatusOr<double> ParseNumber(std::string_view key, const std::string& value) {
   char* end = nullptr;
   const double v = std::strtod(value.c_str(), &end);
-  if (value.empty() || end != value.c_str() + value.size() || !(v >= 0)) {
+  if (value.empty() || end != value.c_str() + value.size() || !(v >= 0) || v > 1e15) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s=%s: expected a number >= 0", key, value));
   }
   return v;
 }
 
-std::string Env(const char* key) {
-  const char* v = std::getenv(key);
+std::string Env(std::string_view key) {
+  const char* v = std::getenv(std::string(key).c_str());
   return v ? std::string(v) : std::string();
 }
 
-const char* WhyName(WaitStatus why) {
-  switch (why) {
-    case WaitStatus::kOk: return "ok";
-    case WaitStatus::kAlerted: return "halted";
-    case WaitStatus::kClosed: return "stream closed";
-    case WaitStatus::kTimeout: return "timeout";
-    case WaitStatus::kUpstreamGone: return "an upstream stage left";
-    case WaitStatus::kCheckpoint: return "checkpoint";
-    case WaitStatus::kProducerStalled: return "a producer died between claim and publish";
-    case WaitStatus::kProducerGone: return "the producer died without closing the stream";
-    case WaitStatus::kEvicted: return "evicted";
-    case WaitStatus::kHandlerFailed: return "handler failed";
+// The variable's value, or that of its deprecated spelling (with a warning on stderr).
+std::string EnvOrDeprecated(std::string_view key, std::string_view old_key) {
+  std::string value = Env(key);
+  if (value.empty() && !(value = Env(old_key)).empty()) {
+    std::fprintf(stderr, "xdisruptor: %.*s is deprecated; set %.*s\n",
+                 static_cast<int>(old_key.size()), old_key.data(), static_cast<int>(key.size()),
+                 key.data());
   }
-  return "unknown";
+  return value;
 }
 
 }  // namespace
-
-std::string_view ErrorPolicyName(ErrorPolicy policy) {
-  switch (policy) {
-    case ErrorPolicy::kStop: return "stop";
-    case ErrorPolicy::kSkip: return "skip";
-    case ErrorPolicy::kRetry: return "retry";
-  }
-  return "stop";
-}
-
-absl::StatusOr<ErrorPolicy> ParseErrorPolicy(std::string_view name) {
-  if (name == "stop") return ErrorPolicy::kStop;
-  if (name == "skip") return ErrorPolicy::kSkip;
-  if (name == "retry") return ErrorPolicy::kRetry;
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "unknown error policy '%s'; use stop, skip or retry", name));
-}
-
-absl::Status ValidateProcessorOptions(const ProcessorOptions& options) {
-  if (options.max_retries < 0 || options.max_retries > 1'000'000) {
-    return absl::InvalidArgumentError("max_retries must be between 0 and 1000000");
-  }
-  if (options.retry_pause_ns < 0 || options.retry_pause_ns > 3'600'000'000'000) {
-    return absl::InvalidArgumentError("the retry pause must be between 0 and 1 hour");
-  }
-  if (options.max_batch < 0) {
-    return absl::InvalidArgumentError("max_batch must be >= 0 (0: no cap)");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ParseWaitParams(std::string_view text, WaitParams* params) {
-  for (const std::string& item : SplitList(text, ',')) {
-    const std::size_t eq = item.find('=');
-    if (eq == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "wait parameter '%s' is not key=value", item));
-    }
-    const std::string key = item.substr(0, eq);
-    const std::string value = item.substr(eq + 1);
-    if (key == "fallback") {
-      auto kind = ParseWaitKind(value);
-      if (!kind.ok()) return kind.status();
-      params->fallback_kind = *kind;
-      continue;
-    }
-    auto v = ParseNumber(key, value);
-    if (!v.ok()) return v.status();
-    const auto ns = static_cast<std::int64_t>(*v * 1e9);
-    if (key == "spin_tries") {
-      params->spin_tries = static_cast<std::uint32_t>(*v);
-    } else if (key == "yield_tries") {
-      params->yield_tries = static_cast<std::uint32_t>(*v);
-    } else if (key == "sleep_ceiling") {
-      params->sleep_ceiling_ns = ns;
-    } else if (key == "timeout") {
-      params->timeout_ns = ns;
-    } else if (key == "phase_spin") {
-      params->phase_spin_ns = ns;
-    } else if (key == "phase_yield") {
-      params->phase_yield_ns = ns;
-    } else {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "unknown wait parameter '%s'; use spin_tries, yield_tries, sleep_ceiling, timeout, "
-          "phase_spin, phase_yield, fallback (times in seconds)", key));
-    }
-  }
-  return ValidateWaitParams(*params);
-}
 
 absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
   StageEnvironment env;
@@ -151,22 +79,20 @@ absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
     return s;
   }
   const std::string stall = Env("XDISRUPTOR_STALL_POLICY");
-  if (stall == "evict") {
-    env.consumer.stall_policy = StallPolicy::kEvict;
-  } else if (!stall.empty() && stall != "hold") {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "XDISRUPTOR_STALL_POLICY=%s: use hold or evict", stall));
-  }
+  auto stall_policy = ParseStallPolicy(stall.empty() ? "hold" : stall);
+  if (!stall_policy.ok()) return stall_policy.status();
+  env.consumer.stall_policy = *stall_policy;
   const std::string policy = Env("XDISRUPTOR_ERROR_POLICY");
   auto error_policy = ParseErrorPolicy(policy.empty() ? "stop" : policy);
   if (!error_policy.ok()) return error_policy.status();
   env.processor.error_policy = *error_policy;
-  const std::pair<const char*, int> numbers[] = {{"XDISRUPTOR_RETRIES", 0},
-                                                 {"XDISRUPTOR_RETRY_PAUSE", 1},
-                                                 {"XDISRUPTOR_MAX_BATCH", 2},
-                                                 {"XDISRUPTOR_ATTACH_TIMEOUT", 3}};
-  for (const auto& [key, which] : numbers) {
-    const std::string text = Env(key);
+  const std::tuple<const char*, std::string, int> numbers[] = {
+      {"XDISRUPTOR_MAX_RETRIES", EnvOrDeprecated("XDISRUPTOR_MAX_RETRIES", "XDISRUPTOR_RETRIES"),
+       0},
+      {"XDISRUPTOR_RETRY_PAUSE", Env("XDISRUPTOR_RETRY_PAUSE"), 1},
+      {"XDISRUPTOR_MAX_BATCH", Env("XDISRUPTOR_MAX_BATCH"), 2},
+      {"XDISRUPTOR_ATTACH_TIMEOUT", Env("XDISRUPTOR_ATTACH_TIMEOUT"), 3}};
+  for (const auto& [key, text, which] : numbers) {
     if (text.empty()) continue;
     auto v = ParseNumber(key, text);
     if (!v.ok()) return v.status();
@@ -296,15 +222,15 @@ int ReportStage(const StageEnvironment& env, WaitStatus why, std::uint64_t event
     } else {
       std::fprintf(stderr, "stage %s: %s\n", name.c_str(), failure->what.c_str());
     }
-  } else if (why != WaitStatus::kClosed && why != WaitStatus::kAlerted) {
-    std::fprintf(stderr, "stage %s: stopped: %s\n", name.c_str(), WhyName(why));
+  } else if (why != WaitStatus::kClosed && why != WaitStatus::kHalted) {
+    std::fprintf(stderr, "stage %s: stopped: %s\n", name.c_str(), std::string(WaitStatusDescription(why)).c_str());
   }
-  std::printf("stage %s: %s, %llu events, %llu handler errors\n", name.c_str(), WhyName(why),
+  std::printf("stage %s: %s, %llu events, %llu handler errors\n", name.c_str(), std::string(WaitStatusDescription(why)).c_str(),
               static_cast<unsigned long long>(events),
               static_cast<unsigned long long>(handler_errors));
   std::fflush(stdout);
   const bool ok = !failure.has_value() &&
-                  (why == WaitStatus::kClosed || why == WaitStatus::kAlerted);
+                  (why == WaitStatus::kClosed || why == WaitStatus::kHalted);
   return ok ? 0 : 1;
 }
 

@@ -1,0 +1,95 @@
+// xdisruptor/names.h — one spelling per value: the name tables of the enums every surface
+// shows (C++, Python, the tool, the launcher's TOML, the stage environment, metric labels).
+//
+// Each enum that a user can name has exactly one table of (value, name) pairs, next to the
+// enum's own header; NameOf and ParseName work on any of them, so there is one parser and one
+// error message shape ("unknown stall policy 'x'; use hold or evict"). The Python package reads
+// the same tables from the compiled module (xdisruptor._xdisruptor) instead of copying them.
+// This header holds the tables of the segment's own enums (layout.h). Pure; any thread.
+#ifndef XDISRUPTOR_NAMES_H_
+#define XDISRUPTOR_NAMES_H_
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "xdisruptor/layout.h"
+
+namespace xdisruptor {
+
+template <typename E>
+struct EnumName {
+  E value;
+  std::string_view name;
+};
+
+template <typename E, std::size_t N>
+using NameTable = std::array<EnumName<E>, N>;
+
+// The name of `value`, or "unknown" for a value the table lacks (from a corrupt segment).
+template <typename E, std::size_t N>
+constexpr std::string_view NameOf(const NameTable<E, N>& table, E value) {
+  for (const EnumName<E>& entry : table) {
+    if (entry.value == value) return entry.name;
+  }
+  return "unknown";
+}
+
+// "a, b or c": the table's names, for messages.
+template <typename E, std::size_t N>
+std::string NameList(const NameTable<E, N>& table) {
+  std::string out;
+  for (std::size_t i = 0; i < N; ++i) {
+    out += i == 0 ? "" : (i + 1 == N ? " or " : ", ");
+    out += table[i].name;
+  }
+  return out;
+}
+
+// The value named `text`; InvalidArgument naming `what` and the choices otherwise.
+template <typename E, std::size_t N>
+absl::StatusOr<E> ParseName(const NameTable<E, N>& table, std::string_view text,
+                            std::string_view what) {
+  for (const EnumName<E>& entry : table) {
+    if (entry.name == text) return entry.value;
+  }
+  std::string message = "unknown ";
+  message.append(what).append(" '").append(text).append("'; use ").append(NameList(table));
+  return absl::InvalidArgumentError(message);
+}
+
+inline constexpr NameTable<StallPolicy, kStallPolicyCount> kStallPolicyNames{{
+    {StallPolicy::kHold, "hold"},
+    {StallPolicy::kEvict, "evict"},
+}};
+inline constexpr NameTable<ConsumerStatus, kConsumerStatusCount> kConsumerStatusNames{{
+    {ConsumerStatus::kFree, "free"},
+    {ConsumerStatus::kJoining, "joining"},
+    {ConsumerStatus::kActive, "active"},
+    {ConsumerStatus::kEvicted, "evicted"},
+}};
+inline constexpr NameTable<SequencerKind, 2> kSequencerKindNames{{
+    {SequencerKind::kSingleProducer, "single"},
+    {SequencerKind::kMultiProducer, "multi"},
+}};
+
+inline std::string_view StallPolicyName(StallPolicy p) { return NameOf(kStallPolicyNames, p); }
+inline absl::StatusOr<StallPolicy> ParseStallPolicy(std::string_view text) {
+  return ParseName(kStallPolicyNames, text, "stall policy");
+}
+inline std::string_view ConsumerStatusName(ConsumerStatus s) {
+  return NameOf(kConsumerStatusNames, s);
+}
+inline std::string_view SequencerKindName(SequencerKind k) {
+  return NameOf(kSequencerKindNames, k);
+}
+inline absl::StatusOr<SequencerKind> ParseSequencerKind(std::string_view text) {
+  return ParseName(kSequencerKindNames, text, "producer kind");
+}
+
+}  // namespace xdisruptor
+
+#endif  // XDISRUPTOR_NAMES_H_

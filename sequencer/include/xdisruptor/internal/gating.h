@@ -1,0 +1,65 @@
+// xdisruptor/internal/gating.h — the producer's side of gating, for both sequencer kinds: the
+// slowest gating sequence, whom to sleep on, and the full-ring wait (which also evicts dead
+// consumers whose stall policy is kEvict). Not for users; producers' threads only.
+#ifndef XDISRUPTOR_INTERNAL_GATING_H_
+#define XDISRUPTOR_INTERNAL_GATING_H_
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstdint>
+
+#include "xdisruptor/layout.h"
+#include "xdisruptor/layout_access.h"
+#include "xdisruptor/ring_segment.h"
+#include "xdisruptor/wait_strategy.h"
+
+namespace xdisruptor::internal {
+
+// How often a producer blocked on a full ring looks for dead consumers it may evict.
+inline constexpr std::int64_t kEvictCheckNs = 100'000'000;
+
+// The slowest gating consumer's sequence, or `start` when none is slower (or none gates).
+// `start` must be a cursor value a joining consumer can see (docs/architecture.md, join
+// protocol): the published cursor of a single producer, the claim a multi-producer read
+// before its own.
+inline std::int64_t MinimumGating(const RingSegment& ring, std::int64_t start) {
+  std::uint64_t mask = LoadGatingMask(ring.producer());
+  std::int64_t minimum = start;
+  while (mask != 0) {
+    const int i = std::countr_zero(mask);
+    mask &= mask - 1;
+    // SYNC POINT: pairs with Consumer::Release's release store: the consumer's reads of the
+    // slots up to its sequence happen before the producer overwrites them.
+    minimum = std::min(minimum, LoadSequence(ring.consumer(static_cast<std::size_t>(i))));
+  }
+  return minimum;
+}
+
+// MinimumGating after the producer's StoreLoad fence.
+inline std::int64_t RefreshGating(const RingSegment& ring, std::int64_t start) {
+  // SYNC POINT (StoreLoad): orders this producer's earlier cursor stores (or its claim) before
+  // its load of the gating mask; pairs with JoinGating's seq_cst RMW + cursor load in
+  // Consumer::Register. Without it a joining consumer and the producer could each miss the
+  // other's store and the producer would lap the newcomer (the fence a well-known C++ port
+  // lost).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return MinimumGating(ring, start);
+}
+
+// Evicts every gating consumer short of `wrap_point` whose process died and whose stall
+// policy is kEvict, so the ring goes on; true if it evicted any. Dead kHold consumers keep
+// holding (by design). Takes the registry lock only when there is a candidate.
+bool EvictDeadLaggards(RingSegment& ring, std::int64_t wrap_point);
+
+// The full-ring wait of both sequencers: until RefreshGating(ring, start) reaches
+// `wrap_point`, idling by `wait` on the lagging consumer (producer entry `producer_index`
+// sleeps there), evicting dead kEvict laggards every kEvictCheckNs. Stores the last minimum
+// in `*gating`. False if `max_wait_ns` (> 0) elapsed first.
+bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::uint32_t producer_index,
+                   std::int64_t wrap_point, std::int64_t start, std::int64_t max_wait_ns,
+                   std::int64_t* gating);
+
+}  // namespace xdisruptor::internal
+
+#endif  // XDISRUPTOR_INTERNAL_GATING_H_

@@ -1,0 +1,79 @@
+// xdisruptor/internal/producer_role.h — what both sequencers share of their lifecycle: attach
+// (the checks, the registry lock, an entry of the producer table), move, detach, close, the
+// claim-size check and the full-ring wait. Not for users.
+//
+// The producer table has one entry per producer process: a single-producer ring uses entry 0,
+// a multi-producer ring up to kMaxProducers. Setup and teardown run under the registry lock;
+// nothing here but CheckClaimSize is on the data path.
+#ifndef XDISRUPTOR_INTERNAL_PRODUCER_ROLE_H_
+#define XDISRUPTOR_INTERNAL_PRODUCER_ROLE_H_
+
+#include <cstdint>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "xdisruptor/internal/gating.h"
+#include "xdisruptor/layout.h"
+#include "xdisruptor/ring_segment.h"
+#include "xdisruptor/wait_strategy.h"
+
+namespace xdisruptor::internal {
+
+// claim_lo of a producer entry: no claim in flight / a claim being taken (range not yet known).
+inline constexpr std::int64_t kNoClaim = -1;
+inline constexpr std::int64_t kClaiming = -2;
+
+class ProducerRole {
+ public:
+  // Checks that `ring` was made for `kind` and that `wait` suits a producer, then takes a
+  // producer entry under the registry lock (FailedPrecondition if a single-producer ring has a
+  // live producer, ResourceExhausted if a multi-producer table is full) and reopens the ring.
+  static absl::StatusOr<ProducerRole> Attach(RingSegment& ring, SequencerKind kind,
+                                             const WaitParams& wait);
+
+  ProducerRole() = default;
+  ProducerRole(ProducerRole&& other) noexcept { *this = std::move(other); }
+  ProducerRole& operator=(ProducerRole&& other) noexcept;  // detaches what this one held
+  ProducerRole(const ProducerRole&) = delete;
+  ProducerRole& operator=(const ProducerRole&) = delete;
+  ~ProducerRole();
+
+  // Gives up the entry (the ring stays open for a successor). FailedPrecondition when already
+  // detached, or in a forked child (the entry is its parent's).
+  absl::Status Detach();
+  // End of stream at the current cursor: consumers drain what was published, then see
+  // WaitStatus::kClosed.
+  void Close();
+
+  // Aborts the process unless 1 <= n <= capacity.
+  void CheckClaimSize(std::int64_t n) const {
+    if (n < 1 || n > capacity_) [[unlikely]] ClaimSizeFailure(n);
+  }
+  // The full-ring wait (gating.h) as this producer entry.
+  bool WaitForCapacity(std::int64_t wrap_point, std::int64_t start, std::int64_t max_wait_ns,
+                       std::int64_t* gating) {
+    return WaitForGating(*ring_, wait_, static_cast<std::uint32_t>(index_), wrap_point, start,
+                         max_wait_ns, gating);
+  }
+
+  RingSegment& ring() const { return *ring_; }
+  ProducerEntryState& entry() const { return ring_->producer().producers[index_]; }
+  int index() const { return index_; }
+  std::int64_t capacity() const { return capacity_; }
+  const WaitParams& wait() const { return wait_; }
+
+ private:
+  ProducerRole(RingSegment& ring, int index, const WaitParams& wait);
+  [[noreturn]] void ClaimSizeFailure(std::int64_t n) const;
+
+  RingSegment* ring_ = nullptr;
+  int index_ = -1;
+  std::int64_t capacity_ = 0;
+  WaitParams wait_{};
+  bool attached_ = false;
+};
+
+}  // namespace xdisruptor::internal
+
+#endif  // XDISRUPTOR_INTERNAL_PRODUCER_ROLE_H_
