@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_format.h"
 #include "xdisruptor/xdisruptor.h"
 
 namespace xdisruptor::python {
@@ -50,7 +51,10 @@ struct PyRing {
                  bool writable) const;
 };
 
+// A wait strategy from Python: kind name and keyword parameters (seconds, counts), through
+// the one C++ parser (SetWaitParam); and back.
 WaitParams ParseWait(const std::string& kind, const py::dict& params);
+py::dict WaitParamsDict(const WaitParams& params);
 
 void RegisterRing(py::module_& m);
 void RegisterProducer(py::module_& m);

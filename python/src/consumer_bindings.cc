@@ -9,36 +9,16 @@ namespace xdisruptor::python {
 
 namespace {
 
-const char* StatusName(WaitStatus status) {
-  switch (status) {
-    case WaitStatus::kOk: return "ok";
-    case WaitStatus::kAlerted: return "halted";
-    case WaitStatus::kClosed: return "closed";
-    case WaitStatus::kTimeout: return "timeout";
-    case WaitStatus::kUpstreamGone: return "upstream-gone";
-    case WaitStatus::kCheckpoint: return "checkpoint";
-    case WaitStatus::kProducerStalled: return "producer-stalled";
-    case WaitStatus::kProducerGone: return "producer-gone";
-    case WaitStatus::kEvicted: return "evicted";
-    case WaitStatus::kHandlerFailed: return "handler-failed";
-  }
-  return "unknown";
-}
-
 class PyConsumer {
  public:
   PyConsumer(const PyRing& ring, const std::string& name, const std::vector<std::string>& after,
-             const std::string& wait, const py::dict& params, const std::string& policy,
-             bool rejoin)
+             const std::string& wait, const py::dict& params, const std::string& stall_policy,
+             bool rejoin_at_cursor)
       : ring_(ring.segment) {
-    if (policy != "hold" && policy != "evict") {
-      ThrowStatus(absl::InvalidArgumentError("policy must be 'hold' or 'evict'"));
-    }
     ConsumerOptions options{.after = after,
                             .wait = ParseWait(wait, params),
-                            .stall_policy = policy == "evict" ? StallPolicy::kEvict
-                                                              : StallPolicy::kHold,
-                            .rejoin_at_cursor = rejoin};
+                            .stall_policy = Unwrap(ParseStallPolicy(stall_policy)),
+                            .rejoin_at_cursor = rejoin_at_cursor};
     consumer_.emplace(
         Unwrap(Consumer::Register(ring.get(), name, options), ErrorSubject::kConsumer));
   }
@@ -46,18 +26,8 @@ class PyConsumer {
   // Waits for `sequence` with the GIL released; returns (available, status name). Every
   // kPollNs it takes the GIL back to let Ctrl-C (or any signal handler) raise.
   py::tuple WaitFor(std::int64_t sequence) {
-    Consumer& c = get();
-    for (;;) {
-      WaitResult r;
-      {
-        py::gil_scoped_release release;
-        r = c.barrier().WaitFor(sequence, kPollNs);
-      }
-      if (r.status != WaitStatus::kCheckpoint) {
-        return py::make_tuple(r.available, StatusName(r.status));
-      }
-      CheckSignals();
-    }
+    const WaitResult r = Wait(sequence);
+    return py::make_tuple(r.available, std::string(WaitStatusName(r.status)));
   }
 
   // The next batch in one call: releases the batch handed out before (if any), waits for the
@@ -68,10 +38,11 @@ class PyConsumer {
     ReleasePending();
     Consumer& c = get();
     const std::int64_t first = c.sequence() + 1;
-    const py::tuple waited = WaitFor(first);
-    const auto status = waited[1].cast<std::string>();
-    if (status != "ok") return py::make_tuple(first, 0, status);
-    const auto available = waited[0].cast<std::int64_t>();
+    const WaitResult waited = Wait(first);
+    if (waited.status != WaitStatus::kOk) {
+      return py::make_tuple(first, 0, std::string(WaitStatusName(waited.status)));
+    }
+    const std::int64_t available = waited.available;
     const auto capacity = static_cast<std::int64_t>(ring_->capacity());
     const std::int64_t to_end = capacity - (first & (capacity - 1));
     const std::int64_t count = std::min({available - first + 1, limit, to_end});
@@ -110,6 +81,19 @@ class PyConsumer {
   bool closed() const { return !consumer_; }
 
  private:
+  WaitResult Wait(std::int64_t sequence) {
+    Consumer& c = get();
+    for (;;) {
+      WaitResult r;
+      {
+        py::gil_scoped_release release;
+        r = c.barrier().WaitFor(sequence, kPollNs);
+      }
+      if (r.status != WaitStatus::kCheckpoint) return r;
+      CheckSignals();
+    }
+  }
+
   std::shared_ptr<RingSegment> ring_;
   std::optional<Consumer> consumer_;
   std::int64_t pending_last_ = -1;
@@ -123,18 +107,13 @@ void RegisterConsumer(py::module_& m) {
       .def(py::init<const PyRing&, const std::string&, const std::vector<std::string>&,
                     const std::string&, const py::dict&, const std::string&, bool>(),
            py::arg("ring"), py::arg("name"), py::arg("after"), py::arg("wait"),
-           py::arg("params"), py::arg("policy") = "hold", py::arg("rejoin") = false)
+           py::arg("params"), py::arg("stall_policy") = "hold",
+           py::arg("rejoin_at_cursor") = false)
       .def_property_readonly("resumed", [](PyConsumer& c) { return c.get().resumed(); })
       .def_property_readonly("missed", [](PyConsumer& c) { return c.get().missed(); })
       .def_property_readonly("handler_errors",
                              [](PyConsumer& c) { return c.get().handler_errors(); })
-      .def_property_readonly("events",
-                             [](PyConsumer& c) {
-                               Consumer& k = c.get();
-                               return k.ring()
-                                   .consumer(static_cast<std::size_t>(k.index()))
-                                   .events.load(std::memory_order_relaxed);
-                             })
+      .def_property_readonly("events", [](PyConsumer& c) { return c.get().events(); })
       .def("count_handler_error", [](PyConsumer& c) { c.get().CountHandlerError(); })
       .def("wait_for", &PyConsumer::WaitFor, py::arg("sequence"))
       .def("next_range", &PyConsumer::NextRange, py::arg("limit"))

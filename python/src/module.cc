@@ -1,4 +1,8 @@
 // The compiled half of the xdisruptor Python package: xdisruptor._xdisruptor.
+//
+// Besides the raw classes it exports the vocabulary every surface shares, read from the C++
+// name tables (names.h, wait_strategy.h, wait_status.h, error_policy.h): the Python package
+// builds its enums and checks from these, never from copies.
 #include <Python.h>
 
 #include "bindings.h"
@@ -7,36 +11,24 @@ namespace xdisruptor::python {
 
 namespace {
 
-py::object ErrorClass(const char* name) {
-  return py::module_::import("xdisruptor.errors").attr(name);
+py::object ErrorClass(const char* code, ErrorSubject subject) {
+  static constexpr const char* kSubjects[] = {"ring", "consumer", ""};
+  return py::module_::import("xdisruptor.errors")
+      .attr("error_class")(code, kSubjects[static_cast<int>(subject)]);
+}
+
+template <typename Table>
+py::tuple Names(const Table& table) {
+  py::list names;
+  for (const auto& entry : table) names.append(std::string(entry.name));
+  return py::tuple(names);
 }
 
 }  // namespace
 
 void ThrowStatus(const absl::Status& status, ErrorSubject subject) {
-  const char* name = "Error";
-  switch (status.code()) {
-    case absl::StatusCode::kNotFound:
-      name = subject == ErrorSubject::kRing       ? "RingNotFoundError"
-             : subject == ErrorSubject::kConsumer ? "ConsumerNotFoundError"
-                                                  : "NotFoundError";
-      break;
-    case absl::StatusCode::kAlreadyExists:
-      name = subject == ErrorSubject::kRing       ? "RingExistsError"
-             : subject == ErrorSubject::kConsumer ? "NameTakenError"
-                                                  : "AlreadyExistsError";
-      break;
-    case absl::StatusCode::kInvalidArgument: name = "InvalidArgumentError"; break;
-    case absl::StatusCode::kFailedPrecondition: name = "StateError"; break;
-    case absl::StatusCode::kDataLoss: name = "CorruptRingError"; break;
-    case absl::StatusCode::kUnavailable: name = "UnavailableError"; break;
-    case absl::StatusCode::kResourceExhausted: name = "TableFullError"; break;
-    case absl::StatusCode::kPermissionDenied: name = "PermissionDeniedError"; break;
-    case absl::StatusCode::kDeadlineExceeded: name = "TimeoutError"; break;
-    case absl::StatusCode::kOutOfRange: name = "MissedEventsError"; break;
-    default: break;
-  }
-  const py::object cls = ErrorClass(name);
+  const std::string code = absl::StatusCodeToString(status.code());
+  const py::object cls = ErrorClass(code.c_str(), subject);
   PyErr_SetString(cls.ptr(), std::string(status.message()).c_str());
   throw py::error_already_set();
 }
@@ -51,31 +43,108 @@ WaitParams ParseWait(const std::string& kind, const py::dict& params) {
   for (auto item : params) {
     const std::string key = py::str(item.first);
     const py::handle value = item.second;
-    if (key == "spin_tries") {
-      p.spin_tries = value.cast<std::uint32_t>();
-    } else if (key == "yield_tries") {
-      p.yield_tries = value.cast<std::uint32_t>();
-    } else if (key == "sleep_ceiling") {
-      p.sleep_ceiling_ns = static_cast<std::int64_t>(value.cast<double>() * 1e9);
-    } else if (key == "timeout") {
-      p.timeout_ns = static_cast<std::int64_t>(value.cast<double>() * 1e9);
-    } else if (key == "phase_spin") {
-      p.phase_spin_ns = static_cast<std::int64_t>(value.cast<double>() * 1e9);
-    } else if (key == "phase_yield") {
-      p.phase_yield_ns = static_cast<std::int64_t>(value.cast<double>() * 1e9);
-    } else if (key == "fallback") {
-      p.fallback_kind = Unwrap(ParseWaitKind(value.cast<std::string>()));
+    absl::Status s;
+    if (py::isinstance<py::str>(value)) {
+      s = SetWaitParam(p, key, value.cast<std::string>());
+    } else if (py::isinstance<py::bool_>(value) || !py::isinstance<py::float_>(value) &&
+                                                       !py::isinstance<py::int_>(value)) {
+      s = absl::InvalidArgumentError(absl::StrFormat(
+          "wait parameter %s=%s: expected a number", key, std::string(py::repr(value))));
     } else {
-      ThrowStatus(absl::InvalidArgumentError(
-          "unknown wait parameter '" + key +
-          "'; use spin_tries, yield_tries, sleep_ceiling, timeout, phase_spin, phase_yield, "
-          "fallback (times in seconds)"));
+      s = SetWaitParam(p, key, value.cast<double>());
     }
+    if (!s.ok()) ThrowStatus(s);
   }
   if (absl::Status s = ValidateWaitParams(p); !s.ok()) ThrowStatus(s);
   return p;
 }
 
+py::dict WaitParamsDict(const WaitParams& params) {
+  py::dict d;
+  for (const WaitParamInfo& info : kWaitParams) {
+    const std::string name(info.name);
+    switch (info.unit) {
+      case WaitParamUnit::kCount:
+        d[name.c_str()] = static_cast<std::uint64_t>(WaitParamNumber(params, info));
+        break;
+      case WaitParamUnit::kSeconds: d[name.c_str()] = WaitParamNumber(params, info); break;
+      case WaitParamUnit::kWaitKind:
+        d[name.c_str()] = std::string(WaitKindName(params.fallback_kind));
+        break;
+    }
+  }
+  return d;
+}
+
+namespace {
+
+// The stage environment as C++ stage programs read it (StageEnvironmentFromEnv): the same
+// variables, the same parsers, in Python units.
+py::dict StageEnvironmentDict() {
+  const StageEnvironment env = Unwrap(StageEnvironmentFromEnv());
+  py::dict d;
+  d["ring"] = env.ring;
+  d["name"] = env.name;
+  d["after"] = env.consumer.after;
+  d["wait"] = std::string(WaitKindName(env.consumer.wait.kind));
+  d["wait_params"] = WaitParamsDict(env.consumer.wait);
+  d["stall_policy"] = std::string(StallPolicyName(env.consumer.stall_policy));
+  d["error_policy"] = std::string(ErrorPolicyName(env.processor.error_policy));
+  d["max_retries"] = env.processor.max_retries;
+  d["retry_pause"] = static_cast<double>(env.processor.retry_pause_ns) / 1e9;
+  d["max_batch"] = env.processor.max_batch;
+  d["attach_timeout"] = static_cast<double>(env.attach_timeout_ns) / 1e9;
+  return d;
+}
+
+void RegisterVocabulary(py::module_& m) {
+  m.attr("LAYOUT_VERSION") = kLayoutVersion;
+  m.attr("WAIT_KINDS") = Names(kWaitKindNames);
+  m.attr("STALL_POLICIES") = Names(kStallPolicyNames);
+  m.attr("ERROR_POLICIES") = Names(kErrorPolicyNames);
+  m.attr("WAIT_STATUSES") = Names(kWaitStatuses);  // in value order
+  py::list descriptions;
+  for (const WaitStatusInfo& info : kWaitStatuses) {
+    descriptions.append(std::string(info.description));
+  }
+  m.attr("WAIT_STATUS_DESCRIPTIONS") = py::tuple(descriptions);
+  py::list params;
+  for (const WaitParamInfo& info : kWaitParams) {
+    params.append(py::make_tuple(std::string(info.name),
+                                 info.unit == WaitParamUnit::kCount     ? "count"
+                                 : info.unit == WaitParamUnit::kSeconds ? "seconds"
+                                                                        : "wait"));
+  }
+  m.attr("WAIT_PARAMS") = py::tuple(params);
+  m.def(
+      "wait_params",
+      [](const std::string& kind, const py::dict& params) {
+        return WaitParamsDict(ParseWait(kind, params));
+      },
+      py::arg("kind"), py::arg("params"),
+      "Checks a wait strategy and its parameters as a consumer would; returns every "
+      "parameter's value (counts, seconds, fallback).");
+  m.def(
+      "error_action",
+      [](const std::string& policy, int attempts, int max_retries) {
+        const ProcessorOptions options{.error_policy = Unwrap(ParseErrorPolicy(policy)),
+                                       .max_retries = max_retries};
+        return std::string(NameOf(kErrorActionNames, NextErrorAction(options, attempts)));
+      },
+      py::arg("policy"), py::arg("attempts"), py::arg("max_retries"),
+      "What a stage does about a handler failure (stop, skip or retry), by the C++ rule.");
+  m.def(
+      "error_report",
+      [](const std::string& action) {
+        return std::string(ErrorActionReport(Unwrap(
+            ParseName(kErrorActionNames, action, "error action"))));
+      },
+      py::arg("action"));
+  m.def("stage_environment", &StageEnvironmentDict,
+        "The XDISRUPTOR_* stage variables of this process, parsed as C++ stages parse them.");
+}
+
+}  // namespace
 }  // namespace xdisruptor::python
 
 PYBIND11_MODULE(_xdisruptor, m) {
@@ -87,6 +156,7 @@ PYBIND11_MODULE(_xdisruptor, m) {
       xdisruptor::python::ThrowStatus(s, xdisruptor::python::ErrorSubject::kConsumer);
     }
   });
+  xdisruptor::python::RegisterVocabulary(m);
   xdisruptor::python::RegisterRing(m);
   xdisruptor::python::RegisterProducer(m);
   xdisruptor::python::RegisterConsumer(m);

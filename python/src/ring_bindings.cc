@@ -131,30 +131,22 @@ py::list Tuples(const PyRing& ring, std::int64_t first, std::int64_t count,
   return py::reinterpret_steal<py::list>(list);
 }
 
-py::dict ConsumerInfo(const RingSegment& ring, std::size_t i) {
-  const ConsumerState& c = ring.consumer(i);
+// One consumer as Ring.consumers() shows it: the stats' view (stats.h), the one reader of a
+// consumer entry for the tools.
+py::dict ConsumerInfo(const ConsumerStats& c) {
   py::dict d;
-  d["index"] = i;
-  d["name"] = std::string(c.name, std::min<std::size_t>(c.name_length, kMaxNameLength));
-  d["pid"] = c.pid.load(std::memory_order_relaxed);
-  d["sequence"] = c.sequence.load(std::memory_order_acquire);
-  d["events"] = c.events.load(std::memory_order_relaxed);
-  d["batches"] = c.batches.load(std::memory_order_relaxed);
-  d["waits"] = c.waits.load(std::memory_order_relaxed);
-  d["handler_errors"] = c.handler_errors.load(std::memory_order_relaxed);
-  const WaitParams w = LoadWaitParams(c);
-  d["wait"] = std::string(WaitKindName(w.kind));
-  py::list after;
-  for (std::uint32_t k = 0; k < std::min<std::uint32_t>(c.after_count, kMaxAfter); ++k) {
-    const auto up = static_cast<std::size_t>(c.after[k]);
-    if (up < kMaxConsumers) {
-      const ConsumerState& u = ring.consumer(up);
-      after.append(std::string(u.name, std::min<std::size_t>(u.name_length, kMaxNameLength)));
-    }
-  }
-  d["after"] = after;
-  d["alive"] = IsProcessAlive(c.pid.load(std::memory_order_relaxed),
-                              c.start_time.load(std::memory_order_relaxed));
+  d["index"] = c.index;
+  d["name"] = c.name;
+  d["pid"] = c.pid;
+  d["alive"] = c.alive;
+  d["sequence"] = c.sequence;
+  d["events"] = c.events;
+  d["batches"] = c.batches;
+  d["waits"] = c.waits;
+  d["handler_errors"] = c.handler_errors;
+  d["wait"] = std::string(WaitKindName(c.wait.kind));
+  d["stall_policy"] = std::string(StallPolicyName(c.stall_policy));
+  d["after"] = c.after;
   return d;
 }
 
@@ -207,34 +199,18 @@ void RegisterRing(py::module_& m) {
                              [](const PyRing& r) {
                                return r.get().sequencer_kind() == SequencerKind::kMultiProducer;
                              })
+      // A multi-producer ring's cursor is the highest claimed sequence (layout_access.h).
       .def_property_readonly("cursor",
-                             [](const PyRing& r) {
-                               const RingSegment& ring = r.get();
-                               // A multi-producer ring's cursor is its claim counter.
-                               return (ring.multi_producer() ? ring.producer().claim
-                                                             : ring.producer().cursor)
-                                   .load(std::memory_order_acquire);
-                             })
+                             [](const PyRing& r) { return LoadCursor(r.get().producer()); })
       .def_property_readonly("stream_closed",
-                             [](const PyRing& r) {
-                               return r.get().producer().ring_status.load(
-                                          std::memory_order_acquire) ==
-                                      static_cast<std::uint32_t>(RingStatus::kClosed);
-                             })
-      .def_property_readonly("producer_pid",
-                             [](const PyRing& r) {
-                               return r.get().producer().producer_pid.load(
-                                   std::memory_order_relaxed);
-                             })
+                             [](const PyRing& r) { return IsClosed(r.get().producer()); })
+      .def_property_readonly("producer_pids",
+                             [](const PyRing& r) { return Stats(r.get()).producer_pids; })
       .def("consumers",
            [](const PyRing& r) {
-             const RingSegment& ring = r.get();
              py::list out;
-             for (std::size_t i = 0; i < kMaxConsumers; ++i) {
-               if (ring.consumer(i).status.load(std::memory_order_acquire) ==
-                   static_cast<std::uint32_t>(ConsumerStatus::kActive)) {
-                 out.append(ConsumerInfo(ring, i));
-               }
+             for (const ConsumerStats& c : Stats(r.get()).consumers) {
+               if (c.state == ConsumerStatus::kActive) out.append(ConsumerInfo(c));
              }
              return out;
            })

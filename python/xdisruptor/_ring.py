@@ -23,17 +23,11 @@ from . import _xdisruptor as _core
 from ._dtype import dtype_to_schema, schema_to_dtype
 
 
-from .errors import (DTypeError, EvictedError, HandlerError, InvalidArgumentError,
-                     ProducerGoneError,
-                     ProducerStalledError, RecordError, SchemaMismatchError, StateError,
-                     UpstreamGoneError)
+from ._vocabulary import ERROR_POLICIES, WAIT_STRATEGIES, WaitStatus, renamed
+from .errors import (DTypeError, HandlerError, InvalidArgumentError, RecordError,
+                     SchemaMismatchError, error_for_wait_status)
 
 __all__ = ["Ring", "Producer", "Consumer"]
-
-ERROR_POLICIES = ("stop", "skip", "retry")
-
-WAIT_STRATEGIES = ("busy-spin", "yielding", "sleeping", "blocking", "timeout-blocking",
-                   "phased-backoff")
 
 
 def _slot_size_for(dtype: np.dtype) -> int:
@@ -211,7 +205,7 @@ class Ring:
 
     def consumer(self, name: str, *, wait: str = "blocking", after: Sequence[str] = (),
                  writable: bool = False, max_batch: Optional[int] = None,
-                 policy: str = "hold", rejoin: bool = False,
+                 stall_policy: str = "hold", rejoin_at_cursor: bool = False,
                  **wait_params: Any) -> "Consumer":
         """Registers the consumer ``name``. It starts at the cursor (events published before
         it joined are not its), waits by ``wait`` (times in seconds: ``timeout``,
@@ -219,13 +213,18 @@ class Ring:
         ``yield_tries``; ``fallback``), and runs after the consumers named in ``after``: it
         sees an event only once they released it, with their in-place changes. Views are
         read-only unless ``writable`` (for a stage that modifies events for those after it).
-        ``policy``: "hold" (if this process dies the producer waits for it; coming back under
-        the same name resumes after its last released event) or "evict" (once dead it is
-        dropped and the producer goes on). An evicted name that comes back raises
-        MissedEventsError unless ``rejoin`` (then it joins at the cursor; ``missed`` counts).
-        Raises NameTakenError if a live consumer holds the name."""
-        raw = _core.RawConsumer(self._raw, name, list(after), wait, wait_params, policy,
-                                bool(rejoin))
+        ``stall_policy``: "hold" (if this process dies the producer waits for it; coming back
+        under the same name resumes after its last released event) or "evict" (once dead it
+        is dropped and the producer goes on). An evicted name that comes back raises
+        MissedEventsError unless ``rejoin_at_cursor`` (then it joins at the cursor;
+        ``missed`` counts). Raises NameTakenError if a live consumer holds the name.
+        ``policy=`` and ``rejoin=`` are deprecated spellings of ``stall_policy=`` and
+        ``rejoin_at_cursor=``."""
+        stall_policy = renamed(wait_params, "policy", "stall_policy", stall_policy, "hold")
+        rejoin_at_cursor = renamed(wait_params, "rejoin", "rejoin_at_cursor", rejoin_at_cursor,
+                                   False)
+        raw = _core.RawConsumer(self._raw, name, list(after), wait, wait_params, stall_policy,
+                                bool(rejoin_at_cursor))
         return Consumer(self, raw, writable=writable, max_batch=max_batch)
 
     # -- lifetime -----------------------------------------------------------------------
@@ -362,6 +361,54 @@ class Producer:
         self.close()
 
 
+class _ErrorPolicy:
+    """A stage's error policy in Python: the decision is the C++ processor's own
+    (``_core.error_action``, NextErrorAction in error_policy.h), the report and the stop are
+    the same as its."""
+
+    def __init__(self, consumer: "Consumer", handler: Any, policy: str, max_retries: int,
+                 retry_pause: float):
+        if policy not in ERROR_POLICIES:
+            raise InvalidArgumentError(
+                f"error_policy must be one of {', '.join(ERROR_POLICIES)}; got {policy!r}")
+        if int(max_retries) < 0 or float(retry_pause) < 0:
+            raise InvalidArgumentError("max_retries and retry_pause must be >= 0")
+        self._consumer = consumer
+        self._policy = policy
+        self._max_retries = int(max_retries)
+        self._retry_pause = float(retry_pause)
+        self._on_handler_error = getattr(handler, "on_handler_error", None)
+
+    def on_failure(self, exc: BaseException, event: Any, sequence: int, attempts: int) -> str:
+        """Counts and reports the failure at ``sequence`` in a batch that ran ``attempts``
+        times; returns "skip", "retry" (after the pause) or "stop"."""
+        self._consumer._raw.count_handler_error()
+        action = _core.error_action(self._policy, attempts, self._max_retries)
+        if self._on_handler_error is not None:
+            self._on_handler_error(event, sequence, exc)
+        else:
+            sys.stderr.write(f"xdisruptor: stage '{self._consumer.name}': handler failed on "
+                             f"event {sequence} ({_core.error_report(action)}):\n"
+                             f"{traceback.format_exc()}")
+            sys.stderr.flush()
+        if action == "retry":
+            time.sleep(self._retry_pause)
+        return action
+
+    def stop(self, exc: BaseException, first: int, failed: int, attempts: int) -> None:
+        """Releases the events before ``failed`` and raises HandlerError."""
+        raw = self._consumer._raw
+        if failed > first:
+            raw.release(failed - 1, failed - first)
+        raw.discard_pending()
+        name = self._consumer.name
+        raise HandlerError(
+            f"stage '{name}': handler failed on event {failed} after {attempts} attempt"
+            f"{'s' if attempts > 1 else ''}: {type(exc).__name__}: {exc}",
+            stage=name, sequence=failed, attempts=attempts,
+            traceback=traceback.format_exc()) from exc
+
+
 class Consumer:
     """A named consumer of a ring: iterate it, take batches, or run a handler as a stage.
 
@@ -427,22 +474,11 @@ class Consumer:
                 elif status == "timeout":
                     if on_timeout is not None:
                         on_timeout(first - 1)
-                elif status == "producer-gone":
-                    raise ProducerGoneError(
-                        f"the producer of ring '{self._ring.name}' died without closing the "
-                        f"stream; every event it published up to {first - 1} was delivered")
-                elif status == "evicted":
-                    raise EvictedError(
-                        f"consumer '{self.name}' was evicted from ring '{self._ring.name}'")
-                elif status == "producer-stalled":
-                    raise ProducerStalledError(
-                        f"a producer of ring '{self._ring.name}' died between claiming and "
-                        f"publishing event {first}; the stream cannot go on past it")
-                elif status == "upstream-gone":
-                    raise UpstreamGoneError(
-                        f"a stage that consumer '{self.name}' runs after left the ring "
-                        f"before event {first}")
                 else:
+                    error = error_for_wait_status(status, ring=self._ring.name,
+                                                  consumer=self.name, sequence=first)
+                    if error is not None:
+                        raise error
                     return  # closed or halted
         except GeneratorExit:
             # The loop over this batch was left early (break, an exception, or the iterator
@@ -487,11 +523,12 @@ class Consumer:
         for batch in self.batches():
             yield from batch
 
-    def run(self, handler: Any, *, max_batch: Optional[int] = None, on_error: str = "stop",
-            retries: int = 3, retry_pause: float = 0.001) -> str:
+    def run(self, handler: Any, *, max_batch: Optional[int] = None,
+            error_policy: str = "stop", max_retries: int = 3, retry_pause: float = 0.001,
+            **deprecated: Any) -> str:
         """Runs ``handler`` as a named pipeline stage until the stream ends (returns "closed"),
         :meth:`halt` is called ("halted"), an upstream stage leaves (UpstreamGoneError), or
-        the error policy stops it (HandlerError).
+        the error policy stops it (HandlerError). The value returned is a :class:`WaitStatus`.
 
         ``handler`` is a callable ``handler(event, sequence, end_of_batch)`` called per event
         with a record view, or an object with ``on_event(event, sequence, end_of_batch)`` or
@@ -502,18 +539,19 @@ class Consumer:
         ``on_handler_error(event_or_batch, sequence, exception)`` (instead of the default
         report, a traceback on stderr).
 
-        ``on_error`` says what an exception from the handler does, as in the C++ processor:
-        "stop" releases the events before the failing one and raises HandlerError (a restart
-        under the same name resumes at the failing event); "skip" reports it and goes on with
-        the next event (for ``on_batch`` handlers the batch is the unit skipped); "retry"
-        runs the whole batch again after ``retry_pause`` seconds, at most ``retries`` times,
-        then stops as "stop" does. Each failure is counted in the ring (``handler_errors``
-        in :meth:`Ring.stats`)."""
-        if on_error not in ERROR_POLICIES:
-            raise InvalidArgumentError(
-                f"on_error must be one of {', '.join(ERROR_POLICIES)}; got {on_error!r}")
-        if int(retries) < 0 or float(retry_pause) < 0:
-            raise InvalidArgumentError("retries and retry_pause must be >= 0")
+        ``error_policy`` says what an exception from the handler does, by the C++ processor's
+        rule: "stop" releases the events before the failing one and raises HandlerError (a
+        restart under the same name resumes at the failing event); "skip" reports it and goes
+        on with the next event (for ``on_batch`` handlers the batch is the unit skipped);
+        "retry" runs the whole batch again after ``retry_pause`` seconds, at most
+        ``max_retries`` times, then stops as "stop" does. Each failure is counted in the ring
+        (``handler_errors`` in :meth:`Ring.stats`). ``on_error=`` and ``retries=`` are
+        deprecated spellings of ``error_policy=`` and ``max_retries=``."""
+        error_policy = renamed(deprecated, "on_error", "error_policy", error_policy, "stop")
+        max_retries = renamed(deprecated, "retries", "max_retries", max_retries, 3)
+        if deprecated:
+            raise InvalidArgumentError(f"unknown keyword {next(iter(deprecated))!r}")
+        policy = _ErrorPolicy(self, handler, error_policy, max_retries, retry_pause)
         on_batch = getattr(handler, "on_batch", None)
         on_event = getattr(handler, "on_event", None)
         if on_batch is None and on_event is None:
@@ -525,11 +563,10 @@ class Consumer:
         on_shutdown = getattr(handler, "on_shutdown", None)
         on_timeout = getattr(handler, "on_timeout", None)
         on_batch_start = getattr(handler, "on_batch_start", None)
-        on_handler_error = getattr(handler, "on_handler_error", None)
         raw = self._raw
         if on_start:
             on_start()
-        reason = "halted"
+        reason = WaitStatus.HALTED
         try:
             limit = int(max_batch) if max_batch else self._max_batch
             mask = self._ring.capacity - 1
@@ -552,41 +589,18 @@ class Consumer:
                         break
                     except Exception as exc:  # the handler's: its policy decides
                         failed = first if on_batch is not None else first + j
-                        policy = on_error
-                        if policy == "retry" and attempts > retries:
-                            policy = "stop"
-                        raw.count_handler_error()
-                        tb = traceback.format_exc()
-                        if on_handler_error is not None:
-                            on_handler_error(batch if on_batch is not None else batch[j],
-                                             failed, exc)
-                        else:
-                            action = {"skip": "skipped", "retry": "retrying the batch",
-                                      "stop": "stopping the stage"}[policy]
-                            sys.stderr.write(f"xdisruptor: stage '{self.name}': handler failed "
-                                             f"on event {failed} ({action}):\n{tb}")
-                            sys.stderr.flush()
-                        if policy == "skip":
+                        action = policy.on_failure(
+                            exc, batch if on_batch is not None else batch[j], failed, attempts)
+                        if action == "skip":
                             if on_batch is not None or j + 1 >= count:
                                 break
                             j += 1
-                            continue
-                        if policy == "retry":
+                        elif action == "retry":
                             attempts += 1
-                            time.sleep(float(retry_pause))
                             j = 0
-                            continue
-                        done = failed - first
-                        if done > 0:
-                            raw.release(failed - 1, done)
-                        raw.discard_pending()
-                        raise HandlerError(
-                            f"stage '{self.name}': handler failed on event {failed} after "
-                            f"{attempts} attempt{'s' if attempts > 1 else ''}: "
-                            f"{type(exc).__name__}: {exc}",
-                            stage=self.name, sequence=failed, attempts=attempts,
-                            traceback=tb) from exc
-            reason = "closed" if self._ring.stream_closed else "halted"
+                        else:
+                            policy.stop(exc, first, failed, attempts)
+            reason = WaitStatus.CLOSED if self._ring.stream_closed else WaitStatus.HALTED
         finally:
             if on_shutdown:
                 on_shutdown()

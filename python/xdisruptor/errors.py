@@ -1,6 +1,8 @@
 """The exceptions xdisruptor raises. Every one derives from :class:`Error` and carries the
 core library's message, which says what went wrong and what to do."""
 
+from typing import Optional
+
 
 class Error(Exception):
     """Base class of every xdisruptor error."""
@@ -107,6 +109,62 @@ class HandlerError(Error):
         self.sequence = sequence
         self.attempts = attempts
         self.traceback = traceback
+
+
+# --- Which exception a failure becomes: the one table of each kind ---------------------------
+
+# absl status codes of the C++ core (absl::StatusCodeToString) and what they concern.
+_STATUS_CODE_ERRORS = {
+    ("NOT_FOUND", "ring"): RingNotFoundError,
+    ("NOT_FOUND", "consumer"): ConsumerNotFoundError,
+    ("NOT_FOUND", ""): NotFoundError,
+    ("ALREADY_EXISTS", "ring"): RingExistsError,
+    ("ALREADY_EXISTS", "consumer"): NameTakenError,
+    ("ALREADY_EXISTS", ""): AlreadyExistsError,
+    ("INVALID_ARGUMENT", ""): InvalidArgumentError,
+    ("FAILED_PRECONDITION", ""): StateError,
+    ("DATA_LOSS", ""): CorruptRingError,
+    ("UNAVAILABLE", ""): UnavailableError,
+    ("RESOURCE_EXHAUSTED", ""): TableFullError,
+    ("PERMISSION_DENIED", ""): PermissionDeniedError,
+    ("DEADLINE_EXCEEDED", ""): TimeoutError,
+    ("OUT_OF_RANGE", ""): MissedEventsError,
+}
+
+
+def error_class(code: str, subject: str = "") -> type:
+    """The exception class for an absl status code of the core (``"NOT_FOUND"``, ...) about a
+    ``subject`` ("ring", "consumer" or ""). The compiled module raises through this."""
+    return (_STATUS_CODE_ERRORS.get((code, subject)) or _STATUS_CODE_ERRORS.get((code, ""))
+            or Error)
+
+
+# Wait statuses (xdisruptor.WaitStatus values) that end a read loop with an error, and what
+# the error says; {ring}, {consumer} and {sequence} (the event waited for) are filled in.
+_WAIT_STATUS_ERRORS = {
+    "producer-gone": (ProducerGoneError,
+                      "the producer of ring '{ring}' died without closing the stream; every "
+                      "event it published up to {before} was delivered"),
+    "evicted": (EvictedError, "consumer '{consumer}' was evicted from ring '{ring}'"),
+    "producer-stalled": (ProducerStalledError,
+                         "a producer of ring '{ring}' died between claiming and publishing "
+                         "event {sequence}; the stream cannot go on past it"),
+    "upstream-gone": (UpstreamGoneError,
+                      "a stage that consumer '{consumer}' runs after left the ring before "
+                      "event {sequence}"),
+}
+
+
+def error_for_wait_status(status: str, *, ring: str, consumer: str,
+                          sequence: int) -> Optional[Error]:
+    """The exception a wait that ended with ``status`` raises, or None when it ends a loop
+    quietly (closed, halted) or is not an end (ok, timeout)."""
+    entry = _WAIT_STATUS_ERRORS.get(str(status))
+    if entry is None:
+        return None
+    cls, text = entry
+    return cls(text.format(ring=ring, consumer=consumer, sequence=sequence,
+                           before=sequence - 1))
 
 
 __all__ = [name for name in dir() if name.endswith("Error")]

@@ -45,7 +45,8 @@ def py_consume(ring_name, name, policy, log_path):
             elif kind == "M":
                 missed_before = int(rest[0])
     ring = xdisruptor.Ring.attach(ring_name)
-    consumer = ring.consumer(name, wait="blocking", policy=policy, rejoin=policy == "evict")
+    consumer = ring.consumer(name, wait="blocking", stall_policy=policy,
+                             rejoin_at_cursor=policy == "evict")
     log = open(log_path, "a")
     if consumer.missed > missed_before:
         log.write(f"G {consumer.missed - missed_before} {consumer.sequence}\nM {consumer.missed}\n")

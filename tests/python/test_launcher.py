@@ -127,7 +127,7 @@ def test_should_count_skipped_events_when_a_cpp_stage_has_policy_skip(
         tmp_path, examples_bin, ring_name):
     stages = (cpp_stage("enricher", "enricher") +
               cpp_stage("picky", "sink", after=["enricher"], args=["--fail_at=50"],
-                        on_error="skip"))
+                        error_policy="skip"))
     path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=5000)
     done = launch(path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -141,11 +141,11 @@ def test_should_rerun_the_batch_when_policy_is_retry_and_the_failure_passes(
         tmp_path, examples_bin, ring_name, language):
     if language == "cpp":
         stage = cpp_stage("flaky", "sink", after=["enricher"],
-                          args=["--fail_at=300", "--fail_times=2"], on_error="retry",
-                          retries=3, retry_pause=0.01)
+                          args=["--fail_at=300", "--fail_times=2"], error_policy="retry",
+                          max_retries=3, retry_pause=0.01)
     else:
         stage = py_stage("flaky", "FailOn", after=["enricher"],
-                         options="{ at = 300, times = 2 }", on_error="retry", retries=3,
+                         options="{ at = 300, times = 2 }", error_policy="retry", max_retries=3,
                          retry_pause=0.01)
     path = write_pipeline(tmp_path, examples_bin, ring_name,
                           cpp_stage("enricher", "enricher") + stage, events=5000)
@@ -159,10 +159,10 @@ def test_should_stop_the_stage_when_retries_run_out(tmp_path, examples_bin, ring
                                                     language):
     if language == "cpp":
         stage = cpp_stage("flaky", "sink", after=["enricher"], args=["--fail_at=300"],
-                          on_error="retry", retries=2, retry_pause=0.001)
+                          error_policy="retry", max_retries=2, retry_pause=0.001)
     else:
         stage = py_stage("flaky", "FailOn", after=["enricher"], options="{ at = 300 }",
-                         on_error="retry", retries=2, retry_pause=0.001)
+                         error_policy="retry", max_retries=2, retry_pause=0.001)
     path = write_pipeline(tmp_path, examples_bin, ring_name,
                           cpp_stage("enricher", "enricher") + stage, events=5000)
     done = launch(path)
@@ -231,7 +231,7 @@ wait = "sometimes"
 name = "c"
 handler = "pipeline_handlers:Missing"
 python_path = ["{HERE}"]
-on_error = "ignore"
+error_policy = "ignore"
 colour = "blue"
 """
     path = tmp_path / "bad.toml"
@@ -247,7 +247,7 @@ colour = "blue"
         (10, "stage 'a': handler 'no_such_module:Handler': cannot import 'no_such_module'"),
         (16, "stage 'b': after names unknown stage 'ghost'"),
         (17, "stage 'b': unknown wait 'sometimes'"),
-        (23, "stage 'c': on_error must be one of stop, skip, retry"),
+        (23, "stage 'c': error_policy must be one of stop, skip, retry"),
         (24, "stage 'c': unknown key 'colour'"),
         (21, "stage 'c': handler 'pipeline_handlers:Missing': module 'pipeline_handlers' has "
              "no 'Missing'"),

@@ -57,7 +57,7 @@ def run_stage(ring_name, handler, n=2000, **run_args):
 
 def test_should_release_what_came_before_and_raise_when_policy_is_stop(ring_name):
     flaky = Flaky(at=[777])
-    status, consumer, error = run_stage(ring_name, flaky, on_error="stop")
+    status, consumer, error = run_stage(ring_name, flaky, error_policy="stop")
     assert status == "failed"
     assert (error.sequence, error.attempts, error.stage) == (777, 1, "stage")
     assert "ValueError: bad 777" in error.traceback
@@ -71,7 +71,7 @@ def test_should_release_what_came_before_and_raise_when_policy_is_stop(ring_name
 
 def test_should_go_on_past_failures_when_policy_is_skip(ring_name, capsys):
     flaky = Flaky(at=[5, 1500])
-    status, consumer, _ = run_stage(ring_name, flaky, on_error="skip")
+    status, consumer, _ = run_stage(ring_name, flaky, error_policy="skip")
     assert status == "closed"
     assert flaky.seen == [s for s in range(2000) if s not in (5, 1500)]
     assert consumer.handler_errors == 2 and consumer.sequence == 1999
@@ -81,7 +81,7 @@ def test_should_go_on_past_failures_when_policy_is_skip(ring_name, capsys):
 
 def test_should_rerun_the_batch_when_policy_is_retry(ring_name):
     flaky = Flaky(at=[1000], transient=2)
-    status, consumer, _ = run_stage(ring_name, flaky, on_error="retry", retries=3,
+    status, consumer, _ = run_stage(ring_name, flaky, error_policy="retry", max_retries=3,
                                     retry_pause=0.001, max_batch=64)
     assert status == "closed"
     assert consumer.handler_errors == 2
@@ -93,7 +93,7 @@ def test_should_rerun_the_batch_when_policy_is_retry(ring_name):
 
 def test_should_stop_when_retries_run_out(ring_name):
     flaky = Flaky(at=[42])
-    status, consumer, error = run_stage(ring_name, flaky, on_error="retry", retries=2,
+    status, consumer, error = run_stage(ring_name, flaky, error_policy="retry", max_retries=2,
                                         retry_pause=0)
     assert status == "failed" and error.attempts == 3 and error.sequence == 42
     assert consumer.handler_errors == 3 and consumer.sequence == 41
@@ -114,7 +114,7 @@ def test_should_call_on_handler_error_instead_of_printing_when_defined(ring_name
             self.errors.append((sequence, str(exc)))
 
     quiet = Quiet(at=[3])
-    run_stage(ring_name, quiet, on_error="skip")
+    run_stage(ring_name, quiet, error_policy="skip")
     assert quiet.errors == [(3, "bad 3")]
     assert "handler failed" not in capsys.readouterr().err
 
@@ -122,10 +122,10 @@ def test_should_call_on_handler_error_instead_of_printing_when_defined(ring_name
 def test_should_refuse_bad_policies(ring_name):
     with xdisruptor.Ring.create(ring_name, capacity=64, dtype=SIMPLE) as ring:
         consumer = ring.consumer("c")
-        with pytest.raises(xdisruptor.InvalidArgumentError, match="on_error"):
-            consumer.run(lambda *a: None, on_error="ignore")
+        with pytest.raises(xdisruptor.InvalidArgumentError, match="error_policy"):
+            consumer.run(lambda *a: None, error_policy="ignore")
         with pytest.raises(xdisruptor.InvalidArgumentError):
-            consumer.run(lambda *a: None, retries=-1)
+            consumer.run(lambda *a: None, max_retries=-1)
 
 
 # -- the DSL -------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def test_should_resume_after_a_crash_without_losing_an_event(ring_name, fork_ctx
 
 def test_should_refuse_an_evicted_name_unless_it_rejoins(ring_name):
     with xdisruptor.Ring.create(ring_name, capacity=16, dtype=DT) as ring:
-        victim = ring.consumer("victim", policy="evict")
+        victim = ring.consumer("victim", stall_policy="evict")
         with ring.producer() as producer:
             xdisruptor.Ring.evict(ring_name, "victim")
             with pytest.raises(xdisruptor.EvictedError):
@@ -68,7 +68,7 @@ def test_should_refuse_an_evicted_name_unless_it_rejoins(ring_name):
             victim.close()
             with pytest.raises(xdisruptor.MissedEventsError, match="5 events"):
                 ring.consumer("victim")
-            back = ring.consumer("victim", rejoin=True)
+            back = ring.consumer("victim", rejoin_at_cursor=True)
             assert back.missed == 5
             stats = ring.stats()
             entry = [c for c in stats["consumers"] if c["name"] == "victim"][0]
@@ -136,8 +136,16 @@ def test_should_show_tune_evict_and_remove_through_the_tool(ring_name, tool):
         (entry,) = stat["consumers"]
         assert (entry["name"], entry["lag"], entry["wait"]) == ("watched", 12, "blocking")
         assert "watched" in run("stat", ring_name).stdout
-        run("tune", ring_name, "watched", "--wait=sleeping", "--sleep_ceiling_us=500")
-        assert ring.stats()["consumers"][0]["wait"] == "sleeping"
+        run("tune", ring_name, "watched", "--wait=sleeping",
+            "--wait_params=sleep_ceiling=0.0005,spin_tries=7")
+        tuned = ring.stats()["consumers"][0]
+        assert (tuned["wait"], tuned["sleep_ceiling"], tuned["spin_tries"]) == (
+            "sleeping", 0.0005, 7)
+        # The one parser refuses what the flags used to wrap around or overflow.
+        for bad in ("spin_tries=-1", "timeout=1e300", "sleep_ceiling=abc", "colour=1"):
+            refused = run("tune", ring_name, "watched", "--wait=sleeping",
+                          f"--wait_params={bad}", check=False)
+            assert refused.returncode == 1 and "wait parameter" in refused.stderr, bad
         run("evict", ring_name, "watched")
         assert ring.stats()["consumers"][0]["state"] == "evicted"
         assert run("evict", ring_name, "nobody", check=False).returncode == 1

@@ -22,7 +22,7 @@
     handler = "pipeline_demo:Analytics"       # a Python stage: module:attribute
     options = { window = 256 }                # keyword arguments if it is a class
     after = ["enricher"]
-    on_error = "skip"                         # stop | skip | retry (retries, retry_pause)
+    error_policy = "skip"                     # stop | skip | retry (max_retries, retry_pause)
 
     [[check]]                                 # run after a clean end; {published} = events
     command = ["{python}", "check.py", "--events={published}"]
@@ -42,19 +42,23 @@ import shutil
 import string
 import sys
 import tomllib
+import warnings
 from typing import Any, Optional
 
 import numpy as np
 
 from .._dtype import dtype_to_schema, schema_to_dtype
-from .._ring import ERROR_POLICIES, WAIT_STRATEGIES
+from .. import _xdisruptor as _core
+from .._vocabulary import ERROR_POLICIES, STALL_POLICIES, WAIT_STRATEGIES
+from ..errors import Error
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
-WAIT_PARAM_KEYS = ("spin_tries", "yield_tries", "sleep_ceiling", "timeout", "phase_spin",
-                   "phase_yield", "fallback")
 STAGE_KEYS = {"name", "command", "handler", "options", "after", "wait", "wait_params",
-              "on_error", "retries", "retry_pause", "max_batch", "policy", "writable",
-              "python_path", "env"}
+              "error_policy", "max_retries", "retry_pause", "max_batch", "stall_policy",
+              "writable", "python_path", "env"}
+# Keys of earlier releases, still read (with a warning) for one release: old -> new.
+DEPRECATED_STAGE_KEYS = {"on_error": "error_policy", "retries": "max_retries",
+                         "policy": "stall_policy"}
 
 
 class ConfigError(Exception):
@@ -75,11 +79,11 @@ class StageSpec:
     after: list = dataclasses.field(default_factory=list)
     wait: str = "blocking"
     wait_params: dict = dataclasses.field(default_factory=dict)
-    on_error: str = "stop"
-    retries: int = 3
+    error_policy: str = "stop"
+    max_retries: int = 3
     retry_pause: float = 0.001
     max_batch: int = 0
-    policy: str = "hold"
+    stall_policy: str = "hold"
     writable: bool = False
     python_path: list = dataclasses.field(default_factory=list)
     env: dict = dataclasses.field(default_factory=dict)
@@ -276,8 +280,13 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         if not isinstance(sname, str) or not NAME_RE.match(sname):
             err(line, f"{label}: name must be 1-63 letters, digits, '_', '-' or '.'")
             continue
-        for key in st:
-            if key not in STAGE_KEYS:
+        for key in list(st):
+            if key in DEPRECATED_STAGE_KEYS:
+                new = DEPRECATED_STAGE_KEYS[key]
+                warnings.warn(f"{path}:{lines.stage(i, key)}: {label}: '{key}' is deprecated; "
+                              f"write '{new}'", DeprecationWarning, stacklevel=2)
+                st.setdefault(new, st.pop(key))
+            elif key not in STAGE_KEYS:
                 err(lines.stage(i, key), f"{label}: unknown key '{key}'")
         spec = StageSpec(name=sname, line=line)
         if ("command" in st) == ("handler" in st):
@@ -308,29 +317,27 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
             err(lines.stage(i, "wait"), f"{label}: unknown wait {spec.wait!r}; use one of "
                 f"{', '.join(WAIT_STRATEGIES)}")
         spec.wait_params = dict(st.get("wait_params", {}))
-        for key, value in spec.wait_params.items():
-            if key not in WAIT_PARAM_KEYS:
-                err(lines.stage(i, "wait_params"), f"{label}: unknown wait parameter "
-                    f"'{key}'; use {', '.join(WAIT_PARAM_KEYS)}")
-            elif key == "fallback" and value not in ("sleeping", "blocking"):
-                err(lines.stage(i, "wait_params"), f"{label}: fallback is sleeping or blocking")
-            elif key != "fallback" and (not isinstance(value, (int, float)) or value < 0):
-                err(lines.stage(i, "wait_params"), f"{label}: {key} must be a number >= 0")
-        spec.on_error = st.get("on_error", "stop")
-        if spec.on_error not in ERROR_POLICIES:
-            err(lines.stage(i, "on_error"), f"{label}: on_error must be one of "
+        if spec.wait in WAIT_STRATEGIES:
+            try:  # checked by the C++ parser every consumer uses
+                _core.wait_params(spec.wait, spec.wait_params)
+            except Error as e:
+                err(lines.stage(i, "wait_params"), f"{label}: {e}")
+        spec.error_policy = st.get("error_policy", "stop")
+        if spec.error_policy not in ERROR_POLICIES:
+            err(lines.stage(i, "error_policy"), f"{label}: error_policy must be one of "
                 f"{', '.join(ERROR_POLICIES)}")
-        spec.retries = st.get("retries", 3)
+        spec.max_retries = st.get("max_retries", 3)
         spec.retry_pause = st.get("retry_pause", 0.001)
         spec.max_batch = st.get("max_batch", 0)
-        for key, value in (("retries", spec.retries), ("retry_pause", spec.retry_pause),
+        for key, value in (("max_retries", spec.max_retries), ("retry_pause", spec.retry_pause),
                            ("max_batch", spec.max_batch)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
                     key != "retry_pause" and not isinstance(value, int)):
                 err(lines.stage(i, key), f"{label}: {key} must be a number >= 0")
-        spec.policy = st.get("policy", "hold")
-        if spec.policy not in ("hold", "evict"):
-            err(lines.stage(i, "policy"), f"{label}: policy is 'hold' or 'evict'")
+        spec.stall_policy = st.get("stall_policy", "hold")
+        if spec.stall_policy not in STALL_POLICIES:
+            err(lines.stage(i, "stall_policy"), f"{label}: stall_policy must be one of "
+                f"{', '.join(STALL_POLICIES)}")
         spec.writable = bool(st.get("writable", False))
         spec.python_path = list(st.get("python_path", []))
         spec.env = {str(k): str(v) for k, v in st.get("env", {}).items()}

@@ -25,7 +25,8 @@ import time
 import traceback
 from typing import Any, Optional, Sequence, Union
 
-from .._ring import ERROR_POLICIES, WAIT_STRATEGIES, Ring
+from .._ring import Ring
+from .._vocabulary import ERROR_POLICIES, STALL_POLICIES, WAIT_STRATEGIES, renamed
 from ..errors import InvalidArgumentError, NotFoundError, TimeoutError as XTimeoutError
 
 __all__ = ["Pipeline", "Stage", "StageGroup", "StageResult"]
@@ -35,32 +36,45 @@ __all__ = ["Pipeline", "Stage", "StageGroup", "StageResult"]
 class Stage:
     """One stage: its consumer name, its handler (anything :meth:`Consumer.run` takes) and how
     it runs. ``mode`` is "thread" or "process"; ``wait`` and ``wait_params`` its wait
-    strategy; ``on_error``, ``retries``, ``retry_pause`` its error policy; ``max_batch`` caps
-    its batches; ``writable`` lets it change events in place for the stages after it;
-    ``policy`` is its stall policy ("hold" or "evict")."""
+    strategy; ``error_policy``, ``max_retries``, ``retry_pause`` its error policy;
+    ``max_batch`` caps its batches; ``writable`` lets it change events in place for the stages
+    after it; ``stall_policy`` is "hold" or "evict". ``on_error``, ``retries`` and ``policy``
+    are deprecated spellings of ``error_policy``, ``max_retries`` and ``stall_policy``."""
 
     name: str
     handler: Any
     mode: str = "thread"
     wait: str = "blocking"
     wait_params: dict = dataclasses.field(default_factory=dict)
-    on_error: str = "stop"
-    retries: int = 3
+    error_policy: str = "stop"
+    max_retries: int = 3
     retry_pause: float = 0.001
     max_batch: Optional[int] = None
     writable: bool = False
-    policy: str = "hold"
+    stall_policy: str = "hold"
+    on_error: dataclasses.InitVar[Optional[str]] = None
+    retries: dataclasses.InitVar[Optional[int]] = None
+    policy: dataclasses.InitVar[Optional[str]] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, on_error: Optional[str], retries: Optional[int],
+                      policy: Optional[str]) -> None:
+        old = {k: v for k, v in (("on_error", on_error), ("retries", retries),
+                                 ("policy", policy)) if v is not None}
+        self.error_policy = renamed(old, "on_error", "error_policy", self.error_policy, "stop", 4)
+        self.max_retries = renamed(old, "retries", "max_retries", self.max_retries, 3, 4)
+        self.stall_policy = renamed(old, "policy", "stall_policy", self.stall_policy, "hold", 4)
         if self.mode not in ("thread", "process"):
             raise InvalidArgumentError(f"stage '{self.name}': mode must be 'thread' or "
                                        f"'process', not {self.mode!r}")
         if self.wait not in WAIT_STRATEGIES:
             raise InvalidArgumentError(f"stage '{self.name}': unknown wait {self.wait!r}; "
                                        f"use one of {', '.join(WAIT_STRATEGIES)}")
-        if self.on_error not in ERROR_POLICIES:
-            raise InvalidArgumentError(f"stage '{self.name}': on_error must be one of "
+        if self.error_policy not in ERROR_POLICIES:
+            raise InvalidArgumentError(f"stage '{self.name}': error_policy must be one of "
                                        f"{', '.join(ERROR_POLICIES)}")
+        if self.stall_policy not in STALL_POLICIES:
+            raise InvalidArgumentError(f"stage '{self.name}': stall_policy must be one of "
+                                       f"{', '.join(STALL_POLICIES)}")
 
 
 @dataclasses.dataclass
@@ -106,8 +120,9 @@ class _Running:
 def _run_stage(consumer, stage: Stage) -> StageResult:
     """Runs one stage's handler on its registered consumer; never raises."""
     try:
-        status = consumer.run(stage.handler, max_batch=stage.max_batch, on_error=stage.on_error,
-                              retries=stage.retries, retry_pause=stage.retry_pause)
+        status = consumer.run(stage.handler, max_batch=stage.max_batch,
+                              error_policy=stage.error_policy, max_retries=stage.max_retries,
+                              retry_pause=stage.retry_pause)
         error, tb = "", ""
     except BaseException as exc:  # reported, not raised: the pipeline decides
         status, error, tb = "failed", f"{type(exc).__name__}: {exc}", getattr(
@@ -179,7 +194,8 @@ class Pipeline:
             try:
                 return self._ring.consumer(stage.name, wait=stage.wait, after=after,
                                            writable=stage.writable, max_batch=stage.max_batch,
-                                           policy=stage.policy, **stage.wait_params)
+                                           stall_policy=stage.stall_policy,
+                                           **stage.wait_params)
             except NotFoundError:
                 if time.monotonic() >= deadline:
                     raise

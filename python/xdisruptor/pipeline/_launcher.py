@@ -107,8 +107,10 @@ class Launcher:
             "XDISRUPTOR_RING": self.spec.ring, "XDISRUPTOR_STAGE": s.name,
             "XDISRUPTOR_AFTER": ",".join(s.after), "XDISRUPTOR_WAIT": s.wait,
             "XDISRUPTOR_WAIT_PARAMS": ",".join(f"{k}={v}" for k, v in s.wait_params.items()),
-            "XDISRUPTOR_STALL_POLICY": s.policy, "XDISRUPTOR_ERROR_POLICY": s.on_error,
-            "XDISRUPTOR_RETRIES": str(s.retries), "XDISRUPTOR_RETRY_PAUSE": str(s.retry_pause),
+            "XDISRUPTOR_STALL_POLICY": s.stall_policy,
+            "XDISRUPTOR_ERROR_POLICY": s.error_policy,
+            "XDISRUPTOR_MAX_RETRIES": str(s.max_retries),
+            "XDISRUPTOR_RETRY_PAUSE": str(s.retry_pause),
             "XDISRUPTOR_MAX_BATCH": str(s.max_batch),
             "XDISRUPTOR_ATTACH_TIMEOUT": str(self.spec.start_timeout),
         })

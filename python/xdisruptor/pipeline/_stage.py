@@ -1,8 +1,9 @@
 """A Python stage program, configured by its environment as C++ stage programs are
-(xdisruptor/pipeline.h: RunStage). The launcher starts it as
-``python3 -m xdisruptor.pipeline stage``; it can also be started by hand with the same
-variables: XDISRUPTOR_RING, XDISRUPTOR_STAGE, XDISRUPTOR_AFTER, XDISRUPTOR_WAIT,
-XDISRUPTOR_WAIT_PARAMS, XDISRUPTOR_STALL_POLICY, XDISRUPTOR_ERROR_POLICY, XDISRUPTOR_RETRIES,
+(xdisruptor/pipeline.h: RunStage), read by the same C++ code (StageEnvironmentFromEnv, through
+``_core.stage_environment``). The launcher starts it as ``python3 -m xdisruptor.pipeline
+stage``; it can also be started by hand with the same variables: XDISRUPTOR_RING,
+XDISRUPTOR_STAGE, XDISRUPTOR_AFTER, XDISRUPTOR_WAIT, XDISRUPTOR_WAIT_PARAMS,
+XDISRUPTOR_STALL_POLICY, XDISRUPTOR_ERROR_POLICY, XDISRUPTOR_MAX_RETRIES,
 XDISRUPTOR_RETRY_PAUSE, XDISRUPTOR_MAX_BATCH, XDISRUPTOR_ATTACH_TIMEOUT, and for Python:
 XDISRUPTOR_HANDLER (module:attribute), XDISRUPTOR_OPTIONS (JSON keyword arguments),
 XDISRUPTOR_PYTHONPATH (directories, ':'-separated), XDISRUPTOR_WRITABLE (1 to change events).
@@ -16,19 +17,11 @@ import signal
 import sys
 import time
 
+from .. import _xdisruptor as _core
 from .._ring import Ring
+from .._vocabulary import WaitStatus, describe
 from ..errors import Error, HandlerError, NotFoundError
 from ._config import StageSpec, load_handler
-
-
-def parse_wait_params(text: str) -> dict:
-    params: dict = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        key, _, value = item.partition("=")
-        params[key.strip()] = value.strip() if key.strip() == "fallback" else float(value)
-        if key.strip() in ("spin_tries", "yield_tries"):
-            params[key.strip()] = int(float(value))
-    return params
 
 
 def _retry(timeout: float, attempt):
@@ -60,33 +53,34 @@ def main() -> int:
     except Exception as e:
         print(f"stage {name}: {e}", file=sys.stderr)
         return 1
-    timeout = float(env.get("XDISRUPTOR_ATTACH_TIMEOUT", "10"))
-    after = [a for a in env.get("XDISRUPTOR_AFTER", "").split(",") if a]
+    try:
+        stage = _core.stage_environment()
+    except Error as e:
+        print(f"stage {name}: {e}", file=sys.stderr)
+        return 1
+    timeout = stage["attach_timeout"]
     try:
         ring = _retry(timeout, lambda: Ring.attach(ring_name))
         consumer = _retry(timeout, lambda: ring.consumer(
-            name, wait=env.get("XDISRUPTOR_WAIT", "blocking"), after=after,
+            name, wait=stage["wait"], after=stage["after"],
             writable=env.get("XDISRUPTOR_WRITABLE", "0") == "1",
-            policy=env.get("XDISRUPTOR_STALL_POLICY", "hold") or "hold",
-            **parse_wait_params(env.get("XDISRUPTOR_WAIT_PARAMS", ""))))
+            stall_policy=stage["stall_policy"], **stage["wait_params"]))
     except (Error, ValueError) as e:
         print(f"stage {name}: {e}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, lambda *_: consumer.halt())
     signal.signal(signal.SIGINT, lambda *_: consumer.halt())
-    max_batch = int(float(env.get("XDISRUPTOR_MAX_BATCH", "0") or 0)) or None
     code = 0
     try:
-        status = consumer.run(handler, max_batch=max_batch,
-                              on_error=env.get("XDISRUPTOR_ERROR_POLICY", "stop") or "stop",
-                              retries=int(float(env.get("XDISRUPTOR_RETRIES", "3") or 3)),
-                              retry_pause=float(env.get("XDISRUPTOR_RETRY_PAUSE", "0.001")
-                                                or 0.001))
-        why = "stream closed" if status == "closed" else "halted"
+        status = consumer.run(handler, max_batch=stage["max_batch"] or None,
+                              error_policy=stage["error_policy"],
+                              max_retries=stage["max_retries"],
+                              retry_pause=stage["retry_pause"])
+        why = describe(status)
     except HandlerError as e:
         print(f"stage {name}: failed on event {e.sequence} after {e.attempts} attempt"
               f"{'s' if e.attempts > 1 else ''}: {e.__cause__!r}", file=sys.stderr)
-        why, code = "handler failed", 1
+        why, code = describe(WaitStatus.HANDLER_FAILED), 1
     except Error as e:
         print(f"stage {name}: stopped: {e}", file=sys.stderr)
         why, code = type(e).__name__, 1
