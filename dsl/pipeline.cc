@@ -79,11 +79,11 @@ absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
     return s;
   }
   const std::string stall = Env("XDISRUPTOR_STALL_POLICY");
-  auto stall_policy = ParseStallPolicy(stall.empty() ? "hold" : stall);
+  auto stall_policy = ParseEnum<StallPolicy>(stall.empty() ? "hold" : stall);
   if (!stall_policy.ok()) return stall_policy.status();
   env.consumer.stall_policy = *stall_policy;
   const std::string policy = Env("XDISRUPTOR_ERROR_POLICY");
-  auto error_policy = ParseErrorPolicy(policy.empty() ? "stop" : policy);
+  auto error_policy = ParseEnum<ErrorPolicy>(policy.empty() ? "stop" : policy);
   if (!error_policy.ok()) return error_policy.status();
   env.processor.error_policy = *error_policy;
   const std::tuple<const char*, std::string, int> numbers[] = {

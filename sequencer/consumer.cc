@@ -34,7 +34,7 @@ absl::Status ValidateOptions(std::string_view name, const ConsumerOptions& optio
       }
     }
   }
-  if (NameOf(kStallPolicyNames, options.stall_policy) == "unknown") {
+  if (!IsNamed(options.stall_policy)) {
     return absl::InvalidArgumentError("unknown stall policy");
   }
   return ValidateWaitParams(options.wait);

@@ -3,7 +3,7 @@
 namespace xdisruptor {
 
 absl::Status ValidateProcessorOptions(const ProcessorOptions& options) {
-  if (NameOf(kErrorPolicyNames, options.error_policy) == "unknown") {
+  if (!IsNamed(options.error_policy)) {
     return absl::InvalidArgumentError("unknown error policy");
   }
   if (options.max_retries < 0 || options.max_retries > 1'000'000) {

@@ -8,13 +8,6 @@ namespace xdisruptor {
 using internal::kClaiming;
 using internal::kNoClaim;
 
-absl::StatusOr<MultiProducerSequencer> MultiProducerSequencer::Attach(RingSegment& ring,
-                                                                      const WaitParams& wait) {
-  auto role = internal::ProducerRole::Attach(ring, SequencerKind::kMultiProducer, wait);
-  if (!role.ok()) return role.status();
-  return MultiProducerSequencer(*std::move(role));
-}
-
 MultiProducerSequencer::MultiProducerSequencer(internal::ProducerRole role)
     : role_(std::move(role)),
       availability_(role_.ring()),

@@ -88,36 +88,31 @@ ProducerRole::ProducerRole(RingSegment& ring, int index, const WaitParams& wait)
       index_(index),
       capacity_(static_cast<std::int64_t>(ring.capacity())),
       wait_(wait),
-      attached_(true) {}
+      held_(&ring.producer().producers[index], ProducerEntryRelease{&ring}) {}
 
-ProducerRole& ProducerRole::operator=(ProducerRole&& other) noexcept {
-  if (this == &other) return *this;
-  if (attached_) Detach().IgnoreError();
-  ring_ = other.ring_;
-  index_ = other.index_;
-  capacity_ = other.capacity_;
-  wait_ = other.wait_;
-  attached_ = std::exchange(other.attached_, false);
-  return *this;
-}
+namespace {
 
-ProducerRole::~ProducerRole() {
-  if (attached_) Detach().IgnoreError();
-}
-
-absl::Status ProducerRole::Detach() {
-  if (!attached_) return absl::FailedPreconditionError("the producer is already detached");
-  attached_ = false;
-  ProducerEntryState& e = entry();
+absl::Status DetachEntry(RingSegment& ring, ProducerEntryState& e) {
   if (!OwnedByMe(e.owner)) {
     // A forked child's copy: the entry is its parent's (or someone else's by now).
     return absl::FailedPreconditionError("this process is not that producer of the ring");
   }
-  RegistryLock lock(ring_->producer());
+  RegistryLock lock(ring.producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   e.claim_lo.store(kNoClaim, std::memory_order_relaxed);
   ClearOwner(e.owner);
   return absl::OkStatus();
+}
+
+}  // namespace
+
+void ProducerEntryRelease::operator()(ProducerEntryState* entry) const {
+  DetachEntry(*ring, *entry).IgnoreError();
+}
+
+absl::Status ProducerRole::Detach() {
+  if (held_ == nullptr) return absl::FailedPreconditionError("the producer is already detached");
+  return DetachEntry(*ring_, *held_.release());
 }
 
 void ProducerRole::Close() {

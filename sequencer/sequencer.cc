@@ -4,13 +4,6 @@
 
 namespace xdisruptor {
 
-absl::StatusOr<SingleProducerSequencer> SingleProducerSequencer::Attach(RingSegment& ring,
-                                                                        const WaitParams& wait) {
-  auto role = internal::ProducerRole::Attach(ring, SequencerKind::kSingleProducer, wait);
-  if (!role.ok()) return role.status();
-  return SingleProducerSequencer(*std::move(role));
-}
-
 SingleProducerSequencer::SingleProducerSequencer(internal::ProducerRole role)
     : role_(std::move(role)),
       producer_(&role_.ring().producer()),

@@ -112,7 +112,7 @@ std::string StatsJson(const RingStats& st) {
       "\"closed\": %s, \"closed_at\": %d, \"creator_pid\": %d, \"created_at_unix_ns\": %d, "
       "\"producer_alive\": %s, \"producer_pids\": [",
       JsonString(st.name), st.capacity, st.slot_size, JsonString(st.schema),
-      JsonString(SequencerKindName(st.sequencer)), JsonBool(st.multi_producer), st.cursor,
+      JsonString(NameOf(st.sequencer)), JsonBool(st.multi_producer), st.cursor,
       st.published, JsonBool(st.closed), st.closed_at, st.creator_pid, st.created_at_unix_ns,
       JsonBool(st.producer_alive));
   for (std::size_t i = 0; i < st.producer_pids.size(); ++i) {
@@ -148,9 +148,9 @@ std::string StatsJson(const RingStats& st) {
         "\"join_sequence\": %d, \"registered_at_unix_ns\": %d, \"evictions\": %d, "
         "\"missed\": %d, \"handler_errors\": %d}",
         i ? ", " : "", c.index, JsonString(c.name), c.pid, JsonBool(c.alive),
-        JsonString(ConsumerStatusName(c.state)), c.sequence, c.lag, c.events, c.batches,
+        JsonString(NameOf(c.state)), c.sequence, c.lag, c.events, c.batches,
         c.waits, c.events_per_second, JsonString(WaitKindName(c.wait.kind)), wait_params,
-        JsonString(StallPolicyName(c.stall_policy)), after, c.join_sequence,
+        JsonString(NameOf(c.stall_policy)), after, c.join_sequence,
         c.registered_at_unix_ns, c.evictions, c.missed, c.handler_errors);
   }
   return out + "]}";

@@ -85,7 +85,7 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
   std::printf("ring %s: %" PRIu64 " slots x %u bytes, %s producer, cursor %" PRId64
               " (published %" PRId64 ")%s, %s\n",
               st.name.c_str(), st.capacity, st.slot_size,
-              std::string(SequencerKindName(st.sequencer)).c_str(), st.cursor, st.published,
+              std::string(NameOf(st.sequencer)).c_str(), st.cursor, st.published,
               st.closed ? absl::StrFormat(" (closed at %d)", st.closed_at).c_str() : "",
               ProducerLine(st).c_str());
   std::printf("created by process %" PRId64 " at %s\n", st.creator_pid,
@@ -108,9 +108,9 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
     std::printf("%-20s %8" PRId64 " %-5s %-7s %12" PRId64 " %10" PRId64 " %12.0f %-16s %-5s %5" PRIu64
                 " %6" PRIu64 " %s\n",
                 c.name.c_str(), c.pid, c.alive ? "yes" : "NO",
-                std::string(ConsumerStatusName(c.state)).c_str(), c.sequence, c.lag, rate,
+                std::string(NameOf(c.state)).c_str(), c.sequence, c.lag, rate,
                 std::string(WaitKindName(c.wait.kind)).c_str(),
-                std::string(StallPolicyName(c.stall_policy)).c_str(), c.evictions,
+                std::string(NameOf(c.stall_policy)).c_str(), c.evictions,
                 c.handler_errors, after.c_str());
   }
 }

@@ -17,7 +17,7 @@ class PyConsumer {
       : ring_(ring.segment) {
     ConsumerOptions options{.after = after,
                             .wait = ParseWait(wait, params),
-                            .stall_policy = Unwrap(ParseStallPolicy(stall_policy)),
+                            .stall_policy = Unwrap(ParseEnum<StallPolicy>(stall_policy)),
                             .rejoin_at_cursor = rejoin_at_cursor};
     consumer_.emplace(
         Unwrap(Consumer::Register(ring.get(), name, options), ErrorSubject::kConsumer));

@@ -88,8 +88,8 @@ py::dict StageEnvironmentDict() {
   d["after"] = env.consumer.after;
   d["wait"] = std::string(WaitKindName(env.consumer.wait.kind));
   d["wait_params"] = WaitParamsDict(env.consumer.wait);
-  d["stall_policy"] = std::string(StallPolicyName(env.consumer.stall_policy));
-  d["error_policy"] = std::string(ErrorPolicyName(env.processor.error_policy));
+  d["stall_policy"] = std::string(NameOf(env.consumer.stall_policy));
+  d["error_policy"] = std::string(NameOf(env.processor.error_policy));
   d["max_retries"] = env.processor.max_retries;
   d["retry_pause"] = static_cast<double>(env.processor.retry_pause_ns) / 1e9;
   d["max_batch"] = env.processor.max_batch;
@@ -99,9 +99,9 @@ py::dict StageEnvironmentDict() {
 
 void RegisterVocabulary(py::module_& m) {
   m.attr("LAYOUT_VERSION") = kLayoutVersion;
-  m.attr("WAIT_KINDS") = Names(kWaitKindNames);
-  m.attr("STALL_POLICIES") = Names(kStallPolicyNames);
-  m.attr("ERROR_POLICIES") = Names(kErrorPolicyNames);
+  m.attr("WAIT_KINDS") = Names(EnumNames<WaitKind>::kTable);
+  m.attr("STALL_POLICIES") = Names(EnumNames<StallPolicy>::kTable);
+  m.attr("ERROR_POLICIES") = Names(EnumNames<ErrorPolicy>::kTable);
   m.attr("WAIT_STATUSES") = Names(kWaitStatuses);  // in value order
   py::list descriptions;
   for (const WaitStatusInfo& info : kWaitStatuses) {
@@ -127,9 +127,9 @@ void RegisterVocabulary(py::module_& m) {
   m.def(
       "error_action",
       [](const std::string& policy, int attempts, int max_retries) {
-        const ProcessorOptions options{.error_policy = Unwrap(ParseErrorPolicy(policy)),
+        const ProcessorOptions options{.error_policy = Unwrap(ParseEnum<ErrorPolicy>(policy)),
                                        .max_retries = max_retries};
-        return std::string(NameOf(kErrorActionNames, NextErrorAction(options, attempts)));
+        return std::string(NameOf(NextErrorAction(options, attempts)));
       },
       py::arg("policy"), py::arg("attempts"), py::arg("max_retries"),
       "What a stage does about a handler failure (stop, skip or retry), by the C++ rule.");
@@ -137,7 +137,7 @@ void RegisterVocabulary(py::module_& m) {
       "error_report",
       [](const std::string& action) {
         return std::string(ErrorActionReport(Unwrap(
-            ParseName(kErrorActionNames, action, "error action"))));
+            ParseEnum<ErrorPolicy>(action))));
       },
       py::arg("action"));
   m.def("stage_environment", &StageEnvironmentDict,

@@ -145,7 +145,7 @@ py::dict ConsumerInfo(const ConsumerStats& c) {
   d["waits"] = c.waits;
   d["handler_errors"] = c.handler_errors;
   d["wait"] = std::string(WaitKindName(c.wait.kind));
-  d["stall_policy"] = std::string(StallPolicyName(c.stall_policy));
+  d["stall_policy"] = std::string(NameOf(c.stall_policy));
   d["after"] = c.after;
   return d;
 }

@@ -295,8 +295,8 @@ TEST(PipelineTest, ShouldParseWaitParamsAndPoliciesWhenGivenAsText) {
   EXPECT_FALSE(ParseWaitParams("spin=3", &p).ok());
   EXPECT_FALSE(ParseWaitParams("timeout=-1", &p).ok());
   EXPECT_FALSE(ParseWaitParams("timeout", &p).ok());
-  EXPECT_EQ(*ParseErrorPolicy("retry"), ErrorPolicy::kRetry);
-  EXPECT_EQ(ParseErrorPolicy("ignore").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*ParseEnum<ErrorPolicy>("retry"), ErrorPolicy::kRetry);
+  EXPECT_EQ(ParseEnum<ErrorPolicy>("ignore").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -20,12 +20,12 @@ namespace xdisruptor {
 namespace {
 
 TEST(VocabularyTest, ShouldRoundTripEveryNameWhenParsed) {
-  for (const auto& entry : kWaitKindNames) {
+  for (const auto& entry : EnumNames<WaitKind>::kTable) {
     EXPECT_EQ(*ParseWaitKind(entry.name), entry.value);
     EXPECT_EQ(WaitKindName(entry.value), entry.name);
   }
-  for (const auto& entry : kStallPolicyNames) EXPECT_EQ(*ParseStallPolicy(entry.name), entry.value);
-  for (const auto& entry : kErrorPolicyNames) EXPECT_EQ(*ParseErrorPolicy(entry.name), entry.value);
+  for (const auto& entry : EnumNames<StallPolicy>::kTable) EXPECT_EQ(*ParseEnum<StallPolicy>(entry.name), entry.value);
+  for (const auto& entry : EnumNames<ErrorPolicy>::kTable) EXPECT_EQ(*ParseEnum<ErrorPolicy>(entry.name), entry.value);
   for (std::uint32_t i = 0; i < kWaitStatusCount; ++i) {
     EXPECT_EQ(WaitStatusName(static_cast<WaitStatus>(i)), kWaitStatuses[i].name);
   }
@@ -34,11 +34,11 @@ TEST(VocabularyTest, ShouldRoundTripEveryNameWhenParsed) {
 }
 
 TEST(VocabularyTest, ShouldNameTheChoicesWhenANameIsUnknown) {
-  EXPECT_EQ(ParseStallPolicy("sometimes").status().message(),
+  EXPECT_EQ(ParseEnum<StallPolicy>("sometimes").status().message(),
             "unknown stall policy 'sometimes'; use hold or evict");
-  EXPECT_EQ(ParseErrorPolicy("ignore").status().message(),
+  EXPECT_EQ(ParseEnum<ErrorPolicy>("ignore").status().message(),
             "unknown error policy 'ignore'; use stop, skip or retry");
-  EXPECT_EQ(NameOf(kStallPolicyNames, static_cast<StallPolicy>(7)), "unknown");
+  EXPECT_EQ(NameOf(EnumNames<StallPolicy>::kTable, static_cast<StallPolicy>(7)), "unknown");
 }
 
 TEST(VocabularyTest, ShouldParseWaitParametersInSecondsAndCounts) {
@@ -73,11 +73,11 @@ TEST(VocabularyTest, ShouldRefuseWaitParametersOutOfRange) {
 
 TEST(VocabularyTest, ShouldRetryUntilTheRetriesRunOutThenStop) {
   const ProcessorOptions retry{.error_policy = ErrorPolicy::kRetry, .max_retries = 2};
-  EXPECT_EQ(NextErrorAction(retry, 1), ErrorAction::kRetry);
-  EXPECT_EQ(NextErrorAction(retry, 2), ErrorAction::kRetry);
-  EXPECT_EQ(NextErrorAction(retry, 3), ErrorAction::kStop);
-  EXPECT_EQ(NextErrorAction({.error_policy = ErrorPolicy::kSkip}, 9), ErrorAction::kSkip);
-  EXPECT_EQ(NextErrorAction({.error_policy = ErrorPolicy::kStop}, 1), ErrorAction::kStop);
+  EXPECT_EQ(NextErrorAction(retry, 1), ErrorPolicy::kRetry);
+  EXPECT_EQ(NextErrorAction(retry, 2), ErrorPolicy::kRetry);
+  EXPECT_EQ(NextErrorAction(retry, 3), ErrorPolicy::kStop);
+  EXPECT_EQ(NextErrorAction({.error_policy = ErrorPolicy::kSkip}, 9), ErrorPolicy::kSkip);
+  EXPECT_EQ(NextErrorAction({.error_policy = ErrorPolicy::kStop}, 1), ErrorPolicy::kStop);
 }
 
 TEST(VocabularyTest, ShouldTellNobodyAliveAndDeadOwnersApart) {

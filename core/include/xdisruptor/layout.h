@@ -201,62 +201,50 @@ static_assert(sizeof(std::atomic<std::int64_t>) == 8 && sizeof(std::atomic<std::
               sizeof(std::atomic<std::int32_t>) == 4 && sizeof(std::atomic<ConsumerStatus>) == 4 &&
               sizeof(std::atomic<StallPolicy>) == 4 && sizeof(std::atomic<RingStatus>) == 4);
 
-#define XDISRUPTOR_PIN(type, field, offset) offsetof(type, field) == (offset)
-static_assert(sizeof(RingHeaderState) == 4096 && XDISRUPTOR_PIN(RingHeaderState, magic, 0) &&
-    XDISRUPTOR_PIN(RingHeaderState, layout_version, 8) &&
-    XDISRUPTOR_PIN(RingHeaderState, header_size, 12) &&
-    XDISRUPTOR_PIN(RingHeaderState, segment_size, 16) &&
-    XDISRUPTOR_PIN(RingHeaderState, capacity, 24) && XDISRUPTOR_PIN(RingHeaderState, slot_size, 32) &&
-    XDISRUPTOR_PIN(RingHeaderState, sequencer_kind, 36) &&
-    XDISRUPTOR_PIN(RingHeaderState, max_consumers, 40) &&
-    XDISRUPTOR_PIN(RingHeaderState, schema_length, 44) &&
-    XDISRUPTOR_PIN(RingHeaderState, schema_hash, 48) &&
-    XDISRUPTOR_PIN(RingHeaderState, producer_offset, 56) &&
-    XDISRUPTOR_PIN(RingHeaderState, consumer_table_offset, 64) &&
-    XDISRUPTOR_PIN(RingHeaderState, availability_offset, 72) &&
-    XDISRUPTOR_PIN(RingHeaderState, slots_offset, 80) &&
-    XDISRUPTOR_PIN(RingHeaderState, creator_pid, 88) &&
-    XDISRUPTOR_PIN(RingHeaderState, creator_start_time, 96) &&
-    XDISRUPTOR_PIN(RingHeaderState, created_at_unix_ns, 104) &&
-    XDISRUPTOR_PIN(RingHeaderState, ring_name_length, 112) &&
-    XDISRUPTOR_PIN(RingHeaderState, ring_name, 120) && XDISRUPTOR_PIN(RingHeaderState, schema, 1024));
-static_assert(sizeof(NotificationState) == kSpacing && XDISRUPTOR_PIN(NotificationState, futex_word, 0) &&
-              XDISRUPTOR_PIN(NotificationState, producer_sleepers, 4) &&
-              XDISRUPTOR_PIN(NotificationState, consumer_sleepers, 8));
-static_assert(sizeof(OwnerState) == 16 && XDISRUPTOR_PIN(OwnerState, pid, 0) &&
-              XDISRUPTOR_PIN(OwnerState, start_time, 8));
-static_assert(sizeof(ProducerEntryState) == kCacheLine && XDISRUPTOR_PIN(ProducerEntryState, owner, 0) &&
-              XDISRUPTOR_PIN(ProducerEntryState, claim_lo, 16) &&
-              XDISRUPTOR_PIN(ProducerEntryState, claim_hi, 24) &&
-              XDISRUPTOR_PIN(ProducerEntryState, wait_kind, 32));
-static_assert(sizeof(ProducerState) == 2048 && alignof(ProducerState) == kSpacing &&
-              XDISRUPTOR_PIN(ProducerState, cursor, 0) && XDISRUPTOR_PIN(ProducerState, gating_mask, 256) &&
-              XDISRUPTOR_PIN(ProducerState, registry_lock, 264) &&
-              XDISRUPTOR_PIN(ProducerState, cursor_notification, 384) &&
-              XDISRUPTOR_PIN(ProducerState, ring_status, 640) &&
-              XDISRUPTOR_PIN(ProducerState, closed_at_sequence, 648) &&
-              XDISRUPTOR_PIN(ProducerState, producers, 1024));
-static_assert(sizeof(ConsumerState) == kConsumerStateSize && alignof(ConsumerState) == kSpacing &&
-    XDISRUPTOR_PIN(ConsumerState, sequence, 0) && XDISRUPTOR_PIN(ConsumerState, events, 8) &&
-    XDISRUPTOR_PIN(ConsumerState, batches, 16) && XDISRUPTOR_PIN(ConsumerState, waits, 24) &&
-    XDISRUPTOR_PIN(ConsumerState, notification, 128) && XDISRUPTOR_PIN(ConsumerState, status, 256) &&
-    XDISRUPTOR_PIN(ConsumerState, generation, 260) && XDISRUPTOR_PIN(ConsumerState, name_length, 264) &&
-    XDISRUPTOR_PIN(ConsumerState, after_count, 268) && XDISRUPTOR_PIN(ConsumerState, name, 272) &&
-    XDISRUPTOR_PIN(ConsumerState, owner, 336) && XDISRUPTOR_PIN(ConsumerState, after, 352) &&
-    XDISRUPTOR_PIN(ConsumerState, after_generation, 384) &&
-    XDISRUPTOR_PIN(ConsumerState, wait_kind, 416) && XDISRUPTOR_PIN(ConsumerState, wait_spin_tries, 420) &&
-    XDISRUPTOR_PIN(ConsumerState, wait_yield_tries, 424) &&
-    XDISRUPTOR_PIN(ConsumerState, wait_config_version, 428) &&
-    XDISRUPTOR_PIN(ConsumerState, wait_fallback_kind, 432) &&
-    XDISRUPTOR_PIN(ConsumerState, wait_sleep_ceiling_ns, 440) &&
-    XDISRUPTOR_PIN(ConsumerState, wait_timeout_ns, 448) &&
-    XDISRUPTOR_PIN(ConsumerState, wait_phase_spin_ns, 456) &&
-    XDISRUPTOR_PIN(ConsumerState, wait_phase_yield_ns, 464) &&
-    XDISRUPTOR_PIN(ConsumerState, stall_policy, 472) && XDISRUPTOR_PIN(ConsumerState, join_sequence, 496) &&
-    XDISRUPTOR_PIN(ConsumerState, registered_at_unix_ns, 504) &&
-    XDISRUPTOR_PIN(ConsumerState, evictions, 512) && XDISRUPTOR_PIN(ConsumerState, missed, 520) &&
-    XDISRUPTOR_PIN(ConsumerState, handler_errors, 528));
-#undef XDISRUPTOR_PIN
+#define XD_PIN(type, field, offset) (offsetof(type, field) == (offset))
+namespace layout_pins {
+using H = RingHeaderState;
+using N = NotificationState;
+using O = OwnerState;
+using E = ProducerEntryState;
+using P = ProducerState;
+using C = ConsumerState;
+static_assert(sizeof(H) == 4096 && XD_PIN(H, magic, 0) && XD_PIN(H, layout_version, 8));
+static_assert(XD_PIN(H, header_size, 12) && XD_PIN(H, segment_size, 16) &&
+              XD_PIN(H, capacity, 24) && XD_PIN(H, slot_size, 32) &&
+              XD_PIN(H, sequencer_kind, 36) && XD_PIN(H, max_consumers, 40));
+static_assert(XD_PIN(H, schema_length, 44) && XD_PIN(H, schema_hash, 48));
+static_assert(XD_PIN(H, producer_offset, 56) && XD_PIN(H, consumer_table_offset, 64) &&
+              XD_PIN(H, availability_offset, 72) && XD_PIN(H, slots_offset, 80));
+static_assert(XD_PIN(H, creator_pid, 88) && XD_PIN(H, creator_start_time, 96) &&
+              XD_PIN(H, created_at_unix_ns, 104) && XD_PIN(H, ring_name_length, 112) &&
+              XD_PIN(H, ring_name, 120) && XD_PIN(H, schema, 1024));
+static_assert(sizeof(N) == kSpacing && XD_PIN(N, futex_word, 0) &&
+              XD_PIN(N, producer_sleepers, 4) && XD_PIN(N, consumer_sleepers, 8));
+static_assert(sizeof(O) == 16 && XD_PIN(O, pid, 0) && XD_PIN(O, start_time, 8));
+static_assert(sizeof(E) == kCacheLine && XD_PIN(E, owner, 0) && XD_PIN(E, claim_lo, 16) &&
+              XD_PIN(E, claim_hi, 24) && XD_PIN(E, wait_kind, 32));
+static_assert(sizeof(P) == 2048 && alignof(P) == kSpacing && XD_PIN(P, cursor, 0));
+static_assert(XD_PIN(P, gating_mask, 256) && XD_PIN(P, registry_lock, 264) &&
+              XD_PIN(P, cursor_notification, 384) && XD_PIN(P, ring_status, 640) &&
+              XD_PIN(P, closed_at_sequence, 648) && XD_PIN(P, producers, 1024));
+static_assert(sizeof(C) == kConsumerStateSize && alignof(C) == kSpacing);
+static_assert(XD_PIN(C, sequence, 0) && XD_PIN(C, events, 8) && XD_PIN(C, batches, 16) &&
+              XD_PIN(C, waits, 24) && XD_PIN(C, notification, 128));
+static_assert(XD_PIN(C, status, 256) && XD_PIN(C, generation, 260) &&
+              XD_PIN(C, name_length, 264) && XD_PIN(C, after_count, 268) &&
+              XD_PIN(C, name, 272) && XD_PIN(C, owner, 336) && XD_PIN(C, after, 352));
+static_assert(XD_PIN(C, after_generation, 384) && XD_PIN(C, wait_kind, 416));
+static_assert(XD_PIN(C, wait_spin_tries, 420) && XD_PIN(C, wait_yield_tries, 424) &&
+              XD_PIN(C, wait_config_version, 428) && XD_PIN(C, wait_fallback_kind, 432));
+static_assert(XD_PIN(C, wait_sleep_ceiling_ns, 440) && XD_PIN(C, wait_timeout_ns, 448) &&
+              XD_PIN(C, wait_phase_spin_ns, 456) && XD_PIN(C, wait_phase_yield_ns, 464) &&
+              XD_PIN(C, stall_policy, 472));
+static_assert(XD_PIN(C, join_sequence, 496) && XD_PIN(C, registered_at_unix_ns, 504) &&
+              XD_PIN(C, evictions, 512) && XD_PIN(C, missed, 520) &&
+              XD_PIN(C, handler_errors, 528));
+}  // namespace layout_pins
+#undef XD_PIN
 static_assert(kMaxConsumers <= 64, "the gating mask is one 64-bit word");
 static_assert(kMaxProducers <= 32, "producer sleeper bits are one 32-bit word");
 

@@ -61,34 +61,43 @@ absl::StatusOr<E> ParseName(const NameTable<E, N>& table, std::string_view text,
   return absl::InvalidArgumentError(message);
 }
 
-inline constexpr NameTable<StallPolicy, kStallPolicyCount> kStallPolicyNames{{
-    {StallPolicy::kHold, "hold"},
-    {StallPolicy::kEvict, "evict"},
-}};
-inline constexpr NameTable<ConsumerStatus, kConsumerStatusCount> kConsumerStatusNames{{
-    {ConsumerStatus::kFree, "free"},
-    {ConsumerStatus::kJoining, "joining"},
-    {ConsumerStatus::kActive, "active"},
-    {ConsumerStatus::kEvicted, "evicted"},
-}};
-inline constexpr NameTable<SequencerKind, 2> kSequencerKindNames{{
-    {SequencerKind::kSingleProducer, "single"},
-    {SequencerKind::kMultiProducer, "multi"},
-}};
+// Each nameable enum specialises EnumNames with its table (kTable) and what a message calls
+// it (kWhat); NameOf(value) and ParseEnum<E>(text) then work for it.
+template <typename E>
+struct EnumNames;
 
-inline std::string_view StallPolicyName(StallPolicy p) { return NameOf(kStallPolicyNames, p); }
-inline absl::StatusOr<StallPolicy> ParseStallPolicy(std::string_view text) {
-  return ParseName(kStallPolicyNames, text, "stall policy");
+template <typename E>
+constexpr std::string_view NameOf(E value) {
+  return NameOf(EnumNames<E>::kTable, value);
 }
-inline std::string_view ConsumerStatusName(ConsumerStatus s) {
-  return NameOf(kConsumerStatusNames, s);
+template <typename E>
+absl::StatusOr<E> ParseEnum(std::string_view text) {
+  return ParseName(EnumNames<E>::kTable, text, EnumNames<E>::kWhat);
 }
-inline std::string_view SequencerKindName(SequencerKind k) {
-  return NameOf(kSequencerKindNames, k);
+template <typename E>
+constexpr bool IsNamed(E value) {
+  return NameOf(value) != "unknown";
 }
-inline absl::StatusOr<SequencerKind> ParseSequencerKind(std::string_view text) {
-  return ParseName(kSequencerKindNames, text, "producer kind");
-}
+
+template <>
+struct EnumNames<StallPolicy> {
+  static constexpr std::string_view kWhat = "stall policy";
+  static constexpr NameTable<StallPolicy, kStallPolicyCount> kTable{{
+      {StallPolicy::kHold, "hold"}, {StallPolicy::kEvict, "evict"}}};
+};
+template <>
+struct EnumNames<ConsumerStatus> {
+  static constexpr std::string_view kWhat = "consumer status";
+  static constexpr NameTable<ConsumerStatus, kConsumerStatusCount> kTable{{
+      {ConsumerStatus::kFree, "free"}, {ConsumerStatus::kJoining, "joining"},
+      {ConsumerStatus::kActive, "active"}, {ConsumerStatus::kEvicted, "evicted"}}};
+};
+template <>
+struct EnumNames<SequencerKind> {
+  static constexpr std::string_view kWhat = "producer kind";
+  static constexpr NameTable<SequencerKind, 2> kTable{{
+      {SequencerKind::kSingleProducer, "single"}, {SequencerKind::kMultiProducer, "multi"}}};
+};
 
 }  // namespace xdisruptor
 

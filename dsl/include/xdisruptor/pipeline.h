@@ -272,8 +272,8 @@ class Pipeline {
 //   XDISRUPTOR_WAIT            wait strategy name (default blocking)
 //   XDISRUPTOR_WAIT_PARAMS     key=value,... as wait_strategy.h's ParseWaitParams reads them
 //                              (kWaitParams: counts, times in seconds, fallback)
-//   XDISRUPTOR_STALL_POLICY    hold | evict (kStallPolicyNames)
-//   XDISRUPTOR_ERROR_POLICY    stop | skip | retry (kErrorPolicyNames)
+//   XDISRUPTOR_STALL_POLICY    hold | evict (EnumNames<StallPolicy>::kTable)
+//   XDISRUPTOR_ERROR_POLICY    stop | skip | retry (EnumNames<ErrorPolicy>::kTable)
 //   XDISRUPTOR_MAX_RETRIES (XDISRUPTOR_RETRIES, deprecated), XDISRUPTOR_RETRY_PAUSE
 //                              (seconds), XDISRUPTOR_MAX_BATCH
 //   XDISRUPTOR_ATTACH_TIMEOUT  seconds to wait for the ring and upstream stages (default 10)

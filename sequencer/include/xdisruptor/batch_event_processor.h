@@ -163,7 +163,7 @@ class BatchEventProcessor {
     consumer_->CountHandlerError();
     T& event = *reinterpret_cast<T*>(slots.base + (static_cast<std::uint64_t>(current_) &
                                                    slots.mask) * slots.slot_size);
-    const ErrorAction action = NextErrorAction(options_, *attempts);
+    const ErrorPolicy action = NextErrorAction(options_, *attempts);
     if constexpr (requires { handler_->on_handler_error(event, current_, error); }) {
       handler_->on_handler_error(event, current_, error);
     } else {
@@ -174,13 +174,13 @@ class BatchEventProcessor {
                    ErrorActionReport(action).data());
     }
     switch (action) {
-      case ErrorAction::kSkip:
+      case ErrorPolicy::kSkip:
         return current_ + 1;
-      case ErrorAction::kRetry:
+      case ErrorPolicy::kRetry:
         ++*attempts;
         Pause(options_.retry_pause_ns);
         return lo;
-      case ErrorAction::kStop:
+      case ErrorPolicy::kStop:
         break;
     }
     failure_ = HandlerFailure{.sequence = current_, .what = what, .attempts = *attempts};

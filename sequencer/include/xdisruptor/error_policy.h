@@ -20,15 +20,13 @@ enum class ErrorPolicy : std::uint32_t {
   kRetry,  // rewind: run the whole batch again after retry_pause_ns, at most max_retries
            // times (handlers must tolerate seeing its events again), then stop as kStop does
 };
-inline constexpr NameTable<ErrorPolicy, 3> kErrorPolicyNames{{
-    {ErrorPolicy::kStop, "stop"},
-    {ErrorPolicy::kSkip, "skip"},
-    {ErrorPolicy::kRetry, "retry"},
-}};
-inline std::string_view ErrorPolicyName(ErrorPolicy p) { return NameOf(kErrorPolicyNames, p); }
-inline absl::StatusOr<ErrorPolicy> ParseErrorPolicy(std::string_view name) {
-  return ParseName(kErrorPolicyNames, name, "error policy");
-}
+template <>
+struct EnumNames<ErrorPolicy> {
+  static constexpr std::string_view kWhat = "error policy";
+  static constexpr NameTable<ErrorPolicy, 3> kTable{{
+      {ErrorPolicy::kStop, "stop"}, {ErrorPolicy::kSkip, "skip"},
+      {ErrorPolicy::kRetry, "retry"}}};
+};
 
 struct ProcessorOptions {
   ErrorPolicy error_policy = ErrorPolicy::kStop;
@@ -38,28 +36,20 @@ struct ProcessorOptions {
 };
 absl::Status ValidateProcessorOptions(const ProcessorOptions& options);
 
-// What to do about a failure in a batch that has run `attempts` times (the first included).
-enum class ErrorAction : std::uint32_t { kStop, kSkip, kRetry };
-inline constexpr NameTable<ErrorAction, 3> kErrorActionNames{{
-    {ErrorAction::kStop, "stop"},
-    {ErrorAction::kSkip, "skip"},
-    {ErrorAction::kRetry, "retry"},
-}};
-inline ErrorAction NextErrorAction(const ProcessorOptions& options, int attempts) {
-  switch (options.error_policy) {
-    case ErrorPolicy::kSkip: return ErrorAction::kSkip;
-    case ErrorPolicy::kRetry:
-      return attempts > options.max_retries ? ErrorAction::kStop : ErrorAction::kRetry;
-    case ErrorPolicy::kStop: break;
+// What a stage does about a failure in a batch that has run `attempts` times (the first
+// included): the policy itself, except that kRetry turns into kStop once the retries ran out.
+inline ErrorPolicy NextErrorAction(const ProcessorOptions& options, int attempts) {
+  if (options.error_policy == ErrorPolicy::kRetry && attempts > options.max_retries) {
+    return ErrorPolicy::kStop;
   }
-  return ErrorAction::kStop;
+  return options.error_policy;
 }
 // How the report of a failure says what happens next.
-inline std::string_view ErrorActionReport(ErrorAction action) {
+inline std::string_view ErrorActionReport(ErrorPolicy action) {
   switch (action) {
-    case ErrorAction::kSkip: return "skipped";
-    case ErrorAction::kRetry: return "retrying the batch";
-    case ErrorAction::kStop: break;
+    case ErrorPolicy::kSkip: return "skipped";
+    case ErrorPolicy::kRetry: return "retrying the batch";
+    case ErrorPolicy::kStop: break;
   }
   return "stopping the stage";
 }

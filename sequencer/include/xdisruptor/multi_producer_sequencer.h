@@ -33,11 +33,17 @@ namespace xdisruptor {
 
 class MultiProducerSequencer {
  public:
-  static absl::StatusOr<MultiProducerSequencer> Attach(RingSegment& ring,
-                                                       const WaitParams& wait = {});
+  // This producer's entry in the ring's producer table.
+  int producer_index() const { return role_.index(); }
 
-  MultiProducerSequencer(MultiProducerSequencer&&) noexcept = default;
-  MultiProducerSequencer& operator=(MultiProducerSequencer&&) noexcept = default;
+  static absl::StatusOr<MultiProducerSequencer> Attach(RingSegment& ring,
+      const WaitParams& wait = {}) {
+    using Self = MultiProducerSequencer;
+    return internal::AttachProducer<Self>(ring, SequencerKind::kMultiProducer, wait);
+  }
+  // Built by Attach on the producer entry it took. Movable (a move-assignment detaches what
+  // this one held), not copyable.
+  explicit MultiProducerSequencer(internal::ProducerRole role);
 
   // Claims n slots (1 <= n <= capacity), waiting while they are less than a lap ahead of the
   // slowest gating consumer; returns the highest claimed sequence.
@@ -56,10 +62,8 @@ class MultiProducerSequencer {
   // Ends the stream for every producer: call it when all of them are done.
   void Close() { role_.Close(); }
   absl::Status Detach() { return role_.Detach(); }
-  int producer_index() const { return role_.index(); }
 
  private:
-  explicit MultiProducerSequencer(internal::ProducerRole role);
   // `current` (the cursor before our claim) bounds what a joining consumer may have seen.
   std::int64_t RefreshGating(std::int64_t current) {
     return cached_gating_ = internal::RefreshGating(role_.ring(), current);

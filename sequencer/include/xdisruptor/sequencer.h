@@ -31,10 +31,13 @@ class SingleProducerSequencer {
   // Becomes the ring's producer; continues the sequence from the ring's cursor, and reopens a
   // ring a previous producer closed. `wait` is how Next waits on a full ring.
   static absl::StatusOr<SingleProducerSequencer> Attach(RingSegment& ring,
-                                                        const WaitParams& wait = {});
-
-  SingleProducerSequencer(SingleProducerSequencer&&) noexcept = default;
-  SingleProducerSequencer& operator=(SingleProducerSequencer&&) noexcept = default;
+      const WaitParams& wait = {}) {
+    using Self = SingleProducerSequencer;
+    return internal::AttachProducer<Self>(ring, SequencerKind::kSingleProducer, wait);
+  }
+  // Built by Attach on the producer entry it took. Movable (a move-assignment detaches what
+  // this one held), not copyable.
+  explicit SingleProducerSequencer(internal::ProducerRole role);
 
   // Claims the next n slots (1 <= n <= capacity), waiting while the slowest gating consumer
   // is less than one lap behind; returns the highest claimed sequence.
@@ -89,7 +92,6 @@ class SingleProducerSequencer {
   absl::Status Detach() { return role_.Detach(); }
 
  private:
-  SingleProducerSequencer(internal::ProducerRole role);
   // The slowest gating sequence, read after the StoreLoad fence. It starts from the published
   // cursor, not the claimed next_value_: the join proof needs every cached bound to be one a
   // joining consumer can see (it joins at the cursor).

@@ -69,17 +69,19 @@ struct WaitParams {
   WaitKind fallback_kind = WaitKind::kBlocking;  // then wait like this (sleeping or blocking)
 };
 
-inline constexpr NameTable<WaitKind, kWaitKindCount> kWaitKindNames{{
-    {WaitKind::kBusySpin, "busy-spin"},
-    {WaitKind::kYielding, "yielding"},
-    {WaitKind::kSleeping, "sleeping"},
-    {WaitKind::kBlocking, "blocking"},
-    {WaitKind::kTimeoutBlocking, "timeout-blocking"},
-    {WaitKind::kPhasedBackoff, "phased-backoff"},
-}};
-inline std::string_view WaitKindName(WaitKind kind) { return NameOf(kWaitKindNames, kind); }
+template <>
+struct EnumNames<WaitKind> {
+  static constexpr std::string_view kWhat = "wait strategy";
+  static constexpr NameTable<WaitKind, kWaitKindCount> kTable{{
+      {WaitKind::kBusySpin, "busy-spin"}, {WaitKind::kYielding, "yielding"},
+      {WaitKind::kSleeping, "sleeping"}, {WaitKind::kBlocking, "blocking"},
+      {WaitKind::kTimeoutBlocking, "timeout-blocking"},
+      {WaitKind::kPhasedBackoff, "phased-backoff"}}};
+};
+// The most used pair, by their long-standing names.
+inline std::string_view WaitKindName(WaitKind kind) { return NameOf(kind); }
 inline absl::StatusOr<WaitKind> ParseWaitKind(std::string_view name) {
-  return ParseName(kWaitKindNames, name, "wait strategy");
+  return ParseEnum<WaitKind>(name);
 }
 
 // The tunable parameters by their name outside C++ (see the unit note above).

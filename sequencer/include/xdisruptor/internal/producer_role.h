@@ -9,6 +9,7 @@
 #define XDISRUPTOR_INTERNAL_PRODUCER_ROLE_H_
 
 #include <cstdint>
+#include <memory>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -24,6 +25,13 @@ namespace xdisruptor::internal {
 inline constexpr std::int64_t kNoClaim = -1;
 inline constexpr std::int64_t kClaiming = -2;
 
+// Gives up a producer entry when a ProducerRole lets go of it (ignoring errors: a destructor
+// or a move has nobody to tell).
+struct ProducerEntryRelease {
+  RingSegment* ring = nullptr;
+  void operator()(ProducerEntryState* entry) const;
+};
+
 class ProducerRole {
  public:
   // Checks that `ring` was made for `kind` and that `wait` suits a producer, then takes a
@@ -32,12 +40,8 @@ class ProducerRole {
   static absl::StatusOr<ProducerRole> Attach(RingSegment& ring, SequencerKind kind,
                                              const WaitParams& wait);
 
+  // Movable; a move-assignment (or the destructor) detaches the entry this one held.
   ProducerRole() = default;
-  ProducerRole(ProducerRole&& other) noexcept { *this = std::move(other); }
-  ProducerRole& operator=(ProducerRole&& other) noexcept;  // detaches what this one held
-  ProducerRole(const ProducerRole&) = delete;
-  ProducerRole& operator=(const ProducerRole&) = delete;
-  ~ProducerRole();
 
   // Gives up the entry (the ring stays open for a successor). FailedPrecondition when already
   // detached, or in a forked child (the entry is its parent's).
@@ -59,6 +63,7 @@ class ProducerRole {
 
   RingSegment& ring() const { return *ring_; }
   ProducerEntryState& entry() const { return ring_->producer().producers[index_]; }
+  bool attached() const { return held_ != nullptr; }
   int index() const { return index_; }
   std::int64_t capacity() const { return capacity_; }
   const WaitParams& wait() const { return wait_; }
@@ -71,8 +76,17 @@ class ProducerRole {
   int index_ = -1;
   std::int64_t capacity_ = 0;
   WaitParams wait_{};
-  bool attached_ = false;
+  std::unique_ptr<ProducerEntryState, ProducerEntryRelease> held_;  // null once detached
 };
+
+// Attach of either sequencer: the role, then the sequencer built on it.
+template <typename Sequencer>
+absl::StatusOr<Sequencer> AttachProducer(RingSegment& ring, SequencerKind kind,
+                                         const WaitParams& wait) {
+  auto role = ProducerRole::Attach(ring, kind, wait);
+  if (!role.ok()) return role.status();
+  return Sequencer(*std::move(role));
+}
 
 }  // namespace xdisruptor::internal
 
