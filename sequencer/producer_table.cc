@@ -76,7 +76,7 @@ absl::StatusOr<ProducerRole> ProducerRole::Attach(RingSegment& ring, SequencerKi
   ProducerEntryState& e = ring.producer().producers[*index];
   e.claim_lo.store(kNoClaim, std::memory_order_relaxed);
   e.claim_hi.store(kNoClaim, std::memory_order_relaxed);
-  e.wait_kind.store(static_cast<std::uint32_t>(wait.kind), std::memory_order_relaxed);
+  StoreWaitKind(e.wait_kind, wait.kind);
   StoreOwner(e.owner, CurrentProcess());
   // A successor reopens a ring its predecessor closed.
   SetRingStatus(ring.producer(), RingStatus::kOpen);
@@ -133,12 +133,10 @@ std::vector<ProducerInfo> Producers(const RingSegment& ring) {
     const ProducerEntryState& e = p.producers[i];
     const Liveness owner = OwnerLiveness(e.owner);
     if (owner == Liveness::kNobody) continue;
-    const std::uint32_t kind = e.wait_kind.load(std::memory_order_relaxed);
     out.push_back({.index = static_cast<int>(i),
                    .pid = LoadOwner(e.owner).pid,
                    .alive = owner == Liveness::kAlive,
-                   .wait = kind < kWaitKindCount ? static_cast<WaitKind>(kind)
-                                                 : WaitKind::kYielding});
+                   .wait = LoadWaitKind(e.wait_kind, WaitKind::kYielding)});
   }
   return out;
 }

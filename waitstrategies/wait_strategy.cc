@@ -118,9 +118,8 @@ double WaitParamNumber(const WaitParams& params, const WaitParamInfo& info) {
 }
 
 absl::Status ValidateWaitParams(const WaitParams& params) {
-  if (static_cast<std::uint32_t>(params.kind) >= kWaitKindCount) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "wait strategy kind %d is not one this library knows", static_cast<int>(params.kind)));
+  if (!IsNamed(params.kind)) {
+    return absl::InvalidArgumentError("the wait strategy kind is not one this library knows");
   }
   if (params.sleep_ceiling_ns < 0 || params.sleep_ceiling_ns > 1000000000) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -149,11 +148,8 @@ absl::Status ValidateWaitParams(const WaitParams& params) {
 WaitParams LoadWaitParams(const ConsumerState& entry) {
   // Relaxed: each field is independent tuning; a retune half-seen by one wait is harmless and
   // the next wait sees all of it (the version is bumped last, with release).
-  auto kind_of = [](std::uint32_t raw, WaitKind otherwise) {
-    return raw < kWaitKindCount ? static_cast<WaitKind>(raw) : otherwise;
-  };
   WaitParams p;
-  p.kind = kind_of(entry.wait_kind.load(std::memory_order_relaxed), WaitKind::kYielding);
+  p.kind = LoadWaitKind(entry.wait_kind, WaitKind::kYielding);
   p.spin_tries = entry.wait_spin_tries.load(std::memory_order_relaxed);
   p.yield_tries = entry.wait_yield_tries.load(std::memory_order_relaxed);
   p.sleep_ceiling_ns = std::clamp<std::int64_t>(
@@ -163,23 +159,21 @@ WaitParams LoadWaitParams(const ConsumerState& entry) {
       std::max<std::int64_t>(entry.wait_phase_spin_ns.load(std::memory_order_relaxed), 0);
   p.phase_yield_ns =
       std::max<std::int64_t>(entry.wait_phase_yield_ns.load(std::memory_order_relaxed), 0);
-  p.fallback_kind =
-      kind_of(entry.wait_fallback_kind.load(std::memory_order_relaxed), WaitKind::kBlocking);
+  p.fallback_kind = LoadWaitKind(entry.wait_fallback_kind, WaitKind::kBlocking);
   if (p.fallback_kind != WaitKind::kSleeping) p.fallback_kind = WaitKind::kBlocking;
   if (p.kind == WaitKind::kTimeoutBlocking && p.timeout_ns == 0) p.kind = WaitKind::kBlocking;
   return p;
 }
 
 void StoreWaitParams(ConsumerState& entry, const WaitParams& params) {
-  entry.wait_kind.store(static_cast<std::uint32_t>(params.kind), std::memory_order_relaxed);
+  StoreWaitKind(entry.wait_kind, params.kind);
   entry.wait_spin_tries.store(params.spin_tries, std::memory_order_relaxed);
   entry.wait_yield_tries.store(params.yield_tries, std::memory_order_relaxed);
   entry.wait_sleep_ceiling_ns.store(params.sleep_ceiling_ns, std::memory_order_relaxed);
   entry.wait_timeout_ns.store(params.timeout_ns, std::memory_order_relaxed);
   entry.wait_phase_spin_ns.store(params.phase_spin_ns, std::memory_order_relaxed);
   entry.wait_phase_yield_ns.store(params.phase_yield_ns, std::memory_order_relaxed);
-  entry.wait_fallback_kind.store(static_cast<std::uint32_t>(params.fallback_kind),
-                                 std::memory_order_relaxed);
+  StoreWaitKind(entry.wait_fallback_kind, params.fallback_kind);
   // SYNC POINT: pairs with LoadWaitConfigVersion's acquire: a barrier that sees the new
   // version reads the new parameters.
   entry.wait_config_version.fetch_add(1, std::memory_order_release);

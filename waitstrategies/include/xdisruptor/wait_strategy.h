@@ -116,6 +116,15 @@ absl::Status ValidateWaitParams(const WaitParams& params);
 // wait so a retune from another process applies (values from shared memory are clamped to what
 // this library accepts), and the way registration and retunes record it.
 WaitParams LoadWaitParams(const ConsumerState& entry);
+// A WaitKind field of the segment (a uint32: layout.h sits below this library), relaxed; a
+// value this library does not know reads as `otherwise`.
+inline WaitKind LoadWaitKind(const std::atomic<std::uint32_t>& field, WaitKind otherwise) {
+  const std::uint32_t raw = field.load(std::memory_order_relaxed);
+  return raw < kWaitKindCount ? static_cast<WaitKind>(raw) : otherwise;
+}
+inline void StoreWaitKind(std::atomic<std::uint32_t>& field, WaitKind kind) {
+  field.store(static_cast<std::uint32_t>(kind), std::memory_order_relaxed);
+}
 void StoreWaitParams(ConsumerState& entry, const WaitParams& params);
 // SYNC POINT: acquire pairs with StoreWaitParams' release bump: parameters read after a new
 // version are complete.
