@@ -1,6 +1,7 @@
 #include "xdisruptor/process.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <csignal>
+#include <mutex>
 
 namespace xdisruptor {
 namespace {
@@ -54,7 +56,25 @@ bool ReadStat(std::int64_t pid, StatFields* out) {
 
 }  // namespace
 
+void WatchForks() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    ::pthread_atfork(nullptr, nullptr,
+                     [] { g_fork_generation.fetch_add(1, std::memory_order_relaxed); });
+  });
+}
+
+void ForkedUse(std::string_view what, std::string_view ring) {
+  std::fprintf(stderr,
+               "xdisruptor: process %d used %.*s of ring '%.*s' that its parent registered "
+               "before fork(); a forked process must attach and register its own\n",
+               static_cast<int>(::getpid()), static_cast<int>(what.size()), what.data(),
+               static_cast<int>(ring.size()), ring.data());
+  std::abort();
+}
+
 ProcessIdentity CurrentProcess() {
+  WatchForks();
   ProcessIdentity self;
   self.pid = ::getpid();
   StatFields fields;

@@ -1,6 +1,10 @@
 #include "xdisruptor/ring_segment.h"
 
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <bit>
@@ -9,8 +13,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "boost/interprocess/exceptions.hpp"
-#include "boost/interprocess/shared_memory_object.hpp"
+#include "internal/segment_file.h"
 #include "xdisruptor/process.h"
 #include "xdisruptor/schema.h"
 
@@ -22,28 +25,6 @@ constexpr std::uint64_t kPage = 4096;
 
 std::uint64_t AlignUp(std::uint64_t value, std::uint64_t alignment) {
   return (value + alignment - 1) / alignment * alignment;
-}
-
-absl::Status FromInterprocess(const bip::interprocess_exception& e, std::string_view name,
-                              std::string_view action) {
-  switch (e.get_error_code()) {
-    case bip::not_found_error:
-      return absl::NotFoundError(absl::StrFormat(
-          "no ring named '%s' exists (looked for /dev/shm/%s); create it first or check the name",
-          name, name));
-    case bip::already_exists_error:
-      return absl::AlreadyExistsError(absl::StrFormat(
-          "a ring named '%s' already exists; attach to it, or remove it first "
-          "(RingSegment::Remove)",
-          name));
-    case bip::security_error:
-      return absl::PermissionDeniedError(absl::StrFormat(
-          "permission denied to %s ring '%s' (%s); check the segment's owner and mode", action,
-          name, e.what()));
-    default:
-      return absl::InternalError(
-          absl::StrFormat("cannot %s ring '%s': %s", action, name, e.what()));
-  }
 }
 
 absl::Status ValidateConsumerTable(const std::byte* base) {
@@ -64,6 +45,61 @@ absl::Status ValidateConsumerTable(const std::byte* base) {
             "consumer entry %d runs after entry %d, which does not exist", i, c.after[k]));
       }
     }
+  }
+  return absl::OkStatus();
+}
+
+// The producer block and the gating sequences, read live (acquire) and checked for what no
+// run of the library can leave behind; garbage here would hang a producer with nobody to blame.
+// Sequences are read before the cursor (which only grows), and a gap wider than any claim
+// allows is read again, so a running stream never fails the check.
+absl::Status ValidateProducerState(const std::byte* base, std::uint64_t capacity,
+                                   SequencerKind kind) {
+  const auto& p = *reinterpret_cast<const ProducerState*>(base + kProducerOffset);
+  const auto* table = reinterpret_cast<const ConsumerState*>(base + kConsumerTableOffset);
+  const auto status = static_cast<std::uint32_t>(p.ring_status.load(std::memory_order_acquire));
+  if (status > static_cast<std::uint32_t>(RingStatus::kClosed) ||
+      p.registry_lock.load(std::memory_order_relaxed) < 0) {
+    return absl::DataLossError(absl::StrFormat(
+        "the producer block is corrupt (ring status %d); remove and recreate the ring", status));
+  }
+  const std::size_t producers = kind == SequencerKind::kSingleProducer ? 1 : kMaxProducers;
+  for (std::size_t i = 0; i < kMaxProducers; ++i) {
+    const ProducerEntryState& e = p.producers[i];
+    const std::int64_t pid = e.owner.pid.load(std::memory_order_acquire);
+    const std::int64_t lo = e.claim_lo.load(std::memory_order_relaxed);
+    const std::int64_t hi = e.claim_hi.load(std::memory_order_relaxed);
+    if (pid < 0 || (pid != 0 && i >= producers) || lo < -2 || (lo >= 0 && hi < lo)) {
+      return absl::DataLossError(absl::StrFormat(
+          "producer entry %d is corrupt (pid %d, claim %d..%d); remove and recreate the ring",
+          i, pid, lo, hi));
+    }
+  }
+  // How far the cursor may run ahead of a gating consumer: a lap, plus (several producers)
+  // a claim per producer waiting for room.
+  const std::uint64_t reach = capacity * (1 + (kind == SequencerKind::kSingleProducer ? 0
+                                                                                       : kMaxProducers));
+  const std::uint64_t mask = p.gating_mask.load(std::memory_order_acquire);
+  for (std::uint64_t m = mask; m != 0; m &= m - 1) {
+    const ConsumerState& c = table[std::countr_zero(m)];
+    std::int64_t sequence = c.sequence.load(std::memory_order_acquire);
+    const std::int64_t cursor = p.cursor.load(std::memory_order_acquire);
+    if (sequence < kInitialSequence || sequence > cursor) {
+      return absl::DataLossError(absl::StrFormat(
+          "consumer entry %d is at sequence %d but the cursor is %d; remove and recreate the ring",
+          std::countr_zero(m), sequence, cursor));
+    }
+    if (static_cast<std::uint64_t>(cursor - sequence) > reach &&
+        static_cast<std::uint64_t>(cursor - (sequence = c.sequence.load(
+                                                 std::memory_order_acquire))) > reach) {
+      return absl::DataLossError(absl::StrFormat(
+          "the cursor %d is more than a lap past gating consumer entry %d (at %d); the producer "
+          "block is corrupt: remove and recreate the ring",
+          cursor, std::countr_zero(m), sequence));
+    }
+  }
+  if (p.cursor.load(std::memory_order_acquire) < kInitialSequence) {
+    return absl::DataLossError("the ring's cursor is corrupt (below -1); remove and recreate it");
   }
   return absl::OkStatus();
 }
@@ -189,6 +225,9 @@ absl::StatusOr<HeaderSnapshot> ValidateAndSnapshot(const std::byte* base, std::s
         h.slot_size));
   }
   if (absl::Status s = ValidateConsumerTable(base); !s.ok()) return s;
+  if (absl::Status s = ValidateProducerState(base, h.capacity, h.sequencer_kind); !s.ok()) {
+    return s;
+  }
   HeaderSnapshot snapshot;
   snapshot.capacity = h.capacity;
   snapshot.slot_size = h.slot_size;
@@ -239,21 +278,15 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
     return absl::InvalidArgumentError(
         absl::StrFormat("mode %o is not a set of permission bits (0..0777)", options.mode));
   }
-  bip::mapped_region region;
-  try {
-    bip::permissions perm;
-    perm.set_permissions(static_cast<int>(options.mode));
-    bip::shared_memory_object shm(bip::create_only, options.name.c_str(), bip::read_write, perm);
-    try {
-      shm.truncate(static_cast<bip::offset_t>(layout->segment_size));
-      region = bip::mapped_region(shm, bip::read_write);
-    } catch (...) {
-      bip::shared_memory_object::remove(options.name.c_str());
-      throw;
-    }
-  } catch (const bip::interprocess_exception& e) {
-    return FromInterprocess(e, options.name, "create");
+  auto file = internal::CreateSegmentFile(options.name, layout->segment_size, options.mode,
+                                          options.group);
+  if (!file.ok()) return file.status();
+  auto mapped = internal::MapSegmentFile(*file, /*read_only=*/false, options.name);
+  if (!mapped.ok()) {
+    ::unlink(internal::SegmentPath(options.name).c_str());
+    return mapped.status();
   }
+  bip::mapped_region region = *std::move(mapped);
 
   // A fresh segment is zero-filled: fill in what is not zero, then the version last.
   auto* base = static_cast<std::byte*>(region.get_address());
@@ -308,64 +341,93 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
 absl::StatusOr<RingSegment> RingSegment::Attach(std::string_view name,
                                                 const AttachOptions& options) {
   if (absl::Status s = ValidateName(name, "ring"); !s.ok()) return s;
-  const std::string n(name);
+  auto file = internal::OpenSegmentFile(name, options.read_only, "attach to");
+  if (!file.ok()) return file.status();
   const absl::Time deadline = absl::Now() + options.creation_timeout;
-  try {
-    bip::shared_memory_object shm(bip::open_only, n.c_str(), bip::read_write);
-    for (;;) {
-      bip::offset_t size = 0;
-      shm.get_size(size);
-      if (static_cast<std::uint64_t>(size) >= sizeof(RingHeaderState)) {
-        bip::mapped_region region(shm, bip::read_write);
-        const auto* base = static_cast<const std::byte*>(region.get_address());
-        const auto& h = *reinterpret_cast<const RingHeaderState*>(base);
-        // A creator still filling the header has not written the version yet (and may not
-        // have written the magic either); a non-zero foreign magic is final at once.
-        const std::uint64_t magic = h.magic;
-        if (h.layout_version.load(std::memory_order_acquire) != 0 ||
-            (magic != 0 && magic != kMagic)) {
-          auto snapshot = ValidateAndSnapshot(base, region.get_size());
-          if (!snapshot.ok()) {
-            const absl::Status& s = snapshot.status();
-            return absl::Status(s.code(), absl::StrFormat("ring '%s': %s", name, s.message()));
-          }
-          return RingSegment(std::move(region), n, *snapshot);
-        }
-      }
-      if (absl::Now() >= deadline) {
-        return absl::UnavailableError(absl::StrFormat(
-            "ring '%s' exists but its creator has not finished it after %s (it may have died "
-            "while creating it); retry, or remove it and create it again",
-            name, absl::FormatDuration(options.creation_timeout)));
-      }
-      absl::SleepFor(absl::Milliseconds(1));
+  for (;;) {
+    struct stat st{};
+    if (::fstat(file->get(), &st) != 0) {
+      return absl::InternalError(absl::StrFormat("cannot stat ring '%s'", name));
     }
-  } catch (const bip::interprocess_exception& e) {
-    return FromInterprocess(e, name, "attach to");
+    if (static_cast<std::uint64_t>(st.st_size) >= sizeof(RingHeaderState)) {
+      auto region = internal::MapSegmentFile(*file, options.read_only, name);
+      if (!region.ok()) return region.status();
+      const auto* base = static_cast<const std::byte*>(region->get_address());
+      const auto& h = *reinterpret_cast<const RingHeaderState*>(base);
+      // A creator still filling the header has not written the version yet (and may not
+      // have written the magic either); a non-zero foreign magic is final at once.
+      const std::uint64_t magic = h.magic;
+      if (h.layout_version.load(std::memory_order_acquire) != 0 ||
+          (magic != 0 && magic != kMagic)) {
+        auto snapshot = ValidateAndSnapshot(base, region->get_size());
+        if (!snapshot.ok()) {
+          const absl::Status& s = snapshot.status();
+          return absl::Status(s.code(), absl::StrFormat("ring '%s': %s", name, s.message()));
+        }
+        RingSegment ring(*std::move(region), std::string(name), *snapshot);
+        ring.read_only_ = options.read_only;
+        return ring;
+      }
+    }
+    if (absl::Now() >= deadline) {
+      return absl::UnavailableError(absl::StrFormat(
+          "ring '%s' exists but its creator has not finished it after %s (it may have died "
+          "while creating it); retry, or remove it and create it again",
+          name, absl::FormatDuration(options.creation_timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(1));
   }
 }
 
-absl::Status RingSegment::Remove(std::string_view name) {
+absl::Status RingSegment::Remove(std::string_view name, const RemoveOptions& options) {
   if (absl::Status s = ValidateName(name, "ring"); !s.ok()) return s;
-  const std::string n(name);
-  if (!Exists(name)) {
-    return absl::NotFoundError(absl::StrFormat("no ring named '%s' to remove", name));
+  auto file = internal::OpenSegmentFile(name, /*read_only=*/true, "remove");
+  if (!file.ok()) {
+    if (file.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(absl::StrFormat("no ring named '%s' to remove", name));
+    }
+    // Not a regular file: a ring is never anything else. Refuse unless forced; a symbolic
+    // link or FIFO is removed by name then (unlink never follows or opens it).
+    if (!options.force || file.status().code() != absl::StatusCode::kFailedPrecondition) {
+      return file.status();
+    }
+  } else if (!options.force) {
+    if (const std::uint64_t magic = internal::ReadMagic(*file); magic != kMagic) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s is not an xdisruptor ring (magic %#x); not removed (force removal to remove it "
+          "anyway)",
+          internal::SegmentPath(name), magic));
+    }
+    const std::vector<std::int64_t> pids = internal::MappingProcesses(name);
+    if (!pids.empty()) {
+      std::string list;
+      for (std::int64_t pid : pids) list += absl::StrFormat("%s%d", list.empty() ? "" : ", ", pid);
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "ring '%s' is still mapped by process%s %s; stop them first, or force the removal "
+          "(they keep working on their mapping, but nobody can attach to the name again)",
+          name, pids.size() == 1 ? "" : "es", list));
+    }
   }
-  if (!bip::shared_memory_object::remove(n.c_str())) {
-    return absl::PermissionDeniedError(
-        absl::StrFormat("cannot remove ring '%s': permission denied", name));
+  if (::unlink(internal::SegmentPath(name).c_str()) != 0) {
+    if (errno == ENOENT) {
+      return absl::NotFoundError(absl::StrFormat("no ring named '%s' to remove", name));
+    }
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "cannot remove ring '%s': %s (removing needs write access to /dev/shm and, with its "
+        "sticky bit, to own the ring)",
+        name, std::strerror(errno)));
   }
   return absl::OkStatus();
 }
 
 bool RingSegment::Exists(std::string_view name) {
   if (!ValidateName(name, "ring").ok()) return false;
-  try {
-    bip::shared_memory_object shm(bip::open_only, std::string(name).c_str(), bip::read_only);
-    return true;
-  } catch (const bip::interprocess_exception&) {
-    return false;
-  }
+  struct stat st{};
+  return ::lstat(internal::SegmentPath(name).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::vector<std::int64_t> RingSegment::MappingProcesses(std::string_view name) {
+  return internal::MappingProcesses(name);
 }
 
 }  // namespace xdisruptor

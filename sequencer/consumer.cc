@@ -15,7 +15,8 @@
 namespace xdisruptor {
 namespace {
 
-absl::Status ValidateOptions(std::string_view name, const ConsumerOptions& options) {
+absl::Status ValidateOptions(const RingSegment& ring, std::string_view name,
+                             const ConsumerOptions& options) {
   if (absl::Status s = ValidateName(name, "consumer"); !s.ok()) return s;
   if (options.after.size() > kMaxAfter) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -36,6 +37,19 @@ absl::Status ValidateOptions(std::string_view name, const ConsumerOptions& optio
   }
   if (!IsNamed(options.stall_policy)) {
     return absl::InvalidArgumentError("unknown stall policy");
+  }
+  const bool limited = options.max_lag != 0 || options.max_lag_ns != 0;
+  if (options.max_lag < 0 || options.max_lag_ns < 0 ||
+      options.max_lag >= static_cast<std::int64_t>(ring.capacity())) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "consumer '%s': max_lag must be from 0 to below the ring's capacity (%d) and the time "
+        "limit >= 0; got %d events, %d ns",
+        name, ring.capacity(), options.max_lag, options.max_lag_ns));
+  }
+  if (limited && options.stall_policy != StallPolicy::kEvict) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "consumer '%s': a slow-consumer limit (max_lag) evicts, so it needs stall policy evict",
+        name));
   }
   return ValidateWaitParams(options.wait);
 }
@@ -115,6 +129,8 @@ void FillEntry(ConsumerState& c, std::string_view name, const ConsumerOptions& o
   StoreOwner(c.owner, CurrentProcess());
   StoreWaitParams(c, options.wait);
   c.stall_policy.store(options.stall_policy, std::memory_order_relaxed);
+  c.max_lag.store(options.max_lag, std::memory_order_relaxed);
+  c.max_lag_ns.store(options.max_lag_ns, std::memory_order_relaxed);
   c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
   if (plan.resume) return;
   c.after_count = static_cast<std::uint32_t>(options.after.size());
@@ -158,7 +174,7 @@ std::int64_t JoinAtCursor(RingSegment& ring, std::size_t index, const JoinPlan& 
 
 absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view name,
                                             const ConsumerOptions& options) {
-  if (absl::Status s = ValidateOptions(name, options); !s.ok()) return s;
+  if (absl::Status s = ValidateOptions(ring, name, options); !s.ok()) return s;
   internal::RegistryLock lock(ring.producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   internal::ReclaimAbandonedJoins(ring);
@@ -187,7 +203,8 @@ Consumer::Consumer(RingSegment& ring, int index, std::string name)
       name_(std::move(name)),
       barrier_(ring, state_),
       owner_pid_(::getpid()),
-      generation_(state_->generation.load(std::memory_order_relaxed)) {}
+      generation_(state_->generation.load(std::memory_order_relaxed)),
+      fork_generation_(ForkGeneration()) {}
 
 Consumer::Consumer(Consumer&& other) noexcept : registered_(false) {
   *this = std::move(other);
@@ -203,6 +220,7 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
   barrier_ = std::move(other.barrier_);
   owner_pid_ = other.owner_pid_;
   generation_ = other.generation_;
+  fork_generation_ = other.fork_generation_;
   resumed_ = other.resumed_;
   registered_ = std::exchange(other.registered_, false);
   return *this;

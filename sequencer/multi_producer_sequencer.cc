@@ -16,7 +16,7 @@ MultiProducerSequencer::MultiProducerSequencer(internal::ProducerRole role)
       capacity_(role_.capacity()) {}
 
 std::int64_t MultiProducerSequencer::Next(std::int64_t n) {
-  role_.CheckClaimSize(n);
+  role_.CheckClaim(n);
   // Evidence for stall detection: from here until Publish, a claim of ours is in flight.
   entry_->claim_lo.store(kClaiming, std::memory_order_relaxed);
   // seq_cst RMW: claims are totally ordered; each producer gets a distinct range.
@@ -44,7 +44,7 @@ void MultiProducerSequencer::AwaitPreviousLaps(std::int64_t lo, std::int64_t hi)
 
 std::optional<std::int64_t> MultiProducerSequencer::NextFor(std::int64_t n,
                                                             std::int64_t max_wait_ns) {
-  role_.CheckClaimSize(n);
+  role_.CheckClaim(n);
   // A claim cannot be taken back, so claim only when there is room (TryNext's CAS), and wait
   // for room in between, never past the deadline.
   const std::int64_t deadline = MonotonicNanos() + max_wait_ns;
@@ -60,7 +60,7 @@ std::optional<std::int64_t> MultiProducerSequencer::NextFor(std::int64_t n,
 }
 
 std::optional<std::int64_t> MultiProducerSequencer::TryNext(std::int64_t n) {
-  role_.CheckClaimSize(n);
+  role_.CheckClaim(n);
   entry_->claim_lo.store(kClaiming, std::memory_order_relaxed);
   std::int64_t current = cursor();
   for (;;) {
@@ -80,6 +80,7 @@ std::optional<std::int64_t> MultiProducerSequencer::TryNext(std::int64_t n) {
 }
 
 void MultiProducerSequencer::Publish(std::int64_t lo, std::int64_t hi) {
+  role_.CheckProcess();
   availability_.MarkPublished(lo, hi);
   if (hi >= entry_->claim_hi.load(std::memory_order_relaxed)) {
     entry_->claim_lo.store(kNoClaim, std::memory_order_relaxed);

@@ -88,6 +88,7 @@ ProducerRole::ProducerRole(RingSegment& ring, int index, const WaitParams& wait)
       index_(index),
       capacity_(static_cast<std::int64_t>(ring.capacity())),
       wait_(wait),
+      fork_generation_(ForkGeneration()),
       held_(&ring.producer().producers[index], ProducerEntryRelease{&ring}) {}
 
 namespace {

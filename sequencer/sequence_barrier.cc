@@ -61,12 +61,24 @@ bool SequenceBarrier::UpstreamGone(std::int64_t sequence) const {
 }
 
 WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wait_ns) {
-  std::uint32_t version = LoadWaitConfigVersion(*self_);
-  Idler idler(CurrentWaitParams(), max_wait_ns);
-  // The liveness timer survives short waits (a Python consumer returns every 50 ms to check
-  // for Ctrl-C): it restarts only once a wait succeeds.
+  if (ForkGeneration() != fork_generation_) [[unlikely]] ForkedUse("a consumer", ring_->name());
+  if (open_wait_ == sequence) {
+    idler_.NewSlice(max_wait_ns);  // the same wait, one more slice
+  } else {
+    wait_version_ = LoadWaitConfigVersion(*self_);
+    idler_ = Idler(CurrentWaitParams(), max_wait_ns);
+    open_wait_ = sequence;
+    BumpCounter(self_->waits);
+  }
+  // The liveness timer survives slices and short waits: it restarts only once a wait
+  // succeeds.
   if (liveness_due_ns_ == 0) liveness_due_ns_ = MonotonicNanos() + kLivenessCheckNs;
-  BumpCounter(self_->waits);
+  const WaitResult r = WaitLoop(sequence, max_wait_ns);
+  if (r.status != WaitStatus::kCheckpoint) open_wait_ = kNoOpenWait;
+  return r;
+}
+
+WaitResult SequenceBarrier::WaitLoop(std::int64_t sequence, std::int64_t max_wait_ns) {
   for (;;) {
     std::int64_t available = std::min(AvailableFrom(sequence), sequence - 1 + lap_);
     if (alert_.load(std::memory_order_relaxed)) return {available, WaitStatus::kHalted};
@@ -99,13 +111,13 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wai
     }
     if (UpstreamGone(sequence)) return {available, WaitStatus::kUpstreamGone};
     const std::uint32_t now = LoadWaitConfigVersion(*self_);
-    if (now != version) {  // retuned from outside while waiting: continue by the new strategy
-      version = now;
-      idler = Idler(CurrentWaitParams(), max_wait_ns);
+    if (now != wait_version_) {  // retuned from outside while waiting: go on by the new one
+      wait_version_ = now;
+      idler_ = Idler(CurrentWaitParams(), max_wait_ns);
     }
-    if (!idler.Idle([&] { return Lagging(sequence); })) {
+    if (!idler_.Idle([&] { return Lagging(sequence); })) {
       return {available,
-              idler.strategy_timed_out() ? WaitStatus::kTimeout : WaitStatus::kCheckpoint};
+              idler_.strategy_timed_out() ? WaitStatus::kTimeout : WaitStatus::kCheckpoint};
     }
   }
 }

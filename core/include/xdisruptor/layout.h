@@ -164,7 +164,10 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::int64_t> wait_phase_yield_ns;     // 464
   std::atomic<StallPolicy> stall_policy;             // 472
   std::uint32_t reserved_476;                        // 476
-  std::int64_t reserved_480[2];                      // 480: for the slow-consumer limit
+  // Slow-consumer limit (stall policy kEvict): a live consumer lagging more than max_lag
+  // events while the producer has been blocked by it longer than max_lag_ns is evicted.
+  std::atomic<std::int64_t> max_lag;                 // 480: 0 with max_lag_ns 0: no limit
+  std::atomic<std::int64_t> max_lag_ns;              // 488
   std::atomic<std::int64_t> join_sequence;           // 496
   std::atomic<std::int64_t> registered_at_unix_ns;   // 504
   std::atomic<std::uint64_t> evictions;              // 512
@@ -239,7 +242,7 @@ static_assert(XD_PIN(C, wait_spin_tries, 420) && XD_PIN(C, wait_yield_tries, 424
               XD_PIN(C, wait_config_version, 428) && XD_PIN(C, wait_fallback_kind, 432));
 static_assert(XD_PIN(C, wait_sleep_ceiling_ns, 440) && XD_PIN(C, wait_timeout_ns, 448) &&
               XD_PIN(C, wait_phase_spin_ns, 456) && XD_PIN(C, wait_phase_yield_ns, 464) &&
-              XD_PIN(C, stall_policy, 472));
+              XD_PIN(C, stall_policy, 472) && XD_PIN(C, max_lag, 480) && XD_PIN(C, max_lag_ns, 488));
 static_assert(XD_PIN(C, join_sequence, 496) && XD_PIN(C, registered_at_unix_ns, 504) &&
               XD_PIN(C, evictions, 512) && XD_PIN(C, missed, 520) &&
               XD_PIN(C, handler_errors, 528));

@@ -9,7 +9,9 @@
 #ifndef XDISRUPTOR_PROCESS_H_
 #define XDISRUPTOR_PROCESS_H_
 
+#include <atomic>
 #include <cstdint>
+#include <string_view>
 
 #include "xdisruptor/layout.h"
 
@@ -20,8 +22,23 @@ struct ProcessIdentity {
   std::uint64_t start_time = 0;
 };
 
-// The calling process (re-read after fork).
+// The calling process (re-read after fork). Also starts watching for forks (WatchForks).
 ProcessIdentity CurrentProcess();
+
+// --- fork() safety -------------------------------------------------------------------------
+// A producer or consumer belongs to the process that registered it. After fork() the child
+// holds copies of its parent's objects; using one would publish over the parent's events or
+// advance the parent's position. Every fork bumps this counter in the child (pthread_atfork,
+// installed by WatchForks, which registration calls), so an object compares the value it was
+// made with against the current one: one relaxed load on the hot path.
+inline std::atomic<std::uint32_t> g_fork_generation{0};
+inline std::uint32_t ForkGeneration() {
+  return g_fork_generation.load(std::memory_order_relaxed);
+}
+void WatchForks();
+// Prints why and aborts: `what` (a producer or consumer of ring `ring`) was made by the parent
+// of this forked process, which must register its own.
+[[noreturn]] void ForkedUse(std::string_view what, std::string_view ring);
 
 // True when a process with this pid runs and, if `start_time` is non-zero, started then.
 // A zombie or a pid that now belongs to a process started at another time is dead.

@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -29,7 +30,8 @@ struct RingOptions {
   std::uint32_t slot_size = 0;    // bytes, a multiple of 8; 0: 64, or sizeof(T) in Ring<T>
   std::string schema{};           // numpy-style field text; empty for raw bytes
   SequencerKind sequencer = SequencerKind::kSingleProducer;
-  std::uint32_t mode = 0600;      // permission bits of the segment
+  std::uint32_t mode = 0600;      // permission bits of the segment, exactly (no umask)
+  std::string group{};            // group of the segment (a name or a number); empty: ours
 };
 
 inline constexpr std::uint32_t kDefaultSlotSize = 64;
@@ -37,6 +39,15 @@ inline constexpr std::uint32_t kDefaultSlotSize = 64;
 struct AttachOptions {
   // How long to wait for a creator that is still initialising the segment.
   absl::Duration creation_timeout = absl::Seconds(2);
+  // Map the segment read-only: for monitors (stat, ls, metrics) that need only read access
+  // to it. Nothing may be written through such a RingSegment (no producer, no consumer).
+  bool read_only = false;
+};
+
+struct RemoveOptions {
+  // Remove even a file that is not a ring, or a ring that other processes still map (they
+  // keep working on their mapping; nobody can attach to the name any more).
+  bool force = false;
 };
 
 // Offsets of every region for a given geometry (deterministic: attach recomputes and compares).
@@ -71,9 +82,14 @@ class RingSegment {
   static absl::StatusOr<RingSegment> Create(const RingOptions& options);
   static absl::StatusOr<RingSegment> Attach(std::string_view name,
                                             const AttachOptions& options = {});
-  // Removes the name; processes that still map the segment keep working on their mapping.
-  static absl::Status Remove(std::string_view name);
+  // Removes the name of a ring. Refuses (FailedPrecondition) a file that is not a ring, and a
+  // ring that other processes still map, naming them, unless `force`; processes that map a
+  // removed segment keep working on their mapping.
+  static absl::Status Remove(std::string_view name, const RemoveOptions& options = {});
+  // True when a regular file of that name is in /dev/shm (never opens it).
   static bool Exists(std::string_view name);
+  // Processes other than this one that map the ring now (from /proc).
+  static std::vector<std::int64_t> MappingProcesses(std::string_view name);
 
   RingSegment(RingSegment&&) noexcept = default;
   RingSegment& operator=(RingSegment&&) noexcept = default;
@@ -85,6 +101,8 @@ class RingSegment {
   std::uint32_t slot_size() const { return slot_size_; }
   SequencerKind sequencer_kind() const { return kind_; }
   std::string_view schema() const { return schema_; }
+  // Mapped read-only (AttachOptions::read_only): only loads are allowed.
+  bool read_only() const { return read_only_; }
 
   RingHeaderState& header() const { return *reinterpret_cast<RingHeaderState*>(base_); }
   ProducerState& producer() const { return *producer_; }
@@ -121,6 +139,7 @@ class RingSegment {
   std::uint64_t mask_ = 0;
   std::uint32_t slot_size_ = 0;
   SequencerKind kind_ = SequencerKind::kSingleProducer;
+  bool read_only_ = false;
 };
 
 }  // namespace xdisruptor

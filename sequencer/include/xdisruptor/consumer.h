@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "xdisruptor/layout.h"
 #include "xdisruptor/layout_access.h"
+#include "xdisruptor/process.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/sequence_barrier.h"
 #include "xdisruptor/wait_strategy.h"
@@ -34,6 +35,12 @@ struct ConsumerOptions {
   // An evicted consumer that comes back under its name has missed events; Register refuses
   // (OutOfRange, saying how many) unless this is set, and then joins at the cursor.
   bool rejoin_at_cursor = false;
+  // Slow-consumer limit (stall policy kEvict only): a live consumer that lags more than
+  // max_lag events while a producer has been blocked on the full ring for longer than
+  // max_lag_ns is evicted; it sees kEvicted and may rejoin at the cursor, told exactly how
+  // many events it missed. Either may be 0; both 0: no limit. max_lag < capacity.
+  std::int64_t max_lag = 0;
+  std::int64_t max_lag_ns = 0;
 };
 
 class Consumer {
@@ -57,6 +64,8 @@ class Consumer {
   // Marks everything up to `sequence` as processed: the producer may overwrite those slots and
   // downstream stages may read them. `events` counts what this batch handled.
   void Release(std::int64_t sequence, std::uint64_t events) {
+    // A forked child must not move its parent's position (one relaxed load; process.h).
+    if (ForkGeneration() != fork_generation_) [[unlikely]] ForkedUse("a consumer", ring_->name());
     BumpCounter(state_->events, events);  // single writer, relaxed (layout_access.h)
     BumpCounter(state_->batches);
     // SYNC POINT: pairs with the producer's gating acquire load (SingleProducerSequencer) and
@@ -74,6 +83,8 @@ class Consumer {
   int index() const { return index_; }
   std::int64_t join_sequence() const;
   bool registered() const { return state_ != nullptr && registered_; }
+  // True in a forked child of the process that registered (it may not use this consumer).
+  bool forked() const { return ForkGeneration() != fork_generation_; }
   // True when this registration took over the entry of a dead process of the same name and
   // goes on from its last released sequence.
   bool resumed() const { return resumed_; }
@@ -97,6 +108,7 @@ class Consumer {
   SequenceBarrier barrier_;
   std::int64_t owner_pid_ = 0;
   std::uint32_t generation_ = 0;  // of the registration this object made
+  std::uint32_t fork_generation_ = 0;  // ForkGeneration() of the process that registered
   bool registered_ = true;
   bool resumed_ = false;
 };

@@ -62,6 +62,8 @@ class MultiProducerSequencer {
   // Ends the stream for every producer: call it when all of them are done.
   void Close() { role_.Close(); }
   absl::Status Detach() { return role_.Detach(); }
+  // True in a forked child of the process that attached: it may not use this producer.
+  bool forked() const { return role_.forked(); }
 
  private:
   // `current` (the cursor before our claim) bounds what a joining consumer may have seen.

@@ -16,6 +16,7 @@
 #include "xdisruptor/internal/availability.h"
 #include "xdisruptor/layout.h"
 #include "xdisruptor/layout_access.h"
+#include "xdisruptor/process.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/wait_status.h"
 #include "xdisruptor/wait_strategy.h"
@@ -36,7 +37,8 @@ class SequenceBarrier {
         producer_(&ring.producer()),
         published_(ring),
         lap_(static_cast<std::int64_t>(ring.capacity())),
-        self_(self) {
+        self_(self),
+        fork_generation_(ForkGeneration()) {
     self_index_ = static_cast<std::uint32_t>(self - &ring.consumer(0));
     upstream_count_ = std::min<std::uint32_t>(self->after_count, kMaxAfter);
     for (std::uint32_t i = 0; i < upstream_count_; ++i) {
@@ -58,6 +60,10 @@ class SequenceBarrier {
     upstream_generation_ = other.upstream_generation_;
     upstream_count_ = other.upstream_count_;
     liveness_due_ns_ = other.liveness_due_ns_;
+    idler_ = other.idler_;
+    open_wait_ = other.open_wait_;
+    wait_version_ = other.wait_version_;
+    fork_generation_ = other.fork_generation_;
     alert_.store(other.alert_.load(std::memory_order_relaxed), std::memory_order_relaxed);
     return *this;
   }
@@ -89,7 +95,9 @@ class SequenceBarrier {
   }
 
   // Waits until `sequence` is available; returns the highest available sequence. With
-  // `max_wait_ns` > 0 it also returns kCheckpoint after that long (to check for signals).
+  // `max_wait_ns` > 0 it also returns kCheckpoint after that long (to check for signals): the
+  // wait stays open, and the next WaitFor of the same sequence goes on with it, so its
+  // strategy timeout and the liveness checks count from the wait's start, not the slice's.
   WaitResult WaitFor(std::int64_t sequence, std::int64_t max_wait_ns = 0) {
     // Never more than a lap past the sequence wanted: only an evicted consumer (no longer
     // gating) could be offered more, and those slots may already be overwritten.
@@ -106,6 +114,10 @@ class SequenceBarrier {
   std::int64_t cursor() const { return published_.cursor(); }
   // After seeing it closed, the cursor read next is the final one (layout_access.h).
   bool closed() const { return IsClosed(*producer_); }
+
+  // Forgets a wait left open by kCheckpoint (a caller that got its sequence from a later
+  // call's fast path, or gives up waiting): the next wait starts afresh.
+  void EndWait() { open_wait_ = kNoOpenWait; }
 
   // Stops the wait in progress (and every later one until ClearAlert), waking it if asleep.
   void Alert();
@@ -124,6 +136,7 @@ class SequenceBarrier {
 
  private:
   [[gnu::noinline]] WaitResult WaitSlow(std::int64_t sequence, std::int64_t max_wait_ns);
+  WaitResult WaitLoop(std::int64_t sequence, std::int64_t max_wait_ns);
   void WakeSelf();
 
   const RingSegment* ring_ = nullptr;
@@ -137,6 +150,13 @@ class SequenceBarrier {
   std::uint32_t upstream_count_ = 0;
   std::atomic<bool> alert_{false};
   std::int64_t liveness_due_ns_ = 0;  // when the slow path next asks if producers died
+  // The wait in progress across kCheckpoint slices: its sequence, its idle state (deadlines
+  // from its start) and the wait-parameter version it runs by.
+  static constexpr std::int64_t kNoOpenWait = kInitialSequence - 1;
+  Idler idler_{WaitParams{}};
+  std::int64_t open_wait_ = kNoOpenWait;
+  std::uint32_t wait_version_ = 0;
+  std::uint32_t fork_generation_ = 0;  // ForkGeneration() of the process that registered
 };
 
 }  // namespace xdisruptor

@@ -42,7 +42,7 @@ class SingleProducerSequencer {
   // Claims the next n slots (1 <= n <= capacity), waiting while the slowest gating consumer
   // is less than one lap behind; returns the highest claimed sequence.
   std::int64_t Next(std::int64_t n = 1) {
-    role_.CheckClaimSize(n);
+    role_.CheckClaim(n);
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(next - capacity_, 0);
     next_value_ = next;
@@ -51,7 +51,7 @@ class SingleProducerSequencer {
 
   // Like Next, but gives up after `max_wait_ns` of waiting (returns nothing).
   std::optional<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns) {
-    role_.CheckClaimSize(n);
+    role_.CheckClaim(n);
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_ && !WaitForCapacity(next - capacity_, max_wait_ns)) {
       return std::nullopt;
@@ -62,7 +62,7 @@ class SingleProducerSequencer {
 
   // Like Next, but returns nothing at once instead of waiting when the ring is full.
   [[nodiscard]] std::optional<std::int64_t> TryNext(std::int64_t n = 1) {
-    role_.CheckClaimSize(n);
+    role_.CheckClaim(n);
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_ && next - capacity_ > RefreshGating()) {
       return std::nullopt;
@@ -74,6 +74,7 @@ class SingleProducerSequencer {
   // Makes lo..hi readable. A single producer publishes in claim order, so only hi matters.
   void Publish(std::int64_t lo, std::int64_t hi) {
     (void)lo;
+    role_.CheckProcess();
     // SYNC POINT: pairs with LoadCursor's acquire in the barrier (Availability::cursor).
     // Weaker, a consumer could see the new cursor before the slot contents written above it.
     producer_->cursor.store(hi, std::memory_order_release);
@@ -90,6 +91,8 @@ class SingleProducerSequencer {
   void Close() { role_.Close(); }
   // Gives up the ring (the destructor does this too); the ring stays open for a successor.
   absl::Status Detach() { return role_.Detach(); }
+  // True in a forked child of the process that attached: it may not use this producer.
+  bool forked() const { return role_.forked(); }
 
  private:
   // The slowest gating sequence, read after the StoreLoad fence. It starts from the published

@@ -139,12 +139,22 @@ inline std::int64_t MonotonicNanos() {
 }
 
 // One wait, from its first idle step until the awaited sequence shows up (or time runs out).
+// A wait may be run in slices (a binding returning to its interpreter every few ms to check
+// for signals): the strategy's timeout and phases count from the wait's first step, the
+// caller's limit from the start of each slice (NewSlice).
 class Idler {
  public:
-  // `limit_ns` > 0 bounds the wait for the caller's own reasons (a Python binding checking
-  // for Ctrl-C, a producer that will try again), apart from the strategy's timeout.
+  // `limit_ns` > 0 bounds this slice of the wait for the caller's own reasons (a Python
+  // binding checking for Ctrl-C, a producer that will try again), apart from the strategy's
+  // timeout.
   explicit Idler(const WaitParams& params, std::int64_t limit_ns = 0)
       : params_(params), limit_ns_(limit_ns) {}
+
+  // Goes on with the same wait after the caller's limit ended the previous slice.
+  void NewSlice(std::int64_t limit_ns) {
+    limit_ns_ = limit_ns;
+    slice_start_ = 0;
+  }
 
   // Waits once by the strategy. `target()` returns the wait::BlockTarget to sleep on; it is
   // called only by the blocking kinds. Returns false when the strategy's timeout or the
@@ -154,7 +164,7 @@ class Idler {
     ++attempt_;
     WaitKind kind = params_.kind;
     if (kind == WaitKind::kPhasedBackoff) {
-      switch (wait::PhasedBackoff::PhaseAt(Elapsed(), params_.phase_spin_ns,
+      switch (wait::PhasedBackoff::PhaseAt(Now() - start_, params_.phase_spin_ns,
                                            params_.phase_yield_ns)) {
         case wait::Phase::kSpin:
           wait::CpuRelax();
@@ -196,32 +206,38 @@ class Idler {
 
   std::uint64_t attempts() const { return attempt_; }
   bool strategy_timed_out() const { return strategy_timed_out_; }
+  // Nanoseconds since the wait's first idle step (0 before it).
+  std::int64_t elapsed_ns() const { return start_ == 0 ? 0 : MonotonicNanos() - start_; }
 
  private:
-  std::int64_t Elapsed() {
+  // The clock, starting the wait and the slice at their first step.
+  std::int64_t Now() {
     const std::int64_t now = MonotonicNanos();
     if (start_ == 0) start_ = now;
-    return now - start_;
+    if (slice_start_ == 0) slice_start_ = now;
+    return now;
   }
-  // The earliest of the strategy's timeout and the caller's limit, or 0 for none.
-  std::int64_t Bound() const {
-    if (params_.timeout_ns <= 0) return limit_ns_;
-    if (limit_ns_ <= 0) return params_.timeout_ns;
-    return std::min(params_.timeout_ns, limit_ns_);
+  // The earliest deadline (absolute ns) of the strategy's timeout and the caller's limit, or 0.
+  std::int64_t Deadline() const {
+    const std::int64_t strategy = params_.timeout_ns > 0 ? start_ + params_.timeout_ns : 0;
+    const std::int64_t caller = limit_ns_ > 0 ? slice_start_ + limit_ns_ : 0;
+    if (strategy == 0) return caller;
+    return caller == 0 ? strategy : std::min(strategy, caller);
   }
-  // How long one futex sleep may last: the safety net, or less when a bound is near.
+  // How long one futex sleep may last: the safety net, or less when a deadline is near.
   std::int64_t SleepBudget() {
-    const std::int64_t bound = Bound();
-    return wait::TimeoutBlocking::SleepBudget(bound > 0 ? Elapsed() : 0, bound);
+    const std::int64_t now = Now();
+    const std::int64_t deadline = Deadline();
+    return wait::TimeoutBlocking::SleepBudget(
+        deadline == 0 ? 0 : std::max<std::int64_t>(deadline - now, 1));
   }
   // Reads the clock only every 64th step while spinning, so busy-spin stays a tight loop.
   bool TimedOut() {
-    const std::int64_t bound = Bound();
-    if (bound <= 0) return false;
+    if (params_.timeout_ns <= 0 && limit_ns_ <= 0) return false;
     if (params_.kind == WaitKind::kBusySpin && (attempt_ & 63) != 1) return false;
-    const std::int64_t elapsed = Elapsed();
-    if (params_.timeout_ns > 0 && elapsed >= params_.timeout_ns) strategy_timed_out_ = true;
-    return elapsed >= bound;
+    const std::int64_t now = Now();
+    if (params_.timeout_ns > 0 && now - start_ >= params_.timeout_ns) strategy_timed_out_ = true;
+    return now >= Deadline();
   }
 
   WaitParams params_;
@@ -230,7 +246,8 @@ class Idler {
   std::uint64_t attempt_ = 0;
   std::uint64_t fallback_attempt_ = 0;
   std::int64_t sleep_ns_ = 0;
-  std::int64_t start_ = 0;
+  std::int64_t start_ = 0;        // the wait's first step
+  std::int64_t slice_start_ = 0;  // this slice's first step
 };
 
 // For waits that have nothing to block on (tests, polling loops).

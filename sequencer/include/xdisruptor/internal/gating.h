@@ -47,18 +47,33 @@ inline std::int64_t RefreshGating(const RingSegment& ring, std::int64_t start) {
   return MinimumGating(ring, start);
 }
 
-// Evicts every gating consumer short of `wrap_point` whose process died and whose stall
-// policy is kEvict, so the ring goes on; true if it evicted any. Dead kHold consumers keep
-// holding (by design). Takes the registry lock only when there is a candidate.
-bool EvictDeadLaggards(RingSegment& ring, std::int64_t wrap_point);
+// A full-ring wait that may run in slices (NextFor with a limit, as the Python binding does
+// to check for signals): kept by the producer between slices, so its eviction checks, its
+// slow-consumer clock and its strategy's phases count from the wait's start.
+struct GatingWait {
+  static constexpr std::int64_t kNone = kInitialSequence - 1;
+  Idler idler{WaitParams{}};
+  std::int64_t wrap_point = kNone;  // the wait in progress, or kNone
+  std::int64_t started_ns = 0;
+  std::int64_t next_check_ns = 0;
+};
+
+// What a producer blocked on a full ring does every kEvictCheckNs: under the registry lock
+// (taken only when there is something to do) it evicts each gating consumer short of
+// `wrap_point` that has stall policy kEvict and either died, or lives but lags more than its
+// max_lag events while the producer has been blocked longer than its max_lag_ns; and it
+// clears a gating bit whose entry is not active (a stray bit nobody would ever release).
+// Dead kHold consumers keep holding (by design). Returns how many it evicted or cleared.
+int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t blocked_ns);
 
 // The full-ring wait of both sequencers: until RefreshGating(ring, start) reaches
 // `wrap_point`, idling by `wait` on the lagging consumer (producer entry `producer_index`
-// sleeps there), evicting dead kEvict laggards every kEvictCheckNs. Stores the last minimum
-// in `*gating`. False if `max_wait_ns` (> 0) elapsed first.
+// sleeps there), calling EvictLaggards every kEvictCheckNs. Stores the last minimum in
+// `*gating`. False if `max_wait_ns` (> 0) elapsed first; `state` then keeps the wait open for
+// the next call with the same wrap point.
 bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::uint32_t producer_index,
                    std::int64_t wrap_point, std::int64_t start, std::int64_t max_wait_ns,
-                   std::int64_t* gating);
+                   std::int64_t* gating, GatingWait& state);
 
 }  // namespace xdisruptor::internal
 

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "xdisruptor/internal/gating.h"
 #include "xdisruptor/layout.h"
+#include "xdisruptor/process.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/wait_strategy.h"
 
@@ -50,15 +51,22 @@ class ProducerRole {
   // WaitStatus::kClosed.
   void Close();
 
-  // Aborts the process unless 1 <= n <= capacity.
-  void CheckClaimSize(std::int64_t n) const {
+  // Aborts the process unless 1 <= n <= capacity, and in a forked child of the process that
+  // attached (it would publish over its parent's events).
+  void CheckClaim(std::int64_t n) const {
     if (n < 1 || n > capacity_) [[unlikely]] ClaimSizeFailure(n);
+    CheckProcess();
   }
+  void CheckProcess() const {
+    if (ForkGeneration() != fork_generation_) [[unlikely]] ForkedUse("a producer", ring_->name());
+  }
+  // True in a forked child of the process that attached.
+  bool forked() const { return ForkGeneration() != fork_generation_; }
   // The full-ring wait (gating.h) as this producer entry.
   bool WaitForCapacity(std::int64_t wrap_point, std::int64_t start, std::int64_t max_wait_ns,
                        std::int64_t* gating) {
     return WaitForGating(*ring_, wait_, static_cast<std::uint32_t>(index_), wrap_point, start,
-                         max_wait_ns, gating);
+                         max_wait_ns, gating, gating_wait_);
   }
 
   RingSegment& ring() const { return *ring_; }
@@ -76,6 +84,8 @@ class ProducerRole {
   int index_ = -1;
   std::int64_t capacity_ = 0;
   WaitParams wait_{};
+  std::uint32_t fork_generation_ = 0;  // ForkGeneration() of the process that attached
+  GatingWait gating_wait_;             // a full-ring wait run in slices
   std::unique_ptr<ProducerEntryState, ProducerEntryRelease> held_;  // null once detached
 };
 

@@ -14,11 +14,11 @@
 namespace xdisruptor::wait {
 
 struct TimeoutBlocking {
-  // How long the next futex sleep may last, `elapsed_ns` into a wait that must end at
-  // `bound_ns` (0: no bound). At least 1 us, so a late wake-up never turns into spinning.
-  static std::int64_t SleepBudget(std::int64_t elapsed_ns, std::int64_t bound_ns) {
-    if (bound_ns <= 0) return kSafetyNetNs;
-    return std::clamp<std::int64_t>(bound_ns - elapsed_ns, 1000, kSafetyNetNs);
+  // How long the next futex sleep may last when the wait must end in `remaining_ns` (0: no
+  // deadline). At least 1 us, so a late wake-up never turns into spinning.
+  static std::int64_t SleepBudget(std::int64_t remaining_ns) {
+    if (remaining_ns == 0) return kSafetyNetNs;
+    return std::clamp<std::int64_t>(remaining_ns, 1000, kSafetyNetNs);
   }
 };
 
