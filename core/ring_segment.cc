@@ -420,10 +420,22 @@ absl::Status RingSegment::Remove(std::string_view name, const RemoveOptions& opt
   return absl::OkStatus();
 }
 
+absl::Status RingSegment::CheckWritable(std::string_view action) const {
+  if (!read_only_) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "ring '%s' is attached read-only; attach it read-write to %s", name_, action));
+}
+
 bool RingSegment::Exists(std::string_view name) {
   if (!ValidateName(name, "ring").ok()) return false;
   struct stat st{};
   return ::lstat(internal::SegmentPath(name).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool RingSegment::IsRing(std::string_view name) {
+  if (!ValidateName(name, "ring").ok()) return false;
+  auto file = internal::OpenSegmentFile(name, /*read_only=*/true, "inspect");
+  return file.ok() && internal::ReadMagic(*file) == kMagic;
 }
 
 std::vector<std::int64_t> RingSegment::MappingProcesses(std::string_view name) {

@@ -91,7 +91,9 @@ absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
        0},
       {"XDISRUPTOR_RETRY_PAUSE", Env("XDISRUPTOR_RETRY_PAUSE"), 1},
       {"XDISRUPTOR_MAX_BATCH", Env("XDISRUPTOR_MAX_BATCH"), 2},
-      {"XDISRUPTOR_ATTACH_TIMEOUT", Env("XDISRUPTOR_ATTACH_TIMEOUT"), 3}};
+      {"XDISRUPTOR_ATTACH_TIMEOUT", Env("XDISRUPTOR_ATTACH_TIMEOUT"), 3},
+      {"XDISRUPTOR_MAX_LAG", Env("XDISRUPTOR_MAX_LAG"), 4},
+      {"XDISRUPTOR_MAX_LAG_S", Env("XDISRUPTOR_MAX_LAG_S"), 5}};
   for (const auto& [key, text, which] : numbers) {
     if (text.empty()) continue;
     auto v = ParseNumber(key, text);
@@ -100,7 +102,9 @@ absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
       case 0: env.processor.max_retries = static_cast<int>(std::min(*v, 1e6)); break;
       case 1: env.processor.retry_pause_ns = static_cast<std::int64_t>(*v * 1e9); break;
       case 2: env.processor.max_batch = static_cast<std::int64_t>(*v); break;
-      default: env.attach_timeout_ns = static_cast<std::int64_t>(*v * 1e9); break;
+      case 3: env.attach_timeout_ns = static_cast<std::int64_t>(*v * 1e9); break;
+      case 4: env.consumer.max_lag = static_cast<std::int64_t>(*v); break;
+      default: env.consumer.max_lag_ns = static_cast<std::int64_t>(*v * 1e9); break;
     }
   }
   if (absl::Status s = ValidateProcessorOptions(env.processor); !s.ok()) return s;
@@ -167,7 +171,9 @@ absl::Status RegisterStages(RingSegment& ring,
     PipelineStage& stage = *stages[i];
     const ConsumerOptions consumer_options{.after = stage.after,
                                            .wait = stage.options.wait,
-                                           .stall_policy = stage.options.stall_policy};
+                                           .stall_policy = stage.options.stall_policy,
+                                           .max_lag = stage.options.max_lag,
+                                           .max_lag_ns = stage.options.max_lag_ns};
     auto consumer = RetryWhileNotFound(options.register_timeout_ns, [&] {
       return Consumer::Register(ring, stage.name, consumer_options);
     });

@@ -15,8 +15,25 @@
 namespace xdisruptor {
 namespace {
 
+absl::Status ValidateLimit(const RingSegment& ring, std::string_view name, StallPolicy policy,
+                           std::int64_t max_lag, std::int64_t max_lag_ns) {
+  if (max_lag < 0 || max_lag_ns < 0 || max_lag >= static_cast<std::int64_t>(ring.capacity())) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "consumer '%s': max_lag must be from 0 to below the ring's capacity (%d) and the time "
+        "limit >= 0; got %d events, %d ns",
+        name, ring.capacity(), max_lag, max_lag_ns));
+  }
+  if ((max_lag != 0 || max_lag_ns != 0) && policy != StallPolicy::kEvict) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "consumer '%s': a slow-consumer limit (max_lag) evicts, so it needs stall policy evict",
+        name));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateOptions(const RingSegment& ring, std::string_view name,
                              const ConsumerOptions& options) {
+  if (absl::Status s = ring.CheckWritable("register a consumer"); !s.ok()) return s;
   if (absl::Status s = ValidateName(name, "consumer"); !s.ok()) return s;
   if (options.after.size() > kMaxAfter) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -38,18 +55,10 @@ absl::Status ValidateOptions(const RingSegment& ring, std::string_view name,
   if (!IsNamed(options.stall_policy)) {
     return absl::InvalidArgumentError("unknown stall policy");
   }
-  const bool limited = options.max_lag != 0 || options.max_lag_ns != 0;
-  if (options.max_lag < 0 || options.max_lag_ns < 0 ||
-      options.max_lag >= static_cast<std::int64_t>(ring.capacity())) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "consumer '%s': max_lag must be from 0 to below the ring's capacity (%d) and the time "
-        "limit >= 0; got %d events, %d ns",
-        name, ring.capacity(), options.max_lag, options.max_lag_ns));
-  }
-  if (limited && options.stall_policy != StallPolicy::kEvict) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "consumer '%s': a slow-consumer limit (max_lag) evicts, so it needs stall policy evict",
-        name));
+  if (absl::Status s = ValidateLimit(ring, name, options.stall_policy, options.max_lag,
+                                     options.max_lag_ns);
+      !s.ok()) {
+    return s;
   }
   return ValidateWaitParams(options.wait);
 }
@@ -262,7 +271,25 @@ absl::Status Consumer::Deregister() {
   return absl::OkStatus();
 }
 
+absl::Status LimitConsumer(RingSegment& ring, std::string_view name, std::int64_t max_lag,
+                           std::int64_t max_lag_ns) {
+  if (absl::Status s = ring.CheckWritable("limit a consumer"); !s.ok()) return s;
+  internal::RegistryLock lock(ring.producer());
+  if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+  auto index = internal::FindActiveOrNotFound(ring, name);
+  if (!index.ok()) return index.status();
+  ConsumerState& c = ring.consumer(static_cast<std::size_t>(*index));
+  if (absl::Status s = ValidateLimit(ring, name, LoadStallPolicy(c), max_lag, max_lag_ns);
+      !s.ok()) {
+    return s;
+  }
+  c.max_lag.store(max_lag, std::memory_order_relaxed);
+  c.max_lag_ns.store(max_lag_ns, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
 absl::Status EvictConsumer(RingSegment& ring, std::string_view name) {
+  if (absl::Status s = ring.CheckWritable("evict a consumer"); !s.ok()) return s;
   internal::RegistryLock lock(ring.producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   auto index = internal::FindActiveOrNotFound(ring, name);
@@ -273,6 +300,7 @@ absl::Status EvictConsumer(RingSegment& ring, std::string_view name) {
 
 absl::Status RetuneConsumer(RingSegment& ring, std::string_view name, const WaitParams& params) {
   if (absl::Status s = ValidateWaitParams(params); !s.ok()) return s;
+  if (absl::Status s = ring.CheckWritable("retune a consumer"); !s.ok()) return s;
   internal::RegistryLock lock(ring.producer());  // not racing a registration of the entry
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   auto index = internal::FindActiveOrNotFound(ring, name);

@@ -14,6 +14,7 @@ namespace xdisruptor::internal {
 namespace {
 
 absl::Status CheckAttach(const RingSegment& ring, SequencerKind kind, const WaitParams& wait) {
+  if (absl::Status s = ring.CheckWritable("produce"); !s.ok()) return s;
   if (ring.sequencer_kind() != kind) {
     return absl::FailedPreconditionError(
         kind == SequencerKind::kSingleProducer

@@ -14,21 +14,6 @@
 namespace xdisruptor {
 namespace {
 
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(ch));
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
-
 const char* JsonBool(bool b) { return b ? "true" : "false"; }
 
 ConsumerStats EntryStats(const RingSegment& ring, std::size_t i, std::int64_t published,
@@ -52,6 +37,9 @@ ConsumerStats EntryStats(const RingSegment& ring, std::size_t i, std::int64_t pu
   }
   cs.wait = LoadWaitParams(c);
   cs.stall_policy = LoadStallPolicy(c);
+  cs.max_lag = c.max_lag.load(std::memory_order_relaxed);
+  cs.max_lag_ns = c.max_lag_ns.load(std::memory_order_relaxed);
+  cs.gating = IsGating(ring.producer(), i);
   cs.after = internal::UpstreamNames(ring, c);
   cs.join_sequence = c.join_sequence.load(std::memory_order_relaxed);
   cs.evictions = LoadCounter(c.evictions);
@@ -72,6 +60,21 @@ std::int64_t Published(const RingSegment& ring, std::int64_t cursor) {
 }
 
 }  // namespace
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(ch));
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
 
 RingStats Stats(const RingSegment& ring) {
   RingStats st;
@@ -98,7 +101,8 @@ RingStats Stats(const RingSegment& ring) {
   const std::int64_t now_ns = absl::ToUnixNanos(absl::Now());
   for (std::size_t i = 0; i < kMaxConsumers; ++i) {
     const ConsumerStatus status = LoadStatus(ring.consumer(i));
-    if (status == ConsumerStatus::kActive || status == ConsumerStatus::kEvicted) {
+    if (status == ConsumerStatus::kActive || status == ConsumerStatus::kEvicted ||
+        IsGating(p, i)) {
       st.consumers.push_back(EntryStats(ring, i, st.published, now_ns));
     }
   }
@@ -146,12 +150,14 @@ std::string StatsJson(const RingStats& st) {
         "\"sequence\": %d, \"lag\": %d, \"events\": %d, \"batches\": %d, \"waits\": %d, "
         "\"events_per_second\": %.1f, \"wait\": %s%s, \"stall_policy\": %s, \"after\": %s, "
         "\"join_sequence\": %d, \"registered_at_unix_ns\": %d, \"evictions\": %d, "
-        "\"missed\": %d, \"handler_errors\": %d}",
+        "\"missed\": %d, \"handler_errors\": %d, \"gating\": %s, \"max_lag\": %d, "
+        "\"max_lag_s\": %.9g}",
         i ? ", " : "", c.index, JsonString(c.name), c.pid, JsonBool(c.alive),
         JsonString(NameOf(c.state)), c.sequence, c.lag, c.events, c.batches,
         c.waits, c.events_per_second, JsonString(WaitKindName(c.wait.kind)), wait_params,
         JsonString(NameOf(c.stall_policy)), after, c.join_sequence,
-        c.registered_at_unix_ns, c.evictions, c.missed, c.handler_errors);
+        c.registered_at_unix_ns, c.evictions, c.missed, c.handler_errors, JsonBool(c.gating),
+        c.max_lag, static_cast<double>(c.max_lag_ns) / 1e9);
   }
   return out + "]}";
 }

@@ -8,8 +8,13 @@
 //   xdisruptor tune RING CONSUMER --wait=KIND [--wait_params=KEY=VALUE,...]
 //                                               retune a running consumer (the keys of
 //                                               kWaitParams: counts, times in seconds)
+//   xdisruptor limit RING CONSUMER --max_lag=N [--max_lag_s=S]
+//                                               set a consumer's slow-consumer limit
 //   xdisruptor evict RING CONSUMER              drop a consumer from gating
-//   xdisruptor rm RING                          remove a ring's name
+//   xdisruptor rm RING [--force]                remove a ring's name (refuses a file that is
+//                                               not a ring, or a ring still mapped, unless
+//                                               --force)
+// ls, stat and top attach read-only: a monitor needs only read access to a ring.
 // Exit status: 0 on success, 1 when the ring or consumer is missing or refused, 2 on usage.
 #include <dirent.h>
 #include <fcntl.h>
@@ -34,6 +39,9 @@ ABSL_FLAG(std::string, wait, "", "tune: busy-spin, yielding, sleeping, blocking,
 ABSL_FLAG(std::string, wait_params, "",
           "tune: KEY=VALUE,... with KEY one of spin_tries, yield_tries (counts), sleep_ceiling, "
           "timeout, phase_spin, phase_yield (seconds), fallback (sleeping or blocking)");
+ABSL_FLAG(int64_t, max_lag, 0, "limit: events a consumer may lag (below the capacity)");
+ABSL_FLAG(double, max_lag_s, 0, "limit: seconds a producer waits on it before evicting it");
+ABSL_FLAG(bool, force, false, "rm: remove a file that is not a ring, or a ring still mapped");
 ABSL_FLAG(int64_t, interval_ms, 1000, "top: refresh interval");
 ABSL_FLAG(int64_t, iterations, 0, "top: stop after this many refreshes (0: until Ctrl-C)");
 
@@ -51,24 +59,23 @@ int Usage() {
   return 2;
 }
 
-// Names in /dev/shm whose first bytes are a ring's magic.
+// Names in /dev/shm of regular files that start with a ring's magic (never opened blocking:
+// a FIFO planted there cannot hang the tool).
 std::vector<std::string> RingNames() {
   std::vector<std::string> names;
   DIR* dir = ::opendir("/dev/shm");
   if (dir == nullptr) return names;
   while (const dirent* e = ::readdir(dir)) {
-    const std::string name = e->d_name;
-    if (!ValidateName(name, "ring").ok()) continue;
-    const int fd = ::open(("/dev/shm/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    std::uint64_t magic = 0;
-    const bool is_ring = ::read(fd, &magic, sizeof(magic)) == sizeof(magic) && magic == kMagic;
-    ::close(fd);
-    if (is_ring) names.push_back(name);
+    if (RingSegment::IsRing(e->d_name)) names.push_back(e->d_name);
   }
   ::closedir(dir);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+absl::StatusOr<RingSegment> AttachToRead(const std::string& name,
+                                         absl::Duration timeout = absl::Seconds(2)) {
+  return RingSegment::Attach(name, {.creation_timeout = timeout, .read_only = true});
 }
 
 std::string ProducerLine(const RingStats& st) {
@@ -108,7 +115,10 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
     std::printf("%-20s %8" PRId64 " %-5s %-7s %12" PRId64 " %10" PRId64 " %12.0f %-16s %-5s %5" PRIu64
                 " %6" PRIu64 " %s\n",
                 c.name.c_str(), c.pid, c.alive ? "yes" : "NO",
-                std::string(NameOf(c.state)).c_str(), c.sequence, c.lag, rate,
+                (std::string(NameOf(c.state)) +
+                 (c.gating && c.state != ConsumerStatus::kActive ? "+GATES" : ""))
+                    .c_str(),
+                c.sequence, c.lag, rate,
                 std::string(WaitKindName(c.wait.kind)).c_str(),
                 std::string(NameOf(c.stall_policy)).c_str(), c.evictions,
                 c.handler_errors, after.c_str());
@@ -120,10 +130,16 @@ int Ls() {
   if (json) std::printf("[");
   bool first = true;
   for (const std::string& name : RingNames()) {
-    auto ring = RingSegment::Attach(name, {.creation_timeout = absl::Milliseconds(10)});
-    if (!ring.ok()) {
-      if (!json) std::printf("%-30s (unreadable: %s)\n", name.c_str(),
-                             std::string(ring.status().message()).c_str());
+    auto ring = AttachToRead(name, absl::Milliseconds(10));
+    if (!ring.ok()) {  // a ring that cannot be read is listed with the reason, never dropped
+      const std::string why(ring.status().message());
+      if (json) {
+        std::printf("%s{\"name\": %s, \"error\": %s}", first ? "" : ", ",
+                    JsonString(name).c_str(), JsonString(why).c_str());
+      } else {
+        std::printf("%-30s (unreadable: %s)\n", name.c_str(), why.c_str());
+      }
+      first = false;
       continue;
     }
     const RingStats st = Stats(*ring);
@@ -142,7 +158,7 @@ int Ls() {
 }
 
 int Stat(const std::string& name) {
-  auto ring = RingSegment::Attach(name);
+  auto ring = AttachToRead(name);
   if (!ring.ok()) return Fail(ring.status());
   const RingStats st = Stats(*ring);
   if (absl::GetFlag(FLAGS_json)) {
@@ -154,7 +170,7 @@ int Stat(const std::string& name) {
 }
 
 int Top(const std::string& name) {
-  auto ring = RingSegment::Attach(name);
+  auto ring = AttachToRead(name);
   if (!ring.ok()) return Fail(ring.status());
   const auto interval = absl::Milliseconds(absl::GetFlag(FLAGS_interval_ms));
   RingStats before = Stats(*ring);
@@ -194,8 +210,28 @@ int Evict(const std::string& ring_name, const std::string& consumer) {
   return 0;
 }
 
+int Limit(const std::string& ring_name, const std::string& consumer) {
+  const double seconds = absl::GetFlag(FLAGS_max_lag_s);
+  if (!(seconds >= 0) || seconds > 1e9) {
+    return Fail(absl::InvalidArgumentError("--max_lag_s must be seconds from 0 to 1e9"));
+  }
+  auto ring = RingSegment::Attach(ring_name);
+  if (!ring.ok()) return Fail(ring.status());
+  if (absl::Status s = LimitConsumer(*ring, consumer, absl::GetFlag(FLAGS_max_lag),
+                                     static_cast<std::int64_t>(seconds * 1e9));
+      !s.ok()) {
+    return Fail(s);
+  }
+  std::printf("%s/%s: max_lag %" PRId64 " events, max_lag_s %g\n", ring_name.c_str(),
+              consumer.c_str(), absl::GetFlag(FLAGS_max_lag), seconds);
+  return 0;
+}
+
 int Rm(const std::string& name) {
-  if (absl::Status s = RingSegment::Remove(name); !s.ok()) return Fail(s);
+  if (absl::Status s = RingSegment::Remove(name, {.force = absl::GetFlag(FLAGS_force)});
+      !s.ok()) {
+    return Fail(s);
+  }
   std::printf("removed %s\n", name.c_str());
   return 0;
 }
@@ -205,8 +241,8 @@ int Rm(const std::string& name) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "usage: xdisruptor ls | stat RING | top RING | tune RING CONSUMER --wait=KIND "
-      "[--wait_params=K=V,...] | "
-      "evict RING CONSUMER | rm RING   [--json]");
+      "[--wait_params=K=V,...] | limit RING CONSUMER --max_lag=N [--max_lag_s=S] | "
+      "evict RING CONSUMER | rm RING [--force]   [--json]");
   const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() > 1 ? args[1] : "";
   const std::size_t operands = args.size() >= 2 ? args.size() - 2 : 0;
@@ -216,6 +252,7 @@ int main(int argc, char** argv) {
   if (command == "top" && operands == 1) return Top(arg(0));
   if (command == "tune" && operands == 2) return Tune(arg(0), arg(1));
   if (command == "evict" && operands == 2) return Evict(arg(0), arg(1));
+  if (command == "limit" && operands == 2) return Limit(arg(0), arg(1));
   if (command == "rm" && operands == 1) return Rm(arg(0));
   return Usage();
 }

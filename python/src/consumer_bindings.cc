@@ -1,6 +1,12 @@
 // Consumers: register by name, wait (GIL released, Ctrl-C checked), release, halt, leave.
+//
+// One loop reads a consumer at a time (BeginLoop/EndLoop, enforced: a second one raises
+// StateError). close() from another thread halts the loop and leaves once it has ended; the
+// loop is handed no event after the close.
 #include <algorithm>
+#include <atomic>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "bindings.h"
@@ -9,16 +15,25 @@ namespace xdisruptor::python {
 
 namespace {
 
+std::uint64_t ThisThread() {
+  return static_cast<std::uint64_t>(std::hash<std::thread::id>()(std::this_thread::get_id())) | 1;
+}
+
 class PyConsumer {
  public:
   PyConsumer(const PyRing& ring, const std::string& name, const std::vector<std::string>& after,
              const std::string& wait, const py::dict& params, const std::string& stall_policy,
-             bool rejoin_at_cursor)
+             bool rejoin_at_cursor, std::int64_t max_lag, double max_lag_s)
       : ring_(ring.segment) {
+    if (!(max_lag_s >= 0) || max_lag_s > 1e9) {
+      ThrowStatus(absl::InvalidArgumentError("max_lag_s must be seconds >= 0"));
+    }
     ConsumerOptions options{.after = after,
                             .wait = ParseWait(wait, params),
                             .stall_policy = Unwrap(ParseEnum<StallPolicy>(stall_policy)),
-                            .rejoin_at_cursor = rejoin_at_cursor};
+                            .rejoin_at_cursor = rejoin_at_cursor,
+                            .max_lag = max_lag,
+                            .max_lag_ns = static_cast<std::int64_t>(max_lag_s * 1e9)};
     consumer_.emplace(
         Unwrap(Consumer::Register(ring.get(), name, options), ErrorSubject::kConsumer));
   }
@@ -33,12 +48,14 @@ class PyConsumer {
   // The next batch in one call: releases the batch handed out before (if any), waits for the
   // next sequence, and returns (first, count, status) for at most `limit` events that do not
   // wrap around the ring's end. The batch stays pending (unreleased) until the next call or
-  // ReleasePending().
+  // ReleasePending(). After a close (from any thread) it hands out nothing: status "halted".
   py::tuple NextRange(std::int64_t limit) {
     ReleasePending();
     Consumer& c = get();
     const std::int64_t first = c.sequence() + 1;
+    if (closing_.load(std::memory_order_acquire)) return Halted(first);
     const WaitResult waited = Wait(first);
+    if (closing_.load(std::memory_order_acquire)) return Halted(first);
     if (waited.status != WaitStatus::kOk) {
       return py::make_tuple(first, 0, std::string(WaitStatusName(waited.status)));
     }
@@ -53,7 +70,7 @@ class PyConsumer {
 
   void ReleasePending() {
     if (pending_count_ > 0 && consumer_) {
-      consumer_->Release(pending_last_, static_cast<std::uint64_t>(pending_count_));
+      get().Release(pending_last_, static_cast<std::uint64_t>(pending_count_));
     }
     pending_count_ = 0;
   }
@@ -61,26 +78,82 @@ class PyConsumer {
   // Forgets the batch handed out without releasing it: it will be delivered again.
   void DiscardPending() { pending_count_ = 0; }
 
+  // A loop (iteration, batches(), run()) starts reading this consumer: only one at a time.
+  void BeginLoop() {
+    get();
+    const std::uint64_t self = ThisThread();
+    std::uint64_t none = 0;
+    if (!loop_thread_.compare_exchange_strong(none, self, std::memory_order_acq_rel)) {
+      ThrowStatus(absl::FailedPreconditionError(absl::StrFormat(
+          "consumer '%s' is already read by another loop%s; one loop reads a consumer at a "
+          "time (give each thread its own consumer name, or finish the first loop)",
+          get().name(), none == self ? " in this thread" : " in another thread")));
+    }
+    if (closing_.load(std::memory_order_acquire)) {
+      loop_thread_.store(0, std::memory_order_release);
+      ThrowStatus(absl::FailedPreconditionError("the consumer has left the ring"));
+    }
+  }
+  // The loop ended; a close asked for meanwhile happens now.
+  void EndLoop() {
+    loop_thread_.store(0, std::memory_order_release);
+    if (closing_.load(std::memory_order_acquire)) Leave();
+  }
+
   // Available now, without waiting.
   std::int64_t Available() { return get().barrier().Available(); }
 
   void Release(std::int64_t sequence, std::uint64_t events) { get().Release(sequence, events); }
   void Halt() { get().barrier().Alert(); }
-  void ClearHalt() { get().barrier().ClearAlert(); }
-  void Deregister() {
-    if (consumer_) {
-      const absl::Status s = consumer_->Deregister();
-      consumer_.reset();
-      if (!s.ok()) ThrowStatus(s);
-    }
+  void ClearHalt() {
+    if (!closing_.load(std::memory_order_acquire)) get().barrier().ClearAlert();
   }
+
+  // Leaves the ring (releasing what is pending). While a loop reads this consumer, the loop is
+  // halted and leaves when it ends, handed nothing more.
+  void Deregister() {
+    if (!consumer_) return;
+    if (loop_thread_.load(std::memory_order_acquire) != 0) {
+      closing_.store(true, std::memory_order_release);
+      consumer_->barrier().Alert();
+      return;
+    }
+    Leave();
+  }
+
   Consumer& get() {
     if (!consumer_) ThrowStatus(absl::FailedPreconditionError("the consumer has left the ring"));
+    if (consumer_->forked()) {
+      ThrowStatus(absl::FailedPreconditionError(absl::StrFormat(
+          "consumer '%s' belongs to the process that registered it before fork(); a forked "
+          "process must register its own consumer",
+          consumer_->name())));
+    }
     return *consumer_;
   }
-  bool closed() const { return !consumer_; }
+  bool closed() const { return !consumer_ || closing_.load(std::memory_order_acquire); }
 
  private:
+  py::tuple Halted(std::int64_t first) {
+    return py::make_tuple(first, 0, std::string(WaitStatusName(WaitStatus::kHalted)));
+  }
+
+  void Leave() {
+    if (!consumer_) return;
+    if (consumer_->forked()) {  // the parent's registration: forget it, touch nothing (its
+      consumer_.reset();        // destructor sees another process's entry and leaves it)
+      ring_.reset();
+      return;
+    }
+    ReleasePending();
+    const absl::Status s = consumer_->Deregister();
+    consumer_.reset();
+    ring_.reset();  // a closed consumer no longer keeps the ring mapped
+    if (!s.ok()) ThrowStatus(s);
+  }
+
+  // Waits in slices of kPollNs (GIL released), checking for signals in between; the wait's
+  // deadlines span the slices (SequenceBarrier keeps the wait open across kCheckpoint).
   WaitResult Wait(std::int64_t sequence) {
     Consumer& c = get();
     for (;;) {
@@ -89,8 +162,16 @@ class PyConsumer {
         py::gil_scoped_release release;
         r = c.barrier().WaitFor(sequence, kPollNs);
       }
-      if (r.status != WaitStatus::kCheckpoint) return r;
-      CheckSignals();
+      if (r.status != WaitStatus::kCheckpoint) {
+        c.barrier().EndWait();
+        return r;
+      }
+      try {
+        CheckSignals();
+      } catch (...) {
+        c.barrier().EndWait();
+        throw;
+      }
     }
   }
 
@@ -98,6 +179,8 @@ class PyConsumer {
   std::optional<Consumer> consumer_;
   std::int64_t pending_last_ = -1;
   std::int64_t pending_count_ = 0;
+  std::atomic<std::uint64_t> loop_thread_{0};  // the thread of the loop reading, or 0
+  std::atomic<bool> closing_{false};           // close() asked while a loop read
 };
 
 }  // namespace
@@ -105,10 +188,12 @@ class PyConsumer {
 void RegisterConsumer(py::module_& m) {
   py::class_<PyConsumer>(m, "RawConsumer")
       .def(py::init<const PyRing&, const std::string&, const std::vector<std::string>&,
-                    const std::string&, const py::dict&, const std::string&, bool>(),
+                    const std::string&, const py::dict&, const std::string&, bool,
+                    std::int64_t, double>(),
            py::arg("ring"), py::arg("name"), py::arg("after"), py::arg("wait"),
            py::arg("params"), py::arg("stall_policy") = "hold",
-           py::arg("rejoin_at_cursor") = false)
+           py::arg("rejoin_at_cursor") = false, py::arg("max_lag") = 0,
+           py::arg("max_lag_s") = 0.0)
       .def_property_readonly("resumed", [](PyConsumer& c) { return c.get().resumed(); })
       .def_property_readonly("missed", [](PyConsumer& c) { return c.get().missed(); })
       .def_property_readonly("handler_errors",
@@ -119,6 +204,8 @@ void RegisterConsumer(py::module_& m) {
       .def("next_range", &PyConsumer::NextRange, py::arg("limit"))
       .def("release_pending", &PyConsumer::ReleasePending)
       .def("discard_pending", &PyConsumer::DiscardPending)
+      .def("begin_loop", &PyConsumer::BeginLoop)
+      .def("end_loop", &PyConsumer::EndLoop)
       .def("available", &PyConsumer::Available)
       .def("release", &PyConsumer::Release, py::arg("sequence"), py::arg("events"))
       .def("halt", &PyConsumer::Halt)

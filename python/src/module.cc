@@ -94,6 +94,8 @@ py::dict StageEnvironmentDict() {
   d["retry_pause"] = static_cast<double>(env.processor.retry_pause_ns) / 1e9;
   d["max_batch"] = env.processor.max_batch;
   d["attach_timeout"] = static_cast<double>(env.attach_timeout_ns) / 1e9;
+  d["max_lag"] = env.consumer.max_lag;
+  d["max_lag_s"] = static_cast<double>(env.consumer.max_lag_ns) / 1e9;
   return d;
 }
 

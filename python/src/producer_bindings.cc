@@ -1,7 +1,13 @@
 // Producers: claim, publish (bytes, numpy arrays), close the stream.
+//
+// Every error is raised with the GIL held. A producer in use by one thread (waiting with the
+// GIL released) stays valid until that use ends: close() from another thread waits for it, and
+// the waiting call then raises StateError instead of touching a destroyed sequencer.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <optional>
+#include <thread>
 
 #include "bindings.h"
 
@@ -10,15 +16,59 @@ namespace xdisruptor::python {
 namespace {
 
 class PyProducer {
- public:
-  // Calls `f` with whichever sequencer this producer has.
+ private:
+  // Counts a use of the sequencer for its whole length, after checking it may be used here.
+  class Usage {
+   public:
+    explicit Usage(PyProducer& p) : p_(p) {
+      p.CheckUsable();
+      p_.busy_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    ~Usage() { p_.busy_.fetch_sub(1, std::memory_order_acq_rel); }
+    Usage(const Usage&) = delete;
+    Usage& operator=(const Usage&) = delete;
+
+   private:
+    PyProducer& p_;
+  };
+
   template <typename F>
-  decltype(auto) With(F&& f) {
+  decltype(auto) Use(F&& f) {
+    Usage usage(*this);
     if (single_) return f(*single_);
-    if (!multi_) ThrowStatus(absl::FailedPreconditionError("the producer is closed"));
     return f(*multi_);
   }
 
+  void CheckUsable() const {
+    if (closed()) ThrowStatus(absl::FailedPreconditionError("the producer is closed"));
+    if (closing_.load(std::memory_order_relaxed)) {
+      ThrowStatus(absl::FailedPreconditionError(
+          "the producer was closed by another thread while this call was under way"));
+    }
+    if (single_ ? single_->forked() : multi_->forked()) {
+      ThrowStatus(absl::FailedPreconditionError(
+          "this producer belongs to the process that attached it before fork(); a forked "
+          "process must attach its own producer (ring.producer())"));
+    }
+  }
+
+  // Claims n slots in slices of kPollNs, checking for signals and a close in between (GIL
+  // held); the full-ring wait's deadlines span the slices (gating.h, GatingWait).
+  template <typename S>
+  std::int64_t Claim(S& s, std::int64_t n) {
+    for (;;) {
+      std::optional<std::int64_t> hi;
+      {
+        py::gil_scoped_release release;
+        hi = s.NextFor(n, kPollNs);
+      }
+      if (hi) return *hi;
+      CheckSignals();
+      CheckUsable();
+    }
+  }
+
+ public:
   PyProducer(const PyRing& ring, const std::string& wait, const py::dict& params)
       : ring_(ring.segment) {
     const WaitParams w = ParseWait(wait, params);
@@ -32,78 +82,92 @@ class PyProducer {
   // Claims n slots, waiting with the GIL released; Ctrl-C interrupts the wait.
   std::int64_t Next(std::int64_t n) {
     CheckSize(n);
-    for (;;) {
-      std::optional<std::int64_t> hi;
-      {
-        py::gil_scoped_release release;
-        hi = With([&](auto& s) { return s.NextFor(n, kPollNs); });
-      }
-      if (hi) return *hi;
-      CheckSignals();
-    }
+    return Use([&](auto& s) { return Claim(s, n); });
   }
 
   std::optional<std::int64_t> TryNext(std::int64_t n) {
     CheckSize(n);
-    return With([&](auto& s) { return s.TryNext(n); });
+    return Use([&](auto& s) { return s.TryNext(n); });
   }
 
   void Publish(std::int64_t lo, std::int64_t hi) {
+    CheckUsable();
     if (lo > hi || hi - lo >= static_cast<std::int64_t>(ring_->capacity())) {
       ThrowStatus(absl::InvalidArgumentError("publish(lo, hi) needs lo <= hi within a claim"));
     }
-    With([&](auto& s) { s.Publish(lo, hi); });
+    Use([&](auto& s) { s.Publish(lo, hi); });
   }
 
   // Publishes `count` records of `itemsize` bytes laid out back to back in `data`.
   void PublishRecords(const char* data, std::int64_t count, std::int64_t itemsize) {
+    CheckUsable();
     if (itemsize <= 0 || itemsize > static_cast<std::int64_t>(ring_->slot_size())) {
       ThrowStatus(absl::InvalidArgumentError("record size does not fit the ring's slots"));
     }
     const auto capacity = static_cast<std::int64_t>(ring_->capacity());
     const std::int64_t chunk = std::max<std::int64_t>(1, capacity / 2);
-    for (std::int64_t done = 0; done < count;) {
-      const std::int64_t n = std::min(chunk, count - done);
-      const std::int64_t hi = Next(n);
-      {
-        py::gil_scoped_release release;
-        for (std::int64_t s = hi - n + 1; s <= hi; ++s, data += itemsize) {
-          std::memcpy(ring_->slot(s), data, static_cast<std::size_t>(itemsize));
+    Use([&](auto& s) {
+      for (std::int64_t done = 0; done < count;) {
+        const std::int64_t n = std::min(chunk, count - done);
+        const std::int64_t hi = Claim(s, n);
+        {
+          py::gil_scoped_release release;
+          for (std::int64_t seq = hi - n + 1; seq <= hi; ++seq, data += itemsize) {
+            std::memcpy(ring_->slot(seq), data, static_cast<std::size_t>(itemsize));
+          }
         }
+        s.Publish(hi - n + 1, hi);
+        done += n;
       }
-      With([&](auto& s) { s.Publish(hi - n + 1, hi); });
-      done += n;
-    }
+    });
   }
 
+  // Ends the stream (consumers drain it, then stop).
   void Close() {
-    With([](auto& s) { s.Close(); });
+    Use([](auto& s) { s.Close(); });
   }
+
+  // Gives up the producer role. Another thread waiting in a claim is told (StateError) and
+  // this call waits for it to let go first. In a forked child it only forgets the parent's.
   void Detach() {
     if (closed()) return;
-    const absl::Status s = With([](auto& seq) { return seq.Detach(); });
+    closing_.store(true, std::memory_order_relaxed);
+    {
+      py::gil_scoped_release release;
+      while (busy_.load(std::memory_order_acquire) != 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    const absl::Status s = single_ ? single_->Detach() : multi_->Detach();
+    const bool forked = single_ ? single_->forked() : multi_->forked();
     single_.reset();
     multi_.reset();
-    if (!s.ok()) ThrowStatus(s);
+    ring_.reset();  // a closed producer no longer keeps the ring mapped
+    if (!s.ok() && !forked) ThrowStatus(s);
   }
+
   std::int64_t Cursor() {
-    return With([](auto& s) { return s.cursor(); });
+    return Use([](auto& s) { return s.cursor(); });
   }
   std::int64_t Remaining() {
-    return With([](auto& s) { return s.RemainingCapacity(); });
+    return Use([](auto& s) { return s.RemainingCapacity(); });
   }
   bool closed() const { return !single_ && !multi_; }
 
  private:
   void CheckSize(std::int64_t n) const {
+    CheckUsable();
     if (n < 1 || n > static_cast<std::int64_t>(ring_->capacity())) {
-      ThrowStatus(absl::InvalidArgumentError("claim between 1 and the ring's capacity slots"));
+      ThrowStatus(absl::InvalidArgumentError(absl::StrFormat(
+          "claim between 1 and the ring's capacity (%d) slots, not %d", ring_->capacity(), n)));
     }
   }
 
   std::shared_ptr<RingSegment> ring_;
   std::optional<SingleProducerSequencer> single_;
   std::optional<MultiProducerSequencer> multi_;
+  std::atomic<int> busy_{0};  // uses in progress (some with the GIL released)
+  std::atomic<bool> closing_{false};
 };
 
 }  // namespace

@@ -23,6 +23,10 @@ py::array PyRing::View(std::int64_t first, std::int64_t count, const py::dtype& 
     ThrowStatus(absl::InvalidArgumentError(
         "a view must cover adjacent slots: it cannot wrap around the ring's end"));
   }
+  if (writable && seg.read_only()) {
+    ThrowStatus(absl::FailedPreconditionError(absl::StrFormat(
+        "ring '%s' is attached read-only: its slots cannot be written", seg.name())));
+  }
   if (dtype.itemsize() > static_cast<py::ssize_t>(seg.slot_size())) {
     ThrowStatus(absl::InvalidArgumentError("the dtype is larger than a slot"));
   }
@@ -157,23 +161,26 @@ void RegisterRing(py::module_& m) {
       .def_static(
           "create",
           [](const std::string& name, std::uint64_t capacity, std::uint32_t slot_size,
-             const std::string& schema, bool multi_producer, std::uint32_t mode) {
+             const std::string& schema, bool multi_producer, std::uint32_t mode,
+             const std::string& group) {
             RingOptions options{.name = name,
                                 .capacity = capacity,
                                 .slot_size = slot_size,
                                 .schema = schema,
                                 .sequencer = multi_producer ? SequencerKind::kMultiProducer
                                                             : SequencerKind::kSingleProducer,
-                                .mode = mode};
+                                .mode = mode,
+                                .group = group};
             return PyRing{std::make_shared<RingSegment>(
                 Unwrap(RingSegment::Create(options), ErrorSubject::kRing))};
           },
           py::arg("name"), py::arg("capacity"), py::arg("slot_size"), py::arg("schema"),
-          py::arg("multi_producer"), py::arg("mode"))
+          py::arg("multi_producer"), py::arg("mode"), py::arg("group") = "")
       .def_static(
           "attach",
-          [](const std::string& name, double creation_timeout) {
-            AttachOptions options{.creation_timeout = absl::Seconds(creation_timeout)};
+          [](const std::string& name, double creation_timeout, bool read_only) {
+            AttachOptions options{.creation_timeout = absl::Seconds(creation_timeout),
+                                  .read_only = read_only};
             absl::StatusOr<RingSegment> seg;
             {
               py::gil_scoped_release release;
@@ -181,16 +188,20 @@ void RegisterRing(py::module_& m) {
             }
             return PyRing{std::make_shared<RingSegment>(Unwrap(std::move(seg), ErrorSubject::kRing))};
           },
-          py::arg("name"), py::arg("creation_timeout") = 2.0)
-      .def_static("remove",
-                  [](const std::string& name) {
-                    if (absl::Status s = RingSegment::Remove(name); !s.ok()) {
-                      ThrowStatus(s, ErrorSubject::kRing);
-                    }
-                  })
+          py::arg("name"), py::arg("creation_timeout") = 2.0, py::arg("read_only") = false)
+      .def_static(
+          "remove",
+          [](const std::string& name, bool force) {
+            if (absl::Status s = RingSegment::Remove(name, {.force = force}); !s.ok()) {
+              ThrowStatus(s, ErrorSubject::kRing);
+            }
+          },
+          py::arg("name"), py::arg("force") = false)
+      .def_static("mapping_processes", &RingSegment::MappingProcesses, py::arg("name"))
       .def_static("exists", [](const std::string& name) { return RingSegment::Exists(name); })
       .def("close", [](PyRing& r) { r.segment.reset(); })
       .def_property_readonly("closed", [](const PyRing& r) { return !r.segment; })
+      .def_property_readonly("read_only", [](const PyRing& r) { return r.get().read_only(); })
       .def_property_readonly("name", [](const PyRing& r) { return std::string(r.get().name()); })
       .def_property_readonly("capacity", [](const PyRing& r) { return r.get().capacity(); })
       .def_property_readonly("slot_size", [](const PyRing& r) { return r.get().slot_size(); })

@@ -30,6 +30,23 @@ from .errors import (DTypeError, HandlerError, InvalidArgumentError, RecordError
 __all__ = ["Ring", "Producer", "Consumer"]
 
 
+def _whole(value: Any, name: str, lo: int, hi: int) -> int:
+    """``value`` as a whole number in lo..hi, or InvalidArgumentError saying so."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+            not lo <= int(value) <= hi:
+        raise InvalidArgumentError(f"{name} must be a whole number from {lo} to {hi}, "
+                                   f"not {value!r}")
+    return int(value)
+
+
+def _seconds(value: Any, name: str) -> float:
+    """``value`` as seconds >= 0, or InvalidArgumentError saying so."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= float(value) <= 1e9:
+        raise InvalidArgumentError(f"{name} must be seconds from 0 to 1e9, not {value!r}")
+    return float(value)
+
+
 def _slot_size_for(dtype: np.dtype) -> int:
     return max(8, (dtype.itemsize + 7) // 8 * 8)
 
@@ -94,27 +111,42 @@ class Ring:
     @classmethod
     def create(cls, name: str, *, capacity: int = 1024, dtype: Any,
                slot_size: Optional[int] = None, producers: str = "single",
-               mode: int = 0o600) -> "Ring":
+               mode: int = 0o600, group: Optional[str] = None) -> "Ring":
         """Creates the ring ``name`` with ``capacity`` slots (a power of two) of events of
         ``dtype`` (a structured numpy dtype; stored in the ring so any process, in any language,
         can read it back). ``slot_size`` defaults to the dtype's size rounded up to 8 bytes.
-        Raises RingExistsError if the name is taken, DTypeError for a dtype that cannot live in
-        shared memory, InvalidArgumentError for a bad capacity or name."""
+        ``mode`` is the segment's permission bits, exactly (the umask does not apply), and
+        ``group`` its group (a name or number; this process must be a member): together they
+        say who may attach (monitors need only read access). The whole segment is reserved at
+        once: a ring that does not fit in /dev/shm raises TableFullError saying what it needed
+        and what was free. Raises RingExistsError if the name is taken, DTypeError for a dtype
+        that cannot live in shared memory, InvalidArgumentError for a bad capacity or name."""
         dt = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
+        if dt.names is None or not dt.names:
+            raise DTypeError(f"a ring's dtype needs at least one named field; got {dt}")
         schema = dtype_to_schema(dt)
         if producers not in ("single", "multi"):
             raise InvalidArgumentError("producers must be 'single' or 'multi'")
-        raw = _core.RawRing.create(name, int(capacity),
-                                   int(slot_size) if slot_size else _slot_size_for(dt),
-                                   schema, producers == "multi", int(mode))
-        return cls(raw, schema_to_dtype(schema))
+        size = _whole(slot_size, "slot_size", 8, 1 << 20) if slot_size else _slot_size_for(dt)
+        raw = _core.RawRing.create(name, _whole(capacity, "capacity", 1, 1 << 30), size, schema,
+                                   producers == "multi", _whole(mode, "mode", 0, 0o777),
+                                   "" if group is None else str(group))
+        try:
+            return cls(raw, schema_to_dtype(schema))
+        except BaseException:
+            raw.close()
+            _core.RawRing.remove(name, True)  # nothing half-made stays behind
+            raise
 
     @classmethod
-    def attach(cls, name: str, *, dtype: Any = None, timeout: float = 2.0) -> "Ring":
+    def attach(cls, name: str, *, dtype: Any = None, timeout: float = 2.0,
+               read_only: bool = False) -> "Ring":
         """Attaches to the existing ring ``name``; its dtype comes from the ring itself. If
-        ``dtype`` is given, it must match (SchemaMismatchError otherwise). Raises
-        RingNotFoundError when there is no such ring."""
-        raw = _core.RawRing.attach(name, float(timeout))
+        ``dtype`` is given, it must match (SchemaMismatchError otherwise). ``read_only`` maps
+        it for reading only (stats, consumers() and views; no producer or consumer): a
+        monitor needs only read access to the segment. Raises RingNotFoundError when there is
+        no such ring, PermissionDeniedError when the segment's mode and group refuse."""
+        raw = _core.RawRing.attach(name, _seconds(timeout, "timeout"), bool(read_only))
         stored = schema_to_dtype(raw.schema) if raw.schema else None
         if dtype is not None:
             wanted = np.dtype(dtype)
@@ -133,9 +165,11 @@ class Ring:
         return cls(raw, stored)
 
     @staticmethod
-    def remove(name: str) -> None:
-        """Deletes the ring's name; processes that have it mapped keep working."""
-        _core.RawRing.remove(name)
+    def remove(name: str, *, force: bool = False) -> None:
+        """Deletes the ring's name. Refuses (StateError) a file that is not a ring and a ring
+        that other processes still map (naming them) unless ``force``; processes that have it
+        mapped keep working on their mapping."""
+        _core.RawRing.remove(name, bool(force))
 
     @staticmethod
     def exists(name: str) -> bool:
@@ -206,6 +240,7 @@ class Ring:
     def consumer(self, name: str, *, wait: str = "blocking", after: Sequence[str] = (),
                  writable: bool = False, max_batch: Optional[int] = None,
                  stall_policy: str = "hold", rejoin_at_cursor: bool = False,
+                 max_lag: int = 0, max_lag_s: float = 0.0,
                  **wait_params: Any) -> "Consumer":
         """Registers the consumer ``name``. It starts at the cursor (events published before
         it joined are not its), waits by ``wait`` (times in seconds: ``timeout``,
@@ -218,14 +253,22 @@ class Ring:
         is dropped and the producer goes on). An evicted name that comes back raises
         MissedEventsError unless ``rejoin_at_cursor`` (then it joins at the cursor;
         ``missed`` counts). Raises NameTakenError if a live consumer holds the name.
+        ``max_lag`` (events, below the capacity) and ``max_lag_s`` (seconds) set the
+        slow-consumer limit of an "evict" consumer: alive but lagging more than ``max_lag``
+        events while a producer has been blocked by the full ring for longer than
+        ``max_lag_s``, it is evicted (its loop raises EvictedError; it may come back with
+        ``rejoin_at_cursor`` and ``missed`` says exactly how many events it skipped).
         ``policy=`` and ``rejoin=`` are deprecated spellings of ``stall_policy=`` and
         ``rejoin_at_cursor=``."""
         stall_policy = renamed(wait_params, "policy", "stall_policy", stall_policy, "hold")
         rejoin_at_cursor = renamed(wait_params, "rejoin", "rejoin_at_cursor", rejoin_at_cursor,
                                    False)
         raw = _core.RawConsumer(self._raw, name, list(after), wait, wait_params, stall_policy,
-                                bool(rejoin_at_cursor))
-        return Consumer(self, raw, writable=writable, max_batch=max_batch)
+                                bool(rejoin_at_cursor), _whole(max_lag, "max_lag", 0, 2 ** 62),
+                                _seconds(max_lag_s, "max_lag_s"))
+        return Consumer(self, raw, writable=writable,
+                        max_batch=None if max_batch is None else
+                        _whole(max_batch, "max_batch", 0, 2 ** 62))
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
@@ -314,8 +357,7 @@ class Producer:
         when the block ends (also if it raises: a claimed slot must be published, so fill
         every one). The view is the slots themselves (zero copy) unless the claim wraps around
         the ring's end; then it is a buffer copied in on exit."""
-        if not 1 <= n <= self._ring.capacity:
-            raise InvalidArgumentError(f"claim between 1 and {self._ring.capacity} slots")
+        n = _whole(n, "n", 1, self._ring.capacity)
         hi = self._raw.next(n)
         lo = hi - n + 1
         capacity = self._ring.capacity
@@ -463,9 +505,9 @@ class Consumer:
     def _ranges(self, limit: int, on_timeout: Optional[Callable[[int], None]]):
         """Yields (first, count) of each batch; the C++ side releases a batch when the next
         is asked for, and on the way out."""
-        if limit < 1:
-            raise InvalidArgumentError("max_size must be at least 1")
+        limit = _whole(limit, "max_size", 1, 2 ** 62)
         next_range = self._raw.next_range
+        self._raw.begin_loop()  # one loop at a time reads a consumer (StateError otherwise)
         try:
             while True:
                 first, count, status = next_range(limit)
@@ -484,13 +526,13 @@ class Consumer:
             # The loop over this batch was left early (break, an exception, or the iterator
             # dropped): its unprocessed events must not be released. The next loop gets the
             # whole batch again (at-least-once).
-            if not self._raw.closed:
-                self._raw.discard_pending()
+            self._raw.discard_pending()
             raise
         finally:
             if not self._raw.closed:
                 self._raw.release_pending()
                 self._raw.clear_halt()
+            self._raw.end_loop()  # a close() asked for meanwhile happens here
 
     def batches(self, max_size: Optional[int] = None, *,
                 on_timeout: Optional[Callable[[int], None]] = None) -> Iterator[np.ndarray]:
@@ -623,10 +665,11 @@ class Consumer:
 
     def close(self) -> None:
         """Releases what is pending and leaves the ring: the producer no longer waits for this
-        consumer, and its name is free."""
+        consumer, and its name is free. Called from another thread while a loop reads this
+        consumer, it halts the loop (which is handed no further event) and the consumer leaves
+        as the loop ends."""
         if self._raw.closed:
             return
-        self._raw.release_pending()
         self._raw.deregister()
 
     def __enter__(self) -> "Consumer":

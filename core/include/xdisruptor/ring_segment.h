@@ -88,6 +88,9 @@ class RingSegment {
   static absl::Status Remove(std::string_view name, const RemoveOptions& options = {});
   // True when a regular file of that name is in /dev/shm (never opens it).
   static bool Exists(std::string_view name);
+  // True when `name` is a regular file that starts with a ring's magic (opened read-only and
+  // non-blocking; a file this process may not read is not known to be a ring: false).
+  static bool IsRing(std::string_view name);
   // Processes other than this one that map the ring now (from /proc).
   static std::vector<std::int64_t> MappingProcesses(std::string_view name);
 
@@ -103,6 +106,8 @@ class RingSegment {
   std::string_view schema() const { return schema_; }
   // Mapped read-only (AttachOptions::read_only): only loads are allowed.
   bool read_only() const { return read_only_; }
+  // FailedPrecondition when mapped read-only: `action` ("register a consumer") needs writes.
+  absl::Status CheckWritable(std::string_view action) const;
 
   RingHeaderState& header() const { return *reinterpret_cast<RingHeaderState*>(base_); }
   ProducerState& producer() const { return *producer_; }

@@ -44,6 +44,8 @@ namespace xdisruptor {
 struct StageOptions {
   WaitParams wait{};
   StallPolicy stall_policy = StallPolicy::kHold;
+  std::int64_t max_lag = 0;     // slow-consumer limit (ConsumerOptions), kEvict only
+  std::int64_t max_lag_ns = 0;
   ProcessorOptions processor{};
 };
 
@@ -276,6 +278,7 @@ class Pipeline {
 //   XDISRUPTOR_ERROR_POLICY    stop | skip | retry (EnumNames<ErrorPolicy>::kTable)
 //   XDISRUPTOR_MAX_RETRIES (XDISRUPTOR_RETRIES, deprecated), XDISRUPTOR_RETRY_PAUSE
 //                              (seconds), XDISRUPTOR_MAX_BATCH
+//   XDISRUPTOR_MAX_LAG, XDISRUPTOR_MAX_LAG_S  the slow-consumer limit (events, seconds)
 //   XDISRUPTOR_ATTACH_TIMEOUT  seconds to wait for the ring and upstream stages (default 10)
 struct StageEnvironment {
   std::string ring;

@@ -55,7 +55,7 @@ from ..errors import Error
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 STAGE_KEYS = {"name", "command", "handler", "options", "after", "wait", "wait_params",
               "error_policy", "max_retries", "retry_pause", "max_batch", "stall_policy",
-              "writable", "python_path", "env"}
+              "max_lag", "max_lag_s", "writable", "python_path", "env"}
 # Keys of earlier releases, still read (with a warning) for one release: old -> new.
 DEPRECATED_STAGE_KEYS = {"on_error": "error_policy", "retries": "max_retries",
                          "policy": "stall_policy"}
@@ -84,6 +84,8 @@ class StageSpec:
     retry_pause: float = 0.001
     max_batch: int = 0
     stall_policy: str = "hold"
+    max_lag: int = 0
+    max_lag_s: float = 0.0
     writable: bool = False
     python_path: list = dataclasses.field(default_factory=list)
     env: dict = dataclasses.field(default_factory=dict)
@@ -329,15 +331,21 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         spec.max_retries = st.get("max_retries", 3)
         spec.retry_pause = st.get("retry_pause", 0.001)
         spec.max_batch = st.get("max_batch", 0)
+        spec.max_lag = st.get("max_lag", 0)
+        spec.max_lag_s = st.get("max_lag_s", 0.0)
         for key, value in (("max_retries", spec.max_retries), ("retry_pause", spec.retry_pause),
-                           ("max_batch", spec.max_batch)):
+                           ("max_batch", spec.max_batch), ("max_lag", spec.max_lag),
+                           ("max_lag_s", spec.max_lag_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                    key != "retry_pause" and not isinstance(value, int)):
+                    key not in ("retry_pause", "max_lag_s") and not isinstance(value, int)):
                 err(lines.stage(i, key), f"{label}: {key} must be a number >= 0")
         spec.stall_policy = st.get("stall_policy", "hold")
         if spec.stall_policy not in STALL_POLICIES:
             err(lines.stage(i, "stall_policy"), f"{label}: stall_policy must be one of "
                 f"{', '.join(STALL_POLICIES)}")
+        elif (spec.max_lag or spec.max_lag_s) and spec.stall_policy != "evict":
+            err(lines.stage(i, "max_lag"), f"{label}: a slow-consumer limit (max_lag, "
+                "max_lag_s) evicts, so it needs stall_policy = \"evict\"")
         spec.writable = bool(st.get("writable", False))
         spec.python_path = list(st.get("python_path", []))
         spec.env = {str(k): str(v) for k, v in st.get("env", {}).items()}

@@ -38,7 +38,8 @@ class Stage:
     it runs. ``mode`` is "thread" or "process"; ``wait`` and ``wait_params`` its wait
     strategy; ``error_policy``, ``max_retries``, ``retry_pause`` its error policy;
     ``max_batch`` caps its batches; ``writable`` lets it change events in place for the stages
-    after it; ``stall_policy`` is "hold" or "evict". ``on_error``, ``retries`` and ``policy``
+    after it; ``stall_policy`` is "hold" or "evict", ``max_lag`` and ``max_lag_s`` its
+    slow-consumer limit (evict only). ``on_error``, ``retries`` and ``policy``
     are deprecated spellings of ``error_policy``, ``max_retries`` and ``stall_policy``."""
 
     name: str
@@ -52,6 +53,8 @@ class Stage:
     max_batch: Optional[int] = None
     writable: bool = False
     stall_policy: str = "hold"
+    max_lag: int = 0
+    max_lag_s: float = 0.0
     on_error: dataclasses.InitVar[Optional[str]] = None
     retries: dataclasses.InitVar[Optional[int]] = None
     policy: dataclasses.InitVar[Optional[str]] = None
@@ -195,6 +198,7 @@ class Pipeline:
                 return self._ring.consumer(stage.name, wait=stage.wait, after=after,
                                            writable=stage.writable, max_batch=stage.max_batch,
                                            stall_policy=stage.stall_policy,
+                                           max_lag=stage.max_lag, max_lag_s=stage.max_lag_s,
                                            **stage.wait_params)
             except NotFoundError:
                 if time.monotonic() >= deadline:

@@ -112,6 +112,7 @@ class Launcher:
             "XDISRUPTOR_MAX_RETRIES": str(s.max_retries),
             "XDISRUPTOR_RETRY_PAUSE": str(s.retry_pause),
             "XDISRUPTOR_MAX_BATCH": str(s.max_batch),
+            "XDISRUPTOR_MAX_LAG": str(s.max_lag), "XDISRUPTOR_MAX_LAG_S": str(s.max_lag_s),
             "XDISRUPTOR_ATTACH_TIMEOUT": str(self.spec.start_timeout),
         })
         if s.handler:

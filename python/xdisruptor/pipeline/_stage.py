@@ -64,7 +64,8 @@ def main() -> int:
         consumer = _retry(timeout, lambda: ring.consumer(
             name, wait=stage["wait"], after=stage["after"],
             writable=env.get("XDISRUPTOR_WRITABLE", "0") == "1",
-            stall_policy=stage["stall_policy"], **stage["wait_params"]))
+            stall_policy=stage["stall_policy"], max_lag=stage["max_lag"],
+            max_lag_s=stage["max_lag_s"], **stage["wait_params"]))
     except (Error, ValueError) as e:
         print(f"stage {name}: {e}", file=sys.stderr)
         return 1

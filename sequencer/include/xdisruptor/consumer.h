@@ -118,6 +118,11 @@ class Consumer {
 // in a blocking wait re-reads it within wait::kSafetyNetNs, or at once when woken).
 absl::Status RetuneConsumer(RingSegment& ring, std::string_view name, const WaitParams& params);
 
+// Sets the slow-consumer limit of the active consumer `name` (ConsumerOptions::max_lag,
+// max_lag_ns; both 0 removes it), as the tool's `limit` command does from any process.
+absl::Status LimitConsumer(RingSegment& ring, std::string_view name, std::int64_t max_lag,
+                           std::int64_t max_lag_ns);
+
 // Evicts the active consumer `name`: it stops holding the producer back, stages after it see
 // kUpstreamGone, and it sees kEvicted at its next wait. An operator's tool calls this; so does
 // a producer for a dead consumer whose stall policy is kEvict.

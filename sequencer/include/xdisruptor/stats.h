@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "xdisruptor/layout.h"
@@ -19,7 +20,9 @@ struct ConsumerStats {
   std::string name;
   std::int64_t pid = 0;
   bool alive = false;
-  ConsumerStatus state = ConsumerStatus::kActive;  // active or evicted
+  ConsumerStatus state = ConsumerStatus::kActive;  // active or evicted (or, when `gating`,
+                                                   // any: a stray gating bit that blocks)
+  bool gating = false;  // its bit in the gating mask is set: the producer waits for it
   std::int64_t sequence = 0;
   std::int64_t lag = 0;  // published - sequence
   std::uint64_t events = 0;
@@ -28,6 +31,8 @@ struct ConsumerStats {
   double events_per_second = 0;  // average since it registered
   WaitParams wait;
   StallPolicy stall_policy = StallPolicy::kHold;
+  std::int64_t max_lag = 0;     // slow-consumer limit: events
+  std::int64_t max_lag_ns = 0;  // and time (0 and 0: none)
   std::vector<std::string> after;
   std::int64_t join_sequence = 0;
   std::int64_t registered_at_unix_ns = 0;
@@ -59,12 +64,14 @@ struct RingStats {
   std::vector<ProducerStats> producers;
   std::vector<std::int64_t> producer_pids;
   bool producer_alive = false;  // any producer process lives
-  std::vector<ConsumerStats> consumers;  // active and evicted entries
+  std::vector<ConsumerStats> consumers;  // active and evicted entries, and any that gates
 };
 
 RingStats Stats(const RingSegment& ring);
 // The stats as one JSON object (for --json and tests).
 std::string StatsJson(const RingStats& stats);
+// `s` as a JSON string literal, quotes included.
+std::string JsonString(std::string_view s);
 
 }  // namespace xdisruptor
 
