@@ -59,6 +59,13 @@ absl::Status OpenError(int err, std::string_view name, std::string_view action) 
   }
 }
 
+absl::Status NoRoom(std::string_view name, std::uint64_t size, std::uint64_t free) {
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "ring '%s' needs %d bytes of shared memory but %s has %d free; make the ring smaller "
+      "(capacity x slot size) or free space there (xdisruptor ls, xdisruptor rm)",
+      name, size, kShmDir, free));
+}
+
 absl::StatusOr<gid_t> ResolveGroup(std::string_view group) {
   const std::string text(group);
   char* end = nullptr;
@@ -125,6 +132,11 @@ absl::StatusOr<FileDescriptor> OpenSegmentFile(std::string_view name, bool read_
 absl::StatusOr<FileDescriptor> CreateSegmentFile(std::string_view name, std::uint64_t size,
                                                  std::uint32_t mode, std::string_view group) {
   const std::string path = SegmentPath(name);
+  // Refuse what cannot fit before reserving anything (posix_fallocate would fill the file
+  // system up to its limit first); the reservation below catches a race with another writer.
+  if (const std::uint64_t free = FreeSegmentBytes(); free != 0 && size > free) {
+    return NoRoom(name, size, free);
+  }
   FileDescriptor fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                            0600));
   if (fd.get() < 0) {
@@ -157,12 +169,7 @@ absl::StatusOr<FileDescriptor> CreateSegmentFile(std::string_view name, std::uin
     return fail(OpenError(errno, name, "create"));
   }
   if (const int rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(size)); rc != 0) {
-    if (rc == ENOSPC || rc == EFBIG) {
-      return fail(absl::ResourceExhaustedError(absl::StrFormat(
-          "ring '%s' needs %d bytes of shared memory but %s has %d free; make the ring smaller "
-          "(capacity x slot size) or free space there (xdisruptor ls, xdisruptor rm)",
-          name, size, kShmDir, FreeSegmentBytes())));
-    }
+    if (rc == ENOSPC || rc == EFBIG) return fail(NoRoom(name, size, FreeSegmentBytes()));
     return fail(absl::InternalError(absl::StrFormat(
         "cannot reserve %d bytes for ring '%s': %s", size, name, std::strerror(rc))));
   }

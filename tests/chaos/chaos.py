@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Chaos test: a producer and 4 consumers (C++ and Python, hold and evict policies) while this
 driver SIGKILLs random consumers at random moments and restarts them under the same names, and
-once kills and restarts the producer. Then it checks, from each consumer's durable log:
+kills and restarts the producer too, alternating its language (C++ and Python). Then it
+checks, from each consumer's durable log:
 
   * every hold consumer processed every event exactly once, in order, across its restarts;
   * every evict consumer processed gap-free runs, and each gap is the count it was told it
@@ -13,8 +14,9 @@ once kills and restarts the producer. Then it checks, from each consumer's durab
     python tests/chaos/chaos.py --peer build/ci/tests/xdisruptor_test_peer --mode short
     python tests/chaos/chaos.py --peer ... --mode soak --seconds 600     # the long run
 
-A consumer process here logs "E first last" per batch before releasing it, "G told joined"
-when it rejoined after an eviction, and skips on restart what its log has.
+The processes are the test peers, tests/peer/peer.cc and its Python twin peer.py (same flags):
+a consumer logs "E first last" per batch before releasing it, "G told joined" when it rejoined
+after an eviction, and skips on restart what its log has.
 """
 
 import argparse
@@ -33,45 +35,7 @@ PEER_DTYPE = np.dtype([("sequence", "<i8"), ("value", "<i8"), ("price", "<f8"),
                        ("mark", "<u8"), ("text", "S32")])
 
 
-def py_consume(ring_name, name, policy, log_path):
-    """The Python chaos consumer (same log protocol as the C++ peer's chaos-consume)."""
-    import xdisruptor
-    last_logged, missed_before = -1, 0
-    if os.path.exists(log_path):
-        for line in open(log_path):
-            kind, *rest = line.split()
-            if kind == "E":
-                last_logged = int(rest[1])
-            elif kind == "M":
-                missed_before = int(rest[0])
-    ring = xdisruptor.Ring.attach(ring_name)
-    consumer = ring.consumer(name, wait="blocking", stall_policy=policy,
-                             rejoin_at_cursor=policy == "evict")
-    log = open(log_path, "a")
-    if consumer.missed > missed_before:
-        log.write(f"G {consumer.missed - missed_before} {consumer.sequence}\nM {consumer.missed}\n")
-        log.flush()
-        last_logged = max(last_logged, consumer.sequence)
-    print("ready", flush=True)
-    while True:
-        try:
-            for batch in consumer.batches():
-                seq = batch["sequence"]
-                new = batch[seq > last_logged]
-                if len(new):
-                    s = new["sequence"]
-                    ok = (np.array_equal(s, np.arange(s[0], s[0] + len(s)))
-                          and np.array_equal(new["value"], s * 3 + 1)
-                          and np.array_equal(new["price"], s * 0.5))
-                    if not ok:
-                        print(f"{name}: bad event content", file=sys.stderr)
-                        return 1
-                    log.write(f"E {s[0]} {s[-1]}\n")
-                    log.flush()
-                    last_logged = int(s[-1])
-            return 0
-        except xdisruptor.ProducerGoneError:
-            time.sleep(0.02)  # the driver restarts the producer
+PEER_PY = pathlib.Path(__file__).resolve().parents[1] / "peer" / "peer.py"
 
 
 class Driver:
@@ -83,6 +47,9 @@ class Driver:
         self.ring = f"xdchaos-{os.getpid()}"
         self.work = pathlib.Path(workdir)
         self.kills = 0
+        self.producer_kills = 0
+        self.producer_starts = 0
+        self.producer_kinds = set()
         self.ring_obj = xdisruptor.Ring.create(self.ring, capacity=args.capacity, dtype=PEER_DTYPE)
         self.consumers = {}  # name -> (kind, policy, process)
 
@@ -92,7 +59,8 @@ class Driver:
             cmd = [self.args.peer, "chaos-consume", f"--ring={self.ring}", f"--name={name}",
                    f"--policy={policy}", f"--log={log}"]
         else:
-            cmd = [sys.executable, __file__, "py-consume", self.ring, name, policy, str(log)]
+            cmd = [sys.executable, str(PEER_PY), "chaos-consume", f"--ring={self.ring}",
+                   f"--name={name}", f"--policy={policy}", f"--log={log}"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         line = proc.stdout.readline()
         if line.strip() != "ready":
@@ -100,9 +68,16 @@ class Driver:
         self.consumers[name] = (kind, policy, proc)
 
     def start_producer(self):
-        return subprocess.Popen([self.args.peer, "produce", f"--ring={self.ring}",
-                                 f"--until={self.args.events}", "--batch=8", "--wait=blocking",
-                                 f"--rate={self.args.rate}"],
+        """The next producer: C++ and Python in turn (--producer both), or one of them."""
+        kind = self.args.producer
+        if kind == "both":
+            kind = "cpp" if self.producer_starts % 2 == 0 else "py"
+        self.producer_starts += 1
+        self.producer_kinds.add(kind)
+        cmd = [self.args.peer] if kind == "cpp" else [sys.executable, str(PEER_PY)]
+        return subprocess.Popen(cmd + ["produce", f"--ring={self.ring}",
+                                       f"--until={self.args.events}", "--batch=8",
+                                       "--wait=blocking", f"--rate={self.args.rate}"],
                                 stdout=subprocess.DEVNULL)
 
     def run(self):
@@ -111,27 +86,35 @@ class Driver:
         for name, kind, policy in specs:
             self.start_consumer(name, kind, policy)
         producer = self.start_producer()
-        producer_killed = False
+        # When to kill the producer: at 40% and 70% of the stream (short), or every
+        # producer_every consumer kills (soak).
+        marks = [0.4, 0.7] if self.args.mode == "short" else []
         deadline = time.monotonic() + self.args.seconds
+        since_producer_kill = 0
         while producer.poll() is None:
             if time.monotonic() > deadline:
                 raise SystemExit("producer did not finish in time: something hung")
-            time.sleep(self.rng.uniform(0.02, 0.25))
-            if not producer_killed and self.ring_obj.cursor > self.args.events * 0.4:
+            time.sleep(self.rng.uniform(*self.args.pause))
+            due = (marks and self.ring_obj.cursor > self.args.events * marks[0]) or (
+                self.args.mode == "soak" and since_producer_kill >= self.args.producer_every)
+            if due:
+                marks = marks[1:]
+                since_producer_kill = 0
                 producer.send_signal(signal.SIGKILL)
                 producer.wait(10)
-                producer_killed = True
                 self.kills += 1
+                self.producer_kills += 1
                 time.sleep(self.rng.uniform(0, 0.2))
                 producer = self.start_producer()
                 continue
+            since_producer_kill += 1
             name, kind, policy = self.rng.choice(specs)
             proc = self.consumers[name][2]
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
                 self.kills += 1
-            time.sleep(self.rng.uniform(0, 0.15))
+            time.sleep(self.rng.uniform(0, self.args.pause[1] * 0.6))
             self.start_consumer(name, kind, policy)
         if producer.returncode != 0:
             raise SystemExit(f"producer failed ({producer.returncode})")
@@ -178,14 +161,15 @@ class Driver:
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] == "py-consume":
-        return py_consume(*sys.argv[2:6])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peer", required=True)
     parser.add_argument("--mode", choices=["short", "soak"], default="short")
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--producer", choices=["cpp", "py", "both"], default="both")
     args = parser.parse_args()
+    args.pause = (0.02, 0.25) if args.mode == "short" else (0.2, 2.0)
+    args.producer_every = 20  # soak: a producer kill every 20 consumer kills
     args.events = 200_000 if args.mode == "short" else 20_000_000
     args.rate = 40_000 if args.mode == "short" else 20_000
     args.capacity = 512
@@ -199,10 +183,12 @@ def main():
             start = time.monotonic()
             failures = driver.run()
             print(f"chaos {args.mode}: {args.events} events, {driver.kills} SIGKILLs "
-                  f"(1 of the producer), {time.monotonic() - start:.1f} s")
+                  f"({driver.producer_kills} of the producer; producers in "
+                  f"{' and '.join(sorted(driver.producer_kinds))}), "
+                  f"{time.monotonic() - start:.1f} s")
         finally:
             driver.ring_obj.close()
-            driver.xd.Ring.remove(driver.ring)
+            driver.xd.Ring.remove(driver.ring, force=True)
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         return 1

@@ -3,10 +3,19 @@
 //   xdisruptor_test_peer produce --ring=R --events=N [--create --capacity=C] [--consumers=K]
 //   xdisruptor_test_peer consume --ring=R --name=X --events=N [--after=A,B] [--mark]
 //                                [--expect_mark] [--wait=blocking]
-// produce publishes N PeerEvents (creating the ring with --create), after K consumers joined,
-// then closes the ring. consume registers, prints "ready", checks every event from sequence 0
+//   xdisruptor_test_peer chaos-consume --ring=R --name=X --log=F [--policy=evict] [--after=A]
+//                                [--max_lag=N --max_lag_s=S] [--slow_ms=M]
+// produce publishes N PeerEvents (creating the ring with --create; --multi: a multi-producer
+// ring), after K consumers joined, then closes the ring (unless --noclose). --spawn=NAME
+// first starts a chaos-consume child of that name (evict policy) and never reaps it: the
+// guarantee tests kill it and the producer must go on. --stall claims a batch and never
+// publishes it (a multi-producer that dies mid-claim when killed).
+// Exit codes of chaos-consume: 0 stream ended, 3 evicted while alive, 4 upstream gone,
+// 5 producer stalled, 1 bad events, 2 setup refused. consume registers, prints "ready", checks every event from sequence 0
 // (and with --expect_mark that an upstream stage marked it; with --mark marks it in place) and
 // exits 0 only if it saw exactly N intact events in order, then the end of the stream.
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -33,6 +42,13 @@ ABSL_FLAG(bool, expect_mark, false, "consume: check an upstream stage marked eac
 ABSL_FLAG(std::string, wait, "yielding", "wait strategy");
 ABSL_FLAG(std::string, policy, "hold", "chaos-consume: stall policy, hold or evict");
 ABSL_FLAG(std::string, log, "", "chaos-consume: the durable log of what this name processed");
+ABSL_FLAG(bool, close, true, "produce: close the stream at the end");
+ABSL_FLAG(bool, multi, false, "produce: a multi-producer ring (created or attached)");
+ABSL_FLAG(bool, stall, false, "produce (multi): claim a batch, print 'stalled', never publish");
+ABSL_FLAG(std::string, spawn, "", "produce: start a chaos-consume child of this name first");
+ABSL_FLAG(int64_t, max_lag, 0, "chaos-consume: slow-consumer limit, events");
+ABSL_FLAG(double, max_lag_s, 0, "chaos-consume: slow-consumer limit, seconds");
+ABSL_FLAG(int64_t, slow_ms, 0, "chaos-consume: pause after each batch");
 
 namespace {
 
@@ -43,27 +59,35 @@ int Fail(const absl::Status& s) {
   return 2;
 }
 
-int Produce() {
-  const std::string name = absl::GetFlag(FLAGS_ring);
-  absl::StatusOr<Ring<peer::PeerEvent>> ring =
-      absl::GetFlag(FLAGS_create)
-          ? Ring<peer::PeerEvent>::Create(
-                {.name = name,
-                 .capacity = static_cast<std::uint64_t>(absl::GetFlag(FLAGS_capacity)),
-                 .schema = peer::kPeerSchema})
-          : Ring<peer::PeerEvent>::Attach(name, {.expected_schema = peer::kPeerSchema});
-  if (!ring.ok()) return Fail(ring.status());
-  auto kind = ParseWaitKind(absl::GetFlag(FLAGS_wait));
-  if (!kind.ok()) return Fail(kind.status());
-  auto producer = SingleProducerSequencer::Attach(ring->segment(), {.kind = *kind});
-  if (!producer.ok()) return Fail(producer.status());
+// A chaos-consume child of this program (never reaped: the tests make a zombie of it).
+pid_t SpawnConsumer(const std::string& name) {
+  const std::string ring = "--ring=" + absl::GetFlag(FLAGS_ring);
+  const std::string who = "--name=" + name;
+  const std::string log = "--log=" + absl::GetFlag(FLAGS_log);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/proc/self/exe", "xdisruptor_test_peer", "chaos-consume", ring.c_str(), who.c_str(),
+            log.c_str(), "--policy=evict", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+template <typename Sequencer>
+int ProduceWith(Ring<peer::PeerEvent>& ring, Sequencer& producer) {
   std::printf("ready\n");
   std::fflush(stdout);
-  while (ActiveConsumerCount(ring->segment()) < absl::GetFlag(FLAGS_consumers)) {
+  while (ActiveConsumerCount(ring.segment()) < absl::GetFlag(FLAGS_consumers)) {
     absl::SleepFor(absl::Milliseconds(1));
   }
+  if (absl::GetFlag(FLAGS_stall)) {
+    producer.Next(absl::GetFlag(FLAGS_batch));  // claimed, never published
+    std::printf("stalled\n");
+    std::fflush(stdout);
+    for (;;) ::pause();
+  }
   std::int64_t events = absl::GetFlag(FLAGS_events);
-  if (absl::GetFlag(FLAGS_until) > 0) events = absl::GetFlag(FLAGS_until) - (producer->cursor() + 1);
+  if (absl::GetFlag(FLAGS_until) > 0) events = absl::GetFlag(FLAGS_until) - (producer.cursor() + 1);
   const std::int64_t batch = absl::GetFlag(FLAGS_batch);
   const std::int64_t rate = absl::GetFlag(FLAGS_rate);
   const std::int64_t start = MonotonicNanos();
@@ -73,13 +97,42 @@ int Produce() {
       const std::int64_t due = start + done * 1'000'000'000 / rate;
       while (MonotonicNanos() < due) absl::SleepFor(absl::Microseconds(100));
     }
-    const std::int64_t hi = producer->Next(n);
-    for (std::int64_t s = hi - n + 1; s <= hi; ++s) peer::Fill(&(*ring)[s], s);
-    producer->Publish(hi - n + 1, hi);
+    const std::int64_t hi = producer.Next(n);
+    for (std::int64_t s = hi - n + 1; s <= hi; ++s) peer::Fill(&ring[s], s);
+    producer.Publish(hi - n + 1, hi);
     done += n;
   }
-  producer->Close();
+  if (absl::GetFlag(FLAGS_close)) producer.Close();
   return 0;
+}
+
+int Produce() {
+  const std::string name = absl::GetFlag(FLAGS_ring);
+  const bool multi = absl::GetFlag(FLAGS_multi);
+  absl::StatusOr<Ring<peer::PeerEvent>> ring =
+      absl::GetFlag(FLAGS_create)
+          ? Ring<peer::PeerEvent>::Create(
+                {.name = name,
+                 .capacity = static_cast<std::uint64_t>(absl::GetFlag(FLAGS_capacity)),
+                 .schema = peer::kPeerSchema,
+                 .sequencer = multi ? SequencerKind::kMultiProducer
+                                    : SequencerKind::kSingleProducer})
+          : Ring<peer::PeerEvent>::Attach(name, {.expected_schema = peer::kPeerSchema});
+  if (!ring.ok()) return Fail(ring.status());
+  auto kind = ParseWaitKind(absl::GetFlag(FLAGS_wait));
+  if (!kind.ok()) return Fail(kind.status());
+  if (!absl::GetFlag(FLAGS_spawn).empty()) {
+    std::printf("child %d\n", static_cast<int>(SpawnConsumer(absl::GetFlag(FLAGS_spawn))));
+    std::fflush(stdout);
+  }
+  if (multi) {
+    auto producer = MultiProducerSequencer::Attach(ring->segment(), {.kind = *kind});
+    if (!producer.ok()) return Fail(producer.status());
+    return ProduceWith(*ring, *producer);
+  }
+  auto producer = SingleProducerSequencer::Attach(ring->segment(), {.kind = *kind});
+  if (!producer.ok()) return Fail(producer.status());
+  return ProduceWith(*ring, *producer);
 }
 
 struct Checker {
@@ -131,7 +184,9 @@ struct ChaosLogger {
   std::int64_t last_logged;
   std::int64_t first_in_batch = -1;
   std::int64_t bad = 0;
+  std::int64_t slow_ms = 0;
   void on_event(peer::PeerEvent& e, std::int64_t s, bool end_of_batch) {
+    if (end_of_batch && slow_ms > 0) absl::SleepFor(absl::Milliseconds(slow_ms));
     if (s > last_logged) {
       bad += !peer::Verify(e, s);
       if (first_in_batch < 0) first_in_batch = s;
@@ -163,11 +218,16 @@ int ChaosConsume() {
                                             {.expected_schema = peer::kPeerSchema});
   if (!ring.ok()) return Fail(ring.status());
   const bool evict = absl::GetFlag(FLAGS_policy) == "evict";
-  auto consumer = Consumer::Register(
-      ring->segment(), absl::GetFlag(FLAGS_name),
-      {.wait = {.kind = WaitKind::kBlocking},
-       .stall_policy = evict ? StallPolicy::kEvict : StallPolicy::kHold,
-       .rejoin_at_cursor = evict});
+  ConsumerOptions options{.wait = {.kind = WaitKind::kBlocking},
+                          .stall_policy = evict ? StallPolicy::kEvict : StallPolicy::kHold,
+                          .rejoin_at_cursor = evict,
+                          .max_lag = absl::GetFlag(FLAGS_max_lag),
+                          .max_lag_ns = static_cast<std::int64_t>(
+                              absl::GetFlag(FLAGS_max_lag_s) * 1e9)};
+  for (absl::string_view up : absl::StrSplit(absl::GetFlag(FLAGS_after), ',', absl::SkipEmpty())) {
+    options.after.emplace_back(up);
+  }
+  auto consumer = Consumer::Register(ring->segment(), absl::GetFlag(FLAGS_name), options);
   if (!consumer.ok()) return Fail(consumer.status());
   std::FILE* log = std::fopen(path.c_str(), "a");
   if (log == nullptr) return 2;
@@ -184,6 +244,7 @@ int ChaosConsume() {
   std::printf("ready\n");
   std::fflush(stdout);
   ChaosLogger logger{log, last_logged};
+  logger.slow_ms = absl::GetFlag(FLAGS_slow_ms);
   for (;;) {
     BatchEventProcessor<peer::PeerEvent, ChaosLogger> processor(*ring, *consumer, logger);
     const WaitStatus why = processor.Run();
@@ -191,6 +252,8 @@ int ChaosConsume() {
       std::fprintf(stderr, "peer: %s evicted while alive\n", consumer->name().data());
       return 3;
     }
+    if (why == WaitStatus::kUpstreamGone) return 4;
+    if (why == WaitStatus::kProducerStalled) return 5;
     if (why == WaitStatus::kProducerGone) {
       absl::SleepFor(absl::Milliseconds(20));  // the driver restarts the producer
       continue;

@@ -41,7 +41,7 @@ def ring_name():
     name = f"xdpy-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     yield name
     if xdisruptor.Ring.exists(name):
-        xdisruptor.Ring.remove(name)
+        xdisruptor.Ring.remove(name, force=True)  # children of a failed test may still map it
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +71,18 @@ def start_peer(peer_path, *args):
 def finish(proc, timeout=120):
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
+
+
+@pytest.fixture(scope="session")
+def tool():
+    """Path of the xdisruptor command-line tool."""
+    candidates = [os.environ.get("XDISRUPTOR_TOOL", ""), REPO / "build/ci/tools/xdisruptor",
+                  REPO / "build/release/tools/xdisruptor"]
+    for c in candidates:
+        if c and pathlib.Path(c).is_file():
+            return str(c)
+    pytest.fail("the xdisruptor tool is not built: run `bash .ci/build ci` (or set "
+                "XDISRUPTOR_TOOL)")
 
 
 @pytest.fixture

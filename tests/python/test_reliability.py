@@ -110,15 +110,6 @@ def test_should_raise_producer_gone_when_the_producer_dies(ring_name, fork_ctx):
         consumer.close()
 
 
-@pytest.fixture(scope="session")
-def tool():
-    for c in (os.environ.get("XDISRUPTOR_TOOL", ""), REPO / "build/ci/tools/xdisruptor",
-              REPO / "build/tools/xdisruptor"):
-        if c and pathlib.Path(c).is_file():
-            return str(c)
-    pytest.fail("the xdisruptor tool is not built: run `bash .ci/build ci`")
-
-
 def test_should_show_tune_evict_and_remove_through_the_tool(ring_name, tool):
     def run(*args, check=True):
         return subprocess.run([tool, *args], capture_output=True, text=True, check=check,
