@@ -10,17 +10,30 @@
 namespace xdisruptor::internal {
 namespace {
 
-// Why EvictLaggards would act on entry `c` now (without the lock; re-checked under it).
-bool ShouldAct(const ConsumerState& c, std::int64_t cursor, std::int64_t wrap_point,
-               std::int64_t blocked_ns) {
-  if (!IsActive(c)) return true;  // a stray gating bit
-  const std::int64_t sequence = LoadSequence(c);
-  if (sequence >= wrap_point || LoadStallPolicy(c) != StallPolicy::kEvict) return false;
-  if (OwnerLiveness(c.owner) != Liveness::kAlive) return true;
+// True when a live consumer with a slow-consumer limit has lagged beyond it for longer than
+// allowed; keeps since when it has lagged in `since` (0 once it is within its limit).
+bool SlowBeyondLimit(const ConsumerState& c, std::int64_t cursor, std::int64_t now,
+                     std::int64_t& since) {
   const std::int64_t max_lag = c.max_lag.load(std::memory_order_relaxed);
   const std::int64_t max_lag_ns = c.max_lag_ns.load(std::memory_order_relaxed);
-  return (max_lag > 0 || max_lag_ns > 0) && cursor - sequence > max_lag &&
-         blocked_ns > max_lag_ns;
+  if ((max_lag == 0 && max_lag_ns == 0) || cursor - LoadSequence(c) <= max_lag) {
+    since = 0;
+    return false;
+  }
+  if (since == 0) since = now;
+  return now - since >= max_lag_ns;
+}
+
+// Why EvictLaggards would act on entry `i` now (without the lock; re-checked under it).
+bool ShouldAct(const ConsumerState& c, std::int64_t cursor, std::int64_t wrap_point,
+               std::int64_t now, std::int64_t& since) {
+  if (!IsActive(c)) return true;  // a stray gating bit
+  if (LoadSequence(c) >= wrap_point || LoadStallPolicy(c) != StallPolicy::kEvict) {
+    since = 0;
+    return false;
+  }
+  if (OwnerLiveness(c.owner) != Liveness::kAlive) return true;
+  return SlowBeyondLimit(c, cursor, now, since);
 }
 
 // A gating consumer short of `wrap_point`, for producer entry `producer_index` to sleep on.
@@ -43,12 +56,32 @@ wait::BlockTarget LaggingConsumer(RingSegment& ring, std::int64_t wrap_point,
 
 }  // namespace
 
-int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t blocked_ns) {
+void GatingWait::Open(std::int64_t wrap, const WaitParams& wait, std::int64_t limit_ns,
+                      std::int64_t now) {
+  const std::int64_t idle_for = now - last_blocked_ns;
+  last_blocked_ns = now;
+  if (wrap_point == wrap) {
+    idler.NewSlice(limit_ns);  // the same wait, one more slice
+    return;
+  }
+  idler = Idler(wait, limit_ns);
+  wrap_point = wrap;
+  if (idle_for > 2 * kEvictCheckNs) {
+    // Not blocked for a while: no evidence anyone kept lagging. Start the checks afresh.
+    over_limit_since.fill(0);
+    next_check_ns = now + kEvictCheckNs;
+  }
+}
+
+int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
+                  GatingWait& state) {
   ProducerState& p = ring.producer();
   bool candidates = false;
-  for (std::uint64_t m = LoadGatingMask(p); m != 0 && !candidates; m &= m - 1) {
-    candidates = ShouldAct(ring.consumer(static_cast<std::size_t>(std::countr_zero(m))),
-                           LoadCursor(p), wrap_point, blocked_ns);
+  for (std::uint64_t m = LoadGatingMask(p); m != 0; m &= m - 1) {
+    const auto i = static_cast<std::size_t>(std::countr_zero(m));
+    candidates = ShouldAct(ring.consumer(i), LoadCursor(p), wrap_point, now,
+                           state.over_limit_since[i]) ||
+                 candidates;
   }
   if (!candidates) return 0;
   RegistryLock lock(p);
@@ -60,12 +93,14 @@ int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t block
     const ConsumerState& c = ring.consumer(i);
     // Under the lock no registration is half done, so an entry that gates but is not active
     // is a stray bit.
-    if (!ShouldAct(c, LoadCursor(p), wrap_point, blocked_ns)) continue;
+    std::int64_t since = state.over_limit_since[i];
+    if (!ShouldAct(c, LoadCursor(p), wrap_point, now, since)) continue;
     if (IsActive(c)) {
       EvictEntry(ring, i);
     } else {
       LeaveGating(p, i);
     }
+    state.over_limit_since[i] = 0;
     ++acted;
   }
   return acted;
@@ -78,24 +113,20 @@ bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::uint32_t prod
     state.wrap_point = GatingWait::kNone;
     return true;
   }
-  const std::int64_t now = MonotonicNanos();
-  if (state.wrap_point == wrap_point) {
-    state.idler.NewSlice(max_wait_ns);  // the same wait, one more slice
-  } else {
-    state.idler = Idler(wait, max_wait_ns);
-    state.wrap_point = wrap_point;
-    state.started_ns = now;
-    state.next_check_ns = now + kEvictCheckNs;
-  }
+  state.Open(wrap_point, wait, max_wait_ns, MonotonicNanos());
   while (wrap_point > (*gating = RefreshGating(ring, start))) {
+    // Checked before idling: a blocking idle step may sleep to the end of a slice and return
+    // false, and the check must still come round across slices.
+    if (const std::int64_t t = MonotonicNanos(); t >= state.next_check_ns) {
+      state.next_check_ns = t + kEvictCheckNs;
+      if (EvictLaggards(ring, wrap_point, t, state) > 0) continue;
+    }
     if (!state.idler.Idle([&] { return LaggingConsumer(ring, wrap_point, producer_index); })) {
+      state.last_blocked_ns = MonotonicNanos();
       return false;
     }
-    if (const std::int64_t t = MonotonicNanos(); t >= state.next_check_ns) {
-      EvictLaggards(ring, wrap_point, t - state.started_ns);
-      state.next_check_ns = t + kEvictCheckNs;
-    }
   }
+  state.last_blocked_ns = MonotonicNanos();
   state.wrap_point = GatingWait::kNone;
   return true;
 }

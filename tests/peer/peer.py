@@ -87,6 +87,10 @@ def produce(args):
     return 0
 
 
+def evicted(ring, name):
+    return any(c["name"] == name and c["state"] == "evicted" for c in ring.stats()["consumers"])
+
+
 def chaos_consume(args):
     import xdisruptor
     last_logged, missed_before = -1, 0
@@ -120,6 +124,9 @@ def chaos_consume(args):
                 new = batch[batch["sequence"] > last_logged]
                 if len(new):
                     if not check_events(new):
+                        if evicted(ring, args.name):  # the batch in hand may be overwritten
+                            print(f"peer: {args.name} evicted while alive", file=sys.stderr)
+                            return 3
                         print(f"{args.name}: bad event content", file=sys.stderr)
                         return 1
                     log.write(f"E {new['sequence'][0]} {new['sequence'][-1]}\n")

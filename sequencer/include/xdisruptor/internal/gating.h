@@ -5,6 +5,7 @@
 #define XDISRUPTOR_INTERNAL_GATING_H_
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstdint>
@@ -47,24 +48,32 @@ inline std::int64_t RefreshGating(const RingSegment& ring, std::int64_t start) {
   return MinimumGating(ring, start);
 }
 
-// A full-ring wait that may run in slices (NextFor with a limit, as the Python binding does
-// to check for signals): kept by the producer between slices, so its eviction checks, its
-// slow-consumer clock and its strategy's phases count from the wait's start.
+// A producer's full-ring waits: the one in progress may run in slices (NextFor with a limit,
+// as the Python binding does to check for signals), and is kept between slices so its checks
+// and its strategy's phases count from its start. The checks run every kEvictCheckNs while
+// the producer is blocked, on a schedule that goes on across back-to-back waits (a consumer
+// that frees a few slots at a time ends each wait quickly), and remember since when each
+// consumer has lagged beyond its slow-consumer limit.
 struct GatingWait {
   static constexpr std::int64_t kNone = kInitialSequence - 1;
   Idler idler{WaitParams{}};
   std::int64_t wrap_point = kNone;  // the wait in progress, or kNone
-  std::int64_t started_ns = 0;
   std::int64_t next_check_ns = 0;
+  std::int64_t last_blocked_ns = 0;  // when a wait last opened or went on
+  std::array<std::int64_t, kMaxConsumers> over_limit_since{};  // 0: within its limit
+
+  // Opens a wait for `wrap_point` at `now` (or goes on with it: one more slice).
+  void Open(std::int64_t wrap, const WaitParams& wait, std::int64_t limit_ns, std::int64_t now);
 };
 
 // What a producer blocked on a full ring does every kEvictCheckNs: under the registry lock
 // (taken only when there is something to do) it evicts each gating consumer short of
-// `wrap_point` that has stall policy kEvict and either died, or lives but lags more than its
-// max_lag events while the producer has been blocked longer than its max_lag_ns; and it
-// clears a gating bit whose entry is not active (a stray bit nobody would ever release).
-// Dead kHold consumers keep holding (by design). Returns how many it evicted or cleared.
-int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t blocked_ns);
+// `wrap_point` that has stall policy kEvict and either died, or lives but has lagged more than
+// its max_lag events, at every check, for longer than its max_lag_ns; and it clears a gating
+// bit whose entry is not active (a stray bit nobody would ever release). Dead kHold consumers
+// keep holding (by design). Returns how many it evicted or cleared.
+int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
+                  GatingWait& state);
 
 // The full-ring wait of both sequencers: until RefreshGating(ring, start) reaches
 // `wrap_point`, idling by `wait` on the lagging consumer (producer entry `producer_index`
