@@ -17,12 +17,14 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "market_tick.h"
 #include "xdisruptor/pipeline.h"
 
 ABSL_FLAG(std::string, role, "sink", "enricher or sink");
 ABSL_FLAG(int64_t, fail_at, -1, "throw on this event (tests of the error policies)");
 ABSL_FLAG(int, fail_times, -1, "how often --fail_at throws (-1: every time)");
+ABSL_FLAG(int64_t, slow_us, 0, "pause after each batch (a stage that cannot keep up)");
 
 namespace {
 
@@ -30,6 +32,7 @@ struct DemoStage {
   bool enrich = false;
   std::int64_t fail_at = -1;
   int fail_times = -1;
+  std::int64_t slow_us = 0;
   std::int64_t first = -1;
   std::int64_t expected = -1;
   std::int64_t events = 0;
@@ -76,6 +79,7 @@ struct DemoStage {
     }
     expected = sequence + 1;
     ++events;
+    if (end_of_batch && slow_us > 0) absl::SleepFor(absl::Microseconds(slow_us));
     if (end_of_batch) {
       max_latency_ns = std::max(max_latency_ns, xdisruptor::MonotonicNanos() - t.timestamp_ns);
     }
@@ -108,6 +112,7 @@ int main(int argc, char** argv) {
   }
   DemoStage stage{.enrich = role == "enricher",
                   .fail_at = absl::GetFlag(FLAGS_fail_at),
-                  .fail_times = absl::GetFlag(FLAGS_fail_times)};
+                  .fail_times = absl::GetFlag(FLAGS_fail_times),
+                  .slow_us = absl::GetFlag(FLAGS_slow_us)};
   return xdisruptor::RunStage<examples::MarketTick>(stage, examples::kMarketTickSchema);
 }

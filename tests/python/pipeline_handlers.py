@@ -64,3 +64,14 @@ class FailOn:
 
 def count(tick, sequence, end_of_batch):
     """A plain function handler."""
+
+
+class Slow:
+    """Sleeps `seconds` per batch: a stage that cannot keep up."""
+
+    def __init__(self, seconds: float = 0.05):
+        self.seconds = seconds
+
+    def on_batch(self, ticks, first):
+        import time
+        time.sleep(self.seconds)

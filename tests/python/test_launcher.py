@@ -267,3 +267,27 @@ def test_should_accept_the_demo_file_when_validating(examples_bin):
     assert done.returncode == 0, done.stderr
     assert ("4 stages in order: enricher, analytics (after enricher), recorder (after "
             "enricher), sink (after analytics, recorder)") in done.stdout
+
+
+@pytest.mark.parametrize("language", ["cpp", "python"])
+def test_should_evict_a_stage_beyond_its_slow_consumer_limit(tmp_path, examples_bin, ring_name,
+                                                            language):
+    limit = dict(stall_policy="evict", max_lag=64, max_lag_s=0.2)
+    if language == "cpp":
+        slow = cpp_stage("laggard", "enricher", args=["--slow_us=20000"], **limit)
+    else:
+        slow = py_stage("laggard", "Slow", options="{ seconds = 0.05 }", **limit)
+    path = write_pipeline(tmp_path, examples_bin, ring_name, slow, events=20000)
+    done = launch(path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "stage 'laggard' failed" in done.stdout
+    assert "evicted" in (done.stdout + done.stderr).lower()
+
+
+def test_should_refuse_a_slow_consumer_limit_without_the_evict_policy(tmp_path, examples_bin,
+                                                                     ring_name):
+    path = write_pipeline(tmp_path, examples_bin, ring_name,
+                          cpp_stage("a", "sink", max_lag=10), events=10)
+    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "needs stall_policy" in done.stderr, done.stderr
