@@ -54,14 +54,15 @@ TEST(WaitStrategyTest, ShouldSleepWhenSpinAndYieldAreSpent) {
 // through the publish it needs (nobody would wake it: its bit is gone). Each round the waiter
 // needs 2r; the publisher stores 2r-1 (not enough) and then 2r, after a random few pauses so
 // that the first publish lands anywhere in the waiter's BlockOn. A sleep through the second
-// publish ends at the 1 ms budget with the word unchanged and the sequence reached: counted as
-// a lost wake-up by BlockOn.
+// publish would end only at the sleep's budget, 2 s, far longer than any wake-up takes even on
+// a loaded machine: the test fails at the first such timeout (a shorter budget would count a
+// publisher that was merely descheduled between its store and its Notify as a lost wake-up).
 TEST(BlockingTest, ShouldNotSleepThroughTheNeededPublishWhenAnEarlierOneCollectedItsBit) {
   constexpr std::int64_t kRounds = 200'000;
   NotificationState n{};
   std::atomic<std::int64_t> sequence{0};
   std::atomic<std::int64_t> wanted{0};
-  const std::uint64_t lost_before = wait::Stats().lost_wakeups.load();
+  const std::uint64_t timeouts_before = wait::Stats().safety_timeouts.load();
   const std::uint64_t blocks_before = wait::Stats().blocks.load();
   std::thread publisher([&] {
     std::minstd_rand rng(5);
@@ -79,13 +80,20 @@ TEST(BlockingTest, ShouldNotSleepThroughTheNeededPublishWhenAnEarlierOneCollecte
   target.sequence = &sequence;
   target.notification = &n;
   target.sleeper = {.producer = false, .index = 3};
+  std::int64_t slept_through = 0;
   for (std::int64_t r = 1; r <= kRounds; ++r) {
     target.needed = 2 * r;
     wanted.store(r, std::memory_order_release);
-    while (!wait::Reached(target, std::memory_order_acquire)) wait::BlockOn(target, 1'000'000);
+    while (!wait::Reached(target, std::memory_order_acquire)) {
+      wait::BlockOn(target, 2'000'000'000);
+      if (wait::Stats().safety_timeouts.load() != timeouts_before) slept_through = r;
+    }
+    if (slept_through != 0) break;  // one is enough: do not sleep 2 s per round
   }
+  wanted.store(kRounds, std::memory_order_release);  // let the publisher finish
+  sequence.store(2 * kRounds, std::memory_order_release);
   publisher.join();
-  EXPECT_EQ(wait::Stats().lost_wakeups.load() - lost_before, 0u);
+  EXPECT_EQ(slept_through, 0) << "the waiter slept through the publish it needed";
   EXPECT_GT(wait::Stats().blocks.load() - blocks_before, 1000u)
       << "the waiter hardly ever set its bit: the test did not test";
   EXPECT_EQ(n.consumer_sleepers.load(), 0u);
