@@ -186,7 +186,7 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   if (absl::Status s = ValidateOptions(ring, name, options); !s.ok()) return s;
   internal::RegistryLock lock(ring.producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
-  internal::ReclaimAbandonedJoins(ring);
+  internal::RepairTable(ring);
   auto chosen = internal::ChooseEntry(ring, name);
   if (!chosen.ok()) return chosen.status();
   const auto index = static_cast<std::size_t>(*chosen);

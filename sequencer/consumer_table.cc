@@ -67,14 +67,18 @@ void ClearSleeperEverywhere(RingSegment& ring, wait::Sleeper who) {
   }
 }
 
-void ReclaimAbandonedJoins(RingSegment& ring) {
+void RepairTable(RingSegment& ring) {
   for (std::size_t i = 0; i < kMaxConsumers; ++i) {
     ConsumerState& c = ring.consumer(i);
-    if (LoadStatus(c) != ConsumerStatus::kJoining) continue;
-    LeaveGating(ring.producer(), i);
-    ClearSleeperEverywhere(ring, {.producer = false, .index = static_cast<std::uint32_t>(i)});
-    ClearOwner(c.owner);
-    StoreStatus(c, ConsumerStatus::kFree);
+    const ConsumerStatus status = LoadStatus(c);
+    if (status == ConsumerStatus::kJoining) {
+      LeaveGating(ring.producer(), i);
+      ClearSleeperEverywhere(ring, {.producer = false, .index = static_cast<std::uint32_t>(i)});
+      ClearOwner(c.owner);
+      StoreStatus(c, ConsumerStatus::kFree);
+    } else if (status != ConsumerStatus::kActive && IsGating(ring.producer(), i)) {
+      LeaveGating(ring.producer(), i);
+    }
   }
 }
 

@@ -86,7 +86,7 @@ int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
   if (!candidates) return 0;
   RegistryLock lock(p);
   if (!lock.Acquire().ok()) return 0;
-  ReclaimAbandonedJoins(ring);  // under the lock, a joining entry's registrant died inside
+  RepairTable(ring);  // joining entries left by the dead, stray gating bits
   int acted = 0;
   for (std::uint64_t m = LoadGatingMask(p); m != 0; m &= m - 1) {
     const auto i = static_cast<std::size_t>(std::countr_zero(m));

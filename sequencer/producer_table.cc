@@ -72,6 +72,7 @@ absl::StatusOr<ProducerRole> ProducerRole::Attach(RingSegment& ring, SequencerKi
   if (absl::Status s = CheckAttach(ring, kind, wait); !s.ok()) return s;
   RegistryLock lock(ring.producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+  RepairTable(ring);  // a stray gating bit would block this producer forever
   auto index = ChooseProducerEntry(ring);
   if (!index.ok()) return index.status();
   ProducerEntryState& e = ring.producer().producers[*index];

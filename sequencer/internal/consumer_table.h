@@ -31,8 +31,10 @@ absl::StatusOr<int> FindActiveOrNotFound(const RingSegment& ring, std::string_vi
 void ClearSleeperEverywhere(RingSegment& ring, wait::Sleeper who);
 
 // Under the registry lock no registration is in progress, so a joining entry was left by a
-// process that died inside Register: stop it gating and free it.
-void ReclaimAbandonedJoins(RingSegment& ring);
+// process that died inside Register: stop it gating and free it. And a gating bit whose entry
+// is neither active nor joining is garbage (a stray bit nobody would ever release): clear it.
+// Registration, producer attach and a blocked producer's checks run it.
+void RepairTable(RingSegment& ring);
 
 // The entry for a registration of `name`: its own earlier entry if its owner is gone (its
 // sleeper bits cleared), else the first free one that no active stage runs after.

@@ -187,13 +187,13 @@ TEST(HostileTest, ShouldClearAStrayGatingBitWhenTheProducerIsBlockedByIt) {
   ScopedRingName name;
   auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 16});
   ASSERT_TRUE(ring.ok());
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
   ring->segment().producer().gating_mask.fetch_or(EntryBit(7));  // entry 7 is free
   const RingStats before = Stats(ring->segment());
   ASSERT_EQ(before.consumers.size(), 1u);  // the operator sees who holds the producer back
   EXPECT_TRUE(before.consumers[0].gating);
   EXPECT_EQ(before.consumers[0].state, ConsumerStatus::kFree);
-  auto producer = SingleProducerSequencer::Attach(ring->segment());
-  ASSERT_TRUE(producer.ok());
   std::optional<std::int64_t> claimed;
   for (std::int64_t s = 0; s < 48; ++s) {
     claimed.reset();
@@ -202,6 +202,19 @@ TEST(HostileTest, ShouldClearAStrayGatingBitWhenTheProducerIsBlockedByIt) {
     producer->Publish(*claimed);
   }
   EXPECT_EQ(LoadGatingMask(ring->segment().producer()), 0u);
+}
+
+TEST(HostileTest, ShouldClearAStrayGatingBitWhenAProducerAttachesOrAConsumerRegisters) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 16});
+  ASSERT_TRUE(ring.ok());
+  ring->segment().producer().gating_mask.fetch_or(EntryBit(5));
+  ASSERT_TRUE(SingleProducerSequencer::Attach(ring->segment()).ok());
+  EXPECT_EQ(LoadGatingMask(ring->segment().producer()), 0u);
+  ring->segment().producer().gating_mask.fetch_or(EntryBit(6));
+  auto c = Consumer::Register(ring->segment(), "c");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(LoadGatingMask(ring->segment().producer()), EntryBit(c->index()));
 }
 
 TEST(HostileTest, ShouldRefuseAttachWhenTheProducerBlockIsGarbage) {

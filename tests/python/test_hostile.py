@@ -262,12 +262,13 @@ def test_should_clear_a_stray_gating_bit_that_would_block_the_producer(ring_name
     ring = xdisruptor.Ring.create(ring_name, capacity=16, dtype=DT)
     mask = np.memmap(f"/dev/shm/{ring_name}", dtype="<u8", mode="r+",
                      offset=GATING_MASK_OFFSET, shape=(1,))
-    mask[0] |= 1 << 9  # entry 9 is free: garbage a hostile writer left
-    stat = json.loads(subprocess.run([tool, "stat", ring_name, "--json"], capture_output=True,
-                                     text=True, timeout=30, check=True).stdout)
-    (entry,) = stat["consumers"]
-    assert (entry["index"], entry["state"], entry["gating"]) == (9, "free", True)
-    with ring.producer() as producer:
+    with ring.producer() as producer:  # (attaching would clear a stray bit at once)
+        mask[0] |= 1 << 9  # entry 9 is free: garbage a hostile writer left
+        stat = json.loads(subprocess.run([tool, "stat", ring_name, "--json"],
+                                         capture_output=True, text=True, timeout=30,
+                                         check=True).stdout)
+        (entry,) = stat["consumers"]
+        assert (entry["index"], entry["state"], entry["gating"]) == (9, "free", True)
         producer.publish_batch(batch(0, 64))  # blocked until the bit is cleared
     assert int(mask[0]) == 0
     del mask

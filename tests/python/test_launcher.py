@@ -291,3 +291,26 @@ def test_should_refuse_a_slow_consumer_limit_without_the_evict_policy(tmp_path, 
     done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "needs stall_policy" in done.stderr, done.stderr
+
+
+def test_should_create_the_ring_with_the_mode_and_group_asked_for(tmp_path, examples_bin,
+                                                                  ring_name):
+    path = write_pipeline(tmp_path, examples_bin, ring_name, cpp_stage("a", "enricher"),
+                          events=100)
+    text = path.read_text().replace("[ring]\n", f'[ring]\nmode = "0640"\ngroup = "{os.getgid()}"\n')
+    path.write_text(text)
+    script = f"""
+import os, sys, runpy, xdisruptor
+real = xdisruptor.Ring.create
+def spy(*a, **k):
+    ring = real(*a, **k)
+    st = os.stat("/dev/shm/" + a[0])
+    print("RING MODE", oct(st.st_mode & 0o777), st.st_gid, flush=True)
+    return ring
+xdisruptor.Ring.create = spy
+sys.argv = ["xdisruptor.pipeline", "run", {str(path)!r}, "--view=lines"]
+runpy.run_module("xdisruptor.pipeline", run_name="__main__")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert f"RING MODE 0o640 {os.getgid()}" in done.stdout, done.stdout + done.stderr

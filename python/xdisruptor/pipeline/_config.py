@@ -108,6 +108,8 @@ class PipelineSpec:
     checks: list            # commands, placeholders left for {published}
     start_timeout: float = 30.0
     stop_timeout: float = 10.0
+    mode: int = 0o600                # the ring's permission bits and group ([ring] mode, group)
+    group: Optional[str] = None
 
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
@@ -235,7 +237,7 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
     values = dict(variables, ring=name, root=root, python=sys.executable)
 
     for key in ring_doc:
-        if key not in ("name", "capacity", "dtype", "producers"):
+        if key not in ("name", "capacity", "dtype", "producers", "mode", "group"):
             err(lines.table("ring", key), f"[ring]: unknown key '{key}'")
     capacity = ring_doc.get("capacity", 65536)
     if not isinstance(capacity, int) or capacity < 2 or capacity & (capacity - 1):
@@ -249,6 +251,16 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
             dtype = parse_dtype(ring_doc["dtype"])
         except Exception as e:  # numpy's messages vary
             err(lines.table("ring", "dtype"), f"[ring]: bad dtype: {e}")
+    mode = ring_doc.get("mode", 0o600)
+    if isinstance(mode, str):  # "0640"
+        mode = int(mode, 8) if re.fullmatch(r"0?[0-7]{1,4}", mode) else -1
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
+        err(lines.table("ring", "mode"), "[ring]: mode is permission bits, e.g. \"0640\"")
+        mode = 0o600
+    group = ring_doc.get("group")
+    if group is not None and not isinstance(group, (str, int)):
+        err(lines.table("ring", "group"), "[ring]: group is a group name or number")
+        group = None
     producers = ring_doc.get("producers", "single")
     if producers not in ("single", "multi"):
         err(lines.table("ring", "producers"), "[ring]: producers is 'single' or 'multi'")
@@ -394,7 +406,8 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
                         producers=producers, producer_command=producer_command,
                         stages=order, checks=checks,
                         start_timeout=float(launcher_doc.get("start_timeout", 30.0)),
-                        stop_timeout=float(launcher_doc.get("stop_timeout", 10.0)))
+                        stop_timeout=float(launcher_doc.get("stop_timeout", 10.0)),
+                        mode=mode, group=None if group is None else str(group))
 
 
 def _dependency_order(stages: list[StageSpec], on_cycle) -> list[StageSpec]:

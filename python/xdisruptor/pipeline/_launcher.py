@@ -228,7 +228,7 @@ class Launcher:
         if Ring.exists(spec.ring):
             Ring.remove(spec.ring)  # a stale ring of an earlier run of this file
         self.ring = Ring.create(spec.ring, capacity=spec.capacity, dtype=spec.dtype,
-                                producers=spec.producers)
+                                producers=spec.producers, mode=spec.mode, group=spec.group)
         failure: Optional[str] = None
         interrupted = False
         try:
