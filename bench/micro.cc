@@ -33,7 +33,7 @@ std::string Name(const char* what) { return absl::StrFormat("xdmicro-%s-%d", wha
 [[gnu::noinline]] std::int64_t MeasuredClaimPublish(SingleProducerSequencer& producer,
                                                    const Ring<Event>::Slots& slots,
                                                    std::int64_t n) {
-  const std::int64_t hi = producer.Next(n);
+  const std::int64_t hi = *producer.Next(n);
   for (std::int64_t s = hi - n + 1; s <= hi; ++s) slots[s].w[0] = static_cast<std::uint64_t>(s);
   producer.Publish(hi - n + 1, hi);
   return hi;
@@ -69,7 +69,7 @@ void BM_BarrierWaitReady(benchmark::State& state) {
   auto ring = Ring<Event>::Create({.name = name, .capacity = 4096});
   auto consumer = Consumer::Register(ring->segment(), "c", {});
   auto producer = SingleProducerSequencer::Attach(ring->segment(), {});
-  const std::int64_t hi = producer->Next(4096);
+  const std::int64_t hi = *producer->Next(4096);
   producer->Publish(0, hi);
   SequenceBarrier& barrier = consumer->barrier();
   std::int64_t s = 0;
@@ -111,7 +111,7 @@ void BM_ProcessorBatchLoop(benchmark::State& state) {
   summer.halt = [](void* p) { static_cast<SumProcessor*>(p)->Halt(); };
   for (auto _ : state) {
     state.PauseTiming();
-    const std::int64_t hi = producer->Next(kEvents);
+    const std::int64_t hi = *producer->Next(kEvents);
     for (std::int64_t s = hi - kEvents + 1; s <= hi; ++s) {
       (*ring)[s].w[0] = static_cast<std::uint64_t>(s);
     }

@@ -267,7 +267,7 @@ double RunXdisruptor(const Plan& plan, xdisruptor::WaitKind kind) {
       if (!producer.ok()) _exit(2);
       for (std::int64_t done = 0; done < total;) {
         const std::int64_t n = std::min(batch, total - done);
-        const std::int64_t hi = producer->Next(n);
+        const std::int64_t hi = *producer->Next(n);
         fill(hi - n + 1, hi, static_cast<std::uint64_t>(done));
         producer->Publish(hi - n + 1, hi);
         done += n;
@@ -279,7 +279,7 @@ double RunXdisruptor(const Plan& plan, xdisruptor::WaitKind kind) {
     if (!producer.ok()) _exit(2);
     for (std::int64_t done = 0; done < total;) {
       const std::int64_t n = std::min(batch, total - done);
-      const std::int64_t hi = producer->Next(n);
+      const std::int64_t hi = *producer->Next(n);
       fill(hi - n + 1, hi, static_cast<std::uint64_t>(done));
       producer->Publish(hi - n + 1, hi);
       done += n;

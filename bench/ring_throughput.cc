@@ -244,7 +244,7 @@ Outcome RunXdisruptor(std::uint64_t events, int consumers, std::uint64_t capacit
   const auto n = static_cast<std::int64_t>(batch);
   for (std::int64_t done = 0; done < static_cast<std::int64_t>(events); done += n) {
     const std::int64_t take = std::min<std::int64_t>(n, static_cast<std::int64_t>(events) - done);
-    const std::int64_t hi = producer->Next(take);
+    const std::int64_t hi = *producer->Next(take);
     for (std::int64_t s = hi - take + 1; s <= hi; ++s) {
       FillEvent(&slots[s], static_cast<std::uint64_t>(s));
     }
@@ -314,7 +314,7 @@ Outcome RunProducers(std::uint64_t events, int producers, int consumers, std::ui
       for (std::uint64_t done = 0; done < per_producer;) {
         const std::int64_t take =
             std::min<std::int64_t>(n, static_cast<std::int64_t>(per_producer - done));
-        const std::int64_t hi = seq->Next(take);
+        const std::int64_t hi = *seq->Next(take);
         for (std::int64_t s = hi - take + 1; s <= hi; ++s, ++done) {
           Event& e = slots[s];
           e.w[0] = done;

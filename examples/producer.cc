@@ -103,7 +103,9 @@ int Run(const char* schema, Fill fill) {
       const std::int64_t due = start + done * 1'000'000'000 / rate;
       while (MonotonicNanos() < due) absl::SleepFor(absl::Microseconds(50));
     }
-    const std::int64_t hi = producer->Next(n);
+    const absl::StatusOr<std::int64_t> claimed = producer->Next(n);  // n slots, waiting for room
+    if (!claimed.ok()) return Fail(claimed.status());                // n outside 1..capacity
+    const std::int64_t hi = *claimed;
     const std::int64_t now = MonotonicNanos();
     for (std::int64_t s = hi - n + 1; s <= hi; ++s) fill((*ring)[s], s, now, &price);
     producer->Publish(hi - n + 1, hi);

@@ -15,8 +15,8 @@ MultiProducerSequencer::MultiProducerSequencer(internal::ProducerRole role)
       entry_(&role_.entry()),
       capacity_(role_.capacity()) {}
 
-std::int64_t MultiProducerSequencer::Next(std::int64_t n) {
-  role_.CheckClaim(n);
+std::int64_t MultiProducerSequencer::Claim(std::int64_t n) {
+  role_.CheckProcess();
   // Evidence for stall detection: from here until Publish, a claim of ours is in flight.
   entry_->claim_lo.store(kClaiming, std::memory_order_relaxed);
   // seq_cst RMW: claims are totally ordered; each producer gets a distinct range.
@@ -42,32 +42,33 @@ void MultiProducerSequencer::AwaitPreviousLaps(std::int64_t lo, std::int64_t hi)
   }
 }
 
-std::optional<std::int64_t> MultiProducerSequencer::NextFor(std::int64_t n,
-                                                            std::int64_t max_wait_ns) {
-  role_.CheckClaim(n);
+absl::StatusOr<std::int64_t> MultiProducerSequencer::NextFor(std::int64_t n,
+                                                             std::int64_t max_wait_ns) {
+  if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) return s;
   // A claim cannot be taken back, so claim only when there is room (TryNext's CAS), and wait
   // for room in between, never past the deadline.
   const std::int64_t deadline = MonotonicNanos() + max_wait_ns;
   for (;;) {
-    if (std::optional<std::int64_t> hi = TryNext(n)) return hi;
+    if (absl::StatusOr<std::int64_t> hi = TryNext(n); hi.ok()) return hi;
     const std::int64_t left = deadline - MonotonicNanos();
-    if (left <= 0) return std::nullopt;
+    if (left <= 0) return internal::NoRoomWithin();
     const std::int64_t current = cursor();
     if (!role_.WaitForCapacity(current + n - capacity_, current, left, &cached_gating_)) {
-      return std::nullopt;
+      return internal::NoRoomWithin();
     }
   }
 }
 
-std::optional<std::int64_t> MultiProducerSequencer::TryNext(std::int64_t n) {
-  role_.CheckClaim(n);
+absl::StatusOr<std::int64_t> MultiProducerSequencer::TryNext(std::int64_t n) {
+  if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) return s;
+  role_.CheckProcess();
   entry_->claim_lo.store(kClaiming, std::memory_order_relaxed);
   std::int64_t current = cursor();
   for (;;) {
     const std::int64_t wrap = current + n - capacity_;
     if (wrap > cached_gating_ && wrap > RefreshGating(current)) {
       entry_->claim_lo.store(kNoClaim, std::memory_order_relaxed);
-      return std::nullopt;
+      return internal::InsufficientCapacity();
     }
     if (producer_->cursor.compare_exchange_weak(current, current + n, std::memory_order_seq_cst,
                                                 std::memory_order_acquire)) {

@@ -123,10 +123,23 @@ void ProducerRole::Close() {
   wait::WakeAll(ring_->producer().cursor_notification);  // sleepers must see the end
 }
 
-void ProducerRole::ClaimSizeFailure(std::int64_t n) const {
-  std::fprintf(stderr, "xdisruptor: Next/TryNext(%lld) needs 1 <= n <= capacity (%lld)\n",
-               static_cast<long long>(n), static_cast<long long>(capacity_));
-  std::abort();
+absl::Status ProducerRole::ClaimSizeError(std::int64_t n) const {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "a claim of %d slots on ring '%s': claim from 1 to the ring's capacity (%d)", n,
+      ring_->name(), capacity_));
+}
+
+const absl::Status& InsufficientCapacity() {
+  static const absl::Status* const status = new absl::Status(absl::ResourceExhaustedError(
+      "the ring has no room for that many slots now (insufficient capacity): a consumer is "
+      "less than a lap ahead; try again, or wait with Next/NextFor"));
+  return *status;
+}
+
+const absl::Status& NoRoomWithin() {
+  static const absl::Status* const status = new absl::Status(absl::DeadlineExceededError(
+      "the ring had no room for that many slots within the time given"));
+  return *status;
 }
 
 std::vector<ProducerInfo> Producers(const RingSegment& ring) {

@@ -57,12 +57,13 @@ class PyProducer {
   template <typename S>
   std::int64_t Claim(S& s, std::int64_t n) {
     for (;;) {
-      std::optional<std::int64_t> hi;
+      absl::StatusOr<std::int64_t> hi;
       {
         py::gil_scoped_release release;
         hi = s.NextFor(n, kPollNs);
       }
-      if (hi) return *hi;
+      if (hi.ok()) return *hi;
+      if (hi.status().code() != absl::StatusCode::kDeadlineExceeded) ThrowStatus(hi.status());
       CheckSignals();
       CheckUsable();
     }
@@ -87,7 +88,12 @@ class PyProducer {
 
   std::optional<std::int64_t> TryNext(std::int64_t n) {
     CheckSize(n);
-    return Use([&](auto& s) { return s.TryNext(n); });
+    return Use([&](auto& s) -> std::optional<std::int64_t> {
+      absl::StatusOr<std::int64_t> hi = s.TryNext(n);
+      if (hi.ok()) return *hi;
+      if (hi.status().code() != absl::StatusCode::kResourceExhausted) ThrowStatus(hi.status());
+      return std::nullopt;  // full now
+    });
   }
 
   void Publish(std::int64_t lo, std::int64_t hi) {

@@ -28,7 +28,7 @@ class ConsumerTest : public ::testing::Test {
 TEST_F(ConsumerTest, ShouldJoinAtTheCursorWhenRegistering) {
   auto producer = SingleProducerSequencer::Attach(*ring_);
   ASSERT_TRUE(producer.ok());
-  producer->Publish(0, producer->Next(5));
+  producer->Publish(0, *producer->Next(5));
   auto c = Consumer::Register(*ring_, "late", {.wait = {.kind = WaitKind::kSleeping}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->sequence(), 4);
@@ -98,7 +98,7 @@ TEST_F(ConsumerTest, ShouldRecordUpstreamsWhenRunningAfterOthers) {
   EXPECT_EQ(entry.after[1], b->index());
   auto producer = SingleProducerSequencer::Attach(*ring_);
   ASSERT_TRUE(producer.ok());
-  producer->Publish(0, producer->Next(3));
+  producer->Publish(0, *producer->Next(3));
   EXPECT_EQ(c->barrier().Available(), -1);  // a and b have read nothing
   a->Release(2, 3);
   EXPECT_EQ(c->barrier().Available(), -1);
@@ -115,7 +115,7 @@ TEST_F(ConsumerTest, ShouldReportUpstreamGoneWhenItLeavesEarly) {
   ASSERT_TRUE(b.ok());
   auto producer = SingleProducerSequencer::Attach(*ring_);
   ASSERT_TRUE(producer.ok());
-  producer->Publish(0, producer->Next(3));
+  producer->Publish(0, *producer->Next(3));
   ASSERT_TRUE(a->Deregister().ok());
   EXPECT_EQ(b->barrier().WaitFor(0).status, WaitStatus::kUpstreamGone);
 }
@@ -125,7 +125,7 @@ TEST_F(ConsumerTest, ShouldStopAtTheFinalCursorWhenTheRingIsClosed) {
   ASSERT_TRUE(c.ok());
   auto producer = SingleProducerSequencer::Attach(*ring_);
   ASSERT_TRUE(producer.ok());
-  producer->Publish(0, producer->Next(3));
+  producer->Publish(0, *producer->Next(3));
   producer->Close();
   WaitResult r = c->barrier().WaitFor(0);
   EXPECT_EQ(r.status, WaitStatus::kOk);
@@ -200,7 +200,7 @@ TEST_F(ConsumerTest, ShouldReportUpstreamGoneWhenItsEntryIsReRegistered) {
   ASSERT_TRUE(b.ok());
   auto producer = SingleProducerSequencer::Attach(*ring_);
   ASSERT_TRUE(producer.ok());
-  producer->Publish(0, producer->Next(10));
+  producer->Publish(0, *producer->Next(10));
   a->Release(2, 3);
   ASSERT_TRUE(a->Deregister().ok());
   // "a" comes back and joins at the cursor (9): b must not take 3..9 as processed by "a".

@@ -57,12 +57,14 @@ TEST(HostileTest, ShouldEvictADeadConsumerWhenTheProducerWaitsInSlices) {
   ASSERT_EQ(WaitChild(victim), 128 + SIGKILL);
   auto producer = SingleProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(producer.ok());
-  producer->Publish(producer->Next(16));  // full: the next claim needs the dead one gone
+  producer->Publish(*producer->Next(16));  // full: the next claim needs the dead one gone
   // Each slice is shorter than the eviction check (100 ms): the wait's clock must run across
   // slices, as a Python producer's does. 500 slices (10 s) are far more than needed.
-  std::optional<std::int64_t> claimed;
-  for (int slice = 0; slice < 500 && !claimed; ++slice) claimed = producer->NextFor(1, kSliceNs);
-  ASSERT_TRUE(claimed.has_value()) << "the dead evict-policy consumer was never evicted";
+  absl::StatusOr<std::int64_t> claimed = producer->NextFor(1, kSliceNs);
+  for (int slice = 0; slice < 500 && !claimed.ok(); ++slice) {
+    claimed = producer->NextFor(1, kSliceNs);
+  }
+  ASSERT_TRUE(claimed.ok()) << "the dead evict-policy consumer was never evicted";
   EXPECT_EQ(Stats(ring->segment()).consumers.at(0).state, ConsumerStatus::kEvicted);
 }
 
@@ -194,11 +196,12 @@ TEST(HostileTest, ShouldClearAStrayGatingBitWhenTheProducerIsBlockedByIt) {
   ASSERT_EQ(before.consumers.size(), 1u);  // the operator sees who holds the producer back
   EXPECT_TRUE(before.consumers[0].gating);
   EXPECT_EQ(before.consumers[0].state, ConsumerStatus::kFree);
-  std::optional<std::int64_t> claimed;
   for (std::int64_t s = 0; s < 48; ++s) {
-    claimed.reset();
-    for (int slice = 0; slice < 500 && !claimed; ++slice) claimed = producer->NextFor(1, kSliceNs);
-    ASSERT_TRUE(claimed.has_value()) << "blocked forever at " << s;
+    absl::StatusOr<std::int64_t> claimed = producer->NextFor(1, kSliceNs);
+    for (int slice = 0; slice < 500 && !claimed.ok(); ++slice) {
+      claimed = producer->NextFor(1, kSliceNs);
+    }
+    ASSERT_TRUE(claimed.ok()) << "blocked forever at " << s;
     producer->Publish(*claimed);
   }
   EXPECT_EQ(LoadGatingMask(ring->segment().producer()), 0u);
@@ -278,7 +281,7 @@ TEST(HostileTest, ShouldEvictALiveSlowConsumerAndTellItExactlyWhatItMissed) {
   ASSERT_TRUE(consumer.ok()) << consumer.status();
   auto producer = SingleProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(producer.ok());
-  producer->Publish(producer->Next(4));
+  producer->Publish(*producer->Next(4));
   consumer->Release(3, 4);  // it read 4, then stops reading
   std::thread publisher([&] {
     for (int i = 0; i < 40; ++i) producer->Publish(producer->Next());

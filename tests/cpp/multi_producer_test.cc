@@ -48,7 +48,7 @@ int ProducerProcess(const std::string& name, std::int64_t id, std::int64_t event
   if (!seq.ok()) return 4;
   for (std::int64_t done = 0; done < events;) {
     const std::int64_t n = std::min(batch, events - done);
-    const std::int64_t hi = seq->Next(n);
+    const std::int64_t hi = *seq->Next(n);
     for (std::int64_t s = hi - n + 1; s <= hi; ++s, ++done) {
       Tagged& t = (*ring)[s];
       t.producer = id;
@@ -136,17 +136,17 @@ TEST(MultiProducerTest, ShouldReportTheStallWhenAProducerDiesBetweenClaimAndPubl
   ASSERT_TRUE(consumer.ok());
   auto live = MultiProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(live.ok());
-  live->Publish(0, live->Next(2));  // 0..1 published
+  live->Publish(0, *live->Next(2));  // 0..1 published
   const pid_t doomed = ForkChild([&] {
     auto r = Ring<Tagged>::Attach(name.get());
     if (!r.ok()) return 2;
     auto seq = MultiProducerSequencer::Attach(r->segment());
     if (!seq.ok()) return 4;
-    (void)seq->Next(3);  // claims 2..4 and dies before publishing them
+    (void)*seq->Next(3);  // claims 2..4 and dies before publishing them
     ::_exit(0);
   });
   ASSERT_EQ(WaitChild(doomed), 0);
-  live->Publish(live->Next(1));  // 5 is published, but 2..4 never will be
+  live->Publish(*live->Next(1));  // 5 is published, but 2..4 never will be
   WaitResult r = consumer->barrier().WaitFor(0);
   EXPECT_EQ(r.status, WaitStatus::kOk);
   EXPECT_EQ(r.available, 1);  // contiguous only: stops before the hole
@@ -191,18 +191,18 @@ TEST(MultiProducerTest, ShouldGateEveryProducerOnTheSlowestConsumer) {
   auto a = MultiProducerSequencer::Attach(ring->segment());
   auto b = MultiProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_TRUE(a->TryNext(5).has_value());
-  ASSERT_TRUE(b->TryNext(3).has_value());
-  EXPECT_FALSE(a->TryNext(1).has_value());  // 8 claimed, none consumed
+  ASSERT_TRUE(a->TryNext(5).ok());
+  ASSERT_TRUE(b->TryNext(3).ok());
+  EXPECT_FALSE(a->TryNext(1).ok());  // 8 claimed, none consumed
   EXPECT_EQ(b->RemainingCapacity(), 0);
   a->Publish(0, 4);
   b->Publish(5, 7);
   EXPECT_EQ(consumer->barrier().WaitFor(0).available, 7);
   consumer->Release(3, 4);
-  EXPECT_EQ(a->TryNext(4), 11);
+  EXPECT_EQ(*a->TryNext(4), 11);
   // Full again: a bounded claim gives up after its limit instead of claiming and waiting.
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_FALSE(b->NextFor(1, 20'000'000).has_value());
+  EXPECT_FALSE(b->NextFor(1, 20'000'000).ok());
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   EXPECT_EQ(a->cursor(), 11);  // nothing was claimed by the failed attempt
 }

@@ -39,7 +39,7 @@ std::uint64_t ProduceAll(Ring<TestEvent>& ring, std::int64_t events, std::int64_
   std::uint64_t sum = 0;
   for (std::int64_t done = 0; done < events;) {
     const std::int64_t n = std::min(batch, events - done);
-    const std::int64_t hi = producer->Next(n);
+    const std::int64_t hi = *producer->Next(n);
     for (std::int64_t s = hi - n + 1; s <= hi; ++s) {
       ring[s].Fill(s);
       sum += ring[s].Sum();
@@ -187,7 +187,7 @@ TEST(MultiProcessTest, ShouldStartCleanlyAtTheJoinPointWhenJoiningAFullSpeedStre
     auto seq = SingleProducerSequencer::Attach(r->segment(), {.kind = WaitKind::kYielding});
     if (!seq.ok()) return kProducerFailed;
     for (;;) {  // until killed
-      const std::int64_t hi = seq->Next(4);
+      const std::int64_t hi = *seq->Next(4);
       for (std::int64_t s = hi - 3; s <= hi; ++s) (*r)[s].Fill(s);
       seq->Publish(hi - 3, hi);
     }
@@ -304,7 +304,7 @@ TEST(MultiProcessTest, ShouldTakeOverWhenTheProducerProcessDied) {
     if (!r.ok()) return kAttachFailed;
     auto seq = SingleProducerSequencer::Attach(*r);
     if (!seq.ok()) return kProducerFailed;
-    seq->Publish(seq->Next(3));
+    seq->Publish(*seq->Next(3));
     ::_exit(0);  // dies attached: no detach runs
   });
   ASSERT_EQ(WaitChild(child), 0);

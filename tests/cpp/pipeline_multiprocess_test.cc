@@ -77,7 +77,7 @@ TEST(PipelineMultiprocessTest, ShouldJoinStagesOfTwoProcessesIntoOneDiamondWhenN
                                                   {.kind = WaitKind::kBlocking});
   ASSERT_TRUE(producer.ok());
   for (std::int64_t done = 0; done < kEvents; done += 100) {
-    const std::int64_t hi = producer->Next(100);
+    const std::int64_t hi = *producer->Next(100);
     for (std::int64_t s = hi - 99; s <= hi; ++s) (*ring)[s].Fill(s);
     producer->Publish(hi - 99, hi);
   }

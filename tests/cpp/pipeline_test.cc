@@ -24,7 +24,7 @@ void Produce(Ring<TestEvent>& ring, std::int64_t events, std::int64_t batch) {
   ASSERT_TRUE(producer.ok()) << producer.status();
   for (std::int64_t done = 0; done < events;) {
     const std::int64_t n = std::min(batch, events - done);
-    const std::int64_t hi = producer->Next(n);
+    const std::int64_t hi = *producer->Next(n);
     for (std::int64_t s = hi - n + 1; s <= hi; ++s) ring[s].Fill(s);
     producer->Publish(hi - n + 1, hi);
     done += n;

@@ -29,7 +29,7 @@ TEST(PollerTest, ShouldReportEachStateWhenPolled) {
 
   auto producer = SingleProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(producer.ok());
-  const std::int64_t hi = producer->Next(4);
+  const std::int64_t hi = *producer->Next(4);
   for (std::int64_t s = 0; s <= hi; ++s) (*ring)[s].Fill(s);
   producer->Publish(0, hi);
 

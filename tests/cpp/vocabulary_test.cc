@@ -108,7 +108,7 @@ TEST(VocabularyTest, ShouldPublishOnlyTheContiguousPrefixWhenProducersPublishOut
   auto producer = MultiProducerSequencer::Attach(*ring);
   ASSERT_TRUE(producer.ok());
   const internal::Availability published(*ring);
-  const std::int64_t hi = producer->Next(4);  // 0..3 claimed
+  const std::int64_t hi = *producer->Next(4);  // 0..3 claimed
   EXPECT_EQ(published.cursor(), 3);
   EXPECT_EQ(published.HighestPublished(0, hi), -1);
   producer->Publish(2, 3);  // out of order: 0 and 1 still missing

@@ -84,7 +84,7 @@ int ProduceWith(Ring<peer::PeerEvent>& ring, Sequencer& producer) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   if (absl::GetFlag(FLAGS_stall)) {
-    producer.Next(absl::GetFlag(FLAGS_batch));  // claimed, never published
+    *producer.Next(absl::GetFlag(FLAGS_batch));  // claimed, never published
     std::printf("stalled\n");
     std::fflush(stdout);
     for (;;) ::pause();
@@ -100,7 +100,7 @@ int ProduceWith(Ring<peer::PeerEvent>& ring, Sequencer& producer) {
       const std::int64_t due = start + done * 1'000'000'000 / rate;
       while (MonotonicNanos() < due) absl::SleepFor(absl::Microseconds(100));
     }
-    const std::int64_t hi = producer.Next(n);
+    const std::int64_t hi = *producer.Next(n);
     for (std::int64_t s = hi - n + 1; s <= hi; ++s) peer::Fill(&ring[s], s);
     producer.Publish(hi - n + 1, hi);
     done += n;

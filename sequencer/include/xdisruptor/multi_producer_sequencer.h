@@ -10,7 +10,7 @@
 // hole no one will fill: consumers waiting at it get WaitStatus::kProducerStalled (see
 // docs/architecture.md for why it is reported, not papered over).
 //
-//   std::int64_t hi = producer.Next(n);         // claim hi-n+1 .. hi (waits while full)
+//   std::int64_t hi = *producer.Next(n);         // claim hi-n+1 .. hi (waits while full)
 //   ... write ring[hi-n+1] .. ring[hi] ...
 //   producer.Publish(hi - n + 1, hi);
 #ifndef XDISRUPTOR_MULTI_PRODUCER_SEQUENCER_H_
@@ -45,13 +45,20 @@ class MultiProducerSequencer {
   // this one held), not copyable.
   explicit MultiProducerSequencer(internal::ProducerRole role);
 
-  // Claims n slots (1 <= n <= capacity), waiting while they are less than a lap ahead of the
-  // slowest gating consumer; returns the highest claimed sequence.
-  std::int64_t Next(std::int64_t n = 1);
-  // Waits at most `max_wait_ns` for room before claiming; nothing if there was none.
-  std::optional<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns);
-  // Claims only if there is room now.
-  [[nodiscard]] std::optional<std::int64_t> TryNext(std::int64_t n = 1);
+  // Claims one slot, waiting while it is less than a lap ahead of the slowest gating
+  // consumer; returns its sequence.
+  std::int64_t Next() { return Claim(1); }
+  // Claims n slots the same way; returns the highest claimed sequence. InvalidArgument unless
+  // 1 <= n <= capacity.
+  absl::StatusOr<std::int64_t> Next(std::int64_t n) {
+    if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) [[unlikely]] return s;
+    return Claim(n);
+  }
+  // Waits at most `max_wait_ns` for room before claiming: DeadlineExceeded if there was none
+  // (nothing claimed).
+  absl::StatusOr<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns);
+  // Claims only if there is room now: ResourceExhausted at once otherwise.
+  [[nodiscard]] absl::StatusOr<std::int64_t> TryNext(std::int64_t n = 1);
   // Marks lo..hi published; consumers read them once every sequence before them is too.
   void Publish(std::int64_t lo, std::int64_t hi);
   void Publish(std::int64_t sequence) { Publish(sequence, sequence); }
@@ -66,6 +73,7 @@ class MultiProducerSequencer {
   bool forked() const { return role_.forked(); }
 
  private:
+  std::int64_t Claim(std::int64_t n);
   // `current` (the cursor before our claim) bounds what a joining consumer may have seen.
   std::int64_t RefreshGating(std::int64_t current) {
     return cached_gating_ = internal::RefreshGating(role_.ring(), current);

@@ -5,7 +5,7 @@
 // hot path and belong to one thread; they allocate nothing and make no system call except
 // while waiting for the slowest gating consumer to free space.
 //
-//   std::int64_t hi = sequencer.Next(n);          // claim hi-n+1 .. hi (waits while full)
+//   std::int64_t hi = *sequencer.Next(n);          // claim hi-n+1 .. hi (waits while full)
 //   ... write ring[hi-n+1] .. ring[hi] ...
 //   sequencer.Publish(hi - n + 1, hi);            // consumers may now read them
 #ifndef XDISRUPTOR_SEQUENCER_H_
@@ -39,33 +39,42 @@ class SingleProducerSequencer {
   // this one held), not copyable.
   explicit SingleProducerSequencer(internal::ProducerRole role);
 
-  // Claims the next n slots (1 <= n <= capacity), waiting while the slowest gating consumer
-  // is less than one lap behind; returns the highest claimed sequence.
-  std::int64_t Next(std::int64_t n = 1) {
-    role_.CheckClaim(n);
-    const std::int64_t next = next_value_ + n;
-    if (next - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(next - capacity_, 0);
-    next_value_ = next;
-    return next;
+  // Claims the next slot, waiting while the slowest gating consumer is a lap behind; returns
+  // its sequence.
+  std::int64_t Next() {
+    role_.CheckProcess();
+    return Claim(1);
   }
 
-  // Like Next, but gives up after `max_wait_ns` of waiting (returns nothing).
-  std::optional<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns) {
-    role_.CheckClaim(n);
+  // Claims the next n slots, waiting while the slowest gating consumer is less than a lap
+  // behind them; returns the highest claimed sequence. InvalidArgument unless
+  // 1 <= n <= capacity.
+  absl::StatusOr<std::int64_t> Next(std::int64_t n) {
+    if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) [[unlikely]] return s;
+    role_.CheckProcess();
+    return Claim(n);
+  }
+
+  // Like Next, but gives up after `max_wait_ns` of waiting: DeadlineExceeded, nothing claimed.
+  absl::StatusOr<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns) {
+    if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) [[unlikely]] return s;
+    role_.CheckProcess();
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_ && !WaitForCapacity(next - capacity_, max_wait_ns)) {
-      return std::nullopt;
+      return internal::NoRoomWithin();
     }
     next_value_ = next;
     return next;
   }
 
-  // Like Next, but returns nothing at once instead of waiting when the ring is full.
-  [[nodiscard]] std::optional<std::int64_t> TryNext(std::int64_t n = 1) {
-    role_.CheckClaim(n);
+  // Like Next, but never waits: ResourceExhausted at once when the ring has no room for n
+  // (the Disruptor's InsufficientCapacityException; no allocation).
+  [[nodiscard]] absl::StatusOr<std::int64_t> TryNext(std::int64_t n = 1) {
+    if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) [[unlikely]] return s;
+    role_.CheckProcess();
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_ && next - capacity_ > RefreshGating()) {
-      return std::nullopt;
+      return internal::InsufficientCapacity();
     }
     next_value_ = next;
     return next;
@@ -95,6 +104,13 @@ class SingleProducerSequencer {
   bool forked() const { return role_.forked(); }
 
  private:
+  std::int64_t Claim(std::int64_t n) {
+    const std::int64_t next = next_value_ + n;
+    if (next - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(next - capacity_, 0);
+    next_value_ = next;
+    return next;
+  }
+
   // The slowest gating sequence, read after the StoreLoad fence. It starts from the published
   // cursor, not the claimed next_value_: the join proof needs every cached bound to be one a
   // joining consumer can see (it joins at the cursor).

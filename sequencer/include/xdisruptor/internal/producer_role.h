@@ -51,12 +51,13 @@ class ProducerRole {
   // WaitStatus::kClosed.
   void Close();
 
-  // Aborts the process unless 1 <= n <= capacity, and in a forked child of the process that
-  // attached (it would publish over its parent's events).
-  void CheckClaim(std::int64_t n) const {
-    if (n < 1 || n > capacity_) [[unlikely]] ClaimSizeFailure(n);
-    CheckProcess();
+  // InvalidArgument unless 1 <= n <= capacity.
+  absl::Status CheckClaimSize(std::int64_t n) const {
+    if (n < 1 || n > capacity_) [[unlikely]] return ClaimSizeError(n);
+    return absl::OkStatus();
   }
+  // Aborts in a forked child of the process that attached (it would publish over its
+  // parent's events): one relaxed load.
   void CheckProcess() const {
     if (ForkGeneration() != fork_generation_) [[unlikely]] ForkedUse("a producer", ring_->name());
   }
@@ -78,7 +79,7 @@ class ProducerRole {
 
  private:
   ProducerRole(RingSegment& ring, int index, const WaitParams& wait);
-  [[noreturn]] void ClaimSizeFailure(std::int64_t n) const;
+  [[gnu::noinline]] absl::Status ClaimSizeError(std::int64_t n) const;
 
   RingSegment* ring_ = nullptr;
   int index_ = -1;
@@ -88,6 +89,11 @@ class ProducerRole {
   GatingWait gating_wait_;             // a full-ring wait run in slices
   std::unique_ptr<ProducerEntryState, ProducerEntryRelease> held_;  // null once detached
 };
+
+// The status of a claim that found no room: TryNext's (at once) and NextFor's (in time). Made
+// once: returning one copies a reference, never allocates.
+const absl::Status& InsufficientCapacity();
+const absl::Status& NoRoomWithin();
 
 // Attach of either sequencer: the role, then the sequencer built on it.
 template <typename Sequencer>
