@@ -168,7 +168,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--producer", choices=["cpp", "py", "both"], default="both")
     args = parser.parse_args()
-    args.pause = (0.02, 0.25) if args.mode == "short" else (0.2, 2.0)
+    args.pause = (0.02, 0.25) if args.mode == "short" else (0.1, 1.2)
     args.producer_every = 20  # soak: a producer kill every 20 consumer kills
     args.events = 200_000 if args.mode == "short" else 20_000_000
     args.rate = 40_000 if args.mode == "short" else 20_000
