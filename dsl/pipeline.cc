@@ -112,6 +112,17 @@ absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
 }
 
 namespace internal {
+namespace {
+
+ConsumerOptions ConsumerOptionsOf(const PipelineStage& stage) {
+  return {.after = stage.after,
+          .wait = stage.options.wait,
+          .stall_policy = stage.options.stall_policy,
+          .max_lag = stage.options.max_lag,
+          .max_lag_ns = stage.options.max_lag_ns};
+}
+
+}  // namespace
 
 absl::StatusOr<std::vector<std::size_t>> RegistrationOrder(
     const std::vector<std::unique_ptr<PipelineStage>>& stages) {
@@ -169,11 +180,8 @@ absl::Status RegisterStages(RingSegment& ring,
   }
   for (std::size_t i : *order) {
     PipelineStage& stage = *stages[i];
-    const ConsumerOptions consumer_options{.after = stage.after,
-                                           .wait = stage.options.wait,
-                                           .stall_policy = stage.options.stall_policy,
-                                           .max_lag = stage.options.max_lag,
-                                           .max_lag_ns = stage.options.max_lag_ns};
+    if (stage.consumer) continue;  // registered when it was added
+    const ConsumerOptions consumer_options = ConsumerOptionsOf(stage);
     auto consumer = RetryWhileNotFound(options.register_timeout_ns, [&] {
       return Consumer::Register(ring, stage.name, consumer_options);
     });
@@ -185,6 +193,28 @@ absl::Status RegisterStages(RingSegment& ring,
     }
     stage.consumer = std::make_unique<Consumer>(*std::move(consumer));
   }
+  return absl::OkStatus();
+}
+
+absl::Status RegisterEarly(RingSegment& ring,
+                           const std::vector<std::unique_ptr<PipelineStage>>& stages,
+                           PipelineStage& stage) {
+  for (const auto& other : stages) {
+    if (other.get() != &stage && other->name == stage.name) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "two stages are called '%s'; each stage needs its own name", stage.name));
+    }
+  }
+  for (const std::string& up : stage.after) {
+    if (!FindConsumer(ring, up).ok()) return absl::OkStatus();  // at Start
+  }
+  if (absl::Status s = ValidateProcessorOptions(stage.options.processor); !s.ok()) return s;
+  auto consumer = Consumer::Register(ring, stage.name, ConsumerOptionsOf(stage));
+  if (!consumer.ok()) {
+    return absl::Status(consumer.status().code(), absl::StrFormat(
+        "stage '%s': %s", stage.name, consumer.status().message()));
+  }
+  stage.consumer = std::make_unique<Consumer>(*std::move(consumer));
   return absl::OkStatus();
 }
 

@@ -1,6 +1,22 @@
 #include "xdisruptor/error_policy.h"
 
+#include <cstdio>
+
 namespace xdisruptor {
+
+void ReportStageError(std::string_view stage, std::string_view what, std::int64_t sequence,
+                      std::string_view outcome) {
+  if (sequence >= 0) {
+    std::fprintf(stderr, "xdisruptor: stage '%.*s': handler failed on event %lld: %.*s (%.*s)\n",
+                 static_cast<int>(stage.size()), stage.data(), static_cast<long long>(sequence),
+                 static_cast<int>(what.size()), what.data(), static_cast<int>(outcome.size()),
+                 outcome.data());
+  } else {
+    std::fprintf(stderr, "xdisruptor: stage '%.*s': %.*s (%.*s)\n",
+                 static_cast<int>(stage.size()), stage.data(), static_cast<int>(what.size()),
+                 what.data(), static_cast<int>(outcome.size()), outcome.data());
+  }
+}
 
 absl::Status ValidateProcessorOptions(const ProcessorOptions& options) {
   if (!IsNamed(options.error_policy)) {

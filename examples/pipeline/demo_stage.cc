@@ -25,6 +25,7 @@ ABSL_FLAG(std::string, role, "sink", "enricher or sink");
 ABSL_FLAG(int64_t, fail_at, -1, "throw on this event (tests of the error policies)");
 ABSL_FLAG(int, fail_times, -1, "how often --fail_at throws (-1: every time)");
 ABSL_FLAG(int64_t, slow_us, 0, "pause after each batch (a stage that cannot keep up)");
+ABSL_FLAG(bool, fail_rewindable, false, "--fail_at throws a RewindableError (worth a retry)");
 
 namespace {
 
@@ -33,6 +34,7 @@ struct DemoStage {
   std::int64_t fail_at = -1;
   int fail_times = -1;
   std::int64_t slow_us = 0;
+  bool fail_rewindable = false;
   std::int64_t first = -1;
   std::int64_t expected = -1;
   std::int64_t events = 0;
@@ -60,7 +62,9 @@ struct DemoStage {
       if (fail_times > 0) --fail_times;
       if (first < 0) first = sequence;
       expected = sequence + 1;  // a skipped event must not look like a gap
-      throw std::runtime_error(absl::StrFormat("asked to fail on event %d", sequence));
+      const std::string what = absl::StrFormat("asked to fail on event %d", sequence);
+      if (fail_rewindable) throw xdisruptor::RewindableError(what);
+      throw std::runtime_error(what);
     }
     if (enrich) {
       t.mid = (t.bid + t.ask) / 2;
@@ -113,6 +117,7 @@ int main(int argc, char** argv) {
   DemoStage stage{.enrich = role == "enricher",
                   .fail_at = absl::GetFlag(FLAGS_fail_at),
                   .fail_times = absl::GetFlag(FLAGS_fail_times),
-                  .slow_us = absl::GetFlag(FLAGS_slow_us)};
+                  .slow_us = absl::GetFlag(FLAGS_slow_us),
+                  .fail_rewindable = absl::GetFlag(FLAGS_fail_rewindable)};
   return xdisruptor::RunStage<examples::MarketTick>(stage, examples::kMarketTickSchema);
 }

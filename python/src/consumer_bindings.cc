@@ -75,6 +75,17 @@ class PyConsumer {
     pending_count_ = 0;
   }
 
+  // Releases the batch handed out up to `sequence` now (a handler's sequence callback); the
+  // rest is released with the next batch as usual.
+  void ReleaseEarly(std::int64_t sequence) {
+    if (pending_count_ <= 0 || !consumer_) return;
+    const std::int64_t first = pending_last_ - pending_count_ + 1;
+    if (sequence < first) return;
+    sequence = std::min(sequence, pending_last_);
+    get().Release(sequence, static_cast<std::uint64_t>(sequence - first + 1));
+    pending_count_ = pending_last_ - sequence;
+  }
+
   // Forgets the batch handed out without releasing it: it will be delivered again.
   void DiscardPending() { pending_count_ = 0; }
 
@@ -203,6 +214,7 @@ void RegisterConsumer(py::module_& m) {
       .def("wait_for", &PyConsumer::WaitFor, py::arg("sequence"))
       .def("next_range", &PyConsumer::NextRange, py::arg("limit"))
       .def("release_pending", &PyConsumer::ReleasePending)
+      .def("release_early", &PyConsumer::ReleaseEarly, py::arg("sequence"))
       .def("discard_pending", &PyConsumer::DiscardPending)
       .def("begin_loop", &PyConsumer::BeginLoop)
       .def("end_loop", &PyConsumer::EndLoop)

@@ -104,6 +104,7 @@ void RegisterVocabulary(py::module_& m) {
   m.attr("WAIT_KINDS") = Names(EnumNames<WaitKind>::kTable);
   m.attr("STALL_POLICIES") = Names(EnumNames<StallPolicy>::kTable);
   m.attr("ERROR_POLICIES") = Names(EnumNames<ErrorPolicy>::kTable);
+  m.attr("ERROR_ACTIONS") = Names(EnumNames<ErrorAction>::kTable);
   m.attr("WAIT_STATUSES") = Names(kWaitStatuses);  // in value order
   py::list descriptions;
   for (const WaitStatusInfo& info : kWaitStatuses) {
@@ -128,18 +129,18 @@ void RegisterVocabulary(py::module_& m) {
       "parameter's value (counts, seconds, fallback).");
   m.def(
       "error_action",
-      [](const std::string& policy, int attempts, int max_retries) {
+      [](const std::string& policy, bool rewindable, int attempts, int max_retries) {
         const ProcessorOptions options{.error_policy = Unwrap(ParseEnum<ErrorPolicy>(policy)),
                                        .max_retries = max_retries};
-        return std::string(NameOf(NextErrorAction(options, attempts)));
+        return std::string(NameOf(PresetAction(options, rewindable, attempts)));
       },
-      py::arg("policy"), py::arg("attempts"), py::arg("max_retries"),
-      "What a stage does about a handler failure (stop, skip or retry), by the C++ rule.");
+      py::arg("policy"), py::arg("rewindable"), py::arg("attempts"), py::arg("max_retries"),
+      "What a preset error policy does about a handler failure (rewind, skip or stop) in a "
+      "batch that failed `attempts` times in a row, by the C++ rule (PresetAction).");
   m.def(
       "error_report",
       [](const std::string& action) {
-        return std::string(ErrorActionReport(Unwrap(
-            ParseEnum<ErrorPolicy>(action))));
+        return std::string(ErrorActionReport(Unwrap(ParseEnum<ErrorAction>(action))));
       },
       py::arg("action"));
   m.def("stage_environment", &StageEnvironmentDict,

@@ -23,7 +23,8 @@ from . import _xdisruptor as _core
 from ._dtype import dtype_to_schema, schema_to_dtype
 
 
-from ._vocabulary import ERROR_POLICIES, WAIT_STRATEGIES, WaitStatus, renamed
+from ._handling import Handling
+from ._vocabulary import WAIT_STRATEGIES, WaitStatus, renamed
 from .errors import (DTypeError, HandlerError, InvalidArgumentError, RecordError,
                      SchemaMismatchError, error_for_wait_status)
 
@@ -403,54 +404,6 @@ class Producer:
         self.close()
 
 
-class _ErrorPolicy:
-    """A stage's error policy in Python: the decision is the C++ processor's own
-    (``_core.error_action``, NextErrorAction in error_policy.h), the report and the stop are
-    the same as its."""
-
-    def __init__(self, consumer: "Consumer", handler: Any, policy: str, max_retries: int,
-                 retry_pause: float):
-        if policy not in ERROR_POLICIES:
-            raise InvalidArgumentError(
-                f"error_policy must be one of {', '.join(ERROR_POLICIES)}; got {policy!r}")
-        if int(max_retries) < 0 or float(retry_pause) < 0:
-            raise InvalidArgumentError("max_retries and retry_pause must be >= 0")
-        self._consumer = consumer
-        self._policy = policy
-        self._max_retries = int(max_retries)
-        self._retry_pause = float(retry_pause)
-        self._on_handler_error = getattr(handler, "on_handler_error", None)
-
-    def on_failure(self, exc: BaseException, event: Any, sequence: int, attempts: int) -> str:
-        """Counts and reports the failure at ``sequence`` in a batch that ran ``attempts``
-        times; returns "skip", "retry" (after the pause) or "stop"."""
-        self._consumer._raw.count_handler_error()
-        action = _core.error_action(self._policy, attempts, self._max_retries)
-        if self._on_handler_error is not None:
-            self._on_handler_error(event, sequence, exc)
-        else:
-            sys.stderr.write(f"xdisruptor: stage '{self._consumer.name}': handler failed on "
-                             f"event {sequence} ({_core.error_report(action)}):\n"
-                             f"{traceback.format_exc()}")
-            sys.stderr.flush()
-        if action == "retry":
-            time.sleep(self._retry_pause)
-        return action
-
-    def stop(self, exc: BaseException, first: int, failed: int, attempts: int) -> None:
-        """Releases the events before ``failed`` and raises HandlerError."""
-        raw = self._consumer._raw
-        if failed > first:
-            raw.release(failed - 1, failed - first)
-        raw.discard_pending()
-        name = self._consumer.name
-        raise HandlerError(
-            f"stage '{name}': handler failed on event {failed} after {attempts} attempt"
-            f"{'s' if attempts > 1 else ''}: {type(exc).__name__}: {exc}",
-            stage=name, sequence=failed, attempts=attempts,
-            traceback=traceback.format_exc()) from exc
-
-
 class Consumer:
     """A named consumer of a ring: iterate it, take batches, or run a handler as a stage.
 
@@ -567,33 +520,45 @@ class Consumer:
 
     def run(self, handler: Any, *, max_batch: Optional[int] = None,
             error_policy: str = "stop", max_retries: int = 3, retry_pause: float = 0.001,
+            exception_handler: Any = None,
+            rewind_strategy: Optional[Callable[[BaseException, int], bool]] = None,
             **deprecated: Any) -> str:
         """Runs ``handler`` as a named pipeline stage until the stream ends (returns "closed"),
         :meth:`halt` is called ("halted"), an upstream stage leaves (UpstreamGoneError), or
-        the error policy stops it (HandlerError). The value returned is a :class:`WaitStatus`.
+        the error handling stops it (HandlerError). The value returned is a
+        :class:`WaitStatus`.
 
         ``handler`` is a callable ``handler(event, sequence, end_of_batch)`` called per event
         with a record view, or an object with ``on_event(event, sequence, end_of_batch)`` or
         ``on_batch(events, first_sequence)`` (a structured array of a whole batch), and
-        optionally ``on_start()``, ``on_shutdown()``, ``on_timeout(sequence)``,
-        ``on_batch_start(batch_size, queue_depth)`` (before each batch: its size and how many
-        events were ready; ``max_batch`` caps the size) and
-        ``on_handler_error(event_or_batch, sequence, exception)`` (instead of the default
-        report, a traceback on stderr).
+        optionally ``on_start()`` and ``on_shutdown()`` (once each per run, also when halted
+        before it started), ``on_timeout(sequence)``, ``on_batch_start(batch_size,
+        queue_depth)`` (before each batch: its size and how many events were ready;
+        ``max_batch`` caps the size), ``set_sequence_callback(release)`` (given before
+        ``on_start``: ``release(sequence)`` from inside ``on_event`` releases the events up to
+        it before the batch ends) and ``on_handler_error(event_or_batch, sequence,
+        exception)`` (told of every failure, instead of the default report on stderr).
 
-        ``error_policy`` says what an exception from the handler does, by the C++ processor's
-        rule: "stop" releases the events before the failing one and raises HandlerError (a
-        restart under the same name resumes at the failing event); "skip" reports it and goes
-        on with the next event (for ``on_batch`` handlers the batch is the unit skipped);
-        "retry" runs the whole batch again after ``retry_pause`` seconds, at most
-        ``max_retries`` times, then stops as "stop" does. Each failure is counted in the ring
-        (``handler_errors`` in :meth:`Ring.stats`). ``on_error=`` and ``retries=`` are
-        deprecated spellings of ``error_policy=`` and ``max_retries=``."""
+        Failures are handled as the C++ processor does (error_policy.h). A
+        :class:`RewindableError` goes to the rewind strategy: ``rewind_strategy(error,
+        attempts) -> bool`` if given (presets: AlwaysRewind, RewindUpTo, NeverRewind), else
+        the preset of ``error_policy``: "retry" runs the whole batch again after
+        ``retry_pause`` seconds, at most ``max_retries`` times. Any other exception (and a
+        rewind given up) goes to the exception handler: ``exception_handler`` if given (a
+        callable, or an object with ``handle_event_error(error, sequence, event)`` returning
+        "skip" or "stop", and optionally ``handle_start_error(error)``,
+        ``handle_shutdown_error(error)``), else the preset: "skip" reports it and goes on with
+        the next event (for ``on_batch`` handlers the batch is the unit skipped), "stop" and
+        "retry" release the events before it and raise HandlerError (a restart under the same
+        name resumes at it). Each failure is counted in the ring (``handler_errors``).
+        ``on_error=`` and ``retries=`` are deprecated spellings of ``error_policy=`` and
+        ``max_retries=``."""
         error_policy = renamed(deprecated, "on_error", "error_policy", error_policy, "stop")
         max_retries = renamed(deprecated, "retries", "max_retries", max_retries, 3)
         if deprecated:
             raise InvalidArgumentError(f"unknown keyword {next(iter(deprecated))!r}")
-        policy = _ErrorPolicy(self, handler, error_policy, max_retries, retry_pause)
+        handling = Handling(self, handler, error_policy, max_retries, retry_pause,
+                            exception_handler, rewind_strategy)
         on_batch = getattr(handler, "on_batch", None)
         on_event = getattr(handler, "on_event", None)
         if on_batch is None and on_event is None:
@@ -605,48 +570,67 @@ class Consumer:
         on_shutdown = getattr(handler, "on_shutdown", None)
         on_timeout = getattr(handler, "on_timeout", None)
         on_batch_start = getattr(handler, "on_batch_start", None)
+        set_callback = getattr(handler, "set_sequence_callback", None)
         raw = self._raw
-        if on_start:
-            on_start()
+        if set_callback is not None:
+            set_callback(raw.release_early)
+        if on_start is not None:
+            try:
+                on_start()
+            except Exception as exc:  # noqa: BLE001 - the exception handler decides
+                handling.start_error(exc)
         reason = WaitStatus.HALTED
         try:
             limit = int(max_batch) if max_batch else self._max_batch
             mask = self._ring.capacity - 1
             whole = self._ring_raw.view(0, self._ring.capacity, self._dtype, self._writable)
-            for first, count in self._ranges(limit, on_timeout):
-                start = first & mask
-                batch = whole[start:start + count]
-                attempts = 1
-                j = 0  # where the batch goes on from (after a skip)
-                while True:
-                    if j == 0 and on_batch_start is not None:
-                        on_batch_start(count, max(count, raw.available() - first + 1))
-                    try:
-                        if on_batch is not None:
-                            on_batch(batch, first)
-                        else:
-                            last = count - 1
-                            for j in range(j, count):
-                                on_event(batch[j], first + j, j == last)
-                        break
-                    except Exception as exc:  # the handler's: its policy decides
-                        failed = first if on_batch is not None else first + j
-                        action = policy.on_failure(
-                            exc, batch if on_batch is not None else batch[j], failed, attempts)
-                        if action == "skip":
-                            if on_batch is not None or j + 1 >= count:
-                                break
-                            j += 1
-                        elif action == "retry":
-                            attempts += 1
-                            j = 0
-                        else:
-                            policy.stop(exc, first, failed, attempts)
+            ranges = self._ranges(limit, on_timeout)
+            try:
+                for first, count in ranges:
+                    self._run_batch(whole[first & mask:(first & mask) + count], first, count,
+                                    on_event, on_batch, on_batch_start, handling)
+            finally:
+                ranges.close()
             reason = WaitStatus.CLOSED if self._ring.stream_closed else WaitStatus.HALTED
         finally:
-            if on_shutdown:
-                on_shutdown()
+            if on_shutdown is not None:
+                try:
+                    on_shutdown()
+                except Exception as exc:  # noqa: BLE001 - the exception handler is told
+                    handling.shutdown_error(exc)
         return reason
+
+    def _run_batch(self, batch, first, count, on_event, on_batch, on_batch_start,
+                   handling: Handling) -> None:
+        """One batch under the error handling (see :meth:`run`)."""
+        raw = self._raw
+        failures = 0
+        j = 0  # where the batch goes on from (after a skip or a rewind)
+        while True:
+            if j == 0 and on_batch_start is not None:
+                on_batch_start(count, max(count, raw.available() - first + 1))
+            try:
+                if on_batch is not None:
+                    on_batch(batch, first)
+                else:
+                    last = count - 1
+                    for j in range(j, count):
+                        on_event(batch[j], first + j, j == last)
+                return
+            except Exception as exc:  # the handler's: the error handling decides
+                failures += 1
+                failed = first if on_batch is not None else first + j
+                action = handling.on_failure(exc, batch if on_batch is not None else batch[j],
+                                             failed, failures)
+                if action == "skip":
+                    if on_batch is not None or j + 1 >= count:
+                        return
+                    j += 1
+                elif action == "rewind":
+                    # released events are never handed out again
+                    j = max(0, raw.sequence + 1 - first)
+                else:
+                    handling.stop(exc, first, failed, failures)
 
     @property
     def events(self) -> int:

@@ -96,6 +96,13 @@ class MissedEventsError(Error):
     ``rejoin=True`` to go on from the cursor (the count missed is in the message)."""
 
 
+class RewindableError(Error):
+    """Raise it from a handler for a failure worth retrying (a full disk, a busy service): the
+    stage runs its whole batch again as its rewind strategy allows (error_policy "retry":
+    ``max_retries`` times), as the C++ RewindableError and the Disruptor's RewindableException
+    do. Any other exception is fatal for its event."""
+
+
 class HandlerError(Error):
     """A stage's handler raised and its error policy stopped the stage ("stop", or "retry"
     out of retries). ``stage``, ``sequence`` (the event it failed on), ``attempts`` and

@@ -150,6 +150,7 @@ struct Flaky {
   std::int64_t fail_every = 1000;  // events with sequence % fail_every == fail_at fail
   std::int64_t fail_at = 500;
   int transient = 0;               // > 0: each failing event fails only this many times
+  bool rewindable = false;         // fail with RewindableError (else a fatal error)
   std::vector<std::int64_t> seen{};
   std::vector<int> failures_left{};  // per failing event, for transient failures
   std::vector<std::pair<std::int64_t, std::int64_t>> batches{};  // (size, queue depth)
@@ -160,13 +161,17 @@ struct Flaky {
     if (!e.Verify(sequence)) throw std::logic_error("corrupt event");
     if (sequence % fail_every == fail_at) {
       const auto k = static_cast<std::size_t>(sequence / fail_every);
-      if (transient == 0) throw std::runtime_error("bad event");
+      if (transient == 0) Fail("bad event");
       if (failures_left.size() <= k) failures_left.resize(k + 1, transient);
-      if (failures_left[k]-- > 0) throw std::runtime_error("transient");
+      if (failures_left[k]-- > 0) Fail("transient");
     }
     seen.push_back(sequence);
   }
   void on_handler_error(TestEvent&, std::int64_t, const std::exception&) { ++reported; }
+  void Fail(const char* what) const {
+    if (rewindable) throw RewindableError(what);
+    throw std::runtime_error(what);
+  }
 };
 
 struct PolicyRun {
@@ -218,7 +223,7 @@ TEST(PipelineTest, ShouldSkipOnlyTheFailingEventsWhenPolicyIsSkip) {
 }
 
 TEST(PipelineTest, ShouldRerunTheBatchWhenPolicyIsRetryAndTheFailureIsTransient) {
-  Flaky flaky{.transient = 2};
+  Flaky flaky{.transient = 2, .rewindable = true};
   Checker downstream;
   const PolicyRun run = RunWithPolicy(
       flaky, downstream,
@@ -238,7 +243,7 @@ TEST(PipelineTest, ShouldRerunTheBatchWhenPolicyIsRetryAndTheFailureIsTransient)
 }
 
 TEST(PipelineTest, ShouldStopAtTheFailingEventWhenRetriesRunOut) {
-  Flaky flaky{.fail_every = 1'000'000, .fail_at = 1234};
+  Flaky flaky{.fail_every = 1'000'000, .fail_at = 1234, .rewindable = true};
   Checker downstream;
   const PolicyRun run = RunWithPolicy(
       flaky, downstream,
@@ -255,6 +260,22 @@ TEST(PipelineTest, ShouldStopAtTheFailingEventWhenRetriesRunOut) {
   EXPECT_EQ(run.downstream.status, WaitStatus::kHalted);
   EXPECT_LE(downstream.expected, 1234);
   EXPECT_EQ(downstream.errors, 0u);
+}
+
+// The report: under retry, a fatal error was rerun like a transient one (1001 runs of
+// the handler). Only a RewindableError is rerun; anything else stops at once.
+TEST(PipelineTest, ShouldNotRetryAFatalErrorUnderTheRetryPolicy) {
+  Flaky flaky{.fail_every = 1'000'000, .fail_at = 1234};
+  Checker downstream;
+  const PolicyRun run = RunWithPolicy(
+      flaky, downstream,
+      {.error_policy = ErrorPolicy::kRetry, .max_retries = 1000, .retry_pause_ns = 0}, 5'000);
+  EXPECT_EQ(run.flaky.status, WaitStatus::kHandlerFailed);
+  ASSERT_TRUE(run.flaky.failure.has_value());
+  EXPECT_EQ(run.flaky.failure->attempts, 1);
+  EXPECT_EQ(run.flaky.handler_errors, 1u);
+  EXPECT_EQ(flaky.reported, 1);
+  EXPECT_EQ(run.flaky_sequence, 1233);
 }
 
 TEST(PipelineTest, ShouldStopAndReleaseWhatCameBeforeWhenPolicyIsStop) {

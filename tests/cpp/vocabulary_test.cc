@@ -71,13 +71,14 @@ TEST(VocabularyTest, ShouldRefuseWaitParametersOutOfRange) {
   EXPECT_TRUE(ParseWaitParams("", &p).ok());
 }
 
-TEST(VocabularyTest, ShouldRetryUntilTheRetriesRunOutThenStop) {
+TEST(VocabularyTest, ShouldRewindOnlyRewindableErrorsUntilTheRetriesRunOut) {
   const ProcessorOptions retry{.error_policy = ErrorPolicy::kRetry, .max_retries = 2};
-  EXPECT_EQ(NextErrorAction(retry, 1), ErrorPolicy::kRetry);
-  EXPECT_EQ(NextErrorAction(retry, 2), ErrorPolicy::kRetry);
-  EXPECT_EQ(NextErrorAction(retry, 3), ErrorPolicy::kStop);
-  EXPECT_EQ(NextErrorAction({.error_policy = ErrorPolicy::kSkip}, 9), ErrorPolicy::kSkip);
-  EXPECT_EQ(NextErrorAction({.error_policy = ErrorPolicy::kStop}, 1), ErrorPolicy::kStop);
+  EXPECT_EQ(PresetAction(retry, true, 1), ErrorAction::kRewind);
+  EXPECT_EQ(PresetAction(retry, true, 2), ErrorAction::kRewind);
+  EXPECT_EQ(PresetAction(retry, true, 3), ErrorAction::kStop);
+  EXPECT_EQ(PresetAction(retry, false, 1), ErrorAction::kStop);  // a fatal error: never rerun
+  EXPECT_EQ(PresetAction({.error_policy = ErrorPolicy::kSkip}, true, 9), ErrorAction::kSkip);
+  EXPECT_EQ(PresetAction({.error_policy = ErrorPolicy::kStop}, false, 1), ErrorAction::kStop);
 }
 
 TEST(VocabularyTest, ShouldTellNobodyAliveAndDeadOwnersApart) {

@@ -45,11 +45,12 @@ class Enrich:
 
 
 class FailOn:
-    """Raises ValueError on event `at` (the first `times` times it sees it; -1: always), or
-    kills its own process there when `die`."""
+    """Raises ValueError on event `at` (the first `times` times it sees it; -1: always), a
+    RewindableError when `rewindable`, or kills its own process there when `die`."""
 
-    def __init__(self, at: int = 100, times: int = -1, die: bool = False):
-        self.at, self.times, self.die = at, times, die
+    def __init__(self, at: int = 100, times: int = -1, die: bool = False,
+                 rewindable: bool = False):
+        self.at, self.times, self.die, self.rewindable = at, times, die, rewindable
         self.seen = 0
 
     def on_event(self, tick, sequence, end_of_batch):
@@ -58,6 +59,9 @@ class FailOn:
                 os._exit(3)
             if self.times != 0:
                 self.times -= 1
+                if self.rewindable:
+                    from xdisruptor import RewindableError
+                    raise RewindableError(f"cannot handle tick {sequence} yet")
                 raise ValueError(f"cannot handle tick {sequence}")
         self.seen += 1
 

@@ -141,12 +141,12 @@ def test_should_rerun_the_batch_when_policy_is_retry_and_the_failure_passes(
         tmp_path, examples_bin, ring_name, language):
     if language == "cpp":
         stage = cpp_stage("flaky", "sink", after=["enricher"],
-                          args=["--fail_at=300", "--fail_times=2"], error_policy="retry",
-                          max_retries=3, retry_pause=0.01)
+                          args=["--fail_at=300", "--fail_times=2", "--fail_rewindable"],
+                          error_policy="retry", max_retries=3, retry_pause=0.01)
     else:
         stage = py_stage("flaky", "FailOn", after=["enricher"],
-                         options="{ at = 300, times = 2 }", error_policy="retry", max_retries=3,
-                         retry_pause=0.01)
+                         options="{ at = 300, times = 2, rewindable = true }",
+                         error_policy="retry", max_retries=3, retry_pause=0.01)
     path = write_pipeline(tmp_path, examples_bin, ring_name,
                           cpp_stage("enricher", "enricher") + stage, events=5000)
     done = launch(path)
@@ -158,10 +158,12 @@ def test_should_rerun_the_batch_when_policy_is_retry_and_the_failure_passes(
 def test_should_stop_the_stage_when_retries_run_out(tmp_path, examples_bin, ring_name,
                                                     language):
     if language == "cpp":
-        stage = cpp_stage("flaky", "sink", after=["enricher"], args=["--fail_at=300"],
+        stage = cpp_stage("flaky", "sink", after=["enricher"],
+                          args=["--fail_at=300", "--fail_rewindable"],
                           error_policy="retry", max_retries=2, retry_pause=0.001)
     else:
-        stage = py_stage("flaky", "FailOn", after=["enricher"], options="{ at = 300 }",
+        stage = py_stage("flaky", "FailOn", after=["enricher"],
+                         options="{ at = 300, rewindable = true }",
                          error_policy="retry", max_retries=2, retry_pause=0.001)
     path = write_pipeline(tmp_path, examples_bin, ring_name,
                           cpp_stage("enricher", "enricher") + stage, events=5000)

@@ -25,7 +25,8 @@ def publish(ring, n, first=0):
 
 
 class Flaky:
-    def __init__(self, at=(), transient=0):
+    def __init__(self, at=(), transient=0, rewindable=False):
+        self.rewindable = rewindable
         self.at = set(at)
         self.left = {a: transient for a in at}
         self.transient = transient
@@ -41,6 +42,8 @@ class Flaky:
         if sequence in self.at:
             if self.transient == 0 or self.left[sequence] > 0:
                 self.left[sequence] -= 1
+                if self.rewindable:
+                    raise xdisruptor.RewindableError(f"not yet {sequence}")
                 raise ValueError(f"bad {sequence}")
         self.seen.append(sequence)
 
@@ -80,7 +83,7 @@ def test_should_go_on_past_failures_when_policy_is_skip(ring_name, capsys):
 
 
 def test_should_rerun_the_batch_when_policy_is_retry(ring_name):
-    flaky = Flaky(at=[1000], transient=2)
+    flaky = Flaky(at=[1000], transient=2, rewindable=True)
     status, consumer, _ = run_stage(ring_name, flaky, error_policy="retry", max_retries=3,
                                     retry_pause=0.001, max_batch=64)
     assert status == "closed"
@@ -92,11 +95,19 @@ def test_should_rerun_the_batch_when_policy_is_retry(ring_name):
 
 
 def test_should_stop_when_retries_run_out(ring_name):
-    flaky = Flaky(at=[42])
+    flaky = Flaky(at=[42], rewindable=True)
     status, consumer, error = run_stage(ring_name, flaky, error_policy="retry", max_retries=2,
                                         retry_pause=0)
     assert status == "failed" and error.attempts == 3 and error.sequence == 42
     assert consumer.handler_errors == 3 and consumer.sequence == 41
+
+
+def test_should_not_retry_a_fatal_error_under_the_retry_policy(ring_name):
+    flaky = Flaky(at=[42])  # a ValueError: fatal, never rerun
+    status, consumer, error = run_stage(ring_name, flaky, error_policy="retry",
+                                        max_retries=1000, retry_pause=0)
+    assert status == "failed" and error.attempts == 1 and error.sequence == 42
+    assert consumer.handler_errors == 1 and flaky.seen.count(0) == 1
 
 
 def test_should_cap_batches_and_report_depth_when_max_batch_is_set(ring_name):
@@ -221,9 +232,8 @@ def test_should_halt_the_others_and_report_the_traceback_when_a_stage_fails(ring
 def test_should_refuse_duplicate_names_and_cycles(ring_name):
     with xdisruptor.Ring.create(ring_name, capacity=64, dtype=SIMPLE) as ring:
         p = Pipeline(ring)
-        p.handle_events_with(Stage("a", print), Stage("a", print))
         with pytest.raises(xdisruptor.InvalidArgumentError, match="two stages are called 'a'"):
-            p.start()
+            p.handle_events_with(Stage("a", print), Stage("a", print))
         p = Pipeline(ring)
         p.after("b").handle_events_with(Stage("a", print))
         p.after("a").handle_events_with(Stage("b", print))

@@ -46,12 +46,13 @@ def test_should_return_a_wait_status_when_a_stage_ends(ring_name):
         consumer.close()
 
 
-@pytest.mark.parametrize("policy,attempts,max_retries,expected", [
-    ("stop", 1, 3, "stop"), ("skip", 5, 0, "skip"), ("retry", 1, 3, "retry"),
-    ("retry", 3, 3, "retry"), ("retry", 4, 3, "stop"), ("retry", 1, 0, "stop")])
-def test_should_decide_handler_failures_by_the_cpp_rule(policy, attempts, max_retries,
-                                                        expected):
-    assert core.error_action(policy, attempts, max_retries) == expected
+@pytest.mark.parametrize("policy,rewindable,attempts,max_retries,expected", [
+    ("stop", True, 1, 3, "stop"), ("skip", False, 5, 0, "skip"), ("retry", True, 1, 3, "rewind"),
+    ("retry", True, 3, 3, "rewind"), ("retry", True, 4, 3, "stop"), ("retry", True, 1, 0, "stop"),
+    ("retry", False, 1, 3, "stop")])
+def test_should_decide_handler_failures_by_the_cpp_rule(policy, rewindable, attempts,
+                                                        max_retries, expected):
+    assert core.error_action(policy, rewindable, attempts, max_retries) == expected
 
 
 def test_should_record_wait_parameters_in_seconds_and_counts(ring_name):

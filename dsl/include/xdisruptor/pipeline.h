@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -99,7 +100,14 @@ struct PipelineStage {
 // InvalidArgument for a duplicate or bad name, a stage after itself, or a cycle.
 absl::StatusOr<std::vector<std::size_t>> RegistrationOrder(
     const std::vector<std::unique_ptr<PipelineStage>>& stages);
-// Registers every stage (waiting for names of other processes); on failure, none stays.
+// Registers `stage` now if every stage it runs after is registered (on the ring, or by this
+// pipeline), so it gates from when it is added; OK and nothing done otherwise (it registers
+// at Start). An error (a bad or taken name) is returned for Start() to report.
+absl::Status RegisterEarly(RingSegment& ring,
+                           const std::vector<std::unique_ptr<PipelineStage>>& stages,
+                           PipelineStage& stage);
+// Registers every stage not registered yet (waiting for names of other processes); on
+// failure, none stays.
 absl::Status RegisterStages(RingSegment& ring,
                             const std::vector<std::unique_ptr<PipelineStage>>& stages,
                             const PipelineOptions& options);
@@ -156,12 +164,27 @@ class Pipeline {
     return StageGroup<T>(this, std::vector<std::string>{std::string(names)...});
   }
 
-  // Registers every stage (upstream first; stages of other processes named in after() are
-  // waited for up to register_timeout_ns), then starts one thread per stage. Every stage
-  // is registered before any runs, so none misses an event the others see.
+  // Fatal failures of every stage go to `handler` (the Disruptor's setDefaultExceptionHandler:
+  // stages added before and after), unless a stage has its own. Before Start(); the handler
+  // must outlive the pipeline's run.
+  void SetDefaultExceptionHandler(ExceptionHandler<T>& handler) {
+    default_exception_handler_ = &handler;
+  }
+  // Stage `name`'s own exception handler and rewind strategy (handleExceptionsFor(...).with).
+  void SetExceptionHandler(std::string_view name, ExceptionHandler<T>& handler) {
+    exception_handlers_[std::string(name)] = &handler;
+  }
+  void SetRewindStrategy(std::string_view name, RewindStrategy& strategy) {
+    rewind_strategies_[std::string(name)] = &strategy;
+  }
+
+  // Registers every stage not registered yet (upstream first; stages of other processes
+  // named in after() are waited for up to register_timeout_ns), then starts one thread per
+  // stage. Stages gate from when they were added, so none misses an event published since.
   absl::Status Start() {
     if (started_) return absl::FailedPreconditionError("the pipeline was already started");
     if (stages_.empty()) return absl::FailedPreconditionError("the pipeline has no stages");
+    if (!add_error_.ok()) return add_error_;
     if (absl::Status s = internal::RegisterStages(ring_->segment(), stages_, options_); !s.ok()) {
       return s;
     }
@@ -239,15 +262,32 @@ class Pipeline {
     stage->result.name = spec.name;
     H* handler = spec.handler;
     Ring<T>* ring = ring_;
-    stage->bind = [ring, handler](internal::PipelineStage& self) {
+    stage->bind = [this, ring, handler](internal::PipelineStage& self) {
       auto processor = std::make_shared<BatchEventProcessor<T, H>>(
           *ring, *self.consumer, *handler, self.options.processor);
+      if (ExceptionHandler<T>* h = ExceptionHandlerFor(self.name)) {
+        processor->SetExceptionHandler(*h);
+      }
+      if (auto it = rewind_strategies_.find(self.name); it != rewind_strategies_.end()) {
+        processor->SetRewindStrategy(*it->second);
+      }
       self.run = [processor] { return processor->Run(); };
       self.halt = [processor] { processor->Halt(); };
       self.failure = [processor] { return processor->failure(); };
     };
     names->push_back(spec.name);
     stages_.push_back(std::move(stage));
+    // Gate from now on (as the Disruptor's handleEventsWith does): nothing published before
+    // Start() is lost to this stage. A stage after one that is not registered yet (another
+    // process's) registers at Start().
+    if (add_error_.ok()) {
+      add_error_ = internal::RegisterEarly(ring_->segment(), stages_, *stages_.back());
+    }
+  }
+
+  ExceptionHandler<T>* ExceptionHandlerFor(const std::string& stage) const {
+    auto it = exception_handlers_.find(stage);
+    return it != exception_handlers_.end() ? it->second : default_exception_handler_;
   }
 
   void RunStageThread(internal::PipelineStage& stage) {
@@ -261,6 +301,10 @@ class Pipeline {
   Ring<T>* ring_;
   PipelineOptions options_;
   std::vector<std::unique_ptr<internal::PipelineStage>> stages_;
+  absl::Status add_error_;  // the first failure of an early registration, told by Start()
+  ExceptionHandler<T>* default_exception_handler_ = nullptr;
+  std::map<std::string, ExceptionHandler<T>*> exception_handlers_;
+  std::map<std::string, RewindStrategy*> rewind_strategies_;
   bool started_ = false;
   std::atomic<bool> running_{false};  // between Start() and the end of Join()
 };

@@ -39,7 +39,8 @@ class Stage:
     strategy; ``error_policy``, ``max_retries``, ``retry_pause`` its error policy;
     ``max_batch`` caps its batches; ``writable`` lets it change events in place for the stages
     after it; ``stall_policy`` is "hold" or "evict", ``max_lag`` and ``max_lag_s`` its
-    slow-consumer limit (evict only). ``on_error``, ``retries`` and ``policy``
+    slow-consumer limit (evict only); ``exception_handler`` and ``rewind_strategy`` replace
+    the presets of ``error_policy`` (see :meth:`Consumer.run`). ``on_error``, ``retries`` and ``policy``
     are deprecated spellings of ``error_policy``, ``max_retries`` and ``stall_policy``."""
 
     name: str
@@ -55,6 +56,8 @@ class Stage:
     stall_policy: str = "hold"
     max_lag: int = 0
     max_lag_s: float = 0.0
+    exception_handler: Any = None   # see Consumer.run; None: the pipeline's default
+    rewind_strategy: Any = None
     on_error: dataclasses.InitVar[Optional[str]] = None
     retries: dataclasses.InitVar[Optional[int]] = None
     policy: dataclasses.InitVar[Optional[str]] = None
@@ -120,12 +123,14 @@ class _Running:
         self.result: Optional[StageResult] = None
 
 
-def _run_stage(consumer, stage: Stage) -> StageResult:
+def _run_stage(consumer, stage: Stage, default_handler: Any = None) -> StageResult:
     """Runs one stage's handler on its registered consumer; never raises."""
     try:
         status = consumer.run(stage.handler, max_batch=stage.max_batch,
                               error_policy=stage.error_policy, max_retries=stage.max_retries,
-                              retry_pause=stage.retry_pause)
+                              retry_pause=stage.retry_pause,
+                              exception_handler=stage.exception_handler or default_handler,
+                              rewind_strategy=stage.rewind_strategy)
         error, tb = "", ""
     except BaseException as exc:  # reported, not raised: the pipeline decides
         status, error, tb = "failed", f"{type(exc).__name__}: {exc}", getattr(
@@ -138,13 +143,15 @@ class Pipeline:
     """Builds and runs a graph of stages over one ring (a :class:`Ring` or its name)."""
 
     def __init__(self, ring: Union[Ring, str], *, register_timeout: float = 10.0,
-                 halt_all_on_failure: bool = True):
+                 halt_all_on_failure: bool = True, exception_handler: Any = None):
         self._ring = ring if isinstance(ring, Ring) else Ring.attach(ring)
         self._stages: list[tuple[Stage, list[str]]] = []
         self._running: list[_Running] = []
         self._register_timeout = float(register_timeout)
         self._halt_all = halt_all_on_failure
         self._started = False
+        self.exception_handler = exception_handler  # every stage's, unless it has its own
+        self._early: dict[str, Any] = {}  # stages registered when added
 
     def handle_events_with(self, *stages: Stage) -> StageGroup:
         """Stages that see each event as it is published."""
@@ -158,11 +165,29 @@ class Pipeline:
     def _add(self, after: Sequence[str], stages: Sequence[Stage]) -> StageGroup:
         if self._started:
             raise InvalidArgumentError("stages cannot be added once the pipeline started")
+        names = [s.name for s, _ in self._stages]
         for stage in stages:
             if not isinstance(stage, Stage):
                 raise InvalidArgumentError(f"expected Stage(...), got {stage!r}")
+            if stage.name in names:
+                raise InvalidArgumentError(
+                    f"two stages are called '{stage.name}'; each stage needs its own name")
+            names.append(stage.name)
+        for stage in stages:
             self._stages.append((stage, list(after)))
+            self._register_early(stage, list(after))
         return StageGroup(self, [s.name for s in stages])
+
+    def _register_early(self, stage: Stage, after: list[str]) -> None:
+        """A thread stage gates from the moment it is added (as the Disruptor's
+        handleEventsWith does), so nothing published before start() is lost to it: it
+        registers now if the stages it runs after are registered already; else at start().
+        A process stage registers from its own process, at start()."""
+        if stage.mode != "thread":
+            return
+        registered = {c["name"] for c in self._ring.consumers()}
+        if all(up in registered for up in after):
+            self._early[stage.name] = self._register(stage, after)
 
     def _order(self) -> list[tuple[Stage, list[str]]]:
         by_name: dict[str, tuple[Stage, list[str]]] = {}
@@ -221,13 +246,15 @@ class Pipeline:
                 r = _Running(stage)
                 self._running.append(r)
                 if stage.mode == "thread":
-                    r.consumer = self._register(stage, after)
+                    r.consumer = self._early.pop(stage.name, None) or self._register(stage,
+                                                                                     after)
                     continue
                 parent, child = ctx.Pipe()
                 r.conn, r.go = parent, ctx.Event()
                 r.process = ctx.Process(target=_child_main,
                                         args=(self._ring.name, stage, after, child, r.go,
-                                              self._register_timeout),
+                                              self._register_timeout,
+                                              self.exception_handler),
                                         name=f"xdisruptor-stage-{stage.name}", daemon=True)
                 r.process.start()
                 child.close()
@@ -249,11 +276,14 @@ class Pipeline:
                 r.thread.start()
 
     def _thread_main(self, r: _Running) -> None:
-        r.result = _run_stage(r.consumer, r.stage)
+        r.result = _run_stage(r.consumer, r.stage, self.exception_handler)
         if r.result.status == "failed" and self._halt_all:
             self.halt()
 
     def _abort(self) -> None:
+        for consumer in self._early.values():
+            consumer.close()
+        self._early = {}
         for r in self._running:
             if r.consumer is not None:
                 r.consumer.close()
@@ -316,7 +346,7 @@ class Pipeline:
 
 
 def _child_main(ring_name: str, stage: Stage, after: list[str], conn, go,
-                register_timeout: float) -> None:
+                register_timeout: float, default_handler: Any = None) -> None:
     """A process stage: attach, register, say so, wait for the go, run, send the result."""
     try:
         ring = Ring.attach(ring_name)
@@ -328,7 +358,7 @@ def _child_main(ring_name: str, stage: Stage, after: list[str], conn, go,
     conn.send(("registered", os.getpid()))
     signal.signal(signal.SIGTERM, lambda *_: consumer.halt())
     go.wait()
-    result = _run_stage(consumer, stage)
+    result = _run_stage(consumer, stage, default_handler)
     consumer.close()
     conn.send(result)
     conn.close()

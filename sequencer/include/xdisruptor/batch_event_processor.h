@@ -4,20 +4,27 @@
 // A handler is any type with
 //   void on_event(T& event, std::int64_t sequence, bool end_of_batch);
 // and optionally
-//   on_start(), on_shutdown()
+//   on_start(), on_shutdown()             always paired, once per Run (also when halted
+//                                         before it started)
 //   on_timeout(std::int64_t sequence)     the wait strategy's timeout elapsed
 //   on_batch_start(std::int64_t batch_size, std::int64_t queue_depth)
 //                                         before each batch: its size, and how many events
 //                                         were ready when it was taken (the Disruptor's
 //                                         onBatchStart; queue_depth >= batch_size when the
 //                                         batch is capped by ProcessorOptions::max_batch)
+//   set_sequence_callback(SequenceCallback) given once before on_start: Release(s) from
+//                                         inside on_event releases events up to s before the
+//                                         batch ends (the Disruptor's setSequenceCallback)
 //   on_handler_error(T& event, std::int64_t sequence, const std::exception& error)
-//                                         an exception left on_event (else one line on stderr)
+//                                         told of every failure of on_event (instead of the
+//                                         preset's line on stderr)
 // The handler may change the event in place; stages that run after this one see the change.
-// An exception from on_event is handled by the stage's ErrorPolicy, as the Disruptor's
-// exception handlers and batch rewind do it. Run() belongs to one thread; Halt() may be called
-// from any other thread of the same process. No virtual call: the handler is a template
-// parameter and on_event inlines into the loop (the try block costs nothing until a throw).
+// A failure is handled as error_policy.h describes: a RewindableError goes to the rewind
+// strategy, anything else to the exception handler (the ProcessorOptions presets unless
+// SetExceptionHandler / SetRewindStrategy gave others). Run() belongs to one thread; Halt()
+// may be called from any other thread of the same process. No virtual call on the data path:
+// the handler is a template parameter and on_event inlines into the loop (the try block costs
+// nothing until a throw; the error handlers are virtual, called only after one).
 #ifndef XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_
 #define XDISRUPTOR_BATCH_EVENT_PROCESSOR_H_
 
@@ -45,6 +52,25 @@ concept EventHandler = requires(H& h, T& event, std::int64_t sequence, bool end_
   h.on_event(event, sequence, end_of_batch);
 };
 
+// Given to a handler's set_sequence_callback: Release(s) from inside on_event releases the
+// events up to s (at most the one in hand) at once, before the batch ends, so the producer and
+// later stages need not wait for the rest of a long batch. Released events are never handed
+// out again, not even by a rewind.
+class SequenceCallback {
+ public:
+  SequenceCallback(Consumer* consumer, std::int64_t* released)
+      : consumer_(consumer), released_(released) {}
+  void Release(std::int64_t sequence) {
+    if (sequence <= *released_) return;
+    consumer_->Release(sequence, static_cast<std::uint64_t>(sequence - *released_));
+    *released_ = sequence;
+  }
+
+ private:
+  Consumer* consumer_;
+  std::int64_t* released_;
+};
+
 // The failure that stopped a stage (kStop, or kRetry out of retries).
 struct HandlerFailure {
   std::int64_t sequence = -1;  // the event on_event failed on
@@ -57,52 +83,44 @@ class BatchEventProcessor {
  public:
   BatchEventProcessor(const Ring<T>& ring, Consumer& consumer, Handler& handler,
                       const ProcessorOptions& options = {})
-      : ring_(&ring), consumer_(&consumer), handler_(&handler), options_(options) {}
+      : ring_(&ring),
+        consumer_(&consumer),
+        handler_(&handler),
+        options_(options),
+        preset_handler_(options.error_policy, std::string(consumer.name())),
+        preset_rewind_(options) {
+    if constexpr (requires(const std::exception& e) { handler.on_handler_error(
+                      std::declval<T&>(), std::int64_t{}, e); }) {
+      preset_handler_.set_report(false);  // the handler reports its own failures
+    }
+  }
+
+  // Decides fatal failures (and start/shutdown failures) instead of the preset of
+  // ProcessorOptions::error_policy; it must outlive the processor's runs.
+  void SetExceptionHandler(ExceptionHandler<T>& handler) { exceptions_ = &handler; }
+  // Decides RewindableErrors instead of the preset (kRetry rewinds max_retries times).
+  void SetRewindStrategy(RewindStrategy& strategy) { rewind_ = &strategy; }
 
   // Processes events until halted, until the ring is closed and drained, until a stage this
-  // one runs after leaves, or until the error policy stops it. Returns why: kHalted,
+  // one runs after leaves, or until the error handling stops it. Returns why: kHalted,
   // kClosed, kUpstreamGone, kHandlerFailed (see failure()), or the barrier's other statuses
-  // (kEvicted, kProducerGone, kProducerStalled). A Halt() that came before Run() makes it
-  // return kHalted at once, without calling the handler.
+  // (kEvicted, kProducerGone, kProducerStalled). on_start and on_shutdown are called once
+  // each per Run, also when a Halt() came first (then Run returns kHalted right after them,
+  // as the Disruptor's earlyExit does).
   WaitStatus Run() {
     int expected = kIdle;
     if (!state_.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) {
-      // Halted before it ran (or Run() called twice at once): do nothing.
-      if (expected == kHalted) Reset();
-      return WaitStatus::kHalted;
+      if (expected == kHalted) {  // halted before it ran: still one start, one shutdown
+        NotifyStart();
+        NotifyShutdown();
+        Reset();
+      }
+      return WaitStatus::kHalted;  // (or Run() called twice at once: the second does nothing)
     }
     failed_ = false;
-    if constexpr (requires { handler_->on_start(); }) handler_->on_start();
-    SequenceBarrier& barrier = consumer_->barrier();
-    const typename Ring<T>::Slots slots = ring_->slots();
-    std::int64_t next = consumer_->sequence() + 1;
-    WaitStatus why;
-    for (;;) {
-      const WaitResult r = barrier.WaitFor(next);
-      if (r.status != WaitStatus::kOk) [[unlikely]] {
-        if (r.status == WaitStatus::kTimeout) {
-          if constexpr (requires { handler_->on_timeout(next - 1); }) {
-            handler_->on_timeout(next - 1);
-          }
-          continue;
-        }
-        why = r.status;
-        break;
-      }
-      const std::int64_t hi =
-          options_.max_batch > 0 ? std::min(r.available, next + options_.max_batch - 1)
-                                 : r.available;
-      const std::int64_t done = ProcessBatch(slots, next, hi, r.available - next + 1);
-      if (done >= next) {
-        consumer_->Release(done, static_cast<std::uint64_t>(done - next + 1));
-      }
-      if (done < hi) [[unlikely]] {  // the error policy stopped the stage
-        why = WaitStatus::kHandlerFailed;
-        break;
-      }
-      next = hi + 1;
-    }
-    if constexpr (requires { handler_->on_shutdown(); }) handler_->on_shutdown();
+    NotifyStart();
+    const WaitStatus why = Loop();
+    NotifyShutdown();
     Reset();
     return why;
   }
@@ -123,17 +141,69 @@ class BatchEventProcessor {
   static constexpr int kRunning = 1;
   static constexpr int kHalted = 2;
 
+  WaitStatus Loop() {
+    SequenceBarrier& barrier = consumer_->barrier();
+    const typename Ring<T>::Slots slots = ring_->slots();
+    std::int64_t next = consumer_->sequence() + 1;
+    for (;;) {
+      const WaitResult r = barrier.WaitFor(next);
+      if (r.status != WaitStatus::kOk) [[unlikely]] {
+        if (r.status != WaitStatus::kTimeout) return r.status;
+        if constexpr (requires { handler_->on_timeout(next - 1); }) handler_->on_timeout(next - 1);
+        continue;
+      }
+      const std::int64_t hi =
+          options_.max_batch > 0 ? std::min(r.available, next + options_.max_batch - 1)
+                                 : r.available;
+      released_ = next - 1;
+      const std::int64_t done = ProcessBatch(slots, next, hi, r.available - next + 1);
+      if (done > released_) {
+        consumer_->Release(done, static_cast<std::uint64_t>(done - released_));
+        released_ = done;
+      }
+      if (done < hi) [[unlikely]] return WaitStatus::kHandlerFailed;  // the stage stopped
+      next = hi + 1;
+    }
+  }
+
+  void NotifyStart() {
+    if constexpr (requires(SequenceCallback cb) { handler_->set_sequence_callback(cb); }) {
+      handler_->set_sequence_callback(SequenceCallback(consumer_, &released_));
+    }
+    if constexpr (requires { handler_->on_start(); }) {
+      try {
+        handler_->on_start();
+      } catch (const std::exception& e) {
+        exceptions().HandleStartError(e);
+      }
+    }
+  }
+
+  void NotifyShutdown() {
+    if constexpr (requires { handler_->on_shutdown(); }) {
+      try {
+        handler_->on_shutdown();
+      } catch (const std::exception& e) {
+        exceptions().HandleShutdownError(e);
+      }
+    }
+  }
+
   void Reset() {
     consumer_->barrier().ClearAlert();
     state_.store(kIdle, std::memory_order_release);
   }
 
-  // Runs the batch lo..hi under the error policy; returns the last sequence done (handled or
-  // skipped): hi, or less when the stage stops (the failing event and those after it stay
+  ExceptionHandler<T>& exceptions() {
+    return exceptions_ != nullptr ? *exceptions_ : preset_handler_;
+  }
+
+  // Runs the batch lo..hi under the error handling; returns the last sequence done (handled
+  // or skipped): hi, or less when the stage stops (the failing event and those after it stay
   // unreleased).
   std::int64_t ProcessBatch(const typename Ring<T>::Slots& slots, std::int64_t lo,
                             std::int64_t hi, std::int64_t queue_depth) {
-    int attempts = 1;
+    int failures = 0;  // of this batch in a row, for the rewind strategy
     std::int64_t from = lo;
     for (;;) {
       if (from == lo) {
@@ -144,55 +214,57 @@ class BatchEventProcessor {
       try {
         HandleBatch(slots, from, hi);
         return hi;
+      } catch (const RewindableError& e) {
+        from = OnRewindable(slots, lo, e, &failures);
       } catch (const std::exception& e) {
-        from = OnFailure(slots, lo, e, e.what(), &attempts);
+        from = OnFatal(slots, lo, e, failures + 1);
       } catch (...) {
-        from = OnFailure(slots, lo, std::runtime_error("a non-standard exception"),
-                         "a non-standard exception", &attempts);
+        from = OnFatal(slots, lo, std::runtime_error("a non-standard exception"), failures + 1);
       }
       if (from < lo) return current_ - 1;  // stop
       if (from > hi) return hi;            // skipped the last event
+      from = std::max(from, released_ + 1);  // released events are never handed out again
     }
   }
 
-  // Applies the policy to the failure at current_; returns where to go on from (lo again
-  // to rerun the batch, the next event to skip, or lo - 1 to stop).
-  [[gnu::noinline]] std::int64_t OnFailure(const typename Ring<T>::Slots& slots,
-                                           std::int64_t lo, const std::exception& error,
-                                           const char* what, int* attempts) {
+  T& EventAt(const typename Ring<T>::Slots& slots, std::int64_t sequence) {
+    return *reinterpret_cast<T*>(slots.base +
+                                 (static_cast<std::uint64_t>(sequence) & slots.mask) *
+                                     slots.slot_size);
+  }
+
+  // A RewindableError at current_: the batch again from lo, or (given up) as a fatal error.
+  [[gnu::noinline]] std::int64_t OnRewindable(const typename Ring<T>::Slots& slots,
+                                              std::int64_t lo, const RewindableError& error,
+                                              int* failures) {
+    ++*failures;
+    RewindStrategy& strategy = rewind_ != nullptr ? *rewind_ : preset_rewind_;
+    if (!strategy.Rewind(error, *failures)) return OnFatal(slots, lo, error, *failures);
     consumer_->CountHandlerError();
-    T& event = *reinterpret_cast<T*>(slots.base + (static_cast<std::uint64_t>(current_) &
-                                                   slots.mask) * slots.slot_size);
-    const ErrorPolicy action = NextErrorAction(options_, *attempts);
-    if constexpr (requires { handler_->on_handler_error(event, current_, error); }) {
-      handler_->on_handler_error(event, current_, error);
-    } else {
-      std::fprintf(stderr, "xdisruptor: stage '%.*s': handler failed on event %lld: %s (%.*s)\n",
-                   static_cast<int>(consumer_->name().size()), consumer_->name().data(),
-                   static_cast<long long>(current_), what,
-                   static_cast<int>(ErrorActionReport(action).size()),
-                   ErrorActionReport(action).data());
-    }
-    switch (action) {
-      case ErrorPolicy::kSkip:
-        return current_ + 1;
-      case ErrorPolicy::kRetry:
-        ++*attempts;
-        Pause(options_.retry_pause_ns);
-        return lo;
-      case ErrorPolicy::kStop:
-        break;
-    }
-    failure_ = HandlerFailure{.sequence = current_, .what = what, .attempts = *attempts};
+    Tell(slots, error, ErrorAction::kRewind);
+    return lo;
+  }
+
+  // A fatal failure at current_: the exception handler skips it (the next event) or stops the
+  // stage (lo - 1).
+  [[gnu::noinline]] std::int64_t OnFatal(const typename Ring<T>::Slots& slots, std::int64_t lo,
+                                         const std::exception& error, int attempts) {
+    consumer_->CountHandlerError();
+    const ErrorAction action = exceptions().HandleEventError(error, current_,
+                                                              EventAt(slots, current_));
+    Tell(slots, error, action == ErrorAction::kSkip ? ErrorAction::kSkip : ErrorAction::kStop);
+    if (action == ErrorAction::kSkip) return current_ + 1;
+    failure_ = HandlerFailure{.sequence = current_, .what = error.what(), .attempts = attempts};
     failed_ = true;
     return lo - 1;
   }
 
-  static void Pause(std::int64_t ns) {
-    if (ns <= 0) return;
-    timespec t{.tv_sec = static_cast<time_t>(ns / 1'000'000'000),
-               .tv_nsec = static_cast<long>(ns % 1'000'000'000)};
-    nanosleep(&t, nullptr);
+  // The handler's own on_handler_error hook, told of every failure.
+  void Tell(const typename Ring<T>::Slots& slots, const std::exception& error, ErrorAction) {
+    if constexpr (requires { handler_->on_handler_error(EventAt(slots, current_), current_,
+                                                        error); }) {
+      handler_->on_handler_error(EventAt(slots, current_), current_, error);
+    }
   }
 
   // Calls the handler for lo..hi, walking each run of adjacent slots (at most two: the batch
@@ -215,6 +287,11 @@ class BatchEventProcessor {
   Consumer* consumer_;
   Handler* handler_;
   ProcessorOptions options_;
+  PresetExceptionHandler<T> preset_handler_;
+  PresetRewind preset_rewind_;
+  ExceptionHandler<T>* exceptions_ = nullptr;
+  RewindStrategy* rewind_ = nullptr;
+  std::int64_t released_ = -1;  // the highest sequence released in the batch in hand
   std::int64_t current_ = 0;
   HandlerFailure failure_{};  // (not an optional: GCC 12 misreads its reset as uninitialised)
   bool failed_ = false;
