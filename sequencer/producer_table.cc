@@ -129,6 +129,15 @@ absl::Status ProducerRole::ClaimSizeError(std::int64_t n) const {
       ring_->name(), capacity_));
 }
 
+void SecondClaimingThread(std::string_view ring) {
+  std::fprintf(stderr,
+               "xdisruptor: two threads claimed on the single-producer sequencer of ring '%.*s'; "
+               "one thread claims on a single-producer ring (use a multi-producer ring, or "
+               "one sequencer per thread)\n",
+               static_cast<int>(ring.size()), ring.data());
+  std::abort();
+}
+
 const absl::Status& InsufficientCapacity() {
   static const absl::Status* const status = new absl::Status(absl::ResourceExhaustedError(
       "the ring has no room for that many slots now (insufficient capacity): a consumer is "

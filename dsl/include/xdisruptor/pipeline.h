@@ -64,6 +64,22 @@ StageSpec<H> Stage(std::string_view name, H& handler, const StageOptions& option
   return StageSpec<H>{std::string(name), &handler, options};
 }
 
+// A stage run by a processor of the caller's own type (the Disruptor's EventProcessorFactory):
+// `factory(Ring<T>&, Consumer&)` returns a std::unique_ptr to an object with
+// `WaitStatus Run()` and `void Halt()`; it reads the ring through the consumer it is given
+// (its barrier, Release), registered like any stage.
+template <typename Factory>
+struct ProcessorSpec {
+  std::string name;
+  Factory factory;
+  StageOptions options;
+};
+template <typename Factory>
+ProcessorSpec<Factory> CustomStage(std::string_view name, Factory factory,
+                                   const StageOptions& options = {}) {
+  return ProcessorSpec<Factory>{std::string(name), std::move(factory), options};
+}
+
 struct StageResult {
   std::string name;
   WaitStatus status = WaitStatus::kHalted;  // why it ended (kClosed: the stream ended)
@@ -121,12 +137,12 @@ class Pipeline;
 template <typename T>
 class StageGroup {
  public:
-  template <typename... H>
-  StageGroup then(StageSpec<H>... stages) {
+  template <typename... S>
+  StageGroup then(S... stages) {
     return pipeline_->Add(names_, stages...);
   }
-  template <typename... H>
-  StageGroup handle_events_with(StageSpec<H>... stages) {
+  template <typename... S>
+  StageGroup handle_events_with(S... stages) {
     return pipeline_->Add(names_, stages...);
   }
   const std::vector<std::string>& names() const { return names_; }
@@ -152,8 +168,8 @@ class Pipeline {
   }
 
   // Stages that run on every event as it is published (after no other stage).
-  template <typename... H>
-  StageGroup<T> handle_events_with(StageSpec<H>... stages) {
+  template <typename... S>
+  StageGroup<T> handle_events_with(S... stages) {
     return Add({}, stages...);
   }
 
@@ -244,8 +260,8 @@ class Pipeline {
  private:
   friend class StageGroup<T>;
 
-  template <typename... H>
-  StageGroup<T> Add(const std::vector<std::string>& after, StageSpec<H>... specs) {
+  template <typename... S>
+  StageGroup<T> Add(const std::vector<std::string>& after, S... specs) {
     std::vector<std::string> names;
     (AddOne(after, specs, &names), ...);
     return StageGroup<T>(this, std::move(names));
@@ -255,14 +271,10 @@ class Pipeline {
   void AddOne(const std::vector<std::string>& after, const StageSpec<H>& spec,
               std::vector<std::string>* names) {
     static_assert(EventHandler<H, T>, "a stage's handler needs on_event(T&, int64_t, bool)");
-    auto stage = std::make_unique<internal::PipelineStage>();
-    stage->name = spec.name;
-    stage->after = after;
-    stage->options = spec.options;
-    stage->result.name = spec.name;
+    internal::PipelineStage& stage = NewStage(after, spec.name, spec.options, names);
     H* handler = spec.handler;
     Ring<T>* ring = ring_;
-    stage->bind = [this, ring, handler](internal::PipelineStage& self) {
+    stage.bind = [this, ring, handler](internal::PipelineStage& self) {
       auto processor = std::make_shared<BatchEventProcessor<T, H>>(
           *ring, *self.consumer, *handler, self.options.processor);
       if (ExceptionHandler<T>* h = ExceptionHandlerFor(self.name)) {
@@ -275,14 +287,43 @@ class Pipeline {
       self.halt = [processor] { processor->Halt(); };
       self.failure = [processor] { return processor->failure(); };
     };
-    names->push_back(spec.name);
+    RegisterAdded();
+  }
+
+  internal::PipelineStage& NewStage(const std::vector<std::string>& after,
+                                    const std::string& name, const StageOptions& options,
+                                    std::vector<std::string>* names) {
+    auto stage = std::make_unique<internal::PipelineStage>();
+    stage->name = name;
+    stage->after = after;
+    stage->options = options;
+    stage->result.name = name;
+    names->push_back(name);
     stages_.push_back(std::move(stage));
-    // Gate from now on (as the Disruptor's handleEventsWith does): nothing published before
-    // Start() is lost to this stage. A stage after one that is not registered yet (another
-    // process's) registers at Start().
+    return *stages_.back();
+  }
+
+  // Gate from now on (as the Disruptor's handleEventsWith does): nothing published before
+  // Start() is lost to the stage just added. A stage after one that is not registered yet
+  // (another process's) registers at Start().
+  void RegisterAdded() {
     if (add_error_.ok()) {
       add_error_ = internal::RegisterEarly(ring_->segment(), stages_, *stages_.back());
     }
+  }
+
+  template <typename Factory>
+  void AddOne(const std::vector<std::string>& after, const ProcessorSpec<Factory>& spec,
+              std::vector<std::string>* names) {
+    internal::PipelineStage& stage = NewStage(after, spec.name, spec.options, names);
+    Ring<T>* ring = ring_;
+    stage.bind = [ring, factory = spec.factory](internal::PipelineStage& self) {
+      std::shared_ptr processor(factory(*ring, *self.consumer));
+      self.run = [processor] { return processor->Run(); };
+      self.halt = [processor] { processor->Halt(); };
+      self.failure = [] { return std::optional<HandlerFailure>(); };
+    };
+    RegisterAdded();
   }
 
   ExceptionHandler<T>* ExceptionHandlerFor(const std::string& stage) const {

@@ -10,11 +10,13 @@
 #include "xdisruptor/pipeline.h"
 #include "xdisruptor/process.h"
 #include "xdisruptor/ring.h"
+#include "xdisruptor/ring_queries.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/schema.h"
 #include "xdisruptor/sequence_barrier.h"
 #include "xdisruptor/sequencer.h"
 #include "xdisruptor/stats.h"
+#include "xdisruptor/translators.h"
 #include "xdisruptor/wait_strategy.h"
 
 #endif  // XDISRUPTOR_XDISRUPTOR_H_

@@ -66,6 +66,16 @@ class MultiProducerSequencer {
   // The highest sequence claimed by any producer (the ring's cursor).
   std::int64_t cursor() const { return LoadCursor(*producer_); }
   std::int64_t RemainingCapacity();
+  // True when n slots can be claimed now without waiting (hasAvailableCapacity).
+  bool HasAvailableCapacity(std::int64_t n) {
+    const std::int64_t current = cursor();
+    return current + n - capacity_ <= RefreshGating(current);
+  }
+  // Moves the ring's claim counter to `sequence` (the Disruptor's claim): for tests and
+  // replays; with other producers running it would hand out sequences twice.
+  void ClaimSequence(std::int64_t sequence) {
+    producer_->cursor.store(sequence, std::memory_order_seq_cst);
+  }
   // Ends the stream for every producer: call it when all of them are done.
   void Close() { role_.Close(); }
   absl::Status Detach() { return role_.Detach(); }

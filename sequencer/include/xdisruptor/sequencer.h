@@ -16,6 +16,7 @@
 #include <bit>
 #include <cstdint>
 #include <optional>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -59,6 +60,7 @@ class SingleProducerSequencer {
   absl::StatusOr<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns) {
     if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) [[unlikely]] return s;
     role_.CheckProcess();
+    CheckOwnerThread();
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_ && !WaitForCapacity(next - capacity_, max_wait_ns)) {
       return internal::NoRoomWithin();
@@ -72,6 +74,7 @@ class SingleProducerSequencer {
   [[nodiscard]] absl::StatusOr<std::int64_t> TryNext(std::int64_t n = 1) {
     if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) [[unlikely]] return s;
     role_.CheckProcess();
+    CheckOwnerThread();
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_ && next - capacity_ > RefreshGating()) {
       return internal::InsufficientCapacity();
@@ -93,8 +96,14 @@ class SingleProducerSequencer {
   void Publish(std::int64_t sequence) { Publish(sequence, sequence); }
 
   std::int64_t cursor() const { return producer_->cursor.load(std::memory_order_relaxed); }
-  // Slots that can be claimed now without waiting.
+  // Slots that can be claimed now without waiting (the Disruptor's remainingCapacity).
   std::int64_t RemainingCapacity() { return capacity_ - (next_value_ - RefreshGating()); }
+  // True when n slots can be claimed now without waiting (hasAvailableCapacity).
+  bool HasAvailableCapacity(std::int64_t n) { return next_value_ + n - capacity_ <= RefreshGating(); }
+  // Moves the claim to `sequence`, so the next claim starts after it (the Disruptor's
+  // claim): for tests and replays that publish at given sequences. No gating check: the
+  // caller knows nobody needs the slots it skips or reuses.
+  void ClaimSequence(std::int64_t sequence) { next_value_ = sequence; }
 
   // End of stream: consumers drain what was published, then see WaitStatus::kClosed.
   void Close() { role_.Close(); }
@@ -104,7 +113,18 @@ class SingleProducerSequencer {
   bool forked() const { return role_.forked(); }
 
  private:
+  // Debug builds: one thread claims on a single-producer sequencer (the Disruptor's
+  // assertion); another thread claiming aborts with a message. Release builds check nothing.
+  void CheckOwnerThread() {
+#ifndef NDEBUG
+    const std::thread::id self = std::this_thread::get_id();
+    if (owner_thread_ == std::thread::id()) owner_thread_ = self;
+    if (owner_thread_ != self) [[unlikely]] internal::SecondClaimingThread(role_.ring().name());
+#endif
+  }
+
   std::int64_t Claim(std::int64_t n) {
+    CheckOwnerThread();
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(next - capacity_, 0);
     next_value_ = next;
@@ -128,6 +148,9 @@ class SingleProducerSequencer {
   std::int64_t capacity_ = 0;
   std::int64_t next_value_ = kInitialSequence;     // highest claimed sequence
   std::int64_t cached_gating_ = kInitialSequence;  // slowest gating sequence when last read
+#ifndef NDEBUG
+  std::thread::id owner_thread_{};  // the thread that claims (debug builds)
+#endif
 };
 
 }  // namespace xdisruptor

@@ -90,6 +90,9 @@ class ProducerRole {
   std::unique_ptr<ProducerEntryState, ProducerEntryRelease> held_;  // null once detached
 };
 
+// Aborts: a second thread claimed on a single-producer sequencer (debug builds check).
+[[noreturn]] void SecondClaimingThread(std::string_view ring);
+
 // The status of a claim that found no room: TryNext's (at once) and NextFor's (in time). Made
 // once: returning one copies a reference, never allocates.
 const absl::Status& InsufficientCapacity();
