@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "internal/consumer_table.h"
+#include "xdisruptor/internal/gating.h"
 #include "internal/registry_lock.h"
 #include "xdisruptor/process.h"
 
@@ -139,6 +140,7 @@ void FillEntry(ConsumerState& c, std::string_view name, const ConsumerOptions& o
   StoreWaitParams(c, options.wait);
   c.stall_policy.store(options.stall_policy, std::memory_order_relaxed);
   c.max_lag.store(options.max_lag, std::memory_order_relaxed);
+  c.observer.store(options.gating ? 0 : 1, std::memory_order_relaxed);
   c.max_lag_ns.store(options.max_lag_ns, std::memory_order_relaxed);
   c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
   if (plan.resume) return;
@@ -152,31 +154,72 @@ void FillEntry(ConsumerState& c, std::string_view name, const ConsumerOptions& o
                      std::memory_order_relaxed);
 }
 
+// Counts what an evicted name skips when it joins again at `joined`: from where it stopped.
+void CountMissed(ConsumerState& c, const JoinPlan& plan, std::int64_t joined) {
+  if (plan.was_evicted && joined > plan.left_at) {
+    BumpCounter(c.missed, static_cast<std::uint64_t>(joined - plan.left_at));
+  }
+}
+
 // Step 4: join at the cursor without being lapped (the Disruptor's addGatingSequences race;
 // docs/architecture.md, join protocol). Returns the sequence it joined at. A multi-producer
 // ring's cursor is its claim counter: a consumer joins after every sequence claimed so far.
-std::int64_t JoinAtCursor(RingSegment& ring, std::size_t index, const JoinPlan& plan) {
+std::int64_t JoinAtCursor(RingSegment& ring, std::size_t index, const JoinPlan& plan,
+                          bool gating) {
   ConsumerState& c = ring.consumer(index);
   ProducerState& p = ring.producer();
   // 1. start from a cursor value the producer has certainly reached. Release: a downstream
   //    barrier that reads this sequence also sees the generation bumped in FillEntry (so it
   //    never mistakes the newcomer for the upstream it knew).
   c.sequence.store(LoadCursor(p), std::memory_order_release);
-  // 2. become gating (JoinGating's seq_cst RMW pairs with the producer's StoreLoad fence):
-  //    either the producer sees this bit (and, through the RMW, the sequence above) or the
-  //    cursor load below sees every cursor store the producer made before its fence, which
-  //    bounds how far it may claim; without seq_cst both could miss each other.
-  JoinGating(p, index);
-  // 3. re-read the cursor and start there: every slot after it is protected by this entry.
-  const std::int64_t joined = p.cursor.load(std::memory_order_seq_cst);
-  // SYNC POINT: pairs with the producer's gating acquire load (MinimumGating).
-  c.sequence.store(joined, std::memory_order_release);
-  c.join_sequence.store(joined, std::memory_order_relaxed);
-  if (plan.was_evicted && joined > plan.left_at) {
-    // Exactly what it skips: from where it stopped to where it now starts.
-    BumpCounter(c.missed, static_cast<std::uint64_t>(joined - plan.left_at));
+  std::int64_t joined = c.sequence.load(std::memory_order_relaxed);
+  if (gating) {
+    // 2. become gating (JoinGating's seq_cst RMW pairs with the producer's StoreLoad fence
+    //    #1): either the producer sees this bit (and, through the RMW, the sequence above) or
+    //    the cursor load below sees every cursor store the producer made before its fence,
+    //    which bounds how far it may claim; without seq_cst both could miss each other.
+    JoinGating(p, index);
+    // 3. re-read the cursor and start there: every slot after it is protected by this entry.
+    joined = p.cursor.load(std::memory_order_seq_cst);
+    // SYNC POINT: pairs with the producer's gating acquire load (MinimumGating).
+    c.sequence.store(joined, std::memory_order_release);
   }
+  c.join_sequence.store(joined, std::memory_order_relaxed);
+  CountMissed(c, plan, joined);
   return joined;
+}
+
+// Step 4': join at an older sequence `start` (reads from it on), if it is still protected:
+// store the position, become gating, then look at how far the producers may write
+// (WriteFrontier, pairing with RefreshGating's frontier store and fence #2): below
+// start + capacity, no producer can overwrite `start` before it sees this entry. Otherwise
+// leave again: OutOfRange. An observer only needs `start` not yet overwritten.
+absl::StatusOr<std::int64_t> JoinWithHistory(RingSegment& ring, std::size_t index,
+                                             std::string_view name, const JoinPlan& plan,
+                                             std::int64_t start, bool gating) {
+  ConsumerState& c = ring.consumer(index);
+  ProducerState& p = ring.producer();
+  const auto lap = static_cast<std::int64_t>(ring.capacity());
+  if (start < 0 || start > LoadCursor(p) + 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "consumer '%s' cannot start at %d: ring '%s' is at %d (start at most one past it)", name,
+        start, ring.name(), LoadCursor(p)));
+  }
+  c.sequence.store(start - 1, std::memory_order_release);
+  if (gating) JoinGating(p, index);
+  const std::int64_t frontier = gating ? internal::WriteFrontier(ring)
+                                       : internal::ClaimFrontier(ring);
+  if (frontier >= start + lap) {
+    if (gating) LeaveGating(p, index);
+    return absl::OutOfRangeError(absl::StrFormat(
+        "consumer '%s' cannot start at %d on ring '%s': events from there are no longer "
+        "protected (producers may write up to %d, a lap past %d); start at %d or later, or read "
+        "the older events elsewhere (a journal)",
+        name, start, ring.name(), frontier, frontier - lap, frontier - lap + 1));
+  }
+  c.join_sequence.store(start - 1, std::memory_order_relaxed);
+  CountMissed(c, plan, start - 1);
+  return start - 1;
 }
 
 }  // namespace
@@ -196,7 +239,16 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   auto upstreams = ResolveUpstreams(ring, name, options.after);
   if (!upstreams.ok()) return upstreams.status();
   FillEntry(c, name, options, *upstreams, *plan);
-  if (!plan->resume) JoinAtCursor(ring, index, *plan);
+  if (!plan->resume) {
+    if (options.start_at == kAtCursor) {
+      JoinAtCursor(ring, index, *plan, options.gating);
+    } else if (auto joined = JoinWithHistory(ring, index, name, *plan, options.start_at,
+                                             options.gating);
+               !joined.ok()) {
+      StoreStatus(c, ConsumerStatus::kFree);  // not joined: the entry goes back
+      return joined.status();
+    }
+  }
   // SYNC POINT: pairs with LoadStatus' acquire (FindActive, barriers, the inspector): the
   // entry is complete. A resumed entry keeps its generation, so stages after it go on too.
   StoreStatus(c, ConsumerStatus::kActive);
@@ -237,6 +289,13 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
 
 Consumer::~Consumer() {
   if (registered_) Deregister().IgnoreError();
+}
+
+bool Consumer::Lapped(std::int64_t first) const {
+  // Acquire: a claim that overwrote what this observer read is seen (the producer stores its
+  // claim before writing the slots; see SingleProducerSequencer::Claimed).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return internal::ClaimFrontier(*ring_) - static_cast<std::int64_t>(ring_->capacity()) >= first;
 }
 
 std::int64_t Consumer::join_sequence() const {

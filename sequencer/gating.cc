@@ -109,12 +109,12 @@ int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
 bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::uint32_t producer_index,
                    std::int64_t wrap_point, std::int64_t start, std::int64_t max_wait_ns,
                    std::int64_t* gating, GatingWait& state) {
-  if (wrap_point <= (*gating = RefreshGating(ring, start))) {
+  if (wrap_point <= (*gating = RefreshGating(ring, ring.producer().producers[producer_index], start))) {
     state.wrap_point = GatingWait::kNone;
     return true;
   }
   state.Open(wrap_point, wait, max_wait_ns, MonotonicNanos());
-  while (wrap_point > (*gating = RefreshGating(ring, start))) {
+  while (wrap_point > (*gating = RefreshGating(ring, ring.producer().producers[producer_index], start))) {
     // Checked before idling: a blocking idle step may sleep to the end of a slice and return
     // false, and the check must still come round across slices.
     if (const std::int64_t t = MonotonicNanos(); t >= state.next_check_ns) {
@@ -129,6 +129,28 @@ bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::uint32_t prod
   state.last_blocked_ns = MonotonicNanos();
   state.wrap_point = GatingWait::kNone;
   return true;
+}
+
+std::int64_t ClaimFrontier(const RingSegment& ring) {
+  const ProducerState& p = ring.producer();
+  std::int64_t highest = p.cursor.load(std::memory_order_acquire);
+  for (const ProducerEntryState& e : p.producers) {
+    if (e.owner.pid.load(std::memory_order_acquire) == 0) continue;
+    highest = std::max(highest, e.claim_hi.load(std::memory_order_relaxed));
+  }
+  return highest;
+}
+
+std::int64_t WriteFrontier(const RingSegment& ring) {
+  const ProducerState& p = ring.producer();
+  // seq_cst: after the joiner's seq_cst RMW of its gating bit (see RefreshGating).
+  std::int64_t highest = p.cursor.load(std::memory_order_seq_cst);
+  for (const ProducerEntryState& e : p.producers) {
+    if (e.owner.pid.load(std::memory_order_acquire) == 0) continue;  // free entry
+    highest = std::max(highest, e.frontier.load(std::memory_order_seq_cst));
+    highest = std::max(highest, e.claim_hi.load(std::memory_order_relaxed));
+  }
+  return highest;
 }
 
 }  // namespace xdisruptor::internal

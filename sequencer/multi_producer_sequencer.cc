@@ -24,6 +24,8 @@ std::int64_t MultiProducerSequencer::Claim(std::int64_t n) {
   const std::int64_t hi = current + n;
   entry_->claim_hi.store(hi, std::memory_order_relaxed);
   entry_->claim_lo.store(current + 1, std::memory_order_relaxed);
+  // SYNC POINT: the claim before the slot writes, for observers (Consumer::Lapped).
+  std::atomic_thread_fence(std::memory_order_release);
   if (hi - capacity_ > cached_gating_) [[unlikely]] {
     role_.WaitForCapacity(hi - capacity_, current, 0, &cached_gating_);
   }
@@ -74,6 +76,7 @@ absl::StatusOr<std::int64_t> MultiProducerSequencer::TryNext(std::int64_t n) {
                                                 std::memory_order_acquire)) {
       entry_->claim_hi.store(current + n, std::memory_order_relaxed);
       entry_->claim_lo.store(current + 1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_release);  // SYNC POINT: as in Claim
       AwaitPreviousLaps(current + 1, current + n);
       return current + n;
     }

@@ -78,6 +78,7 @@ absl::StatusOr<ProducerRole> ProducerRole::Attach(RingSegment& ring, SequencerKi
   ProducerEntryState& e = ring.producer().producers[*index];
   e.claim_lo.store(kNoClaim, std::memory_order_relaxed);
   e.claim_hi.store(kNoClaim, std::memory_order_relaxed);
+  e.frontier.store(LoadCursor(ring.producer()), std::memory_order_relaxed);  // wrote nothing
   StoreWaitKind(e.wait_kind, wait.kind);
   StoreOwner(e.owner, CurrentProcess());
   // A successor reopens a ring its predecessor closed.

@@ -11,8 +11,9 @@ bool IsAvailable(const RingSegment& ring, std::int64_t sequence) {
   const internal::Availability published(ring);
   if (sequence < 0) return false;
   if (published.multi_producer()) return published.IsPublished(sequence);
-  const std::int64_t cursor = published.cursor();
-  return sequence <= cursor && sequence > cursor - static_cast<std::int64_t>(ring.capacity());
+  // Published, and no claim (stored before its slots are written) has reached its slot yet.
+  return sequence <= published.cursor() &&
+         sequence > internal::ClaimFrontier(ring) - static_cast<std::int64_t>(ring.capacity());
 }
 
 std::int64_t HighestPublished(const RingSegment& ring, std::int64_t lo, std::int64_t hi) {

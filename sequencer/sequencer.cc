@@ -7,6 +7,7 @@ namespace xdisruptor {
 SingleProducerSequencer::SingleProducerSequencer(internal::ProducerRole role)
     : role_(std::move(role)),
       producer_(&role_.ring().producer()),
+      entry_(&role_.entry()),
       capacity_(role_.capacity()),
       // Pairs with the previous producer's release store in Publish: continue after it.
       next_value_(LoadCursor(*producer_)),

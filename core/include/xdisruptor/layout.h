@@ -101,10 +101,19 @@ struct OwnerState {
 // One producer process: a single-producer ring uses entry 0, a multi-producer ring up to 16.
 struct alignas(kCacheLine) ProducerEntryState {
   OwnerState owner;                     // 0
-  std::atomic<std::int64_t> claim_lo;   // 16: claimed, not yet published range (multi-producer)
+  // Multi-producer: the claimed, not yet published range (stall detection). Single producer:
+  // claim_hi is its highest claim, stored at every claim before the slots are written, so a
+  // non-gating observer can tell whether what it read was overwritten.
+  std::atomic<std::int64_t> claim_lo;   // 16
   std::atomic<std::int64_t> claim_hi;   // 24
   std::atomic<std::uint32_t> wait_kind;  // 32: its full-ring WaitKind, for `stat`
-  std::uint8_t reserved_36[kCacheLine - 36];
+  std::uint32_t reserved_36;             // 36
+  // How far this producer may write without reading the gating sequences again: its claims
+  // so far, or the slowest gating sequence at its last look plus the capacity. Stored before
+  // its second look at the gating mask (gating.h), so a consumer joining at an older sequence
+  // either is seen or sees how far it may already have gone.
+  std::atomic<std::int64_t> frontier;    // 40
+  std::uint8_t reserved_48[kCacheLine - 48];
 };
 
 struct ProducerState {
@@ -163,7 +172,7 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::int64_t> wait_phase_spin_ns;      // 456
   std::atomic<std::int64_t> wait_phase_yield_ns;     // 464
   std::atomic<StallPolicy> stall_policy;             // 472
-  std::uint32_t reserved_476;                        // 476
+  std::atomic<std::uint32_t> observer;               // 476: 1: does not gate (may be lapped)
   // Slow-consumer limit (stall policy kEvict): a live consumer lagging more than max_lag
   // events while the producer has been blocked by it longer than max_lag_ns is evicted.
   std::atomic<std::int64_t> max_lag;                 // 480: 0 with max_lag_ns 0: no limit
@@ -226,7 +235,7 @@ static_assert(sizeof(N) == kSpacing && XD_PIN(N, futex_word, 0) &&
               XD_PIN(N, producer_sleepers, 4) && XD_PIN(N, consumer_sleepers, 8));
 static_assert(sizeof(O) == 16 && XD_PIN(O, pid, 0) && XD_PIN(O, start_time, 8));
 static_assert(sizeof(E) == kCacheLine && XD_PIN(E, owner, 0) && XD_PIN(E, claim_lo, 16) &&
-              XD_PIN(E, claim_hi, 24) && XD_PIN(E, wait_kind, 32));
+              XD_PIN(E, claim_hi, 24) && XD_PIN(E, wait_kind, 32) && XD_PIN(E, frontier, 40));
 static_assert(sizeof(P) == 2048 && alignof(P) == kSpacing && XD_PIN(P, cursor, 0));
 static_assert(XD_PIN(P, gating_mask, 256) && XD_PIN(P, registry_lock, 264) &&
               XD_PIN(P, cursor_notification, 384) && XD_PIN(P, ring_status, 640) &&
@@ -242,7 +251,8 @@ static_assert(XD_PIN(C, wait_spin_tries, 420) && XD_PIN(C, wait_yield_tries, 424
               XD_PIN(C, wait_config_version, 428) && XD_PIN(C, wait_fallback_kind, 432));
 static_assert(XD_PIN(C, wait_sleep_ceiling_ns, 440) && XD_PIN(C, wait_timeout_ns, 448) &&
               XD_PIN(C, wait_phase_spin_ns, 456) && XD_PIN(C, wait_phase_yield_ns, 464) &&
-              XD_PIN(C, stall_policy, 472) && XD_PIN(C, max_lag, 480) && XD_PIN(C, max_lag_ns, 488));
+              XD_PIN(C, stall_policy, 472) && XD_PIN(C, observer, 476) &&
+              XD_PIN(C, max_lag, 480) && XD_PIN(C, max_lag_ns, 488));
 static_assert(XD_PIN(C, join_sequence, 496) && XD_PIN(C, registered_at_unix_ns, 504) &&
               XD_PIN(C, evictions, 512) && XD_PIN(C, missed, 520) &&
               XD_PIN(C, handler_errors, 528));

@@ -103,8 +103,9 @@ class BatchEventProcessor {
 
   // Processes events until halted, until the ring is closed and drained, until a stage this
   // one runs after leaves, or until the error handling stops it. Returns why: kHalted,
-  // kClosed, kUpstreamGone, kHandlerFailed (see failure()), or the barrier's other statuses
-  // (kEvicted, kProducerGone, kProducerStalled). on_start and on_shutdown are called once
+  // kClosed, kUpstreamGone, kHandlerFailed (see failure()), kLapped (observers: the batch
+  // handed out last may hold overwritten events and was not released), or the barrier's other
+  // statuses (kEvicted, kProducerGone, kProducerStalled). on_start and on_shutdown are called once
   // each per Run, also when a Halt() came first (then Run returns kHalted right after them,
   // as the Disruptor's earlyExit does).
   WaitStatus Run() {
@@ -144,6 +145,7 @@ class BatchEventProcessor {
   WaitStatus Loop() {
     SequenceBarrier& barrier = consumer_->barrier();
     const typename Ring<T>::Slots slots = ring_->slots();
+    const bool observer = consumer_->observer();
     std::int64_t next = consumer_->sequence() + 1;
     for (;;) {
       const WaitResult r = barrier.WaitFor(next);
@@ -156,7 +158,11 @@ class BatchEventProcessor {
           options_.max_batch > 0 ? std::min(r.available, next + options_.max_batch - 1)
                                  : r.available;
       released_ = next - 1;
+      // An observer is told it was lapped before a batch already overwritten is handed out,
+      // and after one overwritten while it was handled (that batch is not released).
+      if (observer && consumer_->Lapped(next)) [[unlikely]] return WaitStatus::kLapped;
       const std::int64_t done = ProcessBatch(slots, next, hi, r.available - next + 1);
+      if (observer && consumer_->Lapped(next)) [[unlikely]] return WaitStatus::kLapped;
       if (done > released_) {
         consumer_->Release(done, static_cast<std::uint64_t>(done - released_));
         released_ = done;

@@ -10,6 +10,7 @@
 #define XDISRUPTOR_CONSUMER_H_
 
 #include <cstdint>
+#include <climits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,9 @@
 #include "xdisruptor/wait_strategy.h"
 
 namespace xdisruptor {
+
+// ConsumerOptions::start_at for a consumer that joins after the cursor (the default).
+inline constexpr std::int64_t kAtCursor = INT64_MIN;
 
 struct ConsumerOptions {
   std::vector<std::string> after{};  // names of consumers whose releases this one waits for
@@ -41,6 +45,16 @@ struct ConsumerOptions {
   // many events it missed. Either may be 0; both 0: no limit. max_lag < capacity.
   std::int64_t max_lag = 0;
   std::int64_t max_lag_ns = 0;
+  // Where a fresh registration starts reading (a resumed one goes on where it was): after the
+  // cursor (kAtCursor), or at an older sequence still in the ring and protected from the
+  // producers (some gating consumer is at or before it): the join with history a late
+  // consumer or a journal's catch-up uses. OutOfRange when it is no longer protected (read it
+  // elsewhere, or start later); InvalidArgument past the cursor.
+  std::int64_t start_at = kAtCursor;
+  // false: an observer that never holds the producer back; it may be lapped, and is told so
+  // (WaitStatus::kLapped, Python LappedError) exactly when events it had not finished reading
+  // were overwritten.
+  bool gating = true;
 };
 
 class Consumer {
@@ -83,6 +97,11 @@ class Consumer {
   int index() const { return index_; }
   std::int64_t join_sequence() const;
   bool registered() const { return state_ != nullptr && registered_; }
+  // True for an observer (ConsumerOptions::gating false).
+  bool observer() const { return state_->observer.load(std::memory_order_relaxed) != 0; }
+  // Observers: true when events from `first` on may have been overwritten (a producer claimed
+  // a lap past them); call after reading them to know whether what was read holds.
+  bool Lapped(std::int64_t first) const;
   // True in a forked child of the process that registered (it may not use this consumer).
   bool forked() const { return ForkGeneration() != fork_generation_; }
   // True when this registration took over the entry of a dead process of the same name and

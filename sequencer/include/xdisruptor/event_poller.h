@@ -19,6 +19,8 @@ enum class PollState {
   kIdle,        // nothing new published
   kClosed,      // the producer closed the ring and everything was handled
   kUpstreamGone,  // a stage this one runs after left before releasing what is published
+  kLapped,  // an observer: events from its position were overwritten; the events this poll
+            // handed out (if any) may be among them and were not released
 };
 
 template <typename T>
@@ -32,12 +34,15 @@ class EventPoller {
     const std::int64_t current = consumer_->sequence();
     const std::int64_t available = barrier.Available();
     if (available > current) {
+      const bool observer = consumer_->observer();
+      if (observer && consumer_->Lapped(current + 1)) [[unlikely]] return PollState::kLapped;
       std::int64_t processed = current;
       for (std::int64_t s = current + 1; s <= available;) {
         const bool more = handler((*ring_)[s], s, s == available);
         processed = s++;
         if (!more) break;
       }
+      if (observer && consumer_->Lapped(current + 1)) [[unlikely]] return PollState::kLapped;
       consumer_->Release(processed, static_cast<std::uint64_t>(processed - current));
       return PollState::kProcessing;
     }

@@ -86,7 +86,7 @@ class MultiProducerSequencer {
   std::int64_t Claim(std::int64_t n);
   // `current` (the cursor before our claim) bounds what a joining consumer may have seen.
   std::int64_t RefreshGating(std::int64_t current) {
-    return cached_gating_ = internal::RefreshGating(role_.ring(), current);
+    return cached_gating_ = internal::RefreshGating(role_.ring(), *entry_, current);
   }
   void AwaitPreviousLaps(std::int64_t lo, std::int64_t hi);
 

@@ -65,7 +65,7 @@ class SingleProducerSequencer {
     if (next - capacity_ > cached_gating_ && !WaitForCapacity(next - capacity_, max_wait_ns)) {
       return internal::NoRoomWithin();
     }
-    next_value_ = next;
+    Claimed(next);
     return next;
   }
 
@@ -79,7 +79,7 @@ class SingleProducerSequencer {
     if (next - capacity_ > cached_gating_ && next - capacity_ > RefreshGating()) {
       return internal::InsufficientCapacity();
     }
-    next_value_ = next;
+    Claimed(next);
     return next;
   }
 
@@ -103,7 +103,7 @@ class SingleProducerSequencer {
   // Moves the claim to `sequence`, so the next claim starts after it (the Disruptor's
   // claim): for tests and replays that publish at given sequences. No gating check: the
   // caller knows nobody needs the slots it skips or reuses.
-  void ClaimSequence(std::int64_t sequence) { next_value_ = sequence; }
+  void ClaimSequence(std::int64_t sequence) { Claimed(sequence); }
 
   // End of stream: consumers drain what was published, then see WaitStatus::kClosed.
   void Close() { role_.Close(); }
@@ -127,15 +127,24 @@ class SingleProducerSequencer {
     CheckOwnerThread();
     const std::int64_t next = next_value_ + n;
     if (next - capacity_ > cached_gating_) [[unlikely]] WaitForCapacity(next - capacity_, 0);
-    next_value_ = next;
+    Claimed(next);
     return next;
+  }
+
+  // Records a claim up to `next`. The store to claim_hi comes before the caller writes the
+  // slots (the release fence keeps them after it), so a non-gating observer that read an
+  // overwritten slot also sees the claim that overwrote it (SequenceBarrier::Lapped).
+  void Claimed(std::int64_t next) {
+    next_value_ = next;
+    entry_->claim_hi.store(next, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
   }
 
   // The slowest gating sequence, read after the StoreLoad fence. It starts from the published
   // cursor, not the claimed next_value_: the join proof needs every cached bound to be one a
   // joining consumer can see (it joins at the cursor).
   std::int64_t RefreshGating() {
-    return cached_gating_ = internal::RefreshGating(role_.ring(), cursor());
+    return cached_gating_ = internal::RefreshGating(role_.ring(), *entry_, cursor());
   }
   // Waits until the slowest gating consumer passes `wrap_point`; false if `max_wait_ns` (> 0)
   // elapsed first.
@@ -145,6 +154,7 @@ class SingleProducerSequencer {
 
   internal::ProducerRole role_;
   ProducerState* producer_ = nullptr;
+  ProducerEntryState* entry_ = nullptr;
   std::int64_t capacity_ = 0;
   std::int64_t next_value_ = kInitialSequence;     // highest claimed sequence
   std::int64_t cached_gating_ = kInitialSequence;  // slowest gating sequence when last read

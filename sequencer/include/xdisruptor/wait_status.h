@@ -27,9 +27,11 @@ enum class WaitStatus : std::uint32_t {
                      // longer holds the producer back, and may have missed events
   kHandlerFailed,    // processors only: the handler failed and the stage's error policy
                      // stopped it (BatchEventProcessor::failure() says where and why)
+  kLapped,           // an observer (a consumer that does not gate): the producer overwrote
+                     // events it had not finished reading
   kAlerted [[deprecated("use kHalted")]] = kHalted,
 };
-inline constexpr std::uint32_t kWaitStatusCount = 10;
+inline constexpr std::uint32_t kWaitStatusCount = 11;
 
 struct WaitStatusInfo {
   WaitStatus value;
@@ -48,6 +50,7 @@ inline constexpr std::array<WaitStatusInfo, kWaitStatusCount> kWaitStatuses{{
     {WaitStatus::kProducerGone, "producer-gone", "the producer died without closing the stream"},
     {WaitStatus::kEvicted, "evicted", "evicted"},
     {WaitStatus::kHandlerFailed, "handler-failed", "handler failed"},
+    {WaitStatus::kLapped, "lapped", "the producer overwrote events this observer had not read"},
 }};
 
 constexpr bool WaitStatusesInOrder() {

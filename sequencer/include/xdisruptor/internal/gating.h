@@ -37,15 +37,28 @@ inline std::int64_t MinimumGating(const RingSegment& ring, std::int64_t start) {
   return minimum;
 }
 
-// MinimumGating after the producer's StoreLoad fence.
-inline std::int64_t RefreshGating(const RingSegment& ring, std::int64_t start) {
-  // SYNC POINT (StoreLoad): orders this producer's earlier cursor stores (or its claim) before
-  // its load of the gating mask; pairs with JoinGating's seq_cst RMW + cursor load in
-  // Consumer::Register. Without it a joining consumer and the producer could each miss the
-  // other's store and the producer would lap the newcomer (the fence a well-known C++ port
-  // lost).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  return MinimumGating(ring, start);
+// MinimumGating after the producer's StoreLoad fence, with the producer entry's frontier
+// published. Fence #1 (StoreLoad) orders this producer's earlier cursor stores (or its claim)
+// before its load of the gating mask; it pairs with JoinGating's seq_cst RMW + cursor load in
+// Consumer::Register (join at the cursor). Without it a joining consumer and the producer could
+// each miss the other's store and the producer would lap the newcomer (the fence a well-known
+// C++ port lost). Then the frontier, how far the producer may now write, is stored before
+// fence #2 and a second look at the mask; that pairs with the seq_cst RMW + frontier load of a
+// consumer joining at an older sequence (Register's start_at): either the second look sees its
+// bit (and the minimum is taken again, with it) or it sees this frontier and backs off.
+inline std::int64_t RefreshGating(const RingSegment& ring, ProducerEntryState& entry,
+                                  std::int64_t start) {
+  const auto lap = static_cast<std::int64_t>(ring.capacity());
+  for (;;) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // SYNC POINT: fence #1
+    const std::uint64_t mask = LoadGatingMask(ring.producer());
+    const std::int64_t minimum = MinimumGating(ring, start);
+    // SYNC POINT: release pairs with the joiner's frontier load: what this producer claimed
+    // before (claim_hi) is seen with it.
+    entry.frontier.store(minimum + lap, std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // SYNC POINT: fence #2
+    if ((LoadGatingMask(ring.producer()) & ~mask) == 0) return minimum;  // nobody new joined
+  }
 }
 
 // A producer's full-ring waits: the one in progress may run in slices (NextFor with a limit,
@@ -75,7 +88,7 @@ struct GatingWait {
 int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
                   GatingWait& state);
 
-// The full-ring wait of both sequencers: until RefreshGating(ring, start) reaches
+// The full-ring wait of both sequencers: until RefreshGating(ring, entry, start) reaches
 // `wrap_point`, idling by `wait` on the lagging consumer (producer entry `producer_index`
 // sleeps there), calling EvictLaggards every kEvictCheckNs. Stores the last minimum in
 // `*gating`. False if `max_wait_ns` (> 0) elapsed first; `state` then keeps the wait open for
@@ -83,6 +96,15 @@ int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
 bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::uint32_t producer_index,
                    std::int64_t wrap_point, std::int64_t start, std::int64_t max_wait_ns,
                    std::int64_t* gating, GatingWait& state);
+
+// The highest sequence any producer of `ring` may have written or may write without reading
+// the gating sequences again (each entry's frontier and claim, and the cursor): a consumer
+// joining at an older sequence S is protected only if this is below S + capacity.
+std::int64_t WriteFrontier(const RingSegment& ring);
+
+// The highest sequence any producer of `ring` has claimed (the cursor, each entry's claim): a
+// slot of a sequence s has been (or is being) overwritten when this is >= s + capacity.
+std::int64_t ClaimFrontier(const RingSegment& ring);
 
 }  // namespace xdisruptor::internal
 
