@@ -1,5 +1,6 @@
 #include "xdisruptor/sequence_barrier.h"
 
+#include "xdisruptor/internal/gating.h"
 #include "internal/producer_table.h"
 
 namespace xdisruptor {
@@ -83,6 +84,12 @@ WaitResult SequenceBarrier::WaitLoop(std::int64_t sequence, std::int64_t max_wai
     std::int64_t available = std::min(AvailableFrom(sequence), sequence - 1 + lap_);
     if (alert_.load(std::memory_order_relaxed)) return {available, WaitStatus::kHalted};
     if (IsEvicted(*self_)) return {available, WaitStatus::kEvicted};
+    // An observer waiting for an overwritten event (a multi-producer ring's slot then shows a
+    // later lap and never this one) is told at once.
+    if (self_->observer.load(std::memory_order_relaxed) != 0 &&
+        internal::ClaimFrontier(*ring_) - lap_ >= sequence) [[unlikely]] {
+      return {available, WaitStatus::kLapped};
+    }
     if (available >= sequence) {
       liveness_due_ns_ = 0;
       return {available, WaitStatus::kOk};

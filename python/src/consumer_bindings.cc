@@ -23,7 +23,8 @@ class PyConsumer {
  public:
   PyConsumer(const PyRing& ring, const std::string& name, const std::vector<std::string>& after,
              const std::string& wait, const py::dict& params, const std::string& stall_policy,
-             bool rejoin_at_cursor, std::int64_t max_lag, double max_lag_s)
+             bool rejoin_at_cursor, std::int64_t max_lag, double max_lag_s,
+             std::optional<std::int64_t> start_at, bool gating)
       : ring_(ring.segment) {
     if (!(max_lag_s >= 0) || max_lag_s > 1e9) {
       ThrowStatus(absl::InvalidArgumentError("max_lag_s must be seconds >= 0"));
@@ -33,7 +34,9 @@ class PyConsumer {
                             .stall_policy = Unwrap(ParseEnum<StallPolicy>(stall_policy)),
                             .rejoin_at_cursor = rejoin_at_cursor,
                             .max_lag = max_lag,
-                            .max_lag_ns = static_cast<std::int64_t>(max_lag_s * 1e9)};
+                            .max_lag_ns = static_cast<std::int64_t>(max_lag_s * 1e9),
+                            .start_at = start_at.value_or(kAtCursor),
+                            .gating = gating};
     consumer_.emplace(
         Unwrap(Consumer::Register(ring.get(), name, options), ErrorSubject::kConsumer));
   }
@@ -49,16 +52,22 @@ class PyConsumer {
   // next sequence, and returns (first, count, status) for at most `limit` events that do not
   // wrap around the ring's end. The batch stays pending (unreleased) until the next call or
   // ReleasePending(). After a close (from any thread) it hands out nothing: status "halted".
+  // An observer is told "lapped" before a batch already overwritten is handed out, and at the
+  // next call after one overwritten while it was read (that batch is not released).
   py::tuple NextRange(std::int64_t limit) {
-    ReleasePending();
     Consumer& c = get();
-    const std::int64_t first = c.sequence() + 1;
-    if (closing_.load(std::memory_order_acquire)) return Halted(first);
-    const WaitResult waited = Wait(first);
-    if (closing_.load(std::memory_order_acquire)) return Halted(first);
-    if (waited.status != WaitStatus::kOk) {
-      return py::make_tuple(first, 0, std::string(WaitStatusName(waited.status)));
+    const bool observer = c.observer();
+    if (observer && pending_count_ > 0) {
+      const std::int64_t pending_first = pending_last_ - pending_count_ + 1;
+      if (c.Lapped(pending_first)) return Status(pending_first, WaitStatus::kLapped);
     }
+    ReleasePending();
+    const std::int64_t first = c.sequence() + 1;
+    if (closing_.load(std::memory_order_acquire)) return Status(first, WaitStatus::kHalted);
+    const WaitResult waited = Wait(first);
+    if (closing_.load(std::memory_order_acquire)) return Status(first, WaitStatus::kHalted);
+    if (waited.status != WaitStatus::kOk) return Status(first, waited.status);
+    if (observer && c.Lapped(first)) return Status(first, WaitStatus::kLapped);
     const std::int64_t available = waited.available;
     const auto capacity = static_cast<std::int64_t>(ring_->capacity());
     const std::int64_t to_end = capacity - (first & (capacity - 1));
@@ -145,8 +154,8 @@ class PyConsumer {
   bool closed() const { return !consumer_ || closing_.load(std::memory_order_acquire); }
 
  private:
-  py::tuple Halted(std::int64_t first) {
-    return py::make_tuple(first, 0, std::string(WaitStatusName(WaitStatus::kHalted)));
+  static py::tuple Status(std::int64_t first, WaitStatus status) {
+    return py::make_tuple(first, 0, std::string(WaitStatusName(status)));
   }
 
   void Leave() {
@@ -200,11 +209,15 @@ void RegisterConsumer(py::module_& m) {
   py::class_<PyConsumer>(m, "RawConsumer")
       .def(py::init<const PyRing&, const std::string&, const std::vector<std::string>&,
                     const std::string&, const py::dict&, const std::string&, bool,
-                    std::int64_t, double>(),
+                    std::int64_t, double, std::optional<std::int64_t>, bool>(),
            py::arg("ring"), py::arg("name"), py::arg("after"), py::arg("wait"),
            py::arg("params"), py::arg("stall_policy") = "hold",
            py::arg("rejoin_at_cursor") = false, py::arg("max_lag") = 0,
-           py::arg("max_lag_s") = 0.0)
+           py::arg("max_lag_s") = 0.0, py::arg("start_at") = py::none(),
+           py::arg("gating") = true)
+      .def_property_readonly("observer", [](PyConsumer& c) { return c.get().observer(); })
+      .def("lapped", [](PyConsumer& c, std::int64_t first) { return c.get().Lapped(first); },
+           py::arg("first"))
       .def_property_readonly("resumed", [](PyConsumer& c) { return c.get().resumed(); })
       .def_property_readonly("missed", [](PyConsumer& c) { return c.get().missed(); })
       .def_property_readonly("handler_errors",

@@ -158,6 +158,24 @@ class PyProducer {
   std::int64_t Remaining() {
     return Use([](auto& s) { return s.RemainingCapacity(); });
   }
+  // False for more than the capacity (as the Disruptor's hasAvailableCapacity), an error below 1.
+  bool HasAvailableCapacity(std::int64_t n) {
+    CheckUsable();
+    if (n < 1) {
+      ThrowStatus(absl::InvalidArgumentError(
+          absl::StrFormat("has_available_capacity needs n >= 1, not %d", n)));
+    }
+    if (n > static_cast<std::int64_t>(ring_->capacity())) return false;
+    return Use([&](auto& s) { return s.HasAvailableCapacity(n); });
+  }
+  void ClaimSequence(std::int64_t sequence) {
+    CheckUsable();
+    if (sequence < -1) {
+      ThrowStatus(absl::InvalidArgumentError(
+          absl::StrFormat("claim_sequence needs a sequence >= -1, not %d", sequence)));
+    }
+    Use([&](auto& s) { s.ClaimSequence(sequence); });
+  }
   bool closed() const { return !single_ && !multi_; }
 
  private:
@@ -199,7 +217,9 @@ void RegisterProducer(py::module_& m) {
       .def("detach", &PyProducer::Detach)
       .def_property_readonly("closed", &PyProducer::closed)
       .def_property_readonly("cursor", &PyProducer::Cursor)
-      .def_property_readonly("remaining_capacity", &PyProducer::Remaining);
+      .def_property_readonly("remaining_capacity", &PyProducer::Remaining)
+      .def("has_available_capacity", &PyProducer::HasAvailableCapacity, py::arg("n"))
+      .def("claim_sequence", &PyProducer::ClaimSequence, py::arg("sequence"));
 }
 
 }  // namespace xdisruptor::python

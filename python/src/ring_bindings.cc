@@ -226,6 +226,16 @@ void RegisterRing(py::module_& m) {
              return out;
            })
       .def("stats_json", [](const PyRing& r) { return StatsJson(Stats(r.get())); })
+      .def("is_available",
+           [](const PyRing& r, std::int64_t sequence) { return IsAvailable(r.get(), sequence); },
+           py::arg("sequence"))
+      .def("highest_published",
+           [](const PyRing& r, std::int64_t lo, std::int64_t hi) {
+             return HighestPublished(r.get(), lo, hi);
+           },
+           py::arg("lo"), py::arg("hi"))
+      .def_property_readonly("minimum_gating_sequence",
+                             [](const PyRing& r) { return MinimumGatingSequence(r.get()); })
       .def("tuples", &Tuples, py::arg("first"), py::arg("count"), py::arg("fields"))
       .def("view", &PyRing::View, py::arg("first"), py::arg("count"), py::arg("dtype"),
            py::arg("writable"));

@@ -242,6 +242,7 @@ class Ring:
                  writable: bool = False, max_batch: Optional[int] = None,
                  stall_policy: str = "hold", rejoin_at_cursor: bool = False,
                  max_lag: int = 0, max_lag_s: float = 0.0,
+                 start_at: Optional[int] = None, gating: bool = True,
                  **wait_params: Any) -> "Consumer":
         """Registers the consumer ``name``. It starts at the cursor (events published before
         it joined are not its), waits by ``wait`` (times in seconds: ``timeout``,
@@ -259,6 +260,13 @@ class Ring:
         events while a producer has been blocked by the full ring for longer than
         ``max_lag_s``, it is evicted (its loop raises EvictedError; it may come back with
         ``rejoin_at_cursor`` and ``missed`` says exactly how many events it skipped).
+        ``start_at``: a fresh name starts reading at this older sequence instead of the
+        cursor (the join with history of a late consumer or a journal's catch-up), if the
+        ring still protects it (some gating consumer is at or before it); otherwise
+        MissedEventsError says from where it could start. A resumed name goes on where it was.
+        ``gating=False`` makes an observer: it never holds the producer back, so it may be
+        lapped; its loop then raises LappedError (the batch read last may hold overwritten
+        events).
         ``policy=`` and ``rejoin=`` are deprecated spellings of ``stall_policy=`` and
         ``rejoin_at_cursor=``."""
         stall_policy = renamed(wait_params, "policy", "stall_policy", stall_policy, "hold")
@@ -266,10 +274,29 @@ class Ring:
                                    False)
         raw = _core.RawConsumer(self._raw, name, list(after), wait, wait_params, stall_policy,
                                 bool(rejoin_at_cursor), _whole(max_lag, "max_lag", 0, 2 ** 62),
-                                _seconds(max_lag_s, "max_lag_s"))
+                                _seconds(max_lag_s, "max_lag_s"),
+                                None if start_at is None else
+                                _whole(start_at, "start_at", 0, 2 ** 62), bool(gating))
         return Consumer(self, raw, writable=writable,
                         max_batch=None if max_batch is None else
                         _whole(max_batch, "max_batch", 0, 2 ** 62))
+
+    # -- the stream (the Disruptor's RingBuffer queries) ------------------------------------
+    def is_available(self, sequence: int) -> bool:
+        """True when ``sequence`` is published and its slot still holds it (not overwritten
+        by a later lap)."""
+        return self._raw.is_available(int(sequence))
+
+    def highest_published(self, lo: int, hi: int) -> int:
+        """The highest sequence from ``lo`` to ``hi`` before the first one not yet published
+        (``lo - 1`` if ``lo`` is not)."""
+        return self._raw.highest_published(int(lo), int(hi))
+
+    @property
+    def minimum_gating_sequence(self) -> int:
+        """The slowest gating consumer's sequence, or the cursor when none is slower: the
+        producer may not overwrite past it."""
+        return self._raw.minimum_gating_sequence
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
@@ -359,7 +386,12 @@ class Producer:
         every one). The view is the slots themselves (zero copy) unless the claim wraps around
         the ring's end; then it is a buffer copied in on exit."""
         n = _whole(n, "n", 1, self._ring.capacity)
-        hi = self._raw.next(n)
+        with self._filled(self._raw.next(n), n) as view:
+            yield view
+
+    @contextlib.contextmanager
+    def _filled(self, hi: int, n: int) -> Iterator[np.ndarray]:
+        """The writable view of the claimed ``hi - n + 1 .. hi``, published on exit."""
         lo = hi - n + 1
         capacity = self._ring.capacity
         if (lo % capacity) + n <= capacity:
@@ -378,6 +410,80 @@ class Producer:
                 self._ring_raw.view(lo + first, n - first, self._dtype, True)[:] = buffer[first:]
                 self._raw.publish(lo, hi)
 
+    # -- translators (the Disruptor's publishEvent family) ----------------------------------
+    def publish_event(self, translator: Callable[..., None], *args: Any) -> int:
+        """Claims one slot, calls ``translator(event, sequence, *args)`` to fill it in place
+        (``event`` is a writable record of the slot) and publishes it, also if the translator
+        raises (the exception then propagates). Returns the sequence."""
+        hi = self._raw.next(1)
+        self._translate(hi, 1, lambda i: translator, [(a,) for a in args], 0)
+        return hi
+
+    def try_publish_event(self, translator: Callable[..., None], *args: Any) -> bool:
+        """As :meth:`publish_event` if a slot is free now; False (nothing called) if the ring
+        is full."""
+        hi = self._raw.try_next(1)
+        if hi is None:
+            return False
+        self._translate(hi, 1, lambda i: translator, [(a,) for a in args], 0)
+        return True
+
+    def publish_events(self, translator: Any, *arg_lists: Sequence[Any], start: int = 0,
+                       count: Optional[int] = None) -> int:
+        """Publishes ``count`` events in one claim: event ``i`` is filled by
+        ``translator(event, sequence, arg_lists[0][start + i], ...)``, or, when
+        ``translator`` is a sequence of translators, by ``translator[start + i](event,
+        sequence)``. ``count`` defaults to the rest of the lists from ``start``. Raises
+        InvalidArgumentError (publishing nothing) unless ``1 <= count <= capacity`` and every
+        list holds ``start + count`` items. Returns the sequence of the last event."""
+        pick, n = self._batch(translator, arg_lists, start, count)
+        hi = self._raw.next(n)
+        self._translate(hi, n, pick, arg_lists, start)
+        return hi
+
+    def try_publish_events(self, translator: Any, *arg_lists: Sequence[Any], start: int = 0,
+                           count: Optional[int] = None) -> bool:
+        """As :meth:`publish_events` if the slots are free now; False (nothing called) if
+        not."""
+        pick, n = self._batch(translator, arg_lists, start, count)
+        hi = self._raw.try_next(n)
+        if hi is None:
+            return False
+        self._translate(hi, n, pick, arg_lists, start)
+        return True
+
+    def _batch(self, translator: Any, arg_lists: tuple, start: Any, count: Any):
+        """Validates a batch before anything is claimed: (translator of item i, count)."""
+        many = not callable(translator)
+        if many and not all(callable(t) for t in translator):
+            raise InvalidArgumentError("translator must be callable or a sequence of callables")
+        if many and arg_lists:
+            raise InvalidArgumentError("a sequence of translators takes no argument lists")
+        lists = [translator] if many else list(arg_lists)
+        start = _whole(start, "start", 0, 2 ** 62)
+        if count is None:
+            if not lists:
+                raise InvalidArgumentError("publish_events needs count= when no lists are given")
+            count = min(len(x) for x in lists) - start
+        count = _whole(count, "count", 1, self._ring.capacity)
+        for x in lists:
+            if start + count > len(x):
+                raise InvalidArgumentError(
+                    f"start {start} + count {count} runs past a list of {len(x)} items")
+        if many:
+            return (lambda i: translator[i]), count
+        return (lambda i: translator), count
+
+    def _translate(self, hi: int, n: int, pick: Callable[[int], Any], arg_lists: Sequence[Any],
+                   start: int) -> None:
+        """Fills the claimed ``hi - n + 1 .. hi`` through the translators and publishes it
+        (whatever they raise: a claimed slot must be published)."""
+        lo = hi - n + 1
+        with self._filled(hi, n) as view:
+            for i in range(n):
+                pick(start + i)(view[i], lo + i, *(x[start + i] for x in arg_lists))
+
+    # -- state ---------------------------------------------------------------------------
     @property
     def cursor(self) -> int:
         return self._raw.cursor
@@ -386,6 +492,17 @@ class Producer:
     def remaining_capacity(self) -> int:
         """Slots that can be claimed now without waiting."""
         return self._raw.remaining_capacity
+
+    def has_available_capacity(self, n: int) -> bool:
+        """True when ``n`` slots (n >= 1) can be claimed now without waiting; False for more
+        than the capacity."""
+        return self._raw.has_available_capacity(_whole(n, "n", 1, 2 ** 62))
+
+    def claim_sequence(self, sequence: int) -> None:
+        """Moves the claim to ``sequence``, so the next claim starts after it (the Disruptor's
+        ``claim``): for tests and replays. No gating check; on a multi-producer ring it moves
+        everyone's claim counter, so only while no other producer runs."""
+        self._raw.claim_sequence(_whole(sequence, "sequence", -1, 2 ** 62))
 
     def close(self, end_stream: bool = True) -> None:
         """Ends the stream (consumers drain it, then their iteration ends) unless
@@ -454,6 +571,12 @@ class Consumer:
     def join_sequence(self) -> int:
         """The cursor when this consumer joined: it reads from the event after it."""
         return self._raw.join_sequence
+
+    @property
+    def observer(self) -> bool:
+        """True for an observer (``gating=False``): it never holds the producer back and may
+        be lapped (its loop then raises LappedError)."""
+        return self._raw.observer
 
     def _ranges(self, limit: int, on_timeout: Optional[Callable[[int], None]]):
         """Yields (first, count) of each batch; the C++ side releases a batch when the next
@@ -602,13 +725,16 @@ class Consumer:
 
     def _run_batch(self, batch, first, count, on_event, on_batch, on_batch_start,
                    handling: Handling) -> None:
-        """One batch under the error handling (see :meth:`run`)."""
+        """One batch under the error handling (see :meth:`run`). After a skipped event the
+        rest is a new batch, as in the Disruptor (and the C++ processor): announced again, and
+        rewinds go back only to its start."""
         raw = self._raw
         failures = 0
+        start = 0  # where the batch (or, after a skip, the rest of it) starts
         j = 0  # where the batch goes on from (after a skip or a rewind)
         while True:
-            if j == 0 and on_batch_start is not None:
-                on_batch_start(count, max(count, raw.available() - first + 1))
+            if j == start and on_batch_start is not None:
+                on_batch_start(count - start, max(count, raw.available() - first + 1) - start)
             try:
                 if on_batch is not None:
                     on_batch(batch, first)
@@ -625,10 +751,11 @@ class Consumer:
                 if action == "skip":
                     if on_batch is not None or j + 1 >= count:
                         return
-                    j += 1
+                    j = start = j + 1
+                    failures = 0
                 elif action == "rewind":
                     # released events are never handed out again
-                    j = max(0, raw.sequence + 1 - first)
+                    j = max(start, raw.sequence + 1 - first)
                 else:
                     handling.stop(exc, first, failed, failures)
 

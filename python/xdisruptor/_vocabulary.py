@@ -39,7 +39,7 @@ WaitStatus = _StrEnum("WaitStatus", [(name.upper().replace("-", "_"), name)
 WaitStatus.__module__ = "xdisruptor"
 WaitStatus.__doc__ = ("Why a wait ended, as the C++ WaitStatus says it: OK, HALTED, CLOSED, "
                       "TIMEOUT, UPSTREAM_GONE, CHECKPOINT, PRODUCER_STALLED, PRODUCER_GONE, "
-                      "EVICTED, HANDLER_FAILED. Members compare equal to their names.")
+                      "EVICTED, HANDLER_FAILED, LAPPED. Members compare equal to their names.")
 
 
 _DESCRIPTIONS = dict(zip(_core.WAIT_STATUSES, _core.WAIT_STATUS_DESCRIPTIONS))

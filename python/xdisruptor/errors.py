@@ -92,8 +92,16 @@ class EvictedError(Error):
 
 
 class MissedEventsError(Error):
-    """An evicted consumer came back under its name, but events were published since: say
-    ``rejoin=True`` to go on from the cursor (the count missed is in the message)."""
+    """Events asked for are gone: an evicted consumer came back under its name, but events
+    were published since (say ``rejoin_at_cursor=True`` to go on from the cursor; the count
+    missed is in the message), or a consumer asked to ``start_at`` a sequence the ring no
+    longer protects (start later, or read the older events from a journal)."""
+
+
+class LappedError(Error):
+    """An observer (a consumer made with ``gating=False``, which never holds the producer
+    back) was lapped: the producer overwrote events it had not finished reading. The batch
+    handed out last may hold overwritten data and was not released."""
 
 
 class RewindableError(Error):
@@ -156,6 +164,9 @@ _WAIT_STATUS_ERRORS = {
     "producer-stalled": (ProducerStalledError,
                          "a producer of ring '{ring}' died between claiming and publishing "
                          "event {sequence}; the stream cannot go on past it"),
+    "lapped": (LappedError,
+               "observer '{consumer}' of ring '{ring}' was lapped: events from {sequence} on "
+               "were overwritten before it finished reading them"),
     "upstream-gone": (UpstreamGoneError,
                       "a stage that consumer '{consumer}' runs after left the ring before "
                       "event {sequence}"),

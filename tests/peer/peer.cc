@@ -2,7 +2,7 @@
 //
 //   xdisruptor_test_peer produce --ring=R --events=N [--create --capacity=C] [--consumers=K]
 //   xdisruptor_test_peer consume --ring=R --name=X --events=N [--after=A,B] [--mark]
-//                                [--expect_mark] [--wait=blocking]
+//                                [--expect_mark] [--wait=blocking] [--start_at=S] [--observer]
 //   xdisruptor_test_peer chaos-consume --ring=R --name=X --log=F [--policy=evict] [--after=A]
 //                                [--max_lag=N --max_lag_s=S] [--slow_ms=M]
 // produce publishes N PeerEvents (creating the ring with --create; --multi: a multi-producer
@@ -13,7 +13,10 @@
 // Exit codes of chaos-consume: 0 stream ended, 3 evicted while alive, 4 upstream gone,
 // 5 producer stalled, 1 bad events, 2 setup refused. consume registers, prints "ready", checks every event from sequence 0
 // (and with --expect_mark that an upstream stage marked it; with --mark marks it in place) and
-// exits 0 only if it saw exactly N intact events in order, then the end of the stream.
+// exits 0 only if it saw exactly N intact events in order, then the end of the stream (from
+// --start_at on when given: the join with history). An --observer that is lapped exits 6 if
+// every event it read intact came before the batch it was lapped in (exactly when: a damaged
+// event in a batch it was not told about exits 1).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -50,6 +53,8 @@ ABSL_FLAG(std::string, spawn, "", "produce: start a chaos-consume child of this 
 ABSL_FLAG(int64_t, max_lag, 0, "chaos-consume: slow-consumer limit, events");
 ABSL_FLAG(double, max_lag_s, 0, "chaos-consume: slow-consumer limit, seconds");
 ABSL_FLAG(int64_t, slow_ms, 0, "chaos-consume: pause after each batch");
+ABSL_FLAG(int64_t, start_at, -1, "consume: join at this older sequence (-1: at the cursor)");
+ABSL_FLAG(bool, observer, false, "consume: do not gate (may be lapped: exit code 6)");
 
 namespace {
 
@@ -141,8 +146,14 @@ int Produce() {
 struct Checker {
   std::int64_t expected = 0;
   std::int64_t bad = 0;
+  std::int64_t bad_before_batch = 0;  // bad events in the batches before the last one
+  std::int64_t batch_last = -1;       // the last sequence of the last batch handed out
   bool mark = false;
   bool expect_mark = false;
+  void on_batch_start(std::int64_t size, std::int64_t) {
+    bad_before_batch = bad;
+    batch_last = expected + size - 1;
+  }
   void on_event(peer::PeerEvent& e, std::int64_t s, bool) {
     bad += s != expected || !peer::Verify(e, s);
     if (expect_mark) bad += e.mark != peer::Mark(s);
@@ -161,6 +172,8 @@ int Consume() {
   for (absl::string_view up : absl::StrSplit(absl::GetFlag(FLAGS_after), ',', absl::SkipEmpty())) {
     options.after.emplace_back(up);
   }
+  if (absl::GetFlag(FLAGS_start_at) >= 0) options.start_at = absl::GetFlag(FLAGS_start_at);
+  options.gating = !absl::GetFlag(FLAGS_observer);
   auto consumer = Consumer::Register(ring->segment(), absl::GetFlag(FLAGS_name), options);
   if (!consumer.ok()) return Fail(consumer.status());
   std::printf("ready\n");
@@ -173,7 +186,13 @@ int Consume() {
   const std::int64_t events = absl::GetFlag(FLAGS_events);
   std::printf("consumed %lld events, %lld bad, end %s\n",
               static_cast<long long>(checker.expected), static_cast<long long>(checker.bad),
-              why == WaitStatus::kClosed ? "closed" : "other");
+              std::string(WaitStatusName(why)).c_str());
+  if (why == WaitStatus::kLapped) {
+    // Told before the next batch (the last one was released: it had to be intact), or after
+    // the last one (not released: it may be damaged).
+    const bool last_released = consumer->sequence() >= checker.batch_last;
+    return (last_released ? checker.bad : checker.bad_before_batch) == 0 ? 6 : 1;
+  }
   return checker.bad == 0 && checker.expected == events && why == WaitStatus::kClosed ? 0 : 1;
 }
 

@@ -5,11 +5,16 @@ codes, so a test can run any role in either language.
     peer.py produce --ring=R [--create --capacity=C --multi] [--events=N | --until=N]
                     [--batch=B] [--rate=E] [--consumers=K] [--noclose] [--spawn=NAME --log=F]
                     [--stall] [--wait=yielding]
+    peer.py consume --ring=R --name=X --events=N [--after=A,B] [--wait=W] [--start_at=S]
+                    [--observer]
     peer.py chaos-consume --ring=R --name=X --log=F [--policy=evict] [--after=A,B]
                     [--max_lag=N --max_lag_s=S] [--slow_ms=M]
 
 produce prints "ready" once attached (then "child PID" for --spawn, "stalled" for --stall),
 publishes PeerEvents (every field derives from the sequence) and closes the stream.
+consume checks every event from where it joined (the cursor, or --start_at) and exits 0 only
+if it saw them intact in order up to N, then the end of the stream; an --observer that was
+lapped exits 6 if only the batch it was told about held damaged events (else 1).
 chaos-consume logs "E first last" per batch before releasing it, "G told joined" and "M total"
 when it rejoined after an eviction, skips on restart what its log has, and exits 0 when the
 stream ended, 3 evicted while alive, 4 upstream gone, 5 producer stalled, 1 bad events.
@@ -87,6 +92,37 @@ def produce(args):
     return 0
 
 
+def consume(args):
+    import xdisruptor
+    ring = xdisruptor.Ring.attach(args.ring, dtype=PEER_DTYPE)
+    try:
+        consumer = ring.consumer(args.name, wait=args.wait,
+                                 after=[a for a in args.after.split(",") if a],
+                                 start_at=None if args.start_at < 0 else args.start_at,
+                                 gating=not args.observer)
+    except xdisruptor.Error as e:
+        print(f"peer: {e}", file=sys.stderr)
+        return 2
+    print("ready", flush=True)
+    expected, bad, bad_unconfirmed, end = consumer.sequence + 1, 0, 0, "closed"
+    try:
+        for batch in consumer.batches():
+            bad += bad_unconfirmed  # the batch before was released: it had to be intact
+            s = batch["sequence"]
+            good = len(s) and int(s[0]) == expected and check_events(batch)
+            bad_unconfirmed = 0 if good else len(batch)
+            expected += len(batch)
+        bad += bad_unconfirmed
+    except xdisruptor.LappedError:
+        end = "lapped"  # the batch in hand may hold overwritten events, unless it was released
+        if consumer.sequence >= expected - 1:  # told before the next batch: it was released
+            bad, bad_unconfirmed = bad + bad_unconfirmed, 0
+    print(f"consumed {expected} events, {bad + bad_unconfirmed} bad, end {end}", flush=True)
+    if end == "lapped":
+        return 6 if bad == 0 else 1
+    return 0 if bad == 0 and expected == args.events else 1
+
+
 def evicted(ring, name):
     return any(c["name"] == name and c["state"] == "evicted" for c in ring.stats()["consumers"])
 
@@ -146,7 +182,7 @@ def chaos_consume(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["produce", "chaos-consume"])
+    parser.add_argument("mode", choices=["produce", "consume", "chaos-consume"])
     parser.add_argument("--ring", required=True)
     parser.add_argument("--name", default="py")
     parser.add_argument("--events", type=int, default=1000)
@@ -167,8 +203,10 @@ def main(argv=None):
     parser.add_argument("--max_lag", type=int, default=0)
     parser.add_argument("--max_lag_s", type=float, default=0.0)
     parser.add_argument("--slow_ms", type=int, default=0)
+    parser.add_argument("--start_at", type=int, default=-1)
+    parser.add_argument("--observer", action="store_true")
     args = parser.parse_args(argv)
-    return produce(args) if args.mode == "produce" else chaos_consume(args)
+    return {"produce": produce, "consume": consume, "chaos-consume": chaos_consume}[args.mode](args)
 
 
 if __name__ == "__main__":

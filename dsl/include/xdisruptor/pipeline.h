@@ -251,6 +251,10 @@ class Pipeline {
     return results;
   }
 
+  // The first mistake in building the pipeline: a bad or taken stage name (also returned by
+  // Start()), or a stage added after Start() (refused: it is neither added nor registered).
+  absl::Status error() const { return !late_error_.ok() ? late_error_ : add_error_; }
+
   // Start, then Join.
   absl::StatusOr<std::vector<StageResult>> Run() {
     if (absl::Status s = Start(); !s.ok()) return s;
@@ -263,6 +267,13 @@ class Pipeline {
   template <typename... S>
   StageGroup<T> Add(const std::vector<std::string>& after, S... specs) {
     std::vector<std::string> names;
+    if (started_) {  // (the Disruptor's IllegalStateException): nothing is added or registered
+      if (late_error_.ok()) {
+        late_error_ = absl::FailedPreconditionError(
+            "a stage was added after the pipeline started; add every stage before Start()");
+      }
+      return StageGroup<T>(this, std::move(names));
+    }
     (AddOne(after, specs, &names), ...);
     return StageGroup<T>(this, std::move(names));
   }
@@ -342,7 +353,8 @@ class Pipeline {
   Ring<T>* ring_;
   PipelineOptions options_;
   std::vector<std::unique_ptr<internal::PipelineStage>> stages_;
-  absl::Status add_error_;  // the first failure of an early registration, told by Start()
+  absl::Status add_error_;
+  absl::Status late_error_;  // a stage added after Start()  // the first failure of an early registration, told by Start()
   ExceptionHandler<T>* default_exception_handler_ = nullptr;
   std::map<std::string, ExceptionHandler<T>*> exception_handlers_;
   std::map<std::string, RewindStrategy*> rewind_strategies_;

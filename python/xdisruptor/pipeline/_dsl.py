@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 import traceback
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from .._ring import Ring
 from .._vocabulary import ERROR_POLICIES, STALL_POLICIES, WAIT_STRATEGIES, renamed
@@ -40,11 +40,16 @@ class Stage:
     ``max_batch`` caps its batches; ``writable`` lets it change events in place for the stages
     after it; ``stall_policy`` is "hold" or "evict", ``max_lag`` and ``max_lag_s`` its
     slow-consumer limit (evict only); ``exception_handler`` and ``rewind_strategy`` replace
-    the presets of ``error_policy`` (see :meth:`Consumer.run`). ``on_error``, ``retries`` and ``policy``
-    are deprecated spellings of ``error_policy``, ``max_retries`` and ``stall_policy``."""
+    the presets of ``error_policy`` (see :meth:`Consumer.run`). ``processor`` instead of
+    ``handler`` makes a custom processor (the Disruptor's EventProcessorFactory): a callable
+    ``processor(consumer)`` given the stage's registered :class:`Consumer`, which runs its own
+    loop on it (for example over ``consumer.batches()``, which ends when the pipeline halts or
+    the stream ends) and returns its status ("closed", "halted"; None means "closed").
+    ``on_error``, ``retries`` and ``policy`` are deprecated spellings of ``error_policy``,
+    ``max_retries`` and ``stall_policy``."""
 
     name: str
-    handler: Any
+    handler: Any = None
     mode: str = "thread"
     wait: str = "blocking"
     wait_params: dict = dataclasses.field(default_factory=dict)
@@ -58,6 +63,7 @@ class Stage:
     max_lag_s: float = 0.0
     exception_handler: Any = None   # see Consumer.run; None: the pipeline's default
     rewind_strategy: Any = None
+    processor: Optional[Callable[[Any], Optional[str]]] = None
     on_error: dataclasses.InitVar[Optional[str]] = None
     retries: dataclasses.InitVar[Optional[int]] = None
     policy: dataclasses.InitVar[Optional[str]] = None
@@ -69,6 +75,11 @@ class Stage:
         self.error_policy = renamed(old, "on_error", "error_policy", self.error_policy, "stop", 4)
         self.max_retries = renamed(old, "retries", "max_retries", self.max_retries, 3, 4)
         self.stall_policy = renamed(old, "policy", "stall_policy", self.stall_policy, "hold", 4)
+        if (self.handler is None) == (self.processor is None):
+            raise InvalidArgumentError(f"stage '{self.name}': give a handler or a processor "
+                                       "(exactly one)")
+        if self.processor is not None and not callable(self.processor):
+            raise InvalidArgumentError(f"stage '{self.name}': processor must be callable")
         if self.mode not in ("thread", "process"):
             raise InvalidArgumentError(f"stage '{self.name}': mode must be 'thread' or "
                                        f"'process', not {self.mode!r}")
@@ -126,6 +137,13 @@ class _Running:
 def _run_stage(consumer, stage: Stage, default_handler: Any = None) -> StageResult:
     """Runs one stage's handler on its registered consumer; never raises."""
     try:
+        if stage.processor is not None:
+            status = stage.processor(consumer) or "closed"
+            if not isinstance(status, str):
+                raise InvalidArgumentError(f"stage '{stage.name}': its processor returned "
+                                           f"{status!r}, not a status name")
+            return StageResult(stage.name, status, consumer.events, consumer.handler_errors,
+                               consumer.sequence)
         status = consumer.run(stage.handler, max_batch=stage.max_batch,
                               error_policy=stage.error_policy, max_retries=stage.max_retries,
                               retry_pause=stage.retry_pause,

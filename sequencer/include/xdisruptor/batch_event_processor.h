@@ -161,7 +161,7 @@ class BatchEventProcessor {
       // An observer is told it was lapped before a batch already overwritten is handed out,
       // and after one overwritten while it was handled (that batch is not released).
       if (observer && consumer_->Lapped(next)) [[unlikely]] return WaitStatus::kLapped;
-      const std::int64_t done = ProcessBatch(slots, next, hi, r.available - next + 1);
+      const std::int64_t done = ProcessBatch(slots, next, hi, r.available);
       if (observer && consumer_->Lapped(next)) [[unlikely]] return WaitStatus::kLapped;
       if (done > released_) {
         consumer_->Release(done, static_cast<std::uint64_t>(done - released_));
@@ -204,17 +204,18 @@ class BatchEventProcessor {
     return exceptions_ != nullptr ? *exceptions_ : preset_handler_;
   }
 
-  // Runs the batch lo..hi under the error handling; returns the last sequence done (handled
-  // or skipped): hi, or less when the stage stops (the failing event and those after it stay
-  // unreleased).
+  // Runs the batch lo..hi (of events available up to `available`) under the error handling;
+  // returns the last sequence done (handled or skipped): hi, or less when the stage stops (the
+  // failing event and those after it stay unreleased). After a skipped event the rest is a
+  // new batch, as in the Disruptor: announced again, and rewinds go back only to its start.
   std::int64_t ProcessBatch(const typename Ring<T>::Slots& slots, std::int64_t lo,
-                            std::int64_t hi, std::int64_t queue_depth) {
+                            std::int64_t hi, std::int64_t available) {
     int failures = 0;  // of this batch in a row, for the rewind strategy
     std::int64_t from = lo;
     for (;;) {
       if (from == lo) {
-        if constexpr (requires { handler_->on_batch_start(hi - lo + 1, queue_depth); }) {
-          handler_->on_batch_start(hi - lo + 1, queue_depth);
+        if constexpr (requires { handler_->on_batch_start(hi - lo + 1, available - lo + 1); }) {
+          handler_->on_batch_start(hi - lo + 1, available - lo + 1);
         }
       }
       try {
@@ -229,6 +230,10 @@ class BatchEventProcessor {
       }
       if (from < lo) return current_ - 1;  // stop
       if (from > hi) return hi;            // skipped the last event
+      if (from > current_) {               // skipped current_: the rest is a new batch
+        lo = from;
+        failures = 0;
+      }
       from = std::max(from, released_ + 1);  // released events are never handed out again
     }
   }

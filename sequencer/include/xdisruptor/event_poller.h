@@ -32,10 +32,10 @@ class EventPoller {
   PollState Poll(F&& handler) {
     SequenceBarrier& barrier = consumer_->barrier();
     const std::int64_t current = consumer_->sequence();
+    const bool observer = consumer_->observer();
+    if (observer && consumer_->Lapped(current + 1)) [[unlikely]] return PollState::kLapped;
     const std::int64_t available = barrier.Available();
     if (available > current) {
-      const bool observer = consumer_->observer();
-      if (observer && consumer_->Lapped(current + 1)) [[unlikely]] return PollState::kLapped;
       std::int64_t processed = current;
       for (std::int64_t s = current + 1; s <= available;) {
         const bool more = handler((*ring_)[s], s, s == available);

@@ -14,7 +14,9 @@
 #define XDISRUPTOR_TRANSLATORS_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
@@ -25,7 +27,7 @@ namespace xdisruptor {
 // Which part of the argument spans a batch publishes (publishEvents' batchStartsAt/batchSize).
 struct BatchRange {
   std::int64_t first = 0;
-  std::int64_t count = -1;  // -1: to the end of the spans
+  std::optional<std::int64_t> count{};  // unset: to the end of the spans
 };
 
 template <typename T, typename Producer, typename F, typename... Args>
@@ -50,14 +52,13 @@ namespace internal {
 // InvalidArgument, and nothing published, for a range outside the spans, an empty or negative
 // one, or one larger than the ring (publishEvents' checks).
 template <typename... Spans>
-absl::StatusOr<BatchRange> CheckBatch(std::uint64_t capacity, BatchRange range,
+absl::StatusOr<std::pair<std::int64_t, std::int64_t>> CheckBatch(std::uint64_t capacity, BatchRange range,
                                       const Spans&... spans) {
   std::int64_t size = -1;
   ((size = size < 0 ? static_cast<std::int64_t>(spans.size())
                     : std::min(size, static_cast<std::int64_t>(spans.size()))),
    ...);
-  if (range.count < 0 && range.count != -1) size = -1;
-  const std::int64_t count = range.count == -1 ? size - range.first : range.count;
+  const std::int64_t count = range.count.value_or(size - range.first);
   if (range.first < 0 || count < 1 || range.first + count > size ||
       count > static_cast<std::int64_t>(capacity)) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -65,7 +66,7 @@ absl::StatusOr<BatchRange> CheckBatch(std::uint64_t capacity, BatchRange range,
         "(%d) events within the spans",
         count, range.first, size, capacity));
   }
-  return BatchRange{range.first, count};
+  return std::pair{range.first, count};
 }
 }  // namespace internal
 
@@ -77,11 +78,12 @@ absl::StatusOr<std::int64_t> PublishBatch(Ring<T>& ring, Producer& producer, F& 
                                           std::span<Elements>... spans) {
   auto checked = CheckBatch(ring.capacity(), range, spans...);
   if (!checked.ok()) return checked.status();
-  const absl::StatusOr<std::int64_t> hi = claim(checked->count);
+  const auto [first, count] = *checked;
+  const absl::StatusOr<std::int64_t> hi = claim(count);
   if (!hi.ok()) return hi.status();
-  const std::int64_t lo = *hi - checked->count + 1;
-  for (std::int64_t i = 0; i < checked->count; ++i) {
-    translate(ring[lo + i], lo + i, spans[static_cast<std::size_t>(checked->first + i)]...);
+  const std::int64_t lo = *hi - count + 1;
+  for (std::int64_t i = 0; i < count; ++i) {
+    translate(ring[lo + i], lo + i, spans[static_cast<std::size_t>(first + i)]...);
   }
   producer.Publish(lo, *hi);
   return *hi;
