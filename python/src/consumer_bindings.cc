@@ -59,7 +59,10 @@ class PyConsumer {
     const bool observer = c.observer();
     if (observer && pending_count_ > 0) {
       const std::int64_t pending_first = pending_last_ - pending_count_ + 1;
-      if (c.Lapped(pending_first)) return Status(pending_first, WaitStatus::kLapped);
+      if (c.Lapped(pending_first)) {
+        pending_count_ = 0;  // never released: it may hold overwritten events
+        return Status(pending_first, WaitStatus::kLapped);
+      }
     }
     ReleasePending();
     const std::int64_t first = c.sequence() + 1;

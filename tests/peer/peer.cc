@@ -2,7 +2,8 @@
 //
 //   xdisruptor_test_peer produce --ring=R --events=N [--create --capacity=C] [--consumers=K]
 //   xdisruptor_test_peer consume --ring=R --name=X --events=N [--after=A,B] [--mark]
-//                                [--expect_mark] [--wait=blocking] [--start_at=S] [--observer]
+//                                [--expect_mark] [--wait=blocking] [--start_at=S | --start_back=K]
+//                                [--observer]
 //   xdisruptor_test_peer chaos-consume --ring=R --name=X --log=F [--policy=evict] [--after=A]
 //                                [--max_lag=N --max_lag_s=S] [--slow_ms=M]
 // produce publishes N PeerEvents (creating the ring with --create; --multi: a multi-producer
@@ -54,6 +55,9 @@ ABSL_FLAG(int64_t, max_lag, 0, "chaos-consume: slow-consumer limit, events");
 ABSL_FLAG(double, max_lag_s, 0, "chaos-consume: slow-consumer limit, seconds");
 ABSL_FLAG(int64_t, slow_ms, 0, "chaos-consume: pause after each batch");
 ABSL_FLAG(int64_t, start_at, -1, "consume: join at this older sequence (-1: at the cursor)");
+ABSL_FLAG(int64_t, start_back, -1,
+          "consume: join this many events before the slowest gating consumer's next event "
+          "(read at registration; -1: not used)");
 ABSL_FLAG(bool, observer, false, "consume: do not gate (may be lapped: exit code 6)");
 
 namespace {
@@ -173,6 +177,10 @@ int Consume() {
     options.after.emplace_back(up);
   }
   if (absl::GetFlag(FLAGS_start_at) >= 0) options.start_at = absl::GetFlag(FLAGS_start_at);
+  if (absl::GetFlag(FLAGS_start_back) >= 0) {
+    options.start_at = std::max<std::int64_t>(
+        0, MinimumGatingSequence(ring->segment()) + 1 - absl::GetFlag(FLAGS_start_back));
+  }
   options.gating = !absl::GetFlag(FLAGS_observer);
   auto consumer = Consumer::Register(ring->segment(), absl::GetFlag(FLAGS_name), options);
   if (!consumer.ok()) return Fail(consumer.status());

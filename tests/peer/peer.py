@@ -5,8 +5,8 @@ codes, so a test can run any role in either language.
     peer.py produce --ring=R [--create --capacity=C --multi] [--events=N | --until=N]
                     [--batch=B] [--rate=E] [--consumers=K] [--noclose] [--spawn=NAME --log=F]
                     [--stall] [--wait=yielding]
-    peer.py consume --ring=R --name=X --events=N [--after=A,B] [--wait=W] [--start_at=S]
-                    [--observer]
+    peer.py consume --ring=R --name=X --events=N [--after=A,B] [--wait=W]
+                    [--start_at=S | --start_back=K] [--observer]
     peer.py chaos-consume --ring=R --name=X --log=F [--policy=evict] [--after=A,B]
                     [--max_lag=N --max_lag_s=S] [--slow_ms=M]
 
@@ -95,10 +95,13 @@ def produce(args):
 def consume(args):
     import xdisruptor
     ring = xdisruptor.Ring.attach(args.ring, dtype=PEER_DTYPE)
+    start_at = None if args.start_at < 0 else args.start_at
+    if args.start_back >= 0:
+        start_at = max(0, ring.minimum_gating_sequence + 1 - args.start_back)
     try:
         consumer = ring.consumer(args.name, wait=args.wait,
                                  after=[a for a in args.after.split(",") if a],
-                                 start_at=None if args.start_at < 0 else args.start_at,
+                                 start_at=start_at,
                                  gating=not args.observer)
     except xdisruptor.Error as e:
         print(f"peer: {e}", file=sys.stderr)
@@ -204,6 +207,7 @@ def main(argv=None):
     parser.add_argument("--max_lag_s", type=float, default=0.0)
     parser.add_argument("--slow_ms", type=int, default=0)
     parser.add_argument("--start_at", type=int, default=-1)
+    parser.add_argument("--start_back", type=int, default=-1)
     parser.add_argument("--observer", action="store_true")
     args = parser.parse_args(argv)
     return {"produce": produce, "consume": consume, "chaos-consume": chaos_consume}[args.mode](args)
