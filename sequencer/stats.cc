@@ -40,6 +40,7 @@ ConsumerStats EntryStats(const RingSegment& ring, std::size_t i, std::int64_t pu
   cs.max_lag = c.max_lag.load(std::memory_order_relaxed);
   cs.max_lag_ns = c.max_lag_ns.load(std::memory_order_relaxed);
   cs.gating = IsGating(ring.producer(), i);
+  cs.observer = c.observer.load(std::memory_order_relaxed) != 0;
   cs.after = internal::UpstreamNames(ring, c);
   cs.join_sequence = c.join_sequence.load(std::memory_order_relaxed);
   cs.evictions = LoadCounter(c.evictions);
@@ -150,14 +151,14 @@ std::string StatsJson(const RingStats& st) {
         "\"sequence\": %d, \"lag\": %d, \"events\": %d, \"batches\": %d, \"waits\": %d, "
         "\"events_per_second\": %.1f, \"wait\": %s%s, \"stall_policy\": %s, \"after\": %s, "
         "\"join_sequence\": %d, \"registered_at_unix_ns\": %d, \"evictions\": %d, "
-        "\"missed\": %d, \"handler_errors\": %d, \"gating\": %s, \"max_lag\": %d, "
-        "\"max_lag_s\": %.9g}",
+        "\"missed\": %d, \"handler_errors\": %d, \"gating\": %s, \"observer\": %s, "
+        "\"max_lag\": %d, \"max_lag_s\": %.9g}",
         i ? ", " : "", c.index, JsonString(c.name), c.pid, JsonBool(c.alive),
         JsonString(NameOf(c.state)), c.sequence, c.lag, c.events, c.batches,
         c.waits, c.events_per_second, JsonString(WaitKindName(c.wait.kind)), wait_params,
         JsonString(NameOf(c.stall_policy)), after, c.join_sequence,
         c.registered_at_unix_ns, c.evictions, c.missed, c.handler_errors, JsonBool(c.gating),
-        c.max_lag, static_cast<double>(c.max_lag_ns) / 1e9);
+        JsonBool(c.observer), c.max_lag, static_cast<double>(c.max_lag_ns) / 1e9);
   }
   return out + "]}";
 }

@@ -116,7 +116,8 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
                 " %6" PRIu64 " %s\n",
                 c.name.c_str(), c.pid, c.alive ? "yes" : "NO",
                 (std::string(NameOf(c.state)) +
-                 (c.gating && c.state != ConsumerStatus::kActive ? "+GATES" : ""))
+                 (c.gating && c.state != ConsumerStatus::kActive ? "+GATES" : "") +
+                 (c.observer ? "+OBS" : ""))
                     .c_str(),
                 c.sequence, c.lag, rate,
                 std::string(WaitKindName(c.wait.kind)).c_str(),

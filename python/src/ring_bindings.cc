@@ -150,6 +150,7 @@ py::dict ConsumerInfo(const ConsumerStats& c) {
   d["handler_errors"] = c.handler_errors;
   d["wait"] = std::string(WaitKindName(c.wait.kind));
   d["stall_policy"] = std::string(NameOf(c.stall_policy));
+  d["observer"] = c.observer;
   d["after"] = c.after;
   return d;
 }

@@ -734,3 +734,21 @@ def test_should_tell_observers_across_processes_when_they_are_lapped(
         # 0: it kept up and read all intact; 6: lapped, and every damaged event it read was
         # in the batch it was told about. 1 would be damage it was not told about.
         assert observer.returncode in (0, 6), (out, err)
+
+
+def test_should_show_observers_and_joins_with_history_in_the_tool(ring_name, tool):
+    import json
+    with make(ring_name, capacity=8) as ring, ring.consumer("anchor"), ring.producer() as p:
+        p.publish_events(nothing, count=5)
+        with ring.consumer("late", start_at=2), ring.consumer("watcher", gating=False):
+            stat = json.loads(subprocess.run([tool, "stat", ring_name, "--json"],
+                                             capture_output=True, text=True, check=True).stdout)
+            by_name = {c["name"]: c for c in stat["consumers"]}
+            assert by_name["watcher"]["observer"] and not by_name["watcher"]["gating"]
+            assert by_name["late"]["gating"] and not by_name["late"]["observer"]
+            assert by_name["late"]["join_sequence"] == 1
+            assert by_name["anchor"]["join_sequence"] == -1
+            text = subprocess.run([tool, "stat", ring_name], capture_output=True, text=True,
+                                  check=True).stdout
+            assert "active+OBS" in text
+            assert [c["observer"] for c in ring.consumers() if c["name"] == "watcher"] == [True]

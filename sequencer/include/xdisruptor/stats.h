@@ -23,6 +23,7 @@ struct ConsumerStats {
   ConsumerStatus state = ConsumerStatus::kActive;  // active or evicted (or, when `gating`,
                                                    // any: a stray gating bit that blocks)
   bool gating = false;  // its bit in the gating mask is set: the producer waits for it
+  bool observer = false;  // registered with gating = false: never waited for, may be lapped
   std::int64_t sequence = 0;
   std::int64_t lag = 0;  // published - sequence
   std::uint64_t events = 0;
