@@ -39,7 +39,7 @@ struct StubEvent {
   std::string str() const { return std::string(text, strnlen(text, sizeof(text))); }
   void set(std::string_view s) {
     std::memset(text, 0, sizeof(text));
-    std::memcpy(text, s.data(), std::min(s.size(), sizeof(text) - 1));
+    if (!s.empty()) std::memcpy(text, s.data(), std::min(s.size(), sizeof(text) - 1));
   }
 };
 
