@@ -5,8 +5,11 @@ permissions, bad numbers) and of the slow-consumer limit."""
 
 import json
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -332,7 +335,22 @@ def test_should_let_a_group_monitor_read_but_refuse_writers_and_strangers(ring_n
         except xdisruptor.PermissionDeniedError as e:
             print("denied:", e)
     """
-    monitor = as_user(65534, 65534, sys.executable, "-c", textwrap.dedent(code))
+    # The other user may not read this checkout or its virtual environment (a fresh clone in
+    # a 0700 temporary directory): give it a readable copy of the packages it imports.
+    readable = tempfile.mkdtemp(prefix="xd-monitor-")
+    try:
+        os.chmod(readable, 0o755)
+        site = pathlib.Path(np.__file__).resolve().parents[1]
+        for package in ("xdisruptor", "numpy", "numpy.libs"):
+            if (site / package).is_dir():
+                shutil.copytree(site / package, pathlib.Path(readable) / package)
+        monitor = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             os.path.realpath(sys.executable), "-c", textwrap.dedent(code)],
+            capture_output=True, text=True, timeout=30,
+            env={**os.environ, "PYTHONPATH": readable}, cwd=readable)
+    finally:
+        shutil.rmtree(readable, ignore_errors=True)
     assert monitor.stdout.startswith("16\n") and "denied:" in monitor.stdout, monitor.stderr
     stranger = as_user(12345, 12345, tool, "stat", ring_name)
     assert stranger.returncode == 1 and "permission denied" in stranger.stderr
