@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "internal/consumer_table.h"
+#include "xdisruptor/catch_up.h"
 #include "xdisruptor/internal/gating.h"
 #include "internal/registry_lock.h"
 #include "xdisruptor/process.h"
@@ -81,8 +82,19 @@ absl::StatusOr<JoinPlan> DecideResume(const RingSegment& ring, const ConsumerSta
   // A process of this name died while registered: its entry still gates the producer, so
   // every event after its last release is still in the ring. Resume there.
   plan.resume = previous == ConsumerStatus::kActive && gating;
+  const std::uint32_t mode = c.observer.load(std::memory_order_relaxed);
+  // An observer never held anything back: a new registration of its name is a fresh one.
+  if (previous == ConsumerStatus::kActive && !gating && mode == kObserverMode) {
+    if (!OwnedByMe(c.owner) && IsAlive(c.owner)) {
+      return absl::AlreadyExistsError(absl::StrFormat(
+          "consumer '%s' is already registered on ring '%s' by live process %d", name,
+          ring.name(), LoadOwner(c.owner).pid));
+    }
+    return plan;
+  }
   // An evicted name: events after where it stopped may be gone. It must choose to rejoin.
-  // (An active entry that lost its gating bit was being evicted when a process died.)
+  // (An active entry that lost its gating bit was being evicted when a process died, or was
+  // catching up from a journal.)
   plan.was_evicted = previous == ConsumerStatus::kEvicted ||
                      (previous == ConsumerStatus::kActive && !gating);
   plan.left_at = LoadSequence(c);
@@ -94,11 +106,11 @@ absl::StatusOr<JoinPlan> DecideResume(const RingSegment& ring, const ConsumerSta
   }
   if (plan.was_evicted) {
     const std::int64_t now = LoadCursor(ring.producer());
-    if (now > plan.left_at && !options.rejoin_at_cursor) {
+    if (now > plan.left_at && !options.rejoin_at_cursor && options.journal.empty()) {
       return absl::OutOfRangeError(absl::StrFormat(
           "consumer '%s' was evicted from ring '%s' after sequence %d; %d events have been "
           "published since and may be overwritten: register with rejoin_at_cursor to go on "
-          "from the cursor",
+          "from the cursor, or with a journal to catch up from where it stopped",
           name, ring.name(), plan.left_at, now - plan.left_at));
     }
   }
@@ -140,7 +152,7 @@ void FillEntry(ConsumerState& c, std::string_view name, const ConsumerOptions& o
   StoreWaitParams(c, options.wait);
   c.stall_policy.store(options.stall_policy, std::memory_order_relaxed);
   c.max_lag.store(options.max_lag, std::memory_order_relaxed);
-  c.observer.store(options.gating ? 0 : 1, std::memory_order_relaxed);
+  c.observer.store(options.gating ? kGatingMode : kObserverMode, std::memory_order_relaxed);
   c.max_lag_ns.store(options.max_lag_ns, std::memory_order_relaxed);
   c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
   if (plan.resume) return;
@@ -224,9 +236,46 @@ absl::StatusOr<std::int64_t> JoinWithHistory(RingSegment& ring, std::size_t inde
 
 }  // namespace
 
+namespace {
+
+CatchUpOpener& Opener() {
+  static CatchUpOpener opener = nullptr;
+  return opener;
+}
+
+// Step 4'': a consumer that catches up from a journal: registered, not gating, positioned just
+// before `from` (its processor reads the journal, then FinishCatchUp joins the ring).
+void JoinCatchingUp(ConsumerState& c, std::int64_t from) {
+  c.observer.store(kCatchingUpMode, std::memory_order_relaxed);
+  c.sequence.store(from - 1, std::memory_order_release);
+  c.join_sequence.store(from - 1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void InstallCatchUpOpener(CatchUpOpener opener) { Opener() = opener; }
+CatchUpOpener InstalledCatchUpOpener() { return Opener(); }
+
 absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view name,
                                             const ConsumerOptions& options) {
   if (absl::Status s = ValidateOptions(ring, name, options); !s.ok()) return s;
+  std::shared_ptr<CatchUpSource> source;
+  if (!options.journal.empty()) {
+    if (!options.gating) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "consumer '%s': an observer cannot catch up from a journal (it would never join)",
+          name));
+    }
+    if (Opener() == nullptr) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "consumer '%s' asks for journal '%s', but this program has no journal support: "
+          "include <xdisruptor/journal.h> and link xdisruptor::journal",
+          name, options.journal));
+    }
+    auto opened = Opener()(ring, options.journal);
+    if (!opened.ok()) return opened.status();
+    source = std::move(*opened);
+  }
   internal::RegistryLock lock(ring.producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   internal::RepairTable(ring);
@@ -238,8 +287,25 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   if (!plan.ok()) return plan.status();
   auto upstreams = ResolveUpstreams(ring, name, options.after);
   if (!upstreams.ok()) return upstreams.status();
+  // With a journal: a fresh name from start_at, an evicted (or dead catching-up) one from where
+  // it stopped; a resumed one (still gating) goes on in the ring.
+  std::int64_t catch_from = kAtCursor;
+  if (source != nullptr && !plan->resume) {
+    catch_from = plan->was_evicted ? plan->left_at + 1 : options.start_at;
+    if (catch_from == kAtCursor) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "consumer '%s': a journal is for catching up; say where to start (start_at)", name));
+    }
+    if (catch_from < 0 || catch_from > LoadCursor(ring.producer()) + 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "consumer '%s' cannot start at %d: ring '%s' is at %d", name, catch_from,
+          ring.name(), LoadCursor(ring.producer())));
+    }
+  }
   FillEntry(c, name, options, *upstreams, *plan);
-  if (!plan->resume) {
+  if (catch_from != kAtCursor) {
+    JoinCatchingUp(c, catch_from);
+  } else if (!plan->resume) {
     if (options.start_at == kAtCursor) {
       JoinAtCursor(ring, index, *plan, options.gating);
     } else if (auto joined = JoinWithHistory(ring, index, name, *plan, options.start_at,
@@ -254,7 +320,30 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   StoreStatus(c, ConsumerStatus::kActive);
   Consumer consumer(ring, *chosen, std::string(name));
   consumer.resumed_ = plan->resume;
+  if (catch_from != kAtCursor) consumer.catch_up_ = std::move(source);
   return consumer;
+}
+
+absl::Status Consumer::FinishCatchUp(std::int64_t next) {
+  if (catch_up_ == nullptr) return absl::OkStatus();
+  internal::RegistryLock lock(ring_->producer());
+  if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+  ConsumerState& c = *state_;
+  ProducerState& p = ring_->producer();
+  // As JoinWithHistory: the position first, then the gating bit, then how far producers may
+  // write (the frontier protocol, gating.h).
+  c.sequence.store(next - 1, std::memory_order_release);
+  JoinGating(p, static_cast<std::size_t>(index_));
+  const std::int64_t frontier = internal::WriteFrontier(*ring_);
+  if (frontier >= next + static_cast<std::int64_t>(ring_->capacity())) {
+    LeaveGating(p, static_cast<std::size_t>(index_));
+    return absl::OutOfRangeError(absl::StrFormat(
+        "consumer '%s' cannot join ring '%s' at %d yet: producers may write up to %d", name_,
+        ring_->name(), next, frontier));
+  }
+  c.observer.store(kGatingMode, std::memory_order_relaxed);
+  catch_up_.reset();
+  return absl::OkStatus();
 }
 
 Consumer::Consumer(RingSegment& ring, int index, std::string name)
@@ -283,6 +372,7 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
   generation_ = other.generation_;
   fork_generation_ = other.fork_generation_;
   resumed_ = other.resumed_;
+  catch_up_ = std::move(other.catch_up_);
   registered_ = std::exchange(other.registered_, false);
   return *this;
 }

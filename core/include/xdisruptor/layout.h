@@ -98,6 +98,11 @@ struct OwnerState {
   std::atomic<std::uint64_t> start_time;  // 8
 };
 
+// ConsumerState::observer values.
+inline constexpr std::uint32_t kGatingMode = 0;
+inline constexpr std::uint32_t kObserverMode = 1;
+inline constexpr std::uint32_t kCatchingUpMode = 2;
+
 // One producer process: a single-producer ring uses entry 0, a multi-producer ring up to 16.
 struct alignas(kCacheLine) ProducerEntryState {
   OwnerState owner;                     // 0
@@ -172,7 +177,9 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::int64_t> wait_phase_spin_ns;      // 456
   std::atomic<std::int64_t> wait_phase_yield_ns;     // 464
   std::atomic<StallPolicy> stall_policy;             // 472
-  std::atomic<std::uint32_t> observer;               // 476: 1: does not gate (may be lapped)
+  // 476: 0 gates; kObserverMode: does not gate (may be lapped); kCatchingUpMode: reads a
+  // journal and does not gate yet (catch_up.h)
+  std::atomic<std::uint32_t> observer;
   // Slow-consumer limit (stall policy kEvict): a live consumer lagging more than max_lag
   // events while the producer has been blocked by it longer than max_lag_ns is evicted.
   std::atomic<std::int64_t> max_lag;                 // 480: 0 with max_lag_ns 0: no limit

@@ -40,6 +40,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/str_format.h"
+#include "xdisruptor/catch_up.h"
 #include "xdisruptor/consumer.h"
 #include "xdisruptor/error_policy.h"
 #include "xdisruptor/ring.h"
@@ -141,8 +143,13 @@ class BatchEventProcessor {
   static constexpr int kIdle = 0;
   static constexpr int kRunning = 1;
   static constexpr int kHalted = 2;
+  static constexpr std::int64_t kCatchUpBatch = 4096;  // journal events per batch at most
+  static constexpr std::int64_t kCatchUpGiveUpNs = 5'000'000'000;
 
   WaitStatus Loop() {
+    if (consumer_->catching_up()) {
+      if (const WaitStatus why = CatchUp(); why != WaitStatus::kOk) return why;
+    }
     SequenceBarrier& barrier = consumer_->barrier();
     const typename Ring<T>::Slots slots = ring_->slots();
     const bool observer = consumer_->observer();
@@ -171,6 +178,72 @@ class BatchEventProcessor {
       next = hi + 1;
     }
   }
+
+  // A consumer registered with a journal: the events from its position on out of the journal,
+  // in batches, then the join onto the ring at the first sequence the journal does not hold
+  // (Consumer::FinishCatchUp; catch_up.h). kOk once joined.
+  WaitStatus CatchUp() {
+    CatchUpSource& source = *consumer_->catch_up();
+    const std::int64_t max = options_.max_batch > 0 ? options_.max_batch : kCatchUpBatch;
+    std::int64_t next = consumer_->sequence() + 1;
+    std::int64_t stuck_since = 0;  // when joining first failed with the journal not growing
+    std::int64_t stuck_last = kInitialSequence;
+    for (;;) {
+      if (state_.load(std::memory_order_acquire) == kHalted) return WaitStatus::kHalted;
+      const absl::StatusOr<CatchUpBatch> batch = source.Read(next, max);
+      if (!batch.ok()) return Missed(next, batch.status().ToString());
+      if (batch->count > 0) {
+        const std::int64_t hi = next + batch->count - 1;
+        released_ = next - 1;
+        const LinearSlots slots{batch->data, next, ring_->slots().slot_size};
+        const std::int64_t done = ProcessBatch(slots, next, hi, hi);
+        if (done > released_) {
+          consumer_->Release(done, static_cast<std::uint64_t>(done - released_));
+          released_ = done;
+        }
+        if (done < hi) return WaitStatus::kHandlerFailed;
+        next = hi + 1;
+        stuck_since = 0;
+        continue;
+      }
+      const absl::Status joined = consumer_->FinishCatchUp(next);
+      if (joined.ok()) return WaitStatus::kOk;
+      if (joined.code() != absl::StatusCode::kOutOfRange) return Missed(next, joined.ToString());
+      // Not protected in the ring yet: the journal's recorder writes before it releases, so
+      // the journal will hold it. If the journal stops growing, nothing protects it any more.
+      const std::int64_t now = MonotonicNanos();
+      const std::int64_t last = source.Last();
+      if (stuck_since == 0 || last != stuck_last) {
+        stuck_since = now;
+        stuck_last = last;
+      } else if (now - stuck_since > kCatchUpGiveUpNs) {
+        return Missed(next, absl::StrFormat(
+                                "the journal ends at %d and has not grown for %d s, and the "
+                                "ring no longer holds %d (is the journal's recorder running?)",
+                                last, kCatchUpGiveUpNs / 1'000'000'000, next));
+      }
+      timespec pause{0, 50'000};
+      ::nanosleep(&pause, nullptr);
+    }
+  }
+
+  WaitStatus Missed(std::int64_t next, std::string what) {
+    failure_ = HandlerFailure{.sequence = next, .what = std::move(what), .attempts = 0};
+    failed_ = true;
+    return WaitStatus::kMissedEvents;
+  }
+
+  // Events read out of a journal batch: `first` at `base`, the rest slot_size apart.
+  struct LinearSlots {
+    const std::byte* base;
+    std::int64_t first;
+    std::uint64_t slot_size;
+    T& operator[](std::int64_t sequence) const {
+      // (a journal batch is the caller's to read; handlers take T& as for ring slots)
+      return *reinterpret_cast<T*>(const_cast<std::byte*>(base) +
+                                   static_cast<std::uint64_t>(sequence - first) * slot_size);
+    }
+  };
 
   void NotifyStart() {
     if constexpr (requires(SequenceCallback cb) { handler_->set_sequence_callback(cb); }) {
@@ -208,7 +281,8 @@ class BatchEventProcessor {
   // returns the last sequence done (handled or skipped): hi, or less when the stage stops (the
   // failing event and those after it stay unreleased). After a skipped event the rest is a
   // new batch, as in the Disruptor: announced again, and rewinds go back only to its start.
-  std::int64_t ProcessBatch(const typename Ring<T>::Slots& slots, std::int64_t lo,
+  template <typename Slots>
+  std::int64_t ProcessBatch(const Slots& slots, std::int64_t lo,
                             std::int64_t hi, std::int64_t available) {
     int failures = 0;  // of this batch in a row, for the rewind strategy
     std::int64_t from = lo;
@@ -238,14 +312,10 @@ class BatchEventProcessor {
     }
   }
 
-  T& EventAt(const typename Ring<T>::Slots& slots, std::int64_t sequence) {
-    return *reinterpret_cast<T*>(slots.base +
-                                 (static_cast<std::uint64_t>(sequence) & slots.mask) *
-                                     slots.slot_size);
-  }
 
   // A RewindableError at current_: the batch again from lo, or (given up) as a fatal error.
-  [[gnu::noinline]] std::int64_t OnRewindable(const typename Ring<T>::Slots& slots,
+  template <typename Slots>
+  [[gnu::noinline]] std::int64_t OnRewindable(const Slots& slots,
                                               std::int64_t lo, const RewindableError& error,
                                               int* failures) {
     ++*failures;
@@ -258,11 +328,12 @@ class BatchEventProcessor {
 
   // A fatal failure at current_: the exception handler skips it (the next event) or stops the
   // stage (lo - 1).
-  [[gnu::noinline]] std::int64_t OnFatal(const typename Ring<T>::Slots& slots, std::int64_t lo,
+  template <typename Slots>
+  [[gnu::noinline]] std::int64_t OnFatal(const Slots& slots, std::int64_t lo,
                                          const std::exception& error, int attempts) {
     consumer_->CountHandlerError();
     const ErrorAction action = exceptions().HandleEventError(error, current_,
-                                                              EventAt(slots, current_));
+                                                              slots[current_]);
     Tell(slots, error, action == ErrorAction::kSkip ? ErrorAction::kSkip : ErrorAction::kStop);
     if (action == ErrorAction::kSkip) return current_ + 1;
     failure_ = HandlerFailure{.sequence = current_, .what = error.what(), .attempts = attempts};
@@ -271,16 +342,25 @@ class BatchEventProcessor {
   }
 
   // The handler's own on_handler_error hook, told of every failure.
-  void Tell(const typename Ring<T>::Slots& slots, const std::exception& error, ErrorAction) {
-    if constexpr (requires { handler_->on_handler_error(EventAt(slots, current_), current_,
+  template <typename Slots>
+  void Tell(const Slots& slots, const std::exception& error, ErrorAction) {
+    if constexpr (requires { handler_->on_handler_error(slots[current_], current_,
                                                         error); }) {
-      handler_->on_handler_error(EventAt(slots, current_), current_, error);
+      handler_->on_handler_error(slots[current_], current_, error);
     }
   }
 
   // Calls the handler for lo..hi, walking each run of adjacent slots (at most two: the batch
   // may wrap) with a pointer instead of masking and multiplying per event. current_ tracks
   // the event in hand, for the error policy.
+  // A journal batch is one run.
+  void HandleBatch(const LinearSlots& slots, std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t s = lo; s <= hi; ++s) {
+      current_ = s;
+      handler_->on_event(slots[s], s, s == hi);
+    }
+  }
+
   void HandleBatch(const typename Ring<T>::Slots& slots, std::int64_t lo, std::int64_t hi) {
     for (std::int64_t s = lo; s <= hi;) {
       const std::uint64_t index = static_cast<std::uint64_t>(s) & slots.mask;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <climits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,7 +56,14 @@ struct ConsumerOptions {
   // (WaitStatus::kLapped, Python LappedError) exactly when events it had not finished reading
   // were overwritten.
   bool gating = true;
+  // A journal directory (journal/; include <xdisruptor/journal.h>): the consumer first reads
+  // from `start_at` out of the journal, then joins the ring at the first sequence the journal
+  // does not hold, with no gap and no duplicate (catch_up.h). An evicted name that registers
+  // again with a journal catches up from where it stopped instead of being refused.
+  std::string journal{};
 };
+
+class CatchUpSource;
 
 class Consumer {
  public:
@@ -98,7 +106,15 @@ class Consumer {
   std::int64_t join_sequence() const;
   bool registered() const { return state_ != nullptr && registered_; }
   // True for an observer (ConsumerOptions::gating false).
-  bool observer() const { return state_->observer.load(std::memory_order_relaxed) != 0; }
+  bool observer() const {
+    return state_->observer.load(std::memory_order_relaxed) == kObserverMode;
+  }
+  // True while it reads a journal before joining the ring (ConsumerOptions::journal).
+  bool catching_up() const { return catch_up_ != nullptr; }
+  CatchUpSource* catch_up() const { return catch_up_.get(); }
+  // Joins the ring at `next` (gating from then on) if `next` is still protected there: OK, or
+  // OutOfRange (not yet: read more of the journal, its recorder will have written it).
+  absl::Status FinishCatchUp(std::int64_t next);
   // Observers: true when events from `first` on may have been overwritten (a producer claimed
   // a lap past them); call after reading them to know whether what was read holds.
   bool Lapped(std::int64_t first) const;
@@ -130,6 +146,7 @@ class Consumer {
   std::uint32_t fork_generation_ = 0;  // ForkGeneration() of the process that registered
   bool registered_ = true;
   bool resumed_ = false;
+  std::shared_ptr<CatchUpSource> catch_up_;  // while catching up from a journal
 };
 
 // Changes the wait strategy of the active consumer `name`, as an operator's tool or a test

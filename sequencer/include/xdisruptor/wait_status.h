@@ -29,9 +29,11 @@ enum class WaitStatus : std::uint32_t {
                      // stopped it (BatchEventProcessor::failure() says where and why)
   kLapped,           // an observer (a consumer that does not gate): the producer overwrote
                      // events it had not finished reading
+  kMissedEvents,     // a consumer catching up from a journal: events it needs are neither in
+                     // the journal nor still in the ring (see failure() for why)
   kAlerted [[deprecated("use kHalted")]] = kHalted,
 };
-inline constexpr std::uint32_t kWaitStatusCount = 11;
+inline constexpr std::uint32_t kWaitStatusCount = 12;
 
 struct WaitStatusInfo {
   WaitStatus value;
@@ -51,6 +53,8 @@ inline constexpr std::array<WaitStatusInfo, kWaitStatusCount> kWaitStatuses{{
     {WaitStatus::kEvicted, "evicted", "evicted"},
     {WaitStatus::kHandlerFailed, "handler-failed", "handler failed"},
     {WaitStatus::kLapped, "lapped", "the producer overwrote events this observer had not read"},
+    {WaitStatus::kMissedEvents, "missed-events",
+     "events it needs are neither in the journal nor in the ring"},
 }};
 
 constexpr bool WaitStatusesInOrder() {

@@ -1,0 +1,229 @@
+// JournalRecorder: a named consumer that appends each batch to the journal before releasing
+// it; and the catch-up source that lets a consumer read the journal before joining the ring.
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_format.h"
+#include "xdisruptor/journal.h"
+#include "xdisruptor/process.h"
+#include "xdisruptor/wait_strategy.h"
+
+namespace xdisruptor {
+
+struct JournalRecorder::State {
+  RingSegment* ring = nullptr;
+  JournalOptions options;
+  std::optional<JournalWriter> writer;
+  std::optional<Consumer> consumer;
+  std::atomic<bool> halted{false};
+  std::int64_t recorded = 0;
+  std::int64_t last_sync_ns = 0;
+  std::int64_t last_retention_ns = 0;
+
+  // Appends, waiting out a full disk (holding the ring: nothing is dropped). False if halted
+  // meanwhile or on another error (reported).
+  bool AppendHolding(std::int64_t first, const std::byte* data, std::int64_t count) {
+    bool told = false;
+    for (;;) {
+      const absl::Status s = writer->Append(first, data, count);
+      if (s.ok()) {
+        if (told) {
+          std::fprintf(stderr, "xdisruptor journal '%s': there is room again; recording\n",
+                       options.directory.c_str());
+        }
+        return true;
+      }
+      if (s.code() != absl::StatusCode::kResourceExhausted) {
+        std::fprintf(stderr, "xdisruptor journal: %s\n", std::string(s.message()).c_str());
+        return false;
+      }
+      if (!told) {
+        std::fprintf(stderr,
+                     "xdisruptor journal: %s; holding ring '%s' at %lld until there is room "
+                     "(nothing is dropped)\n",
+                     std::string(s.message()).c_str(), std::string(ring->name()).c_str(),
+                     static_cast<long long>(first - 1));
+        told = true;
+      }
+      for (int i = 0; i < 20 && !halted.load(std::memory_order_relaxed); ++i) {
+        timespec pause{0, 5'000'000};
+        ::nanosleep(&pause, nullptr);
+      }
+      if (halted.load(std::memory_order_relaxed)) return false;
+    }
+  }
+
+  absl::Status SyncIfDue(bool batch_end) {
+    const std::int64_t now = MonotonicNanos();
+    if (options.fsync == FsyncPolicy::kBatch && batch_end) return writer->Sync();
+    if (options.fsync == FsyncPolicy::kInterval && writer->dirty() &&
+        now - last_sync_ns >= options.fsync_interval_ns) {
+      last_sync_ns = now;
+      return writer->Sync();
+    }
+    return absl::OkStatus();
+  }
+};
+
+JournalRecorder::JournalRecorder(std::unique_ptr<State> state) : state_(std::move(state)) {}
+JournalRecorder::JournalRecorder(JournalRecorder&&) noexcept = default;
+JournalRecorder& JournalRecorder::operator=(JournalRecorder&&) noexcept = default;
+JournalRecorder::~JournalRecorder() = default;
+
+absl::StatusOr<JournalRecorder> JournalRecorder::Start(RingSegment& ring,
+                                                       const JournalOptions& options) {
+  auto state = std::make_unique<State>();
+  state->ring = &ring;
+  state->options = options;
+  auto writer = JournalWriter::Open(options, ring.schema(), ring.slot_size(), ring.name());
+  if (!writer.ok()) return writer.status();
+  state->writer.emplace(*std::move(writer));
+  const JournalWriter& w = *state->writer;
+  ConsumerOptions co{.wait = options.wait, .stall_policy = options.stall_policy};
+  const std::int64_t cursor = LoadCursor(ring.producer());
+  if (!w.empty()) {
+    if (w.last() > cursor) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "journal '%s' ends at %d, past ring '%s''s cursor %d: it holds another stream (or an "
+          "earlier life of this ring); record into a new directory",
+          options.directory, w.last(), ring.name(), cursor));
+    }
+    co.start_at = w.last() + 1;  // go on exactly where the journal ends
+  }
+  auto consumer = Consumer::Register(ring, options.name, co);
+  if (!consumer.ok()) {
+    if (consumer.status().code() == absl::StatusCode::kOutOfRange && !w.empty()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "journal '%s' ends at %d, but ring '%s' no longer holds %d (the recorder was not "
+          "running): the journal cannot go on without a gap; record into a new directory "
+          "(%s)",
+          options.directory, w.last(), ring.name(), w.last() + 1,
+          std::string(consumer.status().message())));
+    }
+    return consumer.status();
+  }
+  if (consumer->resumed() && !w.empty() && consumer->sequence() > w.last()) {
+    return absl::DataLossError(absl::StrFormat(
+        "journal '%s' ends at %d but its recorder '%s' had released up to %d: events %d..%d "
+        "were lost (a machine crash with fsync none?); record into a new directory",
+        options.directory, w.last(), options.name, consumer->sequence(), w.last() + 1,
+        consumer->sequence()));
+  }
+  state->consumer.emplace(*std::move(consumer));
+  state->last_sync_ns = MonotonicNanos();
+  return JournalRecorder(std::move(state));
+}
+
+WaitStatus JournalRecorder::Run() {
+  State& st = *state_;
+  Consumer& c = *st.consumer;
+  SequenceBarrier& barrier = c.barrier();
+  const std::int64_t capacity = static_cast<std::int64_t>(st.ring->capacity());
+  // The interval policy also syncs when idle: waits return at least that often.
+  const std::int64_t slice = st.options.fsync == FsyncPolicy::kInterval
+                                 ? st.options.fsync_interval_ns
+                                 : 100'000'000;
+  std::int64_t next = c.sequence() + 1;
+  for (;;) {
+    if (st.halted.load(std::memory_order_acquire)) {
+      (void)st.writer->Sync();
+      return WaitStatus::kHalted;
+    }
+    const WaitResult r = barrier.WaitFor(next, slice);
+    if (r.status == WaitStatus::kCheckpoint || r.status == WaitStatus::kTimeout) {
+      if (st.options.fsync != FsyncPolicy::kNone) (void)st.writer->Sync();
+      if (MonotonicNanos() - st.last_retention_ns > 1'000'000'000) {
+        st.writer->ApplyRetention();
+        st.last_retention_ns = MonotonicNanos();
+      }
+      continue;
+    }
+    barrier.EndWait();
+    if (r.status != WaitStatus::kOk) {
+      (void)st.writer->Sync();
+      return r.status;
+    }
+    const std::int64_t hi = r.available;
+    // The batch in runs of adjacent slots (it may wrap the ring's end).
+    for (std::int64_t s = next; s <= hi;) {
+      const std::int64_t run_end = std::min(hi, s + (capacity - (s & (capacity - 1))) - 1);
+      if (!st.AppendHolding(s, st.ring->slot(s), run_end - s + 1)) {
+        (void)st.writer->Sync();
+        return st.halted.load() ? WaitStatus::kHalted : WaitStatus::kHandlerFailed;
+      }
+      s = run_end + 1;
+    }
+    if (absl::Status s = st.SyncIfDue(true); !s.ok()) {
+      std::fprintf(stderr, "xdisruptor journal: %s\n", std::string(s.message()).c_str());
+      return WaitStatus::kHandlerFailed;
+    }
+    st.recorded += hi - next + 1;
+    c.Release(hi, static_cast<std::uint64_t>(hi - next + 1));
+    next = hi + 1;
+    if (MonotonicNanos() - st.last_retention_ns > 1'000'000'000) {
+      st.writer->ApplyRetention();
+      st.last_retention_ns = MonotonicNanos();
+    }
+  }
+}
+
+void JournalRecorder::Halt() {
+  state_->halted.store(true, std::memory_order_release);
+  state_->consumer->barrier().Alert();
+}
+
+std::int64_t JournalRecorder::recorded() const { return state_->recorded; }
+Consumer& JournalRecorder::consumer() { return *state_->consumer; }
+JournalWriter& JournalRecorder::writer() { return *state_->writer; }
+
+namespace {
+
+// A journal as the source a consumer catches up from.
+class JournalCatchUp final : public CatchUpSource {
+ public:
+  explicit JournalCatchUp(JournalReader reader) : reader_(std::move(reader)) {}
+  absl::StatusOr<CatchUpBatch> Read(std::int64_t next, std::int64_t max) override {
+    if (next > reader_.last()) {
+      if (absl::Status s = reader_.Refresh(); !s.ok()) return s;
+    }
+    auto span = reader_.Read(next, max);
+    if (!span.ok()) return span.status();
+    held_ = span->keep_alive;
+    return CatchUpBatch{span->data, span->count};
+  }
+  std::int64_t Last() override {
+    (void)reader_.Refresh();
+    return reader_.last();
+  }
+
+ private:
+  JournalReader reader_;
+  std::shared_ptr<const void> held_;
+};
+
+absl::StatusOr<std::unique_ptr<CatchUpSource>> OpenJournalCatchUp(const RingSegment& ring,
+                                                                  std::string_view path) {
+  auto reader = JournalReader::Open(path);
+  if (!reader.ok()) return reader.status();
+  if (reader->schema() != ring.schema() || reader->slot_size() != ring.slot_size()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "journal '%s' holds events of schema '%s' (%d-byte slots), but ring '%s' carries '%s' "
+        "(%d-byte slots)",
+        path, reader->schema(), reader->slot_size(), ring.name(), ring.schema(),
+        ring.slot_size()));
+  }
+  return std::unique_ptr<CatchUpSource>(new JournalCatchUp(*std::move(reader)));
+}
+
+}  // namespace
+
+namespace internal {
+bool InstallJournalCatchUp() {
+  InstallCatchUpOpener(&OpenJournalCatchUp);
+  return true;
+}
+}  // namespace internal
+
+}  // namespace xdisruptor
