@@ -172,9 +172,9 @@ std::string SchemaMismatch(std::string_view directory, std::string_view journal_
 
 absl::Status ValidateOptions(const JournalOptions& o) {
   if (o.directory.empty()) return absl::InvalidArgumentError("journal: no directory given");
-  if (o.segment_bytes < 4096 || o.segment_bytes > (1ll << 40)) {
+  if (o.segment_bytes < 64 || o.segment_bytes > (1ll << 40)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "journal: segment bytes must be from 4096 to 2^40, not %d", o.segment_bytes));
+        "journal: segment bytes must be from 64 to 2^40, not %d", o.segment_bytes));
   }
   if (o.retain_bytes < 0 || o.retain_ns < 0 ||
       (o.fsync == FsyncPolicy::kInterval && o.fsync_interval_ns <= 0)) {

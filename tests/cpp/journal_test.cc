@@ -1,0 +1,392 @@
+// The journal in one process: format round trips, torn tails, corruption, retention, the
+// recorder, and a consumer that catches up from the journal onto the live ring.
+#include "xdisruptor/journal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "test_util.h"
+#include "xdisruptor/xdisruptor.h"
+
+namespace xdisruptor {
+namespace {
+
+using testing::ScopedRingName;
+using testing::TestEvent;
+
+constexpr std::uint32_t kSlot = sizeof(TestEvent);
+
+// A fresh temporary directory, removed at the end.
+class TempDir {
+ public:
+  TempDir() {
+    char templ[] = "/tmp/xdjournal-XXXXXX";
+    path_ = ::mkdtemp(templ);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& get() const { return path_; }
+  std::string operator/(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+std::vector<TestEvent> Events(std::int64_t first, std::int64_t count) {
+  std::vector<TestEvent> out(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) out[static_cast<std::size_t>(i)].Fill(first + i);
+  return out;
+}
+
+absl::Status AppendEvents(JournalWriter& w, std::int64_t first, std::int64_t count) {
+  const std::vector<TestEvent> events = Events(first, count);
+  return w.Append(first, reinterpret_cast<const std::byte*>(events.data()), count);
+}
+
+// Reads first..last through spans and checks every event.
+std::int64_t ReadAll(JournalReader& r, std::int64_t first, std::int64_t last) {
+  std::int64_t good = 0;
+  for (std::int64_t s = first; s <= last;) {
+    auto span = r.Read(s, 7);
+    EXPECT_TRUE(span.ok()) << span.status();
+    if (!span.ok() || span->count == 0) break;
+    for (std::int64_t i = 0; i < span->count; ++i) {
+      const auto* e = reinterpret_cast<const TestEvent*>(span->data + i * kSlot);
+      good += e->Verify(s + i);
+    }
+    s += span->count;
+  }
+  return good;
+}
+
+JournalOptions Options(const TempDir& dir, std::int64_t segment_events = 10) {
+  return JournalOptions{.directory = dir.get(), .segment_bytes = segment_events * kSlot};
+}
+
+TEST(JournalFormatTest, ShouldReadBackEveryEventAcrossSegments) {
+  TempDir dir;
+  auto w = JournalWriter::Open(Options(dir), "<i8:sequence", kSlot, "ring");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_TRUE(w->empty());
+  ASSERT_TRUE(AppendEvents(*w, 100, 3).ok());
+  ASSERT_TRUE(AppendEvents(*w, 103, 25).ok());  // spans three segments of 10
+  ASSERT_TRUE(AppendEvents(*w, 128, 1).ok());
+  EXPECT_EQ(w->first(), 100);
+  EXPECT_EQ(w->last(), 128);
+  auto r = JournalReader::Open(dir.get());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->first(), 100);
+  EXPECT_EQ(r->last(), 128);
+  EXPECT_EQ(r->segments(), 3u);
+  EXPECT_EQ(r->schema(), "<i8:sequence");
+  EXPECT_EQ(r->slot_size(), kSlot);
+  EXPECT_EQ(r->ring_name(), "ring");
+  EXPECT_EQ(ReadAll(*r, 100, 128), 29);
+  auto span = r->Read(105, 100);  // within one segment: 105..109
+  ASSERT_TRUE(span.ok());
+  EXPECT_EQ(span->count, 5);
+  EXPECT_EQ(r->Read(129, 1)->count, 0);  // past the end: nothing yet
+  EXPECT_EQ(r->Read(99, 1).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE(r->Verify().ok());
+  // A gap is refused; an overlap (a retried batch) skips what is already there.
+  EXPECT_EQ(AppendEvents(*w, 131, 1).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(AppendEvents(*w, 127, 4).ok());
+  EXPECT_EQ(w->last(), 130);
+  ASSERT_TRUE(r->Refresh().ok());
+  EXPECT_EQ(r->last(), 130);
+  EXPECT_EQ(ReadAll(*r, 100, 130), 31);
+}
+
+TEST(JournalFormatTest, ShouldCutATornTailAtOpen) {
+  TempDir dir;
+  {
+    auto w = JournalWriter::Open(Options(dir, 100), "", kSlot, "ring");
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(AppendEvents(*w, 0, 5).ok());
+    ASSERT_TRUE(AppendEvents(*w, 5, 5).ok());
+  }
+  // A recorder killed mid-batch: half a batch of data and half an index record.
+  const std::string data = dir / journal::SegmentFileName(0, journal::kDataSuffix);
+  const std::string index = dir / journal::SegmentFileName(0, journal::kIndexSuffix);
+  {
+    std::ofstream(data, std::ios::app | std::ios::binary) << std::string(100, 'x');
+    std::ofstream(index, std::ios::app | std::ios::binary) << std::string(20, 'y');
+  }
+  auto r = JournalReader::Open(dir.get());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->last(), 9);  // readers ignore the tail
+  auto w = JournalWriter::Open(Options(dir, 100), "", kSlot, "ring");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->last(), 9);
+  EXPECT_EQ(w->cut_bytes(), 120);
+  EXPECT_EQ(std::filesystem::file_size(data), journal::kHeaderSize + 10 * kSlot);
+  ASSERT_TRUE(AppendEvents(*w, 10, 2).ok());
+  ASSERT_TRUE(r->Refresh().ok());
+  EXPECT_EQ(ReadAll(*r, 0, 11), 12);
+}
+
+TEST(JournalFormatTest, ShouldNameTheFirstBadSequenceOfACorruptSegment) {
+  TempDir dir;
+  {
+    auto w = JournalWriter::Open(Options(dir, 10), "", kSlot, "ring");
+    ASSERT_TRUE(w.ok());
+    for (int b = 0; b < 6; ++b) ASSERT_TRUE(AppendEvents(*w, b * 5, 5).ok());
+  }
+  // Flip a byte of event 13 (segment 10..19, batch 10..14).
+  const std::string data = dir / journal::SegmentFileName(10, journal::kDataSuffix);
+  {
+    std::fstream f(data, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(journal::kHeaderSize + 3 * kSlot + 9);
+    f.put('\x55');
+  }
+  auto r = JournalReader::Open(dir.get());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ReadAll(*r, 0, 9), 10);  // before it: fine
+  auto bad = r->Read(12, 5);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("first bad sequence is 10"), std::string::npos)
+      << bad.status();
+  const absl::Status verified = r->Verify();
+  EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(verified.message().find("first bad sequence is 10"), std::string::npos) << verified;
+  auto after = r->Read(15, 5);  // the batch after the bad one reads fine
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->count, 5);
+  // A damaged header: DataLoss at open, never a crash.
+  {
+    std::fstream f(data, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x7f');
+  }
+  EXPECT_EQ(JournalReader::Open(dir.get()).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(JournalFormatTest, ShouldRefuseAnotherSchemaAndASecondWriter) {
+  TempDir dir;
+  auto w = JournalWriter::Open(Options(dir), "<i8:a", kSlot, "ring");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(AppendEvents(*w, 0, 1).ok());
+  auto second = JournalWriter::Open(Options(dir), "<i8:a", kSlot, "ring");
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("another recorder"), std::string::npos);
+  w = absl::InternalError("closed");  // releases the lock
+  auto other = JournalWriter::Open(Options(dir), "<f8:b", kSlot, "ring");
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(other.status().message().find("<i8:a"), std::string::npos) << other.status();
+  EXPECT_NE(other.status().message().find("<f8:b"), std::string::npos) << other.status();
+}
+
+TEST(JournalFormatTest, ShouldRemoveTheOldestSegmentsBeyondTheRetentionLimit) {
+  TempDir dir;
+  JournalOptions o = Options(dir, 10);
+  o.retain_bytes = 3 * (journal::kHeaderSize + 10 * kSlot);
+  auto w = JournalWriter::Open(o, "", kSlot, "ring");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(AppendEvents(*w, 0, 20).ok());
+  auto r = JournalReader::Open(dir.get());
+  ASSERT_TRUE(r.ok());
+  auto old = r->Read(0, 10);  // a reader holding segment 0 keeps reading it
+  ASSERT_TRUE(old.ok());
+  ASSERT_TRUE(AppendEvents(*w, 20, 40).ok());  // 6 segments
+  w->ApplyRetention();
+  EXPECT_EQ(w->first(), 30);
+  ASSERT_TRUE(r->Refresh().ok());
+  EXPECT_EQ(r->first(), 30);
+  EXPECT_EQ(r->segments(), 3u);
+  EXPECT_EQ(r->Read(5, 1).status().code(), absl::StatusCode::kOutOfRange);
+  for (std::int64_t i = 0; i < old->count; ++i) {
+    EXPECT_TRUE(reinterpret_cast<const TestEvent*>(old->data + i * kSlot)->Verify(i));
+  }
+  EXPECT_EQ(ReadAll(*r, 30, 59), 30);
+}
+
+TEST(JournalFormatTest, ShouldParseFsyncPolicies) {
+  JournalOptions o;
+  ASSERT_TRUE(ParseFsync("every:250", o).ok());
+  EXPECT_EQ(o.fsync, FsyncPolicy::kInterval);
+  EXPECT_EQ(o.fsync_interval_ns, 250'000'000);
+  ASSERT_TRUE(ParseFsync("batch", o).ok());
+  EXPECT_EQ(o.fsync, FsyncPolicy::kBatch);
+  for (std::string_view bad : {"every:", "every:0", "every:x", "sometimes"}) {
+    EXPECT_EQ(ParseFsync(bad, o).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+// The recorder in a thread beside a producer: every event in the journal once, in order, and
+// never released before it is written.
+TEST(JournalRecorderTest, ShouldJournalEveryEventBeforeReleasingIt) {
+  for (FsyncPolicy policy : {FsyncPolicy::kNone, FsyncPolicy::kBatch}) {
+    ScopedRingName name;
+    TempDir dir;
+    auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+    ASSERT_TRUE(ring.ok());
+    JournalOptions o = Options(dir, 1000);
+    o.fsync = policy;
+    auto recorder = JournalRecorder::Start(ring->segment(), o);
+    ASSERT_TRUE(recorder.ok()) << recorder.status();
+    std::atomic<bool> behind{false};
+    std::thread run([&] { EXPECT_EQ(recorder->Run(), WaitStatus::kClosed); });
+    constexpr std::int64_t kEvents = 5000;
+    auto p = SingleProducerSequencer::Attach(ring->segment());
+    ASSERT_TRUE(p.ok());
+    auto reader = JournalReader::Open(dir.get());  // (exists once the first batch is written)
+    for (std::int64_t s = 0; s < kEvents; ++s) {
+      const std::int64_t seq = p->Next();
+      (*ring)[seq].Fill(seq);
+      p->Publish(seq);
+      if (s % 500 == 0) {
+        // Whatever the recorder released is in the journal.
+        const std::int64_t released = Stats(ring->segment()).consumers.at(0).sequence;
+        auto r = JournalReader::Open(dir.get());
+        if (released >= 0 && (!r.ok() || r->last() < released)) behind = true;
+      }
+    }
+    p->Close();
+    run.join();
+    EXPECT_FALSE(behind.load());
+    auto r = JournalReader::Open(dir.get());
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->first(), 0);
+    EXPECT_EQ(r->last(), kEvents - 1);
+    EXPECT_EQ(ReadAll(*r, 0, kEvents - 1), kEvents);
+    EXPECT_EQ(recorder->recorded(), kEvents);
+  }
+}
+
+struct Collect {
+  std::vector<std::int64_t> seen;
+  std::int64_t bad = 0;
+  void on_event(TestEvent& e, std::int64_t s, bool) {
+    seen.push_back(s);
+    bad += !e.Verify(s);
+  }
+};
+
+// A consumer registered at sequence 0 long after the ring lapped: the journal, then the ring,
+// every event once, while the producer keeps publishing.
+TEST(JournalCatchUpTest, ShouldReadTheJournalThenTheRingWithNoGapAndNoDuplicate) {
+  ScopedRingName name;
+  TempDir dir;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok());
+  auto recorder = JournalRecorder::Start(ring->segment(), Options(dir, 300));
+  ASSERT_TRUE(recorder.ok());
+  std::thread record([&] { recorder->Run(); });
+  auto p = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(p.ok());
+  std::int64_t published = 0;
+  auto publish = [&](std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i, ++published) {
+      const std::int64_t s = p->Next();
+      (*ring)[s].Fill(s);
+      p->Publish(s);
+    }
+  };
+  publish(2000);  // many laps: 0..1935 are gone from the ring
+  auto late = Consumer::Register(ring->segment(), "late", {.start_at = 0, .journal = dir.get()});
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_TRUE(late->catching_up());
+  auto stats = Stats(ring->segment());
+  EXPECT_TRUE(std::any_of(stats.consumers.begin(), stats.consumers.end(),
+                          [](const ConsumerStats& c) { return c.name == "late" && !c.gating; }));
+  Collect collect;
+  BatchEventProcessor<TestEvent, Collect> processor(*ring, *late, collect);
+  std::thread consume([&] { processor.Run(); });
+  publish(3000);  // the producer goes on while it catches up
+  p->Close();
+  consume.join();
+  record.join();
+  ASSERT_EQ(collect.seen.size(), 5000u);
+  for (std::int64_t i = 0; i < 5000; ++i) ASSERT_EQ(collect.seen[static_cast<std::size_t>(i)], i);
+  EXPECT_EQ(collect.bad, 0);
+  EXPECT_FALSE(late->catching_up());  // it joined the ring
+}
+
+TEST(JournalCatchUpTest, ShouldLetAnEvictedConsumerCatchUpInsteadOfMissingEvents) {
+  ScopedRingName name;
+  TempDir dir;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok());
+  auto recorder = JournalRecorder::Start(ring->segment(), Options(dir, 1000));
+  ASSERT_TRUE(recorder.ok());
+  std::thread record([&] { recorder->Run(); });
+  auto slow = Consumer::Register(ring->segment(), "slow", {.stall_policy = StallPolicy::kEvict});
+  ASSERT_TRUE(slow.ok());
+  auto p = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(p.ok());
+  for (int i = 0; i < 10; ++i) {
+    const std::int64_t s = p->Next();
+    (*ring)[s].Fill(s);
+    p->Publish(s);
+  }
+  slow->Release(4, 5);  // it read 0..4
+  ASSERT_TRUE(EvictConsumer(ring->segment(), "slow").ok());
+  ASSERT_TRUE(slow->Deregister().ok());
+  for (int i = 0; i < 500; ++i) {
+    const std::int64_t s = p->Next();
+    (*ring)[s].Fill(s);
+    p->Publish(s);
+  }
+  // Without a journal: refused (events were missed); with it: from 5 on, nothing missed.
+  EXPECT_EQ(Consumer::Register(ring->segment(), "slow").status().code(),
+            absl::StatusCode::kOutOfRange);
+  auto back = Consumer::Register(ring->segment(), "slow", {.journal = dir.get()});
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->sequence(), 4);
+  EXPECT_EQ(back->missed(), 0u);
+  p->Close();
+  Collect collect;
+  BatchEventProcessor<TestEvent, Collect> processor(*ring, *back, collect);
+  EXPECT_EQ(processor.Run(), WaitStatus::kClosed);
+  record.join();
+  ASSERT_EQ(collect.seen.size(), 505u);
+  EXPECT_EQ(collect.seen.front(), 5);
+  EXPECT_EQ(collect.seen.back(), 509);
+  EXPECT_EQ(collect.bad, 0);
+}
+
+TEST(JournalCatchUpTest, ShouldRefuseAJournalOfAnotherSchemaAndReportEventsNoLongerAnywhere) {
+  ScopedRingName name, other_name;
+  TempDir dir;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64, .schema = "<i8:a,V56:rest"});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  {
+    auto w = JournalWriter::Open(Options(dir), "<i8:b,V56:rest", kSlot, "x");
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(AppendEvents(*w, 0, 1).ok());
+  }
+  auto refused = Consumer::Register(ring->segment(), "c", {.start_at = 0, .journal = dir.get()});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("<i8:a"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("<i8:b"), std::string::npos);
+  // A journal with no recorder behind it ends at 0; the ring moved far past: missed events.
+  TempDir stale;
+  {
+    auto w = JournalWriter::Open(Options(stale), "<i8:a,V56:rest", kSlot, "x");
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(AppendEvents(*w, 0, 1).ok());
+  }
+  auto p = SingleProducerSequencer::Attach(ring->segment());
+  for (int i = 0; i < 200; ++i) p->Publish(p->Next());
+  auto c = Consumer::Register(ring->segment(), "c", {.start_at = 0, .journal = stale.get()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  Collect collect;
+  BatchEventProcessor<TestEvent, Collect> processor(*ring, *c, collect);
+  // (it waits kCatchUpGiveUpNs for the journal to grow before it gives up)
+  EXPECT_EQ(processor.Run(), WaitStatus::kMissedEvents);
+  EXPECT_EQ(collect.seen, std::vector<std::int64_t>{0});
+  ASSERT_TRUE(processor.failure().has_value());
+  EXPECT_NE(processor.failure()->what.find("recorder"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace xdisruptor
