@@ -14,12 +14,21 @@
 //   xdisruptor rm RING [--force]                remove a ring's name (refuses a file that is
 //                                               not a ring, or a ring still mapped, unless
 //                                               --force)
+//   xdisruptor journal record RING DIR [--name journal] [--fsync none|batch|every:MS]
+//                  [--segment-bytes N] [--retain-bytes N] [--retain-seconds N]
+//   xdisruptor journal replay DIR RING [--from SEQ] [--to SEQ] [--rate EVENTS_PER_S]
+//                  [--create [--capacity N]] [--noclose]
+//   xdisruptor journal stat DIR [--json]        first/last sequence, segments, bytes, schema
+//   xdisruptor journal verify DIR               every batch's checksum; names the first bad
+//                                               sequence
+// Options may be spelled with dashes or underscores (--segment-bytes, --segment_bytes).
 // ls, stat and top attach read-only: a monitor needs only read access to a ring.
 // Exit status: 0 on success, 1 when the ring or consumer is missing or refused, 2 on usage.
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <string>
@@ -31,6 +40,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "journal_cli.h"
 #include "xdisruptor/xdisruptor.h"
 
 ABSL_FLAG(bool, json, false, "print JSON (ls, stat)");
@@ -243,8 +253,19 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "usage: xdisruptor ls | stat RING | top RING | tune RING CONSUMER --wait=KIND "
       "[--wait_params=K=V,...] | limit RING CONSUMER --max_lag=N [--max_lag_s=S] | "
-      "evict RING CONSUMER | rm RING [--force]   [--json]");
-  const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+      "evict RING CONSUMER | rm RING [--force] | journal record RING DIR | journal replay "
+      "DIR RING | journal stat DIR | journal verify DIR   [--json]");
+  // --segment-bytes and --segment_bytes alike: dashes in an option's name become underscores.
+  std::vector<std::string> spelled(argv, argv + argc);
+  std::vector<char*> argv2;
+  for (std::string& a : spelled) {
+    if (a.rfind("--", 0) == 0) {
+      const std::size_t end = std::min(a.find('='), a.size());
+      std::replace(a.begin() + 2, a.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+    }
+    argv2.push_back(a.data());
+  }
+  const std::vector<char*> args = absl::ParseCommandLine(argc, argv2.data());
   const std::string command = args.size() > 1 ? args[1] : "";
   const std::size_t operands = args.size() >= 2 ? args.size() - 2 : 0;
   auto arg = [&](std::size_t i) { return std::string(args[2 + i]); };
@@ -255,5 +276,12 @@ int main(int argc, char** argv) {
   if (command == "evict" && operands == 2) return Evict(arg(0), arg(1));
   if (command == "limit" && operands == 2) return Limit(arg(0), arg(1));
   if (command == "rm" && operands == 1) return Rm(arg(0));
+  if (command == "journal" && operands >= 2) {
+    const std::string sub = arg(0);
+    if (sub == "record" && operands == 3) return tool::JournalRecord(arg(1), arg(2));
+    if (sub == "replay" && operands == 3) return tool::JournalReplay(arg(1), arg(2));
+    if (sub == "stat" && operands == 2) return tool::JournalStat(arg(1), absl::GetFlag(FLAGS_json));
+    if (sub == "verify" && operands == 2) return tool::JournalVerify(arg(1));
+  }
   return Usage();
 }
