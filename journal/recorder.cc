@@ -190,8 +190,7 @@ class JournalCatchUp final : public CatchUpSource {
     }
     auto span = reader_.Read(next, max);
     if (!span.ok()) return span.status();
-    held_ = span->keep_alive;
-    return CatchUpBatch{span->data, span->count};
+    return CatchUpBatch{span->data, span->count, span->keep_alive};
   }
   std::int64_t Last() override {
     (void)reader_.Refresh();
@@ -200,7 +199,6 @@ class JournalCatchUp final : public CatchUpSource {
 
  private:
   JournalReader reader_;
-  std::shared_ptr<const void> held_;
 };
 
 absl::StatusOr<std::unique_ptr<CatchUpSource>> OpenJournalCatchUp(const RingSegment& ring,

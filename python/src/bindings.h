@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
+#include "xdisruptor/journal.h"  // (also makes consumers understand journal=)
 #include "xdisruptor/xdisruptor.h"
 
 namespace xdisruptor::python {
@@ -28,7 +29,7 @@ namespace py = pybind11;
 inline constexpr std::int64_t kPollNs = 50'000'000;  // 50 ms between signal checks
 
 // Which subclass of NotFoundError / AlreadyExistsError a status of that code becomes.
-enum class ErrorSubject { kRing, kConsumer, kOther };
+enum class ErrorSubject { kRing, kConsumer, kJournal, kOther };
 
 // Raises the exception of xdisruptor.errors that matches `status`.
 [[noreturn]] void ThrowStatus(const absl::Status& status,
@@ -59,6 +60,7 @@ py::dict WaitParamsDict(const WaitParams& params);
 void RegisterRing(py::module_& m);
 void RegisterProducer(py::module_& m);
 void RegisterConsumer(py::module_& m);
+void RegisterJournal(py::module_& m);
 
 }  // namespace xdisruptor::python
 

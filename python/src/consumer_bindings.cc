@@ -24,7 +24,7 @@ class PyConsumer {
   PyConsumer(const PyRing& ring, const std::string& name, const std::vector<std::string>& after,
              const std::string& wait, const py::dict& params, const std::string& stall_policy,
              bool rejoin_at_cursor, std::int64_t max_lag, double max_lag_s,
-             std::optional<std::int64_t> start_at, bool gating)
+             std::optional<std::int64_t> start_at, bool gating, const std::string& journal)
       : ring_(ring.segment) {
     if (!(max_lag_s >= 0) || max_lag_s > 1e9) {
       ThrowStatus(absl::InvalidArgumentError("max_lag_s must be seconds >= 0"));
@@ -36,9 +36,15 @@ class PyConsumer {
                             .max_lag = max_lag,
                             .max_lag_ns = static_cast<std::int64_t>(max_lag_s * 1e9),
                             .start_at = start_at.value_or(kAtCursor),
-                            .gating = gating};
-    consumer_.emplace(
-        Unwrap(Consumer::Register(ring.get(), name, options), ErrorSubject::kConsumer));
+                            .gating = gating,
+                            .journal = journal};
+    auto registered = Consumer::Register(ring.get(), name, options);
+    if (!registered.ok() && !journal.empty() &&
+        (registered.status().code() == absl::StatusCode::kDataLoss ||
+         registered.status().code() == absl::StatusCode::kNotFound)) {
+      ThrowStatus(registered.status(), ErrorSubject::kJournal);
+    }
+    consumer_.emplace(Unwrap(std::move(registered), ErrorSubject::kConsumer));
   }
 
   // Waits for `sequence` with the GIL released; returns (available, status name). Every
@@ -67,6 +73,9 @@ class PyConsumer {
     ReleasePending();
     const std::int64_t first = c.sequence() + 1;
     if (closing_.load(std::memory_order_acquire)) return Status(first, WaitStatus::kHalted);
+    if (c.catching_up()) {
+      if (std::optional<py::tuple> from_journal = CatchUp(c, first, limit)) return *from_journal;
+    }
     const WaitResult waited = Wait(first);
     if (closing_.load(std::memory_order_acquire)) return Status(first, WaitStatus::kHalted);
     if (waited.status != WaitStatus::kOk) return Status(first, waited.status);
@@ -78,6 +87,20 @@ class PyConsumer {
     pending_last_ = first + count - 1;
     pending_count_ = count;
     return py::make_tuple(first, count, "ok");
+  }
+
+  // The journal batch handed out last ("journal" status of NextRange) as a read-only array;
+  // it keeps the journal's mapping alive.
+  py::array JournalView(const py::dtype& dtype) const {
+    if (journal_batch_.data == nullptr) {
+      ThrowStatus(absl::FailedPreconditionError("no journal batch is in hand"));
+    }
+    auto* keep = new std::shared_ptr<const void>(journal_batch_.keep_alive);
+    py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<const void>*>(p); });
+    py::array view(dtype, {static_cast<py::ssize_t>(journal_batch_.count)},
+                   {static_cast<py::ssize_t>(ring_->slot_size())}, journal_batch_.data, base);
+    py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    return view;
   }
 
   void ReleasePending() {
@@ -157,6 +180,51 @@ class PyConsumer {
   bool closed() const { return !consumer_ || closing_.load(std::memory_order_acquire); }
 
  private:
+  // Catching up from a journal: the next batch out of it (status "journal"), or, once it has
+  // nothing newer, the join onto the ring (nullopt: go on with the ring). The join is retried
+  // while the journal grows; a journal that stops growing with the ring gone past it is
+  // "missed-events".
+  std::optional<py::tuple> CatchUp(Consumer& c, std::int64_t first, std::int64_t limit) {
+    CatchUpSource& source = *c.catch_up();
+    std::int64_t stuck_since = 0;
+    std::int64_t stuck_last = kInitialSequence;
+    std::int64_t next_signal_check = MonotonicNanos() + kPollNs;
+    for (;;) {
+      absl::StatusOr<CatchUpBatch> batch;
+      absl::Status joined;
+      {
+        py::gil_scoped_release release;
+        batch = source.Read(first, limit);
+        if (batch.ok() && batch->count == 0) joined = c.FinishCatchUp(first);
+      }
+      if (!batch.ok()) ThrowStatus(batch.status(), ErrorSubject::kJournal);
+      if (batch->count > 0) {
+        journal_batch_ = *batch;
+        pending_last_ = first + batch->count - 1;
+        pending_count_ = batch->count;
+        return py::make_tuple(first, batch->count, "journal");
+      }
+      journal_batch_ = {};
+      if (joined.ok()) return std::nullopt;
+      if (joined.code() != absl::StatusCode::kOutOfRange) ThrowStatus(joined);
+      const std::int64_t now = MonotonicNanos();
+      const std::int64_t last = source.Last();
+      if (stuck_since == 0 || last != stuck_last) {
+        stuck_since = now;
+        stuck_last = last;
+      } else if (now - stuck_since > 5'000'000'000) {
+        return Status(first, WaitStatus::kMissedEvents);
+      }
+      if (now >= next_signal_check) {
+        CheckSignals();
+        next_signal_check = now + kPollNs;
+      }
+      if (closing_.load(std::memory_order_acquire)) return Status(first, WaitStatus::kHalted);
+      py::gil_scoped_release release;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
   static py::tuple Status(std::int64_t first, WaitStatus status) {
     return py::make_tuple(first, 0, std::string(WaitStatusName(status)));
   }
@@ -204,6 +272,7 @@ class PyConsumer {
   std::int64_t pending_count_ = 0;
   std::atomic<std::uint64_t> loop_thread_{0};  // the thread of the loop reading, or 0
   std::atomic<bool> closing_{false};           // close() asked while a loop read
+  CatchUpBatch journal_batch_{};               // the journal batch handed out last
 };
 
 }  // namespace
@@ -212,12 +281,15 @@ void RegisterConsumer(py::module_& m) {
   py::class_<PyConsumer>(m, "RawConsumer")
       .def(py::init<const PyRing&, const std::string&, const std::vector<std::string>&,
                     const std::string&, const py::dict&, const std::string&, bool,
-                    std::int64_t, double, std::optional<std::int64_t>, bool>(),
+                    std::int64_t, double, std::optional<std::int64_t>, bool,
+                    const std::string&>(),
            py::arg("ring"), py::arg("name"), py::arg("after"), py::arg("wait"),
            py::arg("params"), py::arg("stall_policy") = "hold",
            py::arg("rejoin_at_cursor") = false, py::arg("max_lag") = 0,
            py::arg("max_lag_s") = 0.0, py::arg("start_at") = py::none(),
-           py::arg("gating") = true)
+           py::arg("gating") = true, py::arg("journal") = "")
+      .def_property_readonly("catching_up", [](PyConsumer& c) { return c.get().catching_up(); })
+      .def("journal_view", &PyConsumer::JournalView, py::arg("dtype"))
       .def_property_readonly("observer", [](PyConsumer& c) { return c.get().observer(); })
       .def("lapped", [](PyConsumer& c, std::int64_t first) { return c.get().Lapped(first); },
            py::arg("first"))

@@ -12,7 +12,7 @@ namespace xdisruptor::python {
 namespace {
 
 py::object ErrorClass(const char* code, ErrorSubject subject) {
-  static constexpr const char* kSubjects[] = {"ring", "consumer", ""};
+  static constexpr const char* kSubjects[] = {"ring", "consumer", "journal", ""};
   return py::module_::import("xdisruptor.errors")
       .attr("error_class")(code, kSubjects[static_cast<int>(subject)]);
 }
@@ -163,4 +163,5 @@ PYBIND11_MODULE(_xdisruptor, m) {
   xdisruptor::python::RegisterRing(m);
   xdisruptor::python::RegisterProducer(m);
   xdisruptor::python::RegisterConsumer(m);
+  xdisruptor::python::RegisterJournal(m);
 }

@@ -19,13 +19,15 @@ See :class:`Ring`, :class:`Producer`, :class:`Consumer` and :mod:`xdisruptor.err
 from . import errors
 from ._dtype import dtype_to_schema, schema_to_dtype
 from ._handling import AlwaysRewind, NeverRewind, RewindUpTo
+from ._journal import Journal, JournalRecorder
 from ._ring import Consumer, Producer, Ring
 from ._vocabulary import ERROR_POLICIES, STALL_POLICIES, WAIT_PARAMS, WAIT_STRATEGIES, WaitStatus
 from .errors import *  # noqa: F401,F403 - the exception classes belong to the package API
 
 __version__ = "0.1.0"
 
-__all__ = ["Ring", "Producer", "Consumer", "WaitStatus", "AlwaysRewind", "RewindUpTo",
+__all__ = ["Ring", "Producer", "Consumer", "Journal", "JournalRecorder", "WaitStatus",
+           "AlwaysRewind", "RewindUpTo",
            "NeverRewind", "WAIT_STRATEGIES", "WAIT_PARAMS",
            "STALL_POLICIES", "ERROR_POLICIES", "dtype_to_schema", "schema_to_dtype", "errors",
            "__version__"] + errors.__all__

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import itertools
 import struct
 import sys
@@ -243,6 +244,7 @@ class Ring:
                  stall_policy: str = "hold", rejoin_at_cursor: bool = False,
                  max_lag: int = 0, max_lag_s: float = 0.0,
                  start_at: Optional[int] = None, gating: bool = True,
+                 journal: Optional[str] = None,
                  **wait_params: Any) -> "Consumer":
         """Registers the consumer ``name``. It starts at the cursor (events published before
         it joined are not its), waits by ``wait`` (times in seconds: ``timeout``,
@@ -267,6 +269,11 @@ class Ring:
         ``gating=False`` makes an observer: it never holds the producer back, so it may be
         lapped; its loop then raises LappedError (the batch read last may hold overwritten
         events).
+        ``journal`` (a directory a recorder writes, :class:`Journal`): the consumer first reads
+        from ``start_at`` out of the journal, then joins the ring at the first sequence the
+        journal does not hold, with no gap and no duplicate; an evicted name registering again
+        with a journal catches up from where it stopped. Batches read from the journal are
+        read-only arrays (``writable`` applies once it reads the ring).
         ``policy=`` and ``rejoin=`` are deprecated spellings of ``stall_policy=`` and
         ``rejoin_at_cursor=``."""
         stall_policy = renamed(wait_params, "policy", "stall_policy", stall_policy, "hold")
@@ -276,7 +283,8 @@ class Ring:
                                 bool(rejoin_at_cursor), _whole(max_lag, "max_lag", 0, 2 ** 62),
                                 _seconds(max_lag_s, "max_lag_s"),
                                 None if start_at is None else
-                                _whole(start_at, "start_at", 0, 2 ** 62), bool(gating))
+                                _whole(start_at, "start_at", 0, 2 ** 62), bool(gating),
+                                "" if journal is None else os.fspath(journal))
         return Consumer(self, raw, writable=writable,
                         max_batch=None if max_batch is None else
                         _whole(max_batch, "max_batch", 0, 2 ** 62))
@@ -573,14 +581,20 @@ class Consumer:
         return self._raw.join_sequence
 
     @property
+    def catching_up(self) -> bool:
+        """True while it reads its journal, before it joins the ring (``journal=``)."""
+        return self._raw.catching_up
+
+    @property
     def observer(self) -> bool:
         """True for an observer (``gating=False``): it never holds the producer back and may
         be lapped (its loop then raises LappedError)."""
         return self._raw.observer
 
     def _ranges(self, limit: int, on_timeout: Optional[Callable[[int], None]]):
-        """Yields (first, count) of each batch; the C++ side releases a batch when the next
-        is asked for, and on the way out."""
+        """Yields (first, count, journal) of each batch: ``journal`` is a read-only array of
+        the batch when it comes out of the journal (catching up), else None (it is in the
+        ring). The C++ side releases a batch when the next is asked for, and on the way out."""
         limit = _whole(limit, "max_size", 1, 2 ** 62)
         next_range = self._raw.next_range
         self._raw.begin_loop()  # one loop at a time reads a consumer (StateError otherwise)
@@ -588,7 +602,9 @@ class Consumer:
             while True:
                 first, count, status = next_range(limit)
                 if status == "ok":
-                    yield first, count
+                    yield first, count, None
+                elif status == "journal":
+                    yield first, count, self._raw.journal_view(self._dtype)
                 elif status == "timeout":
                     if on_timeout is not None:
                         on_timeout(first - 1)
@@ -621,7 +637,10 @@ class Consumer:
         mask = capacity - 1
         # One view of the whole ring, sliced per batch: no new array object per batch.
         whole = self._ring_raw.view(0, capacity, self._dtype, self._writable)
-        for first, count in self._ranges(limit, on_timeout):
+        for first, count, journal in self._ranges(limit, on_timeout):
+            if journal is not None:
+                yield journal
+                continue
             start = first & mask
             yield whole[start:start + count]
 
@@ -633,7 +652,8 @@ class Consumer:
         tuples = self._ring_raw.tuples
         fields = self._tuple_fields
         return itertools.chain.from_iterable(
-            tuples(first, count, fields) for first, count in self._ranges(self._max_batch, None))
+            tuples(first, count, fields) if journal is None else journal.tolist()
+            for first, count, journal in self._ranges(self._max_batch, None))
 
     def records(self) -> Iterator[np.void]:
         """Yields one event at a time as a numpy record view (fields by name; writable if the
@@ -709,9 +729,11 @@ class Consumer:
             whole = self._ring_raw.view(0, self._ring.capacity, self._dtype, self._writable)
             ranges = self._ranges(limit, on_timeout)
             try:
-                for first, count in ranges:
-                    self._run_batch(whole[first & mask:(first & mask) + count], first, count,
-                                    on_event, on_batch, on_batch_start, handling)
+                for first, count, journal in ranges:
+                    batch = journal if journal is not None else \
+                        whole[first & mask:(first & mask) + count]
+                    self._run_batch(batch, first, count, on_event, on_batch, on_batch_start,
+                                    handling)
             finally:
                 ranges.close()
             reason = WaitStatus.CLOSED if self._ring.stream_closed else WaitStatus.HALTED

@@ -98,6 +98,11 @@ class MissedEventsError(Error):
     longer protects (start later, or read the older events from a journal)."""
 
 
+class CorruptJournalError(Error):
+    """A journal's segment fails its checks (a flipped byte, a damaged header or index); the
+    message names the first bad sequence. `xdisruptor journal verify DIR` says the same."""
+
+
 class LappedError(Error):
     """An observer (a consumer made with ``gating=False``, which never holds the producer
     back) was lapped: the producer overwrote events it had not finished reading. The batch
@@ -138,6 +143,8 @@ _STATUS_CODE_ERRORS = {
     ("ALREADY_EXISTS", ""): AlreadyExistsError,
     ("INVALID_ARGUMENT", ""): InvalidArgumentError,
     ("FAILED_PRECONDITION", ""): StateError,
+    ("DATA_LOSS", "journal"): CorruptJournalError,
+    ("NOT_FOUND", "journal"): NotFoundError,
     ("DATA_LOSS", ""): CorruptRingError,
     ("UNAVAILABLE", ""): UnavailableError,
     ("RESOURCE_EXHAUSTED", ""): TableFullError,
@@ -164,6 +171,10 @@ _WAIT_STATUS_ERRORS = {
     "producer-stalled": (ProducerStalledError,
                          "a producer of ring '{ring}' died between claiming and publishing "
                          "event {sequence}; the stream cannot go on past it"),
+    "missed-events": (MissedEventsError,
+                      "consumer '{consumer}' of ring '{ring}' cannot catch up: events from "
+                      "{sequence} on are neither in its journal nor still in the ring (is the "
+                      "journal's recorder running?)"),
     "lapped": (LappedError,
                "observer '{consumer}' of ring '{ring}' was lapped: events from {sequence} on "
                "were overwritten before it finished reading them"),

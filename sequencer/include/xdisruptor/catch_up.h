@@ -23,6 +23,7 @@ namespace xdisruptor {
 struct CatchUpBatch {
   const std::byte* data = nullptr;  // `count` events, slot_size bytes apart
   std::int64_t count = 0;
+  std::shared_ptr<const void> keep_alive{};  // holds `data` for as long as a view needs it
 };
 
 class CatchUpSource {

@@ -1,0 +1,175 @@
+// Journals from Python: xdisruptor.Journal reads a journal directory (zero-copy within a
+// segment), also while a recorder appends; JournalRecorder records a ring from a thread.
+#include <algorithm>
+#include <cstring>
+
+#include "bindings.h"
+
+namespace xdisruptor::python {
+
+namespace {
+
+class PyJournal {
+ public:
+  explicit PyJournal(const std::string& directory) {
+    auto opened = JournalReader::Open(directory);
+    if (!opened.ok()) ThrowStatus(opened.status(), ErrorSubject::kJournal);
+    reader_.emplace(*std::move(opened));
+  }
+
+  JournalReader& get() { return *reader_; }
+
+  // Events start..start+count-1 as one array: a view of the segment's mapping when they lie in
+  // one segment (it keeps the mapping alive), else a copy.
+  py::array Read(std::int64_t start, std::int64_t count, const py::dtype& dtype) {
+    if (count < 0) ThrowStatus(absl::InvalidArgumentError("read a count >= 0 of events"));
+    if (count > 0 && (start < get().first() || start + count - 1 > get().last())) {
+      Refresh();
+      if (start < get().first() || start + count - 1 > get().last()) {
+        ThrowStatus(absl::OutOfRangeError(absl::StrFormat(
+            "journal '%s' holds %d..%d; cannot read %d..%d", get().directory(), get().first(),
+            get().last(), start, start + count - 1)));
+      }
+    }
+    const auto slot = static_cast<py::ssize_t>(get().slot_size());
+    absl::StatusOr<JournalSpan> first_span;
+    if (count > 0) {
+      py::gil_scoped_release release;
+      first_span = get().Read(start, count);
+    } else {
+      first_span = JournalSpan{};
+    }
+    if (!first_span.ok()) ThrowStatus(first_span.status(), ErrorSubject::kJournal);
+    if (first_span->count == count) {
+      auto* keep = new std::shared_ptr<const void>(first_span->keep_alive);
+      py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<const void>*>(p); });
+      py::array view(dtype, {static_cast<py::ssize_t>(count)}, {slot},
+                     count > 0 ? first_span->data : nullptr, base);
+      py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+      return view;
+    }
+    // Across segments: one copy.
+    py::array out(dtype, {static_cast<py::ssize_t>(count)}, {slot});
+    auto* dst = static_cast<std::byte*>(out.mutable_data());
+    std::int64_t done = 0;
+    while (done < count) {
+      absl::StatusOr<JournalSpan> span;
+      {
+        py::gil_scoped_release release;
+        span = get().Read(start + done, count - done);
+      }
+      if (!span.ok()) ThrowStatus(span.status(), ErrorSubject::kJournal);
+      if (span->count == 0) ThrowStatus(absl::DataLossError("the journal ended early"));
+      std::memcpy(dst + done * slot, span->data, static_cast<std::size_t>(span->count * slot));
+      done += span->count;
+    }
+    return out;
+  }
+
+  // Up to `max` events from `start`, within one segment (a zero-copy view; fewer at a segment's
+  // end; empty past the journal's end).
+  py::array Span(std::int64_t start, std::int64_t max, const py::dtype& dtype) {
+    if (start > get().last()) Refresh();
+    absl::StatusOr<JournalSpan> span;
+    {
+      py::gil_scoped_release release;
+      span = get().Read(start, max);
+    }
+    if (!span.ok()) ThrowStatus(span.status(), ErrorSubject::kJournal);
+    auto* keep = new std::shared_ptr<const void>(span->keep_alive);
+    py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<const void>*>(p); });
+    py::array view(dtype, {static_cast<py::ssize_t>(span->count)},
+                   {static_cast<py::ssize_t>(get().slot_size())},
+                   span->count > 0 ? span->data : nullptr, base);
+    py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    return view;
+  }
+
+  void Refresh() {
+    if (absl::Status s = get().Refresh(); !s.ok()) ThrowStatus(s, ErrorSubject::kJournal);
+  }
+  void Verify() {
+    absl::Status s;
+    {
+      py::gil_scoped_release release;
+      s = get().Verify();
+    }
+    if (!s.ok()) ThrowStatus(s, ErrorSubject::kJournal);
+  }
+
+ private:
+  std::optional<JournalReader> reader_;
+};
+
+// A recorder from Python: start() registers, run() records with the GIL released until the
+// stream ends or halt() (any thread).
+class PyRecorder {
+ public:
+  PyRecorder(const PyRing& ring, const std::string& directory, const std::string& name,
+             const std::string& fsync, std::int64_t segment_bytes, std::int64_t retain_bytes,
+             double retain_seconds, const std::string& stall_policy)
+      : ring_(ring.segment) {
+    JournalOptions o{.directory = directory,
+                     .name = name,
+                     .segment_bytes = segment_bytes,
+                     .retain_bytes = retain_bytes,
+                     .retain_ns = static_cast<std::int64_t>(retain_seconds * 1e9)};
+    if (absl::Status s = ParseFsync(fsync, o); !s.ok()) ThrowStatus(s);
+    o.stall_policy = Unwrap(ParseEnum<StallPolicy>(stall_policy));
+    auto started = JournalRecorder::Start(ring.get(), o);
+    if (!started.ok()) ThrowStatus(started.status(), ErrorSubject::kJournal);
+    recorder_.emplace(*std::move(started));
+  }
+  std::string Run() {
+    WaitStatus why;
+    {
+      py::gil_scoped_release release;
+      why = recorder_->Run();
+    }
+    return std::string(WaitStatusName(why));
+  }
+  void Halt() { recorder_->Halt(); }
+  std::int64_t recorded() const { return recorder_->recorded(); }
+  std::int64_t last() { return recorder_->writer().last(); }
+  void Close() {
+    if (recorder_) (void)recorder_->consumer().Deregister();
+    recorder_.reset();
+    ring_.reset();
+  }
+
+ private:
+  std::shared_ptr<RingSegment> ring_;
+  std::optional<JournalRecorder> recorder_;
+};
+
+}  // namespace
+
+void RegisterJournal(py::module_& m) {
+  py::class_<PyJournal>(m, "RawJournal")
+      .def(py::init<const std::string&>(), py::arg("directory"))
+      .def_property_readonly("directory", [](PyJournal& j) { return j.get().directory(); })
+      .def_property_readonly("schema", [](PyJournal& j) { return j.get().schema(); })
+      .def_property_readonly("slot_size", [](PyJournal& j) { return j.get().slot_size(); })
+      .def_property_readonly("ring_name", [](PyJournal& j) { return j.get().ring_name(); })
+      .def_property_readonly("first", [](PyJournal& j) { return j.get().first(); })
+      .def_property_readonly("last", [](PyJournal& j) { return j.get().last(); })
+      .def_property_readonly("segments", [](PyJournal& j) { return j.get().segments(); })
+      .def_property_readonly("bytes", [](PyJournal& j) { return j.get().bytes(); })
+      .def("refresh", &PyJournal::Refresh)
+      .def("verify", &PyJournal::Verify)
+      .def("read", &PyJournal::Read, py::arg("start"), py::arg("count"), py::arg("dtype"))
+      .def("span", &PyJournal::Span, py::arg("start"), py::arg("max"), py::arg("dtype"));
+  py::class_<PyRecorder>(m, "RawRecorder")
+      .def(py::init<const PyRing&, const std::string&, const std::string&, const std::string&,
+                    std::int64_t, std::int64_t, double, const std::string&>(),
+           py::arg("ring"), py::arg("directory"), py::arg("name"), py::arg("fsync"),
+           py::arg("segment_bytes"), py::arg("retain_bytes"), py::arg("retain_seconds"),
+           py::arg("stall_policy"))
+      .def("run", &PyRecorder::Run)
+      .def("halt", &PyRecorder::Halt)
+      .def("close", &PyRecorder::Close)
+      .def_property_readonly("recorded", &PyRecorder::recorded)
+      .def_property_readonly("last", &PyRecorder::last);
+}
+
+}  // namespace xdisruptor::python
