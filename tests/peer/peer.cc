@@ -3,7 +3,7 @@
 //   xdisruptor_test_peer produce --ring=R --events=N [--create --capacity=C] [--consumers=K]
 //   xdisruptor_test_peer consume --ring=R --name=X --events=N [--after=A,B] [--mark]
 //                                [--expect_mark] [--wait=blocking] [--start_at=S | --start_back=K]
-//                                [--observer]
+//                                [--observer] [--journal=DIR]
 //   xdisruptor_test_peer chaos-consume --ring=R --name=X --log=F [--policy=evict] [--after=A]
 //                                [--max_lag=N --max_lag_s=S] [--slow_ms=M]
 // produce publishes N PeerEvents (creating the ring with --create; --multi: a multi-producer
@@ -29,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "peer_event.h"
+#include "xdisruptor/journal.h"
 #include "xdisruptor/xdisruptor.h"
 
 ABSL_FLAG(std::string, ring, "", "ring name");
@@ -59,6 +60,7 @@ ABSL_FLAG(int64_t, start_back, -1,
           "consume: join this many events before the slowest gating consumer's next event "
           "(read at registration; -1: not used)");
 ABSL_FLAG(bool, observer, false, "consume: do not gate (may be lapped: exit code 6)");
+ABSL_FLAG(std::string, journal, "", "consume: catch up from this journal directory first");
 
 namespace {
 
@@ -182,6 +184,7 @@ int Consume() {
         0, MinimumGatingSequence(ring->segment()) + 1 - absl::GetFlag(FLAGS_start_back));
   }
   options.gating = !absl::GetFlag(FLAGS_observer);
+  options.journal = absl::GetFlag(FLAGS_journal);
   auto consumer = Consumer::Register(ring->segment(), absl::GetFlag(FLAGS_name), options);
   if (!consumer.ok()) return Fail(consumer.status());
   std::printf("ready\n");

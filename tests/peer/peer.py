@@ -6,7 +6,7 @@ codes, so a test can run any role in either language.
                     [--batch=B] [--rate=E] [--consumers=K] [--noclose] [--spawn=NAME --log=F]
                     [--stall] [--wait=yielding]
     peer.py consume --ring=R --name=X --events=N [--after=A,B] [--wait=W]
-                    [--start_at=S | --start_back=K] [--observer]
+                    [--start_at=S | --start_back=K] [--observer] [--journal=DIR]
     peer.py chaos-consume --ring=R --name=X --log=F [--policy=evict] [--after=A,B]
                     [--max_lag=N --max_lag_s=S] [--slow_ms=M]
 
@@ -102,7 +102,7 @@ def consume(args):
         consumer = ring.consumer(args.name, wait=args.wait,
                                  after=[a for a in args.after.split(",") if a],
                                  start_at=start_at,
-                                 gating=not args.observer)
+                                 gating=not args.observer, journal=args.journal or None)
     except xdisruptor.Error as e:
         print(f"peer: {e}", file=sys.stderr)
         return 2
@@ -209,6 +209,7 @@ def main(argv=None):
     parser.add_argument("--start_at", type=int, default=-1)
     parser.add_argument("--start_back", type=int, default=-1)
     parser.add_argument("--observer", action="store_true")
+    parser.add_argument("--journal", default="")
     args = parser.parse_args(argv)
     return {"produce": produce, "consume": consume, "chaos-consume": chaos_consume}[args.mode](args)
 

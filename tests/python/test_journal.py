@@ -1,0 +1,357 @@
+"""The journal across real processes and every surface: the tool records and replays, C++ and
+Python producers and consumers, a consumer catching up from the journal onto the live ring,
+the recorder killed and restarted, a full disk, a corrupt segment, a journal of another
+schema."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import xdisruptor
+from xdisruptor.errors import (CorruptJournalError, InvalidArgumentError, MissedEventsError,
+                               NotFoundError)
+from conftest import PEER_DTYPE, REPO, check_peer_events, peer_events
+
+PEER_PY = REPO / "tests" / "peer" / "peer.py"
+LANGS = ["cpp", "py"]
+
+
+def peer_cmd(peer, lang, mode, ring, *args):
+    head = [peer] if lang == "cpp" else [sys.executable, str(PEER_PY)]
+    return head + [mode, f"--ring={ring}", *args]
+
+
+def start(cmd, expect="ready"):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if expect:
+        line = proc.stdout.readline().strip()
+        if line != expect:
+            proc.kill()
+            raise AssertionError(f"{cmd[:3]} did not start: {line!r} {proc.stderr.read()}")
+    return proc
+
+
+def record(tool, ring, directory, *args):
+    """Starts `xdisruptor journal record` and waits until it recorded its first line."""
+    proc = subprocess.Popen([tool, "journal", "record", ring, str(directory), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("recording"), (line, proc.stderr.read() if proc.poll() else "")
+    return proc
+
+
+def check_journal(directory, n, first=0):
+    """The journal holds exactly first..n-1, each event intact, once, in order."""
+    j = xdisruptor.Journal(directory)
+    assert (j.first, j.last) == (first, n - 1)
+    events = j.read()
+    assert len(events) == n - first
+    assert check_peer_events(events, first)
+    j.verify()
+    return j
+
+
+@pytest.fixture
+def peer_ring(ring_name):
+    ring = xdisruptor.Ring.create(ring_name, capacity=1024, dtype=PEER_DTYPE)
+    yield ring
+    ring.close()
+
+
+@pytest.mark.parametrize("producer", LANGS)
+def test_should_record_every_event_a_producer_publishes(peer_ring, ring_name, peer, tool,
+                                                        tmp_path, producer):
+    recorder = record(tool, ring_name, tmp_path / "j", "--segment-bytes=640000")
+    prod = start(peer_cmd(peer, producer, "produce", ring_name, "--events=100000", "--batch=64"))
+    assert prod.wait(timeout=120) == 0
+    out, err = recorder.communicate(timeout=60)
+    assert recorder.returncode == 0, err
+    assert "recorded 100000 events" in out
+    j = check_journal(tmp_path / "j", 100000)
+    assert j.segments == 10 and j.ring_name == ring_name
+    assert j.dtype == PEER_DTYPE
+    stat = json.loads(subprocess.run([tool, "journal", "stat", str(tmp_path / "j"), "--json"],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert (stat["first"], stat["last"], stat["events"], stat["segments"]) == (0, 99999,
+                                                                                 100000, 10)
+    assert stat["schema"] == xdisruptor.dtype_to_schema(PEER_DTYPE)
+    verify = subprocess.run([tool, "journal", "verify", str(tmp_path / "j")],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0 and "ok: 100000 events" in verify.stdout
+
+
+@pytest.mark.parametrize("producer,joiner", [(p, c) for p in LANGS for c in LANGS],
+                         ids=[f"{p}-producer-{c}-joiner" for p in LANGS for c in LANGS])
+def test_should_catch_up_from_the_journal_onto_the_live_ring(peer_ring, ring_name, peer, tool,
+                                                             tmp_path, producer, joiner):
+    n = 200_000
+    recorder = record(tool, ring_name, tmp_path / "j")
+    prod = start(peer_cmd(peer, producer, "produce", ring_name, f"--until={n}", "--batch=64",
+                          "--rate=100000"))
+    while peer_ring.cursor < 20_000:  # well past a lap: the ring no longer holds 0
+        time.sleep(0.01)
+    # Joins at 0 while the producer runs: the journal first, then the ring, each event once.
+    late = start(peer_cmd(peer, joiner, "consume", ring_name, "--name=late", f"--events={n}",
+                          "--start_at=0", f"--journal={tmp_path / 'j'}", "--wait=yielding"))
+    out, err = late.communicate(timeout=180)
+    assert late.returncode == 0, (out, err)
+    assert f"consumed {n} events, 0 bad" in out
+    assert prod.wait(timeout=120) == 0
+    assert recorder.wait(timeout=60) == 0
+    check_journal(tmp_path / "j", n)
+
+
+def test_should_catch_up_in_python_loops_and_an_evicted_consumer_too(peer_ring, ring_name, peer,
+                                                                     tool, tmp_path):
+    recorder = record(tool, ring_name, tmp_path / "j")
+    slow = peer_ring.consumer("slow", stall_policy="evict")
+    with peer_ring.producer() as p:
+        p.publish_batch(peer_events(0, 10))
+        slow._raw.release(4, 5)  # it read 0..4
+        xdisruptor.Ring.evict(ring_name, "slow")
+        slow.close()
+        for first in range(10, 5010, 100):
+            p.publish_batch(peer_events(first, 100))
+        with pytest.raises(MissedEventsError):
+            peer_ring.consumer("slow")
+        back = peer_ring.consumer("slow", journal=tmp_path / "j")
+        assert back.catching_up and back.missed == 0
+        first_back = back.sequence + 1
+        seen = []
+        t = threading.Thread(target=lambda: seen.extend(
+            s for b in back.batches() for s in b["sequence"].tolist()))
+        t.start()
+        for first in range(5010, 8010, 100):
+            p.publish_batch(peer_events(first, 100))
+    t.join(60)
+    assert seen == list(range(first_back, 8010))
+    assert not back.catching_up
+    back.close()
+    # run() with a handler, from 0, after the stream ended.
+    late = peer_ring.consumer("late", start_at=0, journal=str(tmp_path / "j"))
+    got = []
+    assert late.run(lambda e, s, end: got.append(int(e["sequence"]))) == "closed"
+    assert got == list(range(8010))
+    assert recorder.wait(timeout=60) == 0
+
+
+def test_should_resume_exactly_once_when_the_recorder_is_killed_mid_write(peer_ring, ring_name,
+                                                                         peer, tool, tmp_path):
+    n = 300_000
+    kills = 0
+    recorder = record(tool, ring_name, tmp_path / "j", "--segment-bytes=1000000")
+    prod = start(peer_cmd(peer, "cpp", "produce", ring_name, f"--until={n}", "--batch=64",
+                          "--rate=150000"))
+    while prod.poll() is None:
+        time.sleep(0.05 + (kills % 5) * 0.03)
+        recorder.send_signal(signal.SIGKILL)
+        recorder.wait()
+        kills += 1
+        recorder = record(tool, ring_name, tmp_path / "j", "--segment-bytes=1000000")
+    assert prod.wait() == 0
+    out, err = recorder.communicate(timeout=60)
+    assert recorder.returncode == 0, err
+    assert kills >= 5
+    check_journal(tmp_path / "j", n)
+
+
+def _mount_tmpfs(path, size):
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def test_should_hold_the_ring_when_the_disk_is_full_and_resume_when_there_is_room(
+        peer_ring, ring_name, peer, tool, tmp_path):
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "1m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        recorder = record(tool, ring_name, disk / "j", "--segment-bytes=262144")
+        n = 40_000  # 2.5 MB of events: far more than the disk holds
+        prod = start(peer_cmd(peer, "cpp", "produce", ring_name, f"--events={n}", "--batch=64"))
+        deadline = time.monotonic() + 30
+        stuck_at = None
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            now = peer_ring.cursor
+            if stuck_at == now:
+                break
+            stuck_at = now
+        assert prod.poll() is None, "the producer finished: the recorder dropped events"
+        assert stuck_at < n - 1
+        held = peer_ring.stats()["consumers"][0]["sequence"]
+        # Make room: everything goes on, nothing was dropped.
+        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        assert prod.wait(timeout=60) == 0
+        out, err = recorder.communicate(timeout=60)
+        assert recorder.returncode == 0, err
+        assert "disk is full" in err and "holding ring" in err and "room again" in err
+        assert held < n - 1
+        check_journal(disk / "j", n)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_should_name_the_first_bad_sequence_of_a_corrupt_segment(peer_ring, ring_name, peer,
+                                                                  tool, tmp_path):
+    recorder = record(tool, ring_name, tmp_path / "j", "--segment-bytes=64000")
+    prod = start(peer_cmd(peer, "cpp", "produce", ring_name, "--events=5000", "--batch=50"))
+    assert prod.wait(timeout=60) == 0 and recorder.wait(timeout=60) == 0
+    segment = tmp_path / "j" / f"{2000:020d}.xdj"  # holds 2000..2999
+    with open(segment, "r+b") as f:
+        f.seek(4096 + 123 * 64 + 17)  # event 2123
+        f.write(b"\xff")
+    # The batch the recorder wrote 2123 in (batches follow what the ring had ready).
+    index = np.fromfile(tmp_path / "j" / f"{2000:020d}.xdx",
+                        dtype=[("first", "<i8"), ("last", "<i8"), ("sum", "<u8"), ("self", "<u8")])
+    bad = int(index["first"][(index["first"] <= 2123) & (index["last"] >= 2123)][0])
+    verify = subprocess.run([tool, "journal", "verify", str(tmp_path / "j")],
+                            capture_output=True, text=True)
+    assert verify.returncode == 1
+    assert f"first bad sequence is {bad}" in verify.stderr
+    j = xdisruptor.Journal(tmp_path / "j")
+    assert len(j.read(0, bad)) == bad  # before it: fine
+    with pytest.raises(CorruptJournalError, match=f"first bad sequence is {bad}"):
+        j.read(2000, 3000)
+    with pytest.raises(CorruptJournalError):
+        j.verify()
+    late = peer_ring.consumer("late", start_at=0, journal=tmp_path / "j")
+    with pytest.raises(CorruptJournalError):
+        for _ in late.batches():
+            pass
+    late.close()
+    cpp = subprocess.run(peer_cmd(peer, "cpp", "consume", ring_name, "--name=cpp", "--events=5000",
+                                  "--start_at=0", f"--journal={tmp_path / 'j'}"),
+                         capture_output=True, text=True, timeout=60)
+    assert cpp.returncode == 1 and "missed-events" in cpp.stdout
+
+
+def test_should_refuse_a_journal_of_another_schema(ring_name, tool, tmp_path):
+    other = np.dtype([("a", "<f8"), ("b", "<i4"), ("c", "<i4")])
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=other) as ring:
+        rec = xdisruptor.JournalRecorder(ring, tmp_path / "j")
+        with ring.producer() as p:
+            p.publish((1.0, 2, 3))
+        assert rec.run() == "closed"
+        rec.close()
+    xdisruptor.Ring.remove(ring_name)
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=PEER_DTYPE) as ring:
+        with pytest.raises(xdisruptor.StateError) as e:
+            ring.consumer("c", start_at=0, journal=tmp_path / "j")
+        assert xdisruptor.dtype_to_schema(other) in str(e.value)
+        assert xdisruptor.dtype_to_schema(PEER_DTYPE) in str(e.value)
+        replay = subprocess.run([tool, "journal", "replay", str(tmp_path / "j"), ring_name],
+                                capture_output=True, text=True)
+        assert replay.returncode == 1 and "refusing to replay" in replay.stderr
+        assert xdisruptor.dtype_to_schema(other) in replay.stderr
+        recorder = subprocess.run([tool, "journal", "record", ring_name, str(tmp_path / "j")],
+                                  capture_output=True, text=True, timeout=30)
+        assert recorder.returncode == 1 and "schema" in recorder.stderr
+    with pytest.raises(NotFoundError):
+        xdisruptor.Journal(tmp_path / "nothing")
+
+
+def _record_peer_events(ring_name, directory, n):
+    with xdisruptor.Ring.create(ring_name, capacity=1024, dtype=PEER_DTYPE) as ring:
+        rec = xdisruptor.JournalRecorder(ring, directory, segment_bytes=64 * 1000)
+        with ring.producer() as p:
+            t = threading.Thread(target=rec.run)
+            t.start()
+            for first in range(0, n, 500):
+                p.publish_batch(peer_events(first, 500))
+        t.join(30)
+        rec.close()
+
+
+@pytest.mark.parametrize("consumer", LANGS)
+def test_should_replay_a_range_into_a_ring_at_a_rate(ring_name, peer, tool, tmp_path, consumer):
+    _record_peer_events(ring_name, tmp_path / "j", 10000)
+    target = ring_name + "-replay"
+    try:
+        with xdisruptor.Ring.create(target, capacity=1024, dtype=PEER_DTYPE) as r:
+            c = r.consumer("c") if consumer == "py" else start(
+                [peer, "consume", f"--ring={target}", "--name=c", "--events=3000"])
+            started = time.monotonic()
+            proc = subprocess.Popen([tool, "journal", "replay", str(tmp_path / "j"), target,
+                                     "--from=1000", "--to=3999", "--rate=20000"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # The replayed events get the target ring's own sequences 0..2999.
+            if consumer == "py":
+                got = np.concatenate([b.copy() for b in c.batches()])
+                assert check_peer_events(got, 1000) and len(got) == 3000
+                c.close()
+            else:
+                out, err = c.communicate(timeout=60)
+                assert "consumed 3000 events" in out, err
+            out, err = proc.communicate(timeout=60)
+            took = time.monotonic() - started
+            assert proc.returncode == 0, err
+            assert "replayed 3000 events (1000..3999)" in out
+            assert took > 0.1  # 3000 events at 20000/s: ~0.15 s, paced
+    finally:
+        if xdisruptor.Ring.exists(target):
+            xdisruptor.Ring.remove(target, force=True)
+
+
+def test_should_create_the_ring_it_replays_into_with_the_journals_schema(ring_name, tool,
+                                                                         tmp_path):
+    _record_peer_events(ring_name, tmp_path / "j", 2000)
+    target = ring_name + "-new"
+    try:
+        out = subprocess.run([tool, "journal", "replay", str(tmp_path / "j"), target, "--create",
+                              "--capacity=4096"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        with xdisruptor.Ring.attach(target) as r:
+            assert r.dtype == PEER_DTYPE and r.capacity == 4096
+            assert r.cursor == 1999 and r.stream_closed
+            assert check_peer_events(r._raw.view(0, 2000, PEER_DTYPE, False), 0)
+        bad = subprocess.run([tool, "journal", "replay", str(tmp_path / "j"), target,
+                              "--from=5000"], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1 and "holds 0..1999" in bad.stderr
+    finally:
+        if xdisruptor.Ring.exists(target):
+            xdisruptor.Ring.remove(target, force=True)
+
+
+def test_should_read_journals_as_numpy_arrow_and_parquet(ring_name, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    dt = np.dtype([("seq", "<i8"), ("px", "<f8"), ("sym", "S8")])
+    with xdisruptor.Ring.create(ring_name, capacity=256, dtype=dt) as ring:
+        with xdisruptor.JournalRecorder(ring, tmp_path / "j", segment_bytes=24 * 300) as rec:
+            t = threading.Thread(target=rec.run)
+            t.start()
+            with ring.producer() as p:
+                for first in range(0, 1000, 100):
+                    a = np.zeros(100, dt)
+                    a["seq"] = np.arange(first, first + 100)
+                    a["px"] = a["seq"] * 0.25
+                    a["sym"] = b"XDS"
+                    p.publish_batch(a)
+            t.join(30)
+    j = xdisruptor.Journal(tmp_path / "j")
+    assert (j.first, j.last, len(j), j.segments) == (0, 999, 1000, 4)
+    one = j.read(10, 20)  # in one segment: a read-only view
+    assert list(one["seq"]) == list(range(10, 20)) and not one.flags.writeable
+    across = j.read(250, 350)  # across segments: a copy
+    assert list(across["seq"]) == list(range(250, 350))
+    sizes = [len(b) for b in j.batches(max_size=128)]
+    assert sum(sizes) == 1000 and max(sizes) <= 128
+    table = j.to_arrow()
+    assert table.num_rows == 1000 and table.column("px").to_pylist()[4] == 1.0
+    j.to_parquet(tmp_path / "x.parquet", start=100, stop=200)
+    back = pq.read_table(tmp_path / "x.parquet")
+    assert back.column("seq").to_pylist() == list(range(100, 200))
+    assert back.column("sym").to_pylist()[0] == b"XDS"
+    with pytest.raises(InvalidArgumentError):
+        list(j.batches(max_size=0))
