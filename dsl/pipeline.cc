@@ -107,6 +107,13 @@ absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
       default: env.consumer.max_lag_ns = static_cast<std::int64_t>(*v * 1e9); break;
     }
   }
+  // Catching up from a journal (docs/journal.md): where to start, and the journal directory.
+  if (const std::string start = Env("XDISRUPTOR_START_AT"); !start.empty()) {
+    auto v = ParseNumber("XDISRUPTOR_START_AT", start);
+    if (!v.ok()) return v.status();
+    env.consumer.start_at = static_cast<std::int64_t>(*v);
+  }
+  env.consumer.journal = Env("XDISRUPTOR_JOURNAL");
   if (absl::Status s = ValidateProcessorOptions(env.processor); !s.ok()) return s;
   return env;
 }

@@ -81,7 +81,8 @@ absl::StatusOr<JournalRecorder> JournalRecorder::Start(RingSegment& ring,
   if (!writer.ok()) return writer.status();
   state->writer.emplace(*std::move(writer));
   const JournalWriter& w = *state->writer;
-  ConsumerOptions co{.wait = options.wait, .stall_policy = options.stall_policy};
+  ConsumerOptions co{
+      .after = options.after, .wait = options.wait, .stall_policy = options.stall_policy};
   const std::int64_t cursor = LoadCursor(ring.producer());
   if (!w.empty()) {
     if (w.last() > cursor) {
@@ -111,6 +112,8 @@ absl::StatusOr<JournalRecorder> JournalRecorder::Start(RingSegment& ring,
         options.directory, w.last(), options.name, consumer->sequence(), w.last() + 1,
         consumer->sequence()));
   }
+  // The journal opens for readers from here on, even before the first event.
+  if (absl::Status s = state->writer->Begin(consumer->sequence() + 1); !s.ok()) return s;
   state->consumer.emplace(*std::move(consumer));
   state->last_sync_ns = MonotonicNanos();
   return JournalRecorder(std::move(state));

@@ -277,16 +277,21 @@ std::int64_t JournalWriter::last() const { return state_->empty ? state_->first 
 std::int64_t JournalWriter::cut_bytes() const { return state_->cut_bytes; }
 bool JournalWriter::dirty() const { return state_->dirty; }
 
+absl::Status JournalWriter::Begin(std::int64_t first) {
+  State& st = *state_;
+  if (!st.empty) return absl::OkStatus();
+  if (absl::Status s = st.CreateSegment(first); !s.ok()) return s;
+  st.first = first;
+  st.last = first - 1;
+  st.empty = false;
+  return absl::OkStatus();
+}
+
 absl::Status JournalWriter::Append(std::int64_t first, const std::byte* data,
                                    std::int64_t count) {
   State& st = *state_;
   if (count <= 0) return absl::OkStatus();
-  if (st.empty) {
-    if (absl::Status s = st.CreateSegment(first); !s.ok()) return s;
-    st.first = first;
-    st.last = first - 1;
-    st.empty = false;
-  }
+  if (absl::Status s = Begin(first); !s.ok()) return s;
   // A batch already (partly) journaled, as after a full disk or a restart: skip that part.
   if (first <= st.last) {
     const std::int64_t skip = std::min(count, st.last + 1 - first);

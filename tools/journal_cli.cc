@@ -26,6 +26,9 @@ ABSL_FLAG(int64_t, retain_bytes, 0, "journal record: keep at most this many byte
 ABSL_FLAG(double, retain_seconds, 0, "journal record: remove segments older than this (0: "
                                      "keep)");
 ABSL_FLAG(std::string, stall_policy, "hold", "journal record: the recorder's stall policy");
+ABSL_FLAG(std::vector<std::string>, after, {},
+          "journal record: consumers the recorder runs after (comma-separated): the journal "
+          "holds events as they left them");
 ABSL_FLAG(int64_t, from, -1, "journal replay: first sequence (default: the journal's first)");
 ABSL_FLAG(int64_t, to, -1, "journal replay: last sequence (default: the journal's last)");
 ABSL_FLAG(double, rate, 0, "journal replay: events per second (0: as fast as the ring allows)");
@@ -73,6 +76,7 @@ int JournalRecord(const std::string& ring_name, const std::string& directory) {
   auto policy = ParseEnum<StallPolicy>(absl::GetFlag(FLAGS_stall_policy));
   if (!policy.ok()) return Fail(policy.status());
   options.stall_policy = *policy;
+  options.after = absl::GetFlag(FLAGS_after);
   auto ring = RingSegment::Attach(ring_name);
   if (!ring.ok()) return Fail(ring.status());
   auto recorder = JournalRecorder::Start(*ring, options);

@@ -107,13 +107,15 @@ class PyRecorder {
  public:
   PyRecorder(const PyRing& ring, const std::string& directory, const std::string& name,
              const std::string& fsync, std::int64_t segment_bytes, std::int64_t retain_bytes,
-             double retain_seconds, const std::string& stall_policy)
+             double retain_seconds, const std::string& stall_policy,
+             const std::vector<std::string>& after)
       : ring_(ring.segment) {
     JournalOptions o{.directory = directory,
                      .name = name,
                      .segment_bytes = segment_bytes,
                      .retain_bytes = retain_bytes,
-                     .retain_ns = static_cast<std::int64_t>(retain_seconds * 1e9)};
+                     .retain_ns = static_cast<std::int64_t>(retain_seconds * 1e9),
+                     .after = after};
     if (absl::Status s = ParseFsync(fsync, o); !s.ok()) ThrowStatus(s);
     o.stall_policy = Unwrap(ParseEnum<StallPolicy>(stall_policy));
     auto started = JournalRecorder::Start(ring.get(), o);
@@ -161,10 +163,11 @@ void RegisterJournal(py::module_& m) {
       .def("span", &PyJournal::Span, py::arg("start"), py::arg("max"), py::arg("dtype"));
   py::class_<PyRecorder>(m, "RawRecorder")
       .def(py::init<const PyRing&, const std::string&, const std::string&, const std::string&,
-                    std::int64_t, std::int64_t, double, const std::string&>(),
+                    std::int64_t, std::int64_t, double, const std::string&,
+                    const std::vector<std::string>&>(),
            py::arg("ring"), py::arg("directory"), py::arg("name"), py::arg("fsync"),
            py::arg("segment_bytes"), py::arg("retain_bytes"), py::arg("retain_seconds"),
-           py::arg("stall_policy"))
+           py::arg("stall_policy"), py::arg("after"))
       .def("run", &PyRecorder::Run)
       .def("halt", &PyRecorder::Halt)
       .def("close", &PyRecorder::Close)

@@ -96,6 +96,9 @@ py::dict StageEnvironmentDict() {
   d["attach_timeout"] = static_cast<double>(env.attach_timeout_ns) / 1e9;
   d["max_lag"] = env.consumer.max_lag;
   d["max_lag_s"] = static_cast<double>(env.consumer.max_lag_ns) / 1e9;
+  d["start_at"] = env.consumer.start_at == kAtCursor ? py::object(py::none())
+                                                     : py::object(py::int_(env.consumer.start_at));
+  d["journal"] = env.consumer.journal;
   return d;
 }
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -133,14 +133,18 @@ class JournalRecorder:
     """Records ``ring`` into ``directory`` as the named consumer ``name``: :meth:`run` blocks
     (the GIL released) until the stream ends or :meth:`halt` (any thread). The same recorder
     as ``xdisruptor journal record``: each batch is released only once written (and synced,
-    by ``fsync``: "none", "batch" or "every:MS")."""
+    by ``fsync``: "none", "batch" or "every:MS"). With ``after`` (consumer names) it records
+    events as those consumers left them."""
 
     def __init__(self, ring: Any, directory: Any, *, name: str = "journal", fsync: str = "none",
                  segment_bytes: int = 256 << 20, retain_bytes: int = 0,
-                 retain_seconds: float = 0.0, stall_policy: str = "hold"):
+                 retain_seconds: float = 0.0, stall_policy: str = "hold",
+                 after: Sequence[str] = ()):
+        if isinstance(after, str):
+            after = [after]
         self._raw = _core.RawRecorder(ring._raw, os.fspath(directory), name, fsync,
                                       int(segment_bytes), int(retain_bytes),
-                                      float(retain_seconds), stall_policy)
+                                      float(retain_seconds), stall_policy, list(after))
 
     def run(self) -> str:
         return self._raw.run()

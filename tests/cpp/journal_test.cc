@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -238,7 +239,6 @@ TEST(JournalRecorderTest, ShouldJournalEveryEventBeforeReleasingIt) {
     constexpr std::int64_t kEvents = 5000;
     auto p = SingleProducerSequencer::Attach(ring->segment());
     ASSERT_TRUE(p.ok());
-    auto reader = JournalReader::Open(dir.get());  // (exists once the first batch is written)
     for (std::int64_t s = 0; s < kEvents; ++s) {
       const std::int64_t seq = p->Next();
       (*ring)[seq].Fill(seq);
@@ -260,6 +260,49 @@ TEST(JournalRecorderTest, ShouldJournalEveryEventBeforeReleasingIt) {
     EXPECT_EQ(ReadAll(*r, 0, kEvents - 1), kEvents);
     EXPECT_EQ(recorder->recorded(), kEvents);
   }
+}
+
+TEST(JournalRecorderTest, ShouldOpenForReadersAtOnceAndRecordOnlyWhatItsUpstreamReleased) {
+  ScopedRingName name;
+  TempDir dir;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok());
+  auto p = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(p.ok());
+  for (std::int64_t s = 0; s < 3; ++s) p->Publish(p->Next());
+  auto upstream = Consumer::Register(ring->segment(), "upstream", {.start_at = 3});
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  JournalOptions o = Options(dir, 1000);
+  o.after = {"upstream"};
+  auto recorder = JournalRecorder::Start(ring->segment(), o);
+  ASSERT_TRUE(recorder.ok()) << recorder.status();
+  // Before any event: a reader opens it, empty, starting where the recorder starts.
+  auto r = JournalReader::Open(dir.get());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->first(), 3);
+  EXPECT_EQ(r->last(), 2);
+  std::thread run([&] { EXPECT_EQ(recorder->Run(), WaitStatus::kClosed); });
+  for (std::int64_t s = 3; s < 13; ++s) {
+    const std::int64_t seq = p->Next();
+    (*ring)[seq].Fill(seq);
+    p->Publish(seq);
+  }
+  // The recorder runs after `upstream`: nothing past what upstream released reaches the disk.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(r->Refresh().ok());
+  EXPECT_EQ(r->last(), 2);
+  upstream->Release(7, 5);
+  for (int i = 0; i < 500 && r->last() < 7; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_TRUE(r->Refresh().ok());
+  }
+  EXPECT_EQ(r->last(), 7);
+  upstream->Release(12, 5);
+  p->Close();
+  run.join();
+  ASSERT_TRUE(r->Refresh().ok());
+  EXPECT_EQ(r->last(), 12);
+  EXPECT_EQ(ReadAll(*r, 3, 12), 10);
 }
 
 struct Collect {

@@ -88,6 +88,36 @@ def test_should_record_every_event_a_producer_publishes(peer_ring, ring_name, pe
     assert verify.returncode == 0 and "ok: 100000 events" in verify.stdout
 
 
+def test_should_open_at_once_and_record_only_what_the_stages_before_it_released(
+        peer_ring, ring_name, tool, tmp_path):
+    # A Python consumer the tool's recorder runs after (--after): the journal holds events only
+    # once that consumer has released them. The journal opens before the first event.
+    upstream = peer_ring.consumer("upstream")
+    recorder = record(tool, ring_name, tmp_path / "j", "--after=upstream")
+    j = xdisruptor.Journal(tmp_path / "j")
+    assert (j.first, j.last) == (0, -1)
+    p = peer_ring.producer()
+    for _ in range(10):
+        p.publish(np.zeros(1, PEER_DTYPE)[0])
+    batches = upstream.batches(max_size=6)
+    assert len(next(batches)) == 6  # 0..5 read, not yet released
+    time.sleep(0.05)
+    j.refresh()
+    assert j.last == -1
+    assert len(next(batches)) == 4  # releases 0..5
+    deadline = time.monotonic() + 10
+    while j.last < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        j.refresh()
+    assert j.last == 5
+    p.close()
+    assert list(batches) == []  # releases 6..9; the stream ended
+    out, err = recorder.communicate(timeout=60)
+    assert recorder.returncode == 0, err
+    assert "recorded 10 events" in out
+    assert xdisruptor.Journal(tmp_path / "j").last == 9
+
+
 @pytest.mark.parametrize("producer,joiner", [(p, c) for p in LANGS for c in LANGS],
                          ids=[f"{p}-producer-{c}-joiner" for p in LANGS for c in LANGS])
 def test_should_catch_up_from_the_journal_onto_the_live_ring(peer_ring, ring_name, peer, tool,

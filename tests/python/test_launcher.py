@@ -316,3 +316,53 @@ runpy.run_module("xdisruptor.pipeline", run_name="__main__")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120)
     assert f"RING MODE 0o640 {os.getgid()}" in done.stdout, done.stdout + done.stderr
+
+
+def test_should_record_the_stream_into_the_journal_table_and_let_stages_catch_up(
+        tmp_path, examples_bin, ring_name):
+    import xdisruptor
+    result = tmp_path / "check.json"
+    # Every stage registers before the producer starts; these two catch up from the journal
+    # (here there is nothing to catch up yet: they join the ring at 0, through the journal).
+    stages = (cpp_stage("sink", "sink", after=["enricher"], start_at=0, journal=True) +
+              py_stage("check", "CheckEnriched", after=["enricher"], start_at=0,
+                       journal=str(tmp_path / "j"), options=f'{{ result = "{result}" }}') +
+              cpp_stage("enricher", "enricher"))
+    extra = f"""
+[journal]
+directory = "{{tmp}}/j"
+name = "recorder"
+after = ["enricher"]
+fsync = "every:50"
+segment_bytes = 640000
+"""
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=40000, extra=extra)
+    done = launch(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    started = [l.split()[2] for l in done.stdout.splitlines() if l.startswith("started stage")]
+    assert started.index("recorder") == started.index("enricher") + 1
+    assert "journal recorder: recorded 40000 events" in done.stdout + done.stderr
+    assert "sink: 40000 ticks, sequences 0..39999 contiguous" in done.stdout
+    assert json.loads(result.read_text()) == {"first": 0, "events": 40000}
+    journal = xdisruptor.Journal(tmp_path / "j")
+    assert (journal.first, journal.last, journal.segments) == (0, 39999, 4)
+    journal.verify()
+    assert list(journal.read(39990, 40000)["sequence"]) == list(range(39990, 40000))
+
+
+def test_should_refuse_a_journal_stage_without_a_start_or_a_journal_table(tmp_path,
+                                                                          examples_bin,
+                                                                          ring_name):
+    stages = (cpp_stage("sink", "sink", journal=True) + cpp_stage("b", "sink", journal="x") +
+              cpp_stage("c", "sink", after=["b"], journal=True, start_at=0))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages,
+                          extra='[journal]\nname = "sink"\nfsync = "often"\nafter = ["zz"]\n')
+    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    for text in ("directory is missing", "fsync is none, batch or every:MS",
+                 "say where to start (start_at)", "is also a stage's",
+                 "after names unknown stage 'zz'",
+                 "stage 'c': runs after 'b' but the journal records events before they have "
+                 "processed them; add them to [journal] after"):
+        assert text in done.stderr, done.stderr

@@ -38,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "xdisruptor/batch_event_processor.h"
 #include "xdisruptor/consumer.h"
+#include "xdisruptor/journal.h"  // stage programs may catch up from a journal
 #include "xdisruptor/ring.h"
 
 namespace xdisruptor {

@@ -62,6 +62,8 @@ struct JournalOptions {
   std::int64_t retain_bytes = 0;                     // > 0: remove oldest segments beyond it
   std::int64_t retain_ns = 0;                        // > 0: remove segments older than this
   StallPolicy stall_policy = StallPolicy::kHold;     // the recorder's (hold: never skips)
+  // Consumers the recorder runs after: the journal then holds events as they left them.
+  std::vector<std::string> after{};
   WaitParams wait{.kind = WaitKind::kBlocking};
 };
 // Parses "none", "batch" or "every:MS" into options.fsync / fsync_interval_ns.
@@ -127,6 +129,10 @@ class JournalWriter {
   std::int64_t first() const;
   std::int64_t last() const;  // the last sequence journaled (first() - 1 when empty)
   std::int64_t cut_bytes() const;  // torn-tail bytes cut at open
+
+  // Creates the first segment at `first` if the journal is empty, so that readers can open it
+  // (first() == first, last() == first - 1) before the first event; a no-op otherwise.
+  absl::Status Begin(std::int64_t first);
 
   // Appends `count` events from `first` (the next sequence: last() + 1, or anything on an
   // empty journal) at `data`. ResourceExhausted when the disk is full (nothing is lost: call

@@ -24,11 +24,15 @@ def main(argv: list[str] | None = None) -> int:
                            help="live view: redrawn in place (tty), a block every 5 s "
                                 "(lines), or none; auto picks by the terminal")
     sub.add_parser("stage", help="(internal) run one Python stage from its environment")
+    sub.add_parser("record", help="(internal) run the [journal] recorder from its environment")
     args = parser.parse_args(argv)
 
     if args.command == "stage":
         from ._stage import main as stage_main
         return stage_main()
+    if args.command == "record":
+        from ._record import main as record_main
+        return record_main()
 
     from ._config import ConfigError, load
     overrides = {}

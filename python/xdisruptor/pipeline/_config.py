@@ -24,6 +24,14 @@
     after = ["enricher"]
     error_policy = "skip"                     # stop | skip | retry (max_retries, retry_pause)
 
+    [journal]                                 # record the stream (docs/journal.md)
+    directory = "{root}/journal"              # fsync, segment_bytes, retain_bytes,
+    name = "journal"                          # retain_seconds as `xdisruptor journal record`
+
+    [[stage]]                                 # a stage may catch up from the journal:
+    name = "late"                             # start_at = 0, journal = true (the [journal]
+                                              # table's directory) or a directory
+
     [[check]]                                 # run after a clean end; {published} = events
     command = ["{python}", "check.py", "--events={published}"]
 
@@ -55,7 +63,9 @@ from ..errors import Error
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 STAGE_KEYS = {"name", "command", "handler", "options", "after", "wait", "wait_params",
               "error_policy", "max_retries", "retry_pause", "max_batch", "stall_policy",
-              "max_lag", "max_lag_s", "writable", "python_path", "env"}
+              "max_lag", "max_lag_s", "writable", "python_path", "env", "start_at", "journal"}
+JOURNAL_KEYS = {"directory", "name", "fsync", "segment_bytes", "retain_bytes", "retain_seconds",
+                "after"}
 # Keys of earlier releases, still read (with a warning) for one release: old -> new.
 DEPRECATED_STAGE_KEYS = {"on_error": "error_policy", "retries": "max_retries",
                          "policy": "stall_policy"}
@@ -89,6 +99,8 @@ class StageSpec:
     writable: bool = False
     python_path: list = dataclasses.field(default_factory=list)
     env: dict = dataclasses.field(default_factory=dict)
+    start_at: Optional[int] = None       # catch up from here (with journal)
+    journal: Optional[str] = None        # the journal directory it catches up from
 
     @property
     def language(self) -> str:
@@ -110,6 +122,7 @@ class PipelineSpec:
     stop_timeout: float = 10.0
     mode: int = 0o600                # the ring's permission bits and group ([ring] mode, group)
     group: Optional[str] = None
+    journal: Optional[dict] = None   # [journal]: its recorder is one of the stages
 
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
@@ -226,9 +239,9 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         errors.append(f"{path}:{line}: {message}")
 
     for key in doc:
-        if key not in ("vars", "ring", "producer", "stage", "check", "launcher"):
+        if key not in ("vars", "ring", "producer", "stage", "check", "launcher", "journal"):
             err(lines.table(key), f"unknown table [{key}]; use [vars], [ring], [producer], "
-                "[[stage]], [[check]], [launcher]")
+                "[[stage]], [[check]], [launcher], [journal]")
     variables = {str(k): str(v) for k, v in doc.get("vars", {}).items()}
     variables.update(overrides or {})
     ring_doc = doc.get("ring", {})
@@ -282,6 +295,43 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
             err(lines.table("producer", "command"), f"[producer]: unknown placeholder {e}")
 
     launcher_doc = doc.get("launcher", {})
+    journal = None
+    journal_doc = doc.get("journal")
+    if journal_doc is not None:
+        for key in journal_doc:
+            if key not in JOURNAL_KEYS:
+                err(lines.table("journal", key), f"[journal]: unknown key '{key}'; use "
+                    + ", ".join(sorted(JOURNAL_KEYS)))
+        directory = journal_doc.get("directory")
+        if not isinstance(directory, str) or not directory:
+            err(lines.table("journal"), "[journal]: directory is missing")
+            directory = ""
+        try:
+            directory = expand([directory], values)[0] if directory else ""
+        except KeyError as e:
+            err(lines.table("journal", "directory"), f"[journal]: unknown placeholder {e}")
+        journal = {"directory": os.path.join(root, directory) if directory else "",
+                   "name": str(journal_doc.get("name", "journal")),
+                   "fsync": str(journal_doc.get("fsync", "none")),
+                   "segment_bytes": journal_doc.get("segment_bytes", 256 << 20),
+                   "retain_bytes": journal_doc.get("retain_bytes", 0),
+                   "retain_seconds": journal_doc.get("retain_seconds", 0),
+                   "after": journal_doc.get("after", [])}
+        if isinstance(journal["after"], str):
+            journal["after"] = [journal["after"]]
+        if not isinstance(journal["after"], list) or not all(
+                isinstance(a, str) for a in journal["after"]):
+            err(lines.table("journal", "after"), "[journal]: after is a list of stage names")
+            journal["after"] = []
+        if not NAME_RE.match(journal["name"]):
+            err(lines.table("journal", "name"), "[journal]: name is the recorder's consumer "
+                "name: 1-63 letters, digits, '_', '-' or '.'")
+        if not re.match(r"^(none|batch|every:[1-9][0-9]*)$", journal["fsync"]):
+            err(lines.table("journal", "fsync"), "[journal]: fsync is none, batch or every:MS")
+        for key in ("segment_bytes", "retain_bytes", "retain_seconds"):
+            value = journal[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                err(lines.table("journal", key), f"[journal]: {key} must be a number >= 0")
     stages: list[StageSpec] = []
     raw_stages = doc.get("stage", [])
     if not isinstance(raw_stages, list) or not raw_stages:
@@ -361,6 +411,28 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         spec.writable = bool(st.get("writable", False))
         spec.python_path = list(st.get("python_path", []))
         spec.env = {str(k): str(v) for k, v in st.get("env", {}).items()}
+        start_at = st.get("start_at")
+        if start_at is not None and (isinstance(start_at, bool) or not isinstance(start_at, int)
+                                     or start_at < 0):
+            err(lines.stage(i, "start_at"), f"{label}: start_at must be a sequence >= 0")
+        spec.start_at = start_at
+        stage_journal = st.get("journal")
+        if stage_journal is True:
+            if journal is None:
+                err(lines.stage(i, "journal"), f"{label}: journal = true needs a [journal] "
+                    "table (or give the journal's directory)")
+            else:
+                spec.journal = journal["directory"]
+        elif isinstance(stage_journal, str) and stage_journal:
+            try:
+                spec.journal = os.path.join(root, expand([stage_journal], values)[0])
+            except KeyError as e:
+                err(lines.stage(i, "journal"), f"{label}: unknown placeholder {e}")
+        elif stage_journal not in (None, False):
+            err(lines.stage(i, "journal"), f"{label}: journal is a directory or true")
+        if spec.journal and spec.start_at is None:
+            err(lines.stage(i, "journal"), f"{label}: a journal is for catching up; say "
+                "where to start (start_at)")
         if any(s.name == sname for s in stages):
             err(line, f"{label}: a second stage of that name (each needs its own)")
             continue
@@ -384,9 +456,26 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
             err(lines.stage(index, "command"), f"stage '{spec.name}': program not found: "
                 f"{spec.command[0]}")
 
-    order = _dependency_order(stages, lambda s, cycle: err(
+    recorder = None
+    if journal is not None:
+        if any(s.name == journal["name"] for s in stages):
+            err(lines.table("journal", "name"), f"[journal]: name '{journal['name']}' is also "
+                "a stage's; give the recorder its own")
+        for up in journal["after"]:
+            if up not in names:
+                err(lines.table("journal", "after"), f"[journal]: after names unknown stage "
+                    f"'{up}'")
+        recorder = _recorder_stage(journal, lines.table("journal"))
+        _check_catch_up(stages, recorder, journal["directory"],
+                        lambda s, text: err(lines.stage(
+                            next(k for k, st in enumerate(raw_stages)
+                                 if st.get("name") == s.name), "journal"), text))
+    everything = stages + ([recorder] if recorder is not None else [])
+    order = _dependency_order(everything, lambda s, cycle: err(
         s.line, f"stage '{s.name}': the stages run after each other in a cycle: "
-        + " -> ".join(cycle)))
+        + " -> ".join(cycle)), starts_after=lambda s: (
+            [recorder.name] if recorder is not None and s.journal == journal["directory"]
+            else []))
 
     checks = []
     for i, check in enumerate(doc.get("check", [])):
@@ -407,10 +496,55 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
                         stages=order, checks=checks,
                         start_timeout=float(launcher_doc.get("start_timeout", 30.0)),
                         stop_timeout=float(launcher_doc.get("stop_timeout", 10.0)),
-                        mode=mode, group=None if group is None else str(group))
+                        mode=mode, group=None if group is None else str(group),
+                        journal=journal)
 
 
-def _dependency_order(stages: list[StageSpec], on_cycle) -> list[StageSpec]:
+def _recorder_stage(journal: dict, line: int) -> StageSpec:
+    """The [journal] table as a stage: `python3 -m xdisruptor.pipeline record` (the same
+    recorder as `xdisruptor journal record`), gating with policy hold."""
+    spec = StageSpec(name=journal["name"], line=line, after=list(journal["after"]),
+                     command=[sys.executable, "-m", "xdisruptor.pipeline", "record"])
+    spec.env = {"XDISRUPTOR_JOURNAL_DIR": journal["directory"],
+                "XDISRUPTOR_JOURNAL_FSYNC": journal["fsync"],
+                "XDISRUPTOR_JOURNAL_SEGMENT_BYTES": str(int(journal["segment_bytes"])),
+                "XDISRUPTOR_JOURNAL_RETAIN_BYTES": str(int(journal["retain_bytes"])),
+                "XDISRUPTOR_JOURNAL_RETAIN_SECONDS": str(float(journal["retain_seconds"]))}
+    return spec
+
+
+def _upstream(stage: StageSpec, by_name: dict) -> set:
+    seen: set = set()
+    todo = list(stage.after)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in by_name:
+            continue
+        seen.add(name)
+        todo += by_name[name].after
+    return seen
+
+
+def _check_catch_up(stages: list[StageSpec], recorder: StageSpec, directory: str,
+                    err) -> None:
+    """A stage catching up from the pipeline's journal reads events as the recorder saw
+    them: every stage it runs after must have processed them before the recorder did."""
+    by_name = {s.name: s for s in stages}
+    recorded_after = _upstream(recorder, by_name)
+    for s in stages:
+        if s.journal != directory:
+            continue
+        missing = sorted(_upstream(s, by_name) - recorded_after)
+        if missing:
+            err(s, f"stage '{s.name}': runs after {', '.join(repr(m) for m in missing)} but "
+                f"the journal records events before they have processed them; add them to "
+                f"[journal] after")
+
+
+def _dependency_order(stages: list[StageSpec], on_cycle,
+                      starts_after=lambda s: []) -> list[StageSpec]:
+    """Stages in an order to start them: each after the stages it runs after (and those
+    `starts_after` names: the recorder before the stages catching up from its journal)."""
     by_name = {s.name: s for s in stages}
     mark: dict[str, int] = {}
     order: list[StageSpec] = []
@@ -426,7 +560,7 @@ def _dependency_order(stages: list[StageSpec], on_cycle) -> list[StageSpec]:
                 on_cycle(s, path[path.index(s.name):] + [s.name])
             return
         mark[s.name] = 1
-        for up in s.after:
+        for up in list(s.after) + list(starts_after(s)):
             if up in by_name and up != s.name:
                 visit(by_name[up], path + [s.name])
         mark[s.name] = 2

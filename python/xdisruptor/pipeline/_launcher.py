@@ -13,8 +13,10 @@ import threading
 import time
 from typing import IO, Optional
 
+from .._journal import Journal
 from .._ring import Ring
-from ._config import PipelineSpec, expand
+from ..errors import NotFoundError
+from ._config import PipelineSpec, StageSpec, expand
 
 
 class _Proc:
@@ -115,6 +117,8 @@ class Launcher:
             "XDISRUPTOR_MAX_LAG": str(s.max_lag), "XDISRUPTOR_MAX_LAG_S": str(s.max_lag_s),
             "XDISRUPTOR_ATTACH_TIMEOUT": str(self.spec.start_timeout),
         })
+        if s.journal:
+            env.update({"XDISRUPTOR_JOURNAL": s.journal, "XDISRUPTOR_START_AT": str(s.start_at)})
         if s.handler:
             paths = [self.spec.root] + [os.path.join(self.spec.root, p) for p in s.python_path]
             env.update({"XDISRUPTOR_HANDLER": s.handler,
@@ -127,6 +131,19 @@ class Launcher:
     def _registered(self, name: str, pid: int) -> bool:
         return any(c["name"] == name and c["pid"] == pid for c in self.ring.consumers())
 
+    def _ready(self, s: StageSpec, pid: int) -> bool:
+        """A stage is up once it has registered; the recorder once its journal opens too (the
+        stages after it may catch up from that journal)."""
+        if not self._registered(s.name, pid):
+            return False
+        if not self.spec.journal or s.name != self.spec.journal["name"]:
+            return True
+        try:
+            Journal(self.spec.journal["directory"])
+            return True
+        except NotFoundError:
+            return False
+
     def _start_stages(self) -> Optional[str]:
         for s in self.spec.stages:
             argv = s.command if s.command else [sys.executable, "-m", "xdisruptor.pipeline",
@@ -134,7 +151,7 @@ class Launcher:
             proc = _Proc("stage", s.name, argv, self._stage_env(s))
             self.stages[s.name] = proc
             deadline = time.monotonic() + self.spec.start_timeout
-            while not self._registered(s.name, proc.popen.pid):
+            while not self._ready(s, proc.popen.pid):
                 if proc.poll() is not None:
                     return (f"stage '{s.name}' exited before it registered "
                             f"({proc.exit_text()})")
