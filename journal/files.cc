@@ -107,7 +107,8 @@ absl::Status ReadHeader(int fd, const std::string& path, SegmentHeader* header) 
   if (header->header_size != kHeaderSize || header->slot_size == 0 ||
       header->slot_size % 8 != 0 || header->slot_size > (1u << 20) ||
       header->schema_length > kMaxSchema || header->first_sequence < 0 ||
-      header->capacity_bytes == 0 || header->capacity_bytes > (1ull << 40)) {
+      header->capacity_bytes == 0 || header->capacity_bytes > (1ull << 40) ||
+      header->capacity_bytes % header->slot_size != 0) {
     return bad("its header holds impossible values");
   }
   if (header->header_check != HeaderCheck(*header)) return bad("its header checksum fails");

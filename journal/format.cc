@@ -1,6 +1,7 @@
 #include "xdisruptor/journal_format.h"
 
 #include <bit>
+#include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "internal/files.h"
@@ -29,21 +30,28 @@ inline std::uint64_t Round(std::uint64_t acc, std::uint64_t word) {
 std::uint64_t Checksum(const void* data, std::size_t n, std::uint64_t seed) {
   const auto* p = static_cast<const unsigned char*>(data);
   const std::uint64_t length = n;
-  std::uint64_t h;
-  if (n >= 32) {
-    // Four independent lanes: the multiplies overlap, several bytes per cycle.
-    std::uint64_t a = seed + kPrime1 + kPrime2, b = seed + kPrime2, c = seed, d = seed - kPrime1;
-    for (; n >= 32; n -= 32, p += 32) {
-      a = Round(a, Load64(p));
-      b = Round(b, Load64(p + 8));
-      c = Round(c, Load64(p + 16));
-      d = Round(d, Load64(p + 24));
-    }
-    h = std::rotl(a, 1) + std::rotl(b, 7) + std::rotl(c, 12) + std::rotl(d, 18);
-  } else {
-    h = seed + kPrime4;
+  // Eight Fletcher lanes over 64-byte stripes (one lane per word of a stripe): `sum` adds the
+  // words, `pos` adds the running sums, so a flipped bit changes both and a moved or swapped
+  // word changes `pos`. Adds only, no carried dependency across lanes: the compiler turns the
+  // loop into vector adds and it runs at memory speed.
+  std::uint64_t sum[8], pos[8];
+  for (int i = 0; i < 8; ++i) {
+    sum[i] = seed + kPrime1 * static_cast<std::uint64_t>(i + 1);
+    pos[i] = seed ^ kPrime2;
   }
-  h += length;
+  for (; n >= 64; n -= 64, p += 64) {
+    std::uint64_t w[8];
+    std::memcpy(w, p, sizeof(w));
+    for (int i = 0; i < 8; ++i) {
+      sum[i] += w[i];
+      pos[i] += sum[i];
+    }
+  }
+  std::uint64_t h = seed + kPrime4 + length;
+  for (int i = 0; i < 8; ++i) {
+    h = std::rotl(h ^ Round(0, sum[i]), 27) * kPrime1 + kPrime4;
+    h = std::rotl(h ^ Round(0, pos[i]), 27) * kPrime1 + kPrime4;
+  }
   for (; n >= 8; n -= 8, p += 8) h = std::rotl(h ^ Round(0, Load64(p)), 27) * kPrime1 + kPrime4;
   for (; n > 0; --n, ++p) h = std::rotl(h ^ (*p * kPrime3), 11) * kPrime1;
   h ^= h >> 33;

@@ -55,6 +55,11 @@ struct JournalRecorder::State {
     }
   }
 
+  // On the way out (and when idle): durable now, unless the policy is never to sync.
+  void SyncUnlessNone() {
+    if (options.fsync != FsyncPolicy::kNone) (void)writer->Sync();
+  }
+
   absl::Status SyncIfDue(bool batch_end) {
     const std::int64_t now = MonotonicNanos();
     if (options.fsync == FsyncPolicy::kBatch && batch_end) return writer->Sync();
@@ -131,12 +136,12 @@ WaitStatus JournalRecorder::Run() {
   std::int64_t next = c.sequence() + 1;
   for (;;) {
     if (st.halted.load(std::memory_order_acquire)) {
-      (void)st.writer->Sync();
+      st.SyncUnlessNone();
       return WaitStatus::kHalted;
     }
     const WaitResult r = barrier.WaitFor(next, slice);
     if (r.status == WaitStatus::kCheckpoint || r.status == WaitStatus::kTimeout) {
-      if (st.options.fsync != FsyncPolicy::kNone) (void)st.writer->Sync();
+      st.SyncUnlessNone();
       if (MonotonicNanos() - st.last_retention_ns > 1'000'000'000) {
         st.writer->ApplyRetention();
         st.last_retention_ns = MonotonicNanos();
@@ -145,7 +150,7 @@ WaitStatus JournalRecorder::Run() {
     }
     barrier.EndWait();
     if (r.status != WaitStatus::kOk) {
-      (void)st.writer->Sync();
+      st.SyncUnlessNone();
       return r.status;
     }
     const std::int64_t hi = r.available;
@@ -153,7 +158,7 @@ WaitStatus JournalRecorder::Run() {
     for (std::int64_t s = next; s <= hi;) {
       const std::int64_t run_end = std::min(hi, s + (capacity - (s & (capacity - 1))) - 1);
       if (!st.AppendHolding(s, st.ring->slot(s), run_end - s + 1)) {
-        (void)st.writer->Sync();
+        st.SyncUnlessNone();
         return st.halted.load() ? WaitStatus::kHalted : WaitStatus::kHandlerFailed;
       }
       s = run_end + 1;

@@ -55,9 +55,9 @@ struct IndexRecord {
 };
 static_assert(sizeof(IndexRecord) == 32);
 
-// A 64-bit checksum of `n` bytes (n a multiple of 8 except in headers; any n works): four
-// independent multiply-rotate lanes over 32-byte stripes, then the tail, then a final mix.
-// Not cryptographic; it catches torn writes and flipped bits.
+// A 64-bit checksum of `n` bytes (any n): eight Fletcher lanes (a sum and a sum of sums per
+// word of each 64-byte stripe), the rest word by word, then a multiply-rotate mix of it all.
+// Not cryptographic; it catches torn writes, flipped bits and moved words, at memory speed.
 std::uint64_t Checksum(const void* data, std::size_t n, std::uint64_t seed = 0);
 
 inline std::uint64_t RecordCheck(const IndexRecord& r) { return Checksum(&r, 24, 0x5EED); }
