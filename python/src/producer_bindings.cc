@@ -128,6 +128,38 @@ class PyProducer {
     });
   }
 
+  // As PublishRecords for at most a capacity of records, but waits for room at most
+  // `max_wait_ns` (GIL released): the sequence of the last record, or nullopt with nothing
+  // claimed. For waits in a helper thread that must be able to give up (asyncio).
+  std::optional<std::int64_t> PublishRecordsFor(const char* data, std::int64_t count,
+                                                std::int64_t itemsize, std::int64_t max_wait_ns) {
+    CheckSize(count);
+    if (itemsize <= 0 || itemsize > static_cast<std::int64_t>(ring_->slot_size())) {
+      ThrowStatus(absl::InvalidArgumentError("record size does not fit the ring's slots"));
+    }
+    return Use([&](auto& s) -> std::optional<std::int64_t> {
+      absl::StatusOr<std::int64_t> hi;
+      {
+        py::gil_scoped_release release;
+        hi = max_wait_ns > 0 ? s.NextFor(count, max_wait_ns) : s.TryNext(count);
+        if (hi.ok()) {
+          const char* p = data;
+          for (std::int64_t seq = *hi - count + 1; seq <= *hi; ++seq, p += itemsize) {
+            std::memcpy(ring_->slot(seq), p, static_cast<std::size_t>(itemsize));
+          }
+          s.Publish(*hi - count + 1, *hi);
+        }
+      }
+      if (hi.ok()) return *hi;
+      const absl::StatusCode code = hi.status().code();
+      if (code != absl::StatusCode::kDeadlineExceeded &&
+          code != absl::StatusCode::kResourceExhausted) {
+        ThrowStatus(hi.status());
+      }
+      return std::nullopt;
+    });
+  }
+
   // Ends the stream (consumers drain it, then stop).
   void Close() {
     Use([](auto& s) { s.Close(); });
@@ -213,6 +245,18 @@ void RegisterProducer(py::module_& m) {
             p.PublishRecords(static_cast<const char*>(info.ptr), count, itemsize);
           },
           py::arg("data"), py::arg("count"), py::arg("itemsize"))
+      .def(
+          "publish_bytes_for",
+          [](PyProducer& p, const py::buffer& data, std::int64_t count, std::int64_t itemsize,
+             double max_wait_s) {
+            const py::buffer_info info = data.request();
+            if (info.size * info.itemsize != count * itemsize) {
+              ThrowStatus(absl::InvalidArgumentError("buffer size is not count * itemsize"));
+            }
+            return p.PublishRecordsFor(static_cast<const char*>(info.ptr), count, itemsize,
+                                       static_cast<std::int64_t>(max_wait_s * 1e9));
+          },
+          py::arg("data"), py::arg("count"), py::arg("itemsize"), py::arg("max_wait_s"))
       .def("close", &PyProducer::Close)
       .def("detach", &PyProducer::Detach)
       .def_property_readonly("closed", &PyProducer::closed)

@@ -17,6 +17,7 @@ See :class:`Ring`, :class:`Producer`, :class:`Consumer` and :mod:`xdisruptor.err
 """
 
 from . import errors
+from ._arrow import to_arrow, to_pandas
 from ._dtype import dtype_to_schema, schema_to_dtype
 from ._handling import AlwaysRewind, NeverRewind, RewindUpTo
 from ._journal import Journal, JournalRecorder
@@ -30,4 +31,5 @@ __all__ = ["Ring", "Producer", "Consumer", "Journal", "JournalRecorder", "WaitSt
            "AlwaysRewind", "RewindUpTo",
            "NeverRewind", "WAIT_STRATEGIES", "WAIT_PARAMS",
            "STALL_POLICIES", "ERROR_POLICIES", "dtype_to_schema", "schema_to_dtype", "errors",
+           "to_arrow", "to_pandas",
            "__version__"] + errors.__all__

@@ -8,6 +8,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
+from . import _arrow
+
 from . import _xdisruptor as _core
 from ._dtype import schema_to_dtype
 from .errors import InvalidArgumentError
@@ -90,28 +92,16 @@ class Journal:
             yield batch
             s += len(batch)
 
-    def to_arrow(self, start: Optional[int] = None, stop: Optional[int] = None):
-        """The events as a pyarrow Table, a column per field (``pip install xdisruptor[arrow]``)."""
-        pa = _pyarrow()
-        events = self.read(start, stop)
-        columns = {}
-        for name in self._dtype.names or ():
-            col = events[name]
-            if col.ndim > 1:
-                columns[name] = pa.array(list(col))
-            elif col.dtype.kind == "S":
-                columns[name] = pa.array(col.tolist(), type=pa.binary())
-            else:
-                columns[name] = pa.array(np.ascontiguousarray(col))
-        if not columns:
-            columns["event"] = pa.array(events.tobytes() and
-                                        [bytes(e) for e in events], type=pa.binary())
-        return pa.table(columns)
+    def to_arrow(self, start: Optional[int] = None, stop: Optional[int] = None) -> Any:
+        """The events as a ``pyarrow.Table``, a column per field, as :func:`xdisruptor.to_arrow`
+        makes them (``pip install 'xdisruptor[arrow]'``)."""
+        pa = _arrow._pyarrow()
+        return pa.Table.from_batches([_arrow.to_arrow(self.read(start, stop))])
 
     def to_parquet(self, path: Any, start: Optional[int] = None,
                    stop: Optional[int] = None) -> None:
         """Writes the events to a Parquet file (through :meth:`to_arrow`)."""
-        _pyarrow()
+        _arrow._pyarrow()
         import pyarrow.parquet as pq
         pq.write_table(self.to_arrow(start, stop), os.fspath(path))
 
@@ -169,12 +159,3 @@ class JournalRecorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _pyarrow():
-    try:
-        import pyarrow
-    except ImportError:
-        raise ImportError("Journal.to_arrow/to_parquet need pyarrow: "
-                          "pip install 'xdisruptor[arrow]'") from None
-    return pyarrow

@@ -16,10 +16,11 @@ import struct
 import sys
 import time
 import traceback
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from . import _arrow, _async
 from . import _xdisruptor as _core
 from ._dtype import dtype_to_schema, schema_to_dtype
 
@@ -332,6 +333,7 @@ class Producer:
         self._raw = raw
         self._dtype = ring.dtype
         self._ring_raw = ring._raw
+        self._async_helper: Optional[_async._Helper] = None
         self._packer = _struct_for(self._dtype)
         # Field order of the dtype (tuples come in this order) is offset order for the packer.
         if self._packer is not None and [self._dtype.fields[n][1] for n in self._dtype.names] \
@@ -361,23 +363,44 @@ class Producer:
             raise RecordError(
                 f"cannot make a record of {self._dtype} from {data!r}: {e}") from None
 
+    def _pack_one(self, record: Any) -> Any:
+        """One record as ``dtype.itemsize`` bytes (or a uint8 view of them)."""
+        if self._packer is not None and type(record) is tuple:
+            try:
+                return self._packer.pack(*record)
+            except struct.error:
+                pass  # not plain values: let numpy convert it, or say why not
+        records = self._as_records(record)
+        if records.shape != (1,):
+            raise RecordError(f"publish takes one record; got {len(records)} (use publish_batch)")
+        return records.view(np.uint8)
+
     def publish(self, record: Any) -> int:
         """Publishes one record: a tuple in field order, a numpy record, or exactly
         ``dtype.itemsize`` bytes. Returns the ring's cursor after it: the record's sequence on
         a single-producer ring (on a multi-producer ring, the highest claimed by anyone)."""
-        if self._packer is not None and type(record) is tuple:
-            try:
-                packed = self._packer.pack(*record)
-            except struct.error:
-                packed = None  # not plain values: let numpy convert it, or say why not
-            if packed is not None:
-                self._raw.publish_bytes(packed, 1, self._dtype.itemsize)
-                return self._raw.cursor
-        records = self._as_records(record)
-        if records.shape != (1,):
-            raise RecordError(f"publish takes one record; got {len(records)} (use publish_batch)")
-        self._raw.publish_bytes(records.view(np.uint8), 1, self._dtype.itemsize)
+        self._raw.publish_bytes(self._pack_one(record), 1, self._dtype.itemsize)
         return self._raw.cursor
+
+    async def apublish(self, record: Any) -> int:
+        """As :meth:`publish`, awaiting room on a full ring without blocking the event loop
+        (the wait runs in this producer's helper thread). Cancelled while it waits, it
+        publishes nothing. Returns the record's sequence (single-producer ring)."""
+        return await _async.publish_bytes(self, self._pack_one(record), 1)
+
+    async def apublish_batch(self, records: Any) -> int:
+        """As :meth:`publish_batch`, awaiting room without blocking the event loop. More
+        records than half the ring go in several claims; a cancellation stops it between
+        claims (the records before are published). Returns the last one's sequence."""
+        arr = self._as_records(records)
+        if not len(arr):
+            return self._raw.cursor
+        return await _async.publish_bytes(self, arr.view(np.uint8), len(arr))
+
+    def _helper(self) -> "_async._Helper":
+        if self._async_helper is None:
+            self._async_helper = _async._Helper("producer")
+        return self._async_helper
 
     def publish_batch(self, records: Any) -> int:
         """Publishes every record of a structured array of the ring's dtype (or bytes), in
@@ -521,6 +544,8 @@ class Producer:
         if end_stream:
             self._raw.close()
         self._raw.detach()
+        if self._async_helper is not None:
+            self._async_helper.shutdown()
 
     def __enter__(self) -> "Producer":
         return self
@@ -550,6 +575,7 @@ class Consumer:
         self._writable = writable
         self._max_batch = int(max_batch) if max_batch else max(1, min(4096, ring.capacity // 2))
         self._tuple_fields = _tuple_fields(self._dtype)
+        self._async_helper: Optional[_async._Helper] = None
 
     @property
     def name(self) -> str:
@@ -654,6 +680,37 @@ class Consumer:
         return itertools.chain.from_iterable(
             tuples(first, count, fields) if journal is None else journal.tolist()
             for first, count, journal in self._ranges(self._max_batch, None))
+
+    def arrow_batches(self, max_size: Optional[int] = None) -> Iterator[Any]:
+        """:meth:`batches` as ``pyarrow.RecordBatch`` objects (:func:`xdisruptor.to_arrow`:
+        columns are gathered out of the slots, so they stay valid after the batch is
+        released, except a dtype of one field, which is zero-copy and follows the batch's
+        lifetime). ``pip install 'xdisruptor[arrow]'``."""
+        for batch in self.batches(max_size):
+            yield _arrow.to_arrow(batch)
+
+    # -- asyncio ---------------------------------------------------------------------------
+    def abatches(self, max_size: Optional[int] = None, *,
+                 on_timeout: Optional[Callable[[int], None]] = None
+                 ) -> AsyncIterator[np.ndarray]:
+        """``async for batch in consumer.abatches():`` the batches of :meth:`batches`, awaiting
+        new events without blocking the event loop: events already published come at once;
+        a wait runs in this consumer's helper thread (its own wait strategy, the GIL
+        released) and wakes the loop when it ends. A cancelled task releases nothing it was
+        not handed; a loop left early (``break``, an exception, cancellation) does not release
+        the batch in hand, which comes again. Use ``contextlib.aclosing(...)`` to end it at
+        once when you break out (an async generator is otherwise closed later, by the loop)."""
+        return _async.batches(self, max_size, on_timeout)
+
+    def __aiter__(self) -> AsyncIterator[tuple]:
+        """``async for seq, price, symbol in consumer:`` one event at a time as a tuple, as
+        synchronous iteration, awaiting as :meth:`abatches` does."""
+        return _async.events(self)
+
+    def _helper(self) -> "_async._Helper":
+        if self._async_helper is None:
+            self._async_helper = _async._Helper(f"consumer-{self.name}")
+        return self._async_helper
 
     def records(self) -> Iterator[np.void]:
         """Yields one event at a time as a numpy record view (fields by name; writable if the
@@ -804,6 +861,8 @@ class Consumer:
         if self._raw.closed:
             return
         self._raw.deregister()
+        if self._async_helper is not None:
+            self._async_helper.shutdown()
 
     def __enter__(self) -> "Consumer":
         return self

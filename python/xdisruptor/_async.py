@@ -1,0 +1,178 @@
+"""asyncio for consumers and producers: waits happen in one helper thread per consumer or
+producer (with the GIL released, in the consumer's or producer's own wait strategy), and the
+event loop is woken through ``call_soon_threadsafe`` when the wait ends. The loop never polls:
+while nothing is published it sleeps, and so does the helper thread (with the blocking
+strategy, on a futex).
+
+Events already published are handed out without leaving the loop's thread; only a wait goes
+to the helper. Cancelling a task that awaits halts the helper's wait at once (the barrier's
+alert, as ``close()`` does) and releases nothing the task has not been handed: the batch in
+hand when a loop is cancelled or left early comes again (at-least-once, as for the
+synchronous loops)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, TypeVar
+
+import numpy as np
+
+from .errors import error_for_wait_status
+
+if TYPE_CHECKING:
+    from ._ring import Consumer, Producer
+
+T = TypeVar("T")
+
+# How long a producer's helper waits for room before it looks whether the await was
+# cancelled: a cancelled apublish gives up within this (it claims nothing after the cancel).
+_PRODUCER_SLICE_S = 0.02
+
+
+class _Helper:
+    """One daemon-less worker thread, made on first use, for the blocking waits of one
+    consumer or producer."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> "concurrent.futures.Future[T]":
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"xdisruptor-{self._name}")
+        return self._pool.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+async def _await_wait(consumer: "Consumer", fn: Callable[..., T], *args: Any) -> T:
+    """Runs a blocking consumer call in its helper; on cancellation halts it (it returns at
+    once), waits for it to let go, clears the halt, and re-raises."""
+    raw = consumer._raw
+    future = consumer._helper().submit(fn, *args)
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        raw.halt()
+        try:
+            future.result(timeout=30)
+        except Exception:  # noqa: BLE001 - the cancellation is what the caller sees
+            pass
+        raw.clear_halt()
+        raise
+
+
+async def ranges(consumer: "Consumer", limit: int,
+                 on_timeout: Optional[Callable[[int], None]]) -> AsyncIterator[tuple]:
+    """The async twin of Consumer._ranges: yields (first, count, journal) per batch."""
+    raw = consumer._raw
+    raw.begin_loop()
+    try:
+        while True:
+            if raw.catching_up:
+                # The journal phase (reads and the join onto the ring) in the helper.
+                first, count, status = await _await_wait(consumer, raw.next_range, limit)
+            else:
+                raw.release_pending()
+                first = raw.sequence + 1
+                if raw.closed or raw.available() >= first:
+                    first, count, status = raw.next_range(limit)  # ready: returns at once
+                else:
+                    _, waited = await _await_wait(consumer, raw.wait_for, first)
+                    if waited == "ok":
+                        continue
+                    first, count, status = first, 0, waited
+            if status == "ok":
+                yield first, count, None
+            elif status == "journal":
+                yield first, count, raw.journal_view(consumer._dtype)
+            elif status == "timeout":
+                if on_timeout is not None:
+                    on_timeout(first - 1)
+            else:
+                error = error_for_wait_status(status, ring=consumer._ring.name,
+                                              consumer=consumer.name, sequence=first)
+                if error is not None:
+                    raise error
+                return  # closed or halted
+    except (GeneratorExit, asyncio.CancelledError):
+        # Left early or cancelled: the batch in hand was not handled; it is not released.
+        raw.discard_pending()
+        raise
+    finally:
+        if not raw.closed:
+            raw.release_pending()
+            raw.clear_halt()
+        raw.end_loop()
+
+
+async def batches(consumer: "Consumer", max_size: Optional[int],
+                  on_timeout: Optional[Callable[[int], None]]) -> AsyncIterator[np.ndarray]:
+    limit = int(max_size) if max_size else consumer._max_batch
+    capacity = consumer._ring.capacity
+    mask = capacity - 1
+    whole = consumer._ring_raw.view(0, capacity, consumer._dtype, consumer._writable)
+    async for first, count, journal in ranges(consumer, limit, on_timeout):
+        if journal is not None:
+            yield journal
+            continue
+        start = first & mask
+        yield whole[start:start + count]
+
+
+async def events(consumer: "Consumer") -> AsyncIterator[tuple]:
+    """Tuples, one event at a time (as synchronous iteration)."""
+    tuples = consumer._ring_raw.tuples
+    fields = consumer._tuple_fields
+    async for first, count, journal in ranges(consumer, consumer._max_batch, None):
+        if journal is not None or fields is None:
+            batch = journal if journal is not None else consumer._ring_raw.view(
+                first, count, consumer._dtype, False)
+            for item in batch.tolist():
+                yield item
+        else:
+            for item in tuples(first, count, fields):
+                yield item
+
+
+async def publish_bytes(producer: "Producer", data: Any, count: int) -> int:
+    """Publishes `count` packed records: at once if there is room, else from the producer's
+    helper in slices, so that a cancellation stops it claiming. Returns the last sequence."""
+    raw = producer._raw
+    itemsize = producer._dtype.itemsize
+    capacity = producer._ring.capacity
+    view = memoryview(data).cast("B")
+    hi = raw.cursor
+    done = 0
+    while done < count:
+        n = min(count - done, max(1, capacity // 2))
+        chunk = view[done * itemsize:(done + n) * itemsize]
+        got = raw.publish_bytes_for(chunk, n, itemsize, 0.0)  # room now: no thread hop
+        while got is None:
+            cancelled = [False]
+
+            def wait_for_room(chunk: Any = chunk, n: int = n) -> Optional[int]:
+                while not cancelled[0]:
+                    r = raw.publish_bytes_for(chunk, n, itemsize, _PRODUCER_SLICE_S)
+                    if r is not None:
+                        return r
+                return None
+
+            future = producer._helper().submit(wait_for_room)
+            try:
+                got = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                cancelled[0] = True
+                try:
+                    future.result(timeout=30)
+                except Exception:  # noqa: BLE001
+                    pass
+                raise
+        hi = got
+        done += n
+    return hi
