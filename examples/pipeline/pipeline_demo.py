@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import BinaryIO, Optional
 
 import numpy as np
 
@@ -99,11 +100,12 @@ class Recorder:
 
     def __init__(self, path: str):
         self.path = path
-        self.file = None
-        self.dtype = None
+        self.file: Optional[BinaryIO] = None
+        self.dtype: Optional[np.dtype] = None
         self.events = 0
 
     def _header(self, count: int) -> bytes:
+        assert self.dtype is not None  # known from the first batch
         text = (f"{{'descr': {np.lib.format.dtype_to_descr(self.dtype)!r}, "
                 f"'fortran_order': False, 'shape': ({count},), }}")
         magic = b"\x93NUMPY\x01\x00"

@@ -23,7 +23,13 @@ from ._handling import AlwaysRewind, NeverRewind, RewindUpTo
 from ._journal import Journal, JournalRecorder
 from ._ring import Consumer, Producer, Ring
 from ._vocabulary import ERROR_POLICIES, STALL_POLICIES, WAIT_PARAMS, WAIT_STRATEGIES, WaitStatus
-from .errors import *  # noqa: F401,F403 - the exception classes belong to the package API
+from .errors import (AlreadyExistsError, ConsumerNotFoundError, Error, CorruptJournalError,
+                     CorruptRingError, DTypeError, EvictedError, HandlerError,
+                     InvalidArgumentError, LappedError, MissedEventsError, NameTakenError,
+                     NotFoundError, PermissionDeniedError, ProducerGoneError,
+                     ProducerStalledError, RecordError, RewindableError, RingExistsError,
+                     RingNotFoundError, SchemaMismatchError, StateError, TableFullError,
+                     TimeoutError, UnavailableError, UpstreamGoneError)
 
 __version__ = "0.1.0"
 
@@ -32,4 +38,11 @@ __all__ = ["Ring", "Producer", "Consumer", "Journal", "JournalRecorder", "WaitSt
            "NeverRewind", "WAIT_STRATEGIES", "WAIT_PARAMS",
            "STALL_POLICIES", "ERROR_POLICIES", "dtype_to_schema", "schema_to_dtype", "errors",
            "to_arrow", "to_pandas",
-           "__version__"] + errors.__all__
+           "__version__"]
+__all__ += ["AlreadyExistsError", "ConsumerNotFoundError", "Error", "CorruptJournalError",
+            "CorruptRingError", "DTypeError", "EvictedError", "HandlerError",
+            "InvalidArgumentError", "LappedError", "MissedEventsError", "NameTakenError",
+            "NotFoundError", "PermissionDeniedError", "ProducerGoneError",
+            "ProducerStalledError", "RecordError", "RewindableError", "RingExistsError",
+            "RingNotFoundError", "SchemaMismatchError", "StateError", "TableFullError",
+            "TimeoutError", "UnavailableError", "UpstreamGoneError"]

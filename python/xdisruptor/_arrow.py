@@ -38,7 +38,7 @@ def _column(pa: Any, col: np.ndarray, dtype: np.dtype) -> Any:
         width = int(np.prod(shape))
         flat = np.ascontiguousarray(col).reshape(len(col) * width)
         return pa.FixedSizeListArray.from_arrays(_column(pa, flat, base), width)
-    if dtype.names is not None:
+    if dtype.names is not None and dtype.fields is not None:
         children = [_column(pa, col[name], dtype.fields[name][0]) for name in _kept(dtype)]
         return pa.StructArray.from_arrays(children, names=list(_kept(dtype)))
     kind = dtype.kind
@@ -68,8 +68,9 @@ def _column(pa: Any, col: np.ndarray, dtype: np.dtype) -> Any:
 
 
 def _kept(dtype: np.dtype) -> list:
+    fields: Any = dtype.fields or {}
     return [n for n in dtype.names or ()
-            if not (n.startswith("_") and dtype.fields[n][0].kind == "V")]
+            if not (n.startswith("_") and fields[n][0].kind == "V")]
 
 
 def to_arrow(batch: np.ndarray) -> Any:
@@ -84,7 +85,8 @@ def to_arrow(batch: np.ndarray) -> Any:
             raise TypeError(f"to_arrow takes a structured numpy array, not one of {batch.dtype}")
         return pa.RecordBatch.from_arrays([_column(pa, batch, batch.dtype)], names=["event"])
     names = _kept(batch.dtype)
-    columns = [_column(pa, batch[n], batch.dtype.fields[n][0]) for n in names]
+    fields: Any = batch.dtype.fields or {}
+    columns = [_column(pa, batch[n], fields[n][0]) for n in names]
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 

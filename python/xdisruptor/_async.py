@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Callable, Optional, TypeVar
 
 import numpy as np
 
@@ -68,7 +68,7 @@ async def _await_wait(consumer: "Consumer", fn: Callable[..., T], *args: Any) ->
 
 
 async def ranges(consumer: "Consumer", limit: int,
-                 on_timeout: Optional[Callable[[int], None]]) -> AsyncIterator[tuple]:
+                 on_timeout: Optional[Callable[[int], None]]) -> AsyncGenerator[tuple, None]:
     """The async twin of Consumer._ranges: yields (first, count, journal) per batch."""
     raw = consumer._raw
     raw.begin_loop()
@@ -112,7 +112,7 @@ async def ranges(consumer: "Consumer", limit: int,
 
 
 async def batches(consumer: "Consumer", max_size: Optional[int],
-                  on_timeout: Optional[Callable[[int], None]]) -> AsyncIterator[np.ndarray]:
+                  on_timeout: Optional[Callable[[int], None]]) -> AsyncGenerator[np.ndarray, None]:
     limit = int(max_size) if max_size else consumer._max_batch
     capacity = consumer._ring.capacity
     mask = capacity - 1
@@ -125,7 +125,7 @@ async def batches(consumer: "Consumer", max_size: Optional[int],
         yield whole[start:start + count]
 
 
-async def events(consumer: "Consumer") -> AsyncIterator[tuple]:
+async def events(consumer: "Consumer") -> AsyncGenerator[tuple, None]:
     """Tuples, one event at a time (as synchronous iteration)."""
     tuples = consumer._ring_raw.tuples
     fields = consumer._tuple_fields

@@ -99,7 +99,7 @@ def schema_to_dtype(schema: str) -> np.dtype:
     position = 0
     for item in _split_fields(schema):
         fmt, _, name = item.rpartition(":")
-        shape = ()
+        shape: tuple[int, ...] = ()
         m = _SHAPE.match(fmt)
         if m:
             shape = tuple(int(d) for d in m.group(1).split(",") if d.strip())

@@ -29,14 +29,17 @@ class Journal:
 
     @property
     def directory(self) -> str:
+        """The journal's directory."""
         return self._raw.directory
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype of its events (from the schema it was recorded with)."""
         return self._dtype
 
     @property
     def schema(self) -> str:
+        """The schema text of its events."""
         return self._raw.schema
 
     @property
@@ -46,14 +49,17 @@ class Journal:
 
     @property
     def first(self) -> int:
+        """The oldest sequence it holds."""
         return self._raw.first
 
     @property
     def last(self) -> int:
+        """The newest sequence it holds (first - 1 when empty)."""
         return self._raw.last
 
     @property
     def segments(self) -> int:
+        """How many segment files it has."""
         return self._raw.segments
 
     def __len__(self) -> int:
@@ -137,16 +143,20 @@ class JournalRecorder:
                                       float(retain_seconds), stall_policy, list(after))
 
     def run(self) -> str:
+        """Records until the stream ends or halt(); returns why it stopped (a WaitStatus name)."""
         return self._raw.run()
 
     def halt(self) -> None:
+        """Makes run() return after the batch in hand (from any thread or a signal handler)."""
         self._raw.halt()
 
     def close(self) -> None:
+        """Leaves the ring (deregisters the recorder's consumer) and closes the journal."""
         self._raw.close()
 
     @property
     def recorded(self) -> int:
+        """Events this recorder appended."""
         return self._raw.recorded
 
     @property

@@ -16,7 +16,7 @@ import struct
 import sys
 import time
 import traceback
-from typing import Any, AsyncIterator, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, AsyncGenerator, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -61,6 +61,7 @@ def _tuple_fields(dtype: np.dtype):
     if sys.byteorder != "little":
         return None
     spec = []
+    assert dtype.names is not None and dtype.fields is not None  # a ring's dtype is structured
     for name in dtype.names:
         fdt, offset = dtype.fields[name][:2]
         if fdt.subdtype is not None or fdt.byteorder == ">":
@@ -176,27 +177,33 @@ class Ring:
 
     @staticmethod
     def exists(name: str) -> bool:
+        """True when a ring of that name exists on this machine."""
         return _core.RawRing.exists(name)
 
     # -- properties ---------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The ring's name (its segment is /dev/shm/<name>)."""
         return self._raw.name
 
     @property
     def dtype(self) -> np.dtype:
+        """The numpy structured dtype of the events (from the ring's schema)."""
         return self._dtype
 
     @property
     def capacity(self) -> int:
+        """How many events the ring holds (a power of two)."""
         return self._raw.capacity
 
     @property
     def slot_size(self) -> int:
+        """Bytes per slot (the dtype's itemsize rounded up to 8)."""
         return self._raw.slot_size
 
     @property
     def schema(self) -> str:
+        """The schema text the ring carries (see dtype_to_schema)."""
         return self._raw.schema
 
     @property
@@ -211,6 +218,7 @@ class Ring:
 
     @property
     def closed(self) -> bool:
+        """True once this handle was closed (the ring itself may live on)."""
         return self._raw.closed
 
     def consumers(self) -> list:
@@ -336,8 +344,9 @@ class Producer:
         self._async_helper: Optional[_async._Helper] = None
         self._packer = _struct_for(self._dtype)
         # Field order of the dtype (tuples come in this order) is offset order for the packer.
-        if self._packer is not None and [self._dtype.fields[n][1] for n in self._dtype.names] \
-                != sorted(self._dtype.fields[n][1] for n in self._dtype.names):
+        names, fields = self._dtype.names or (), dict(self._dtype.fields or {})
+        if self._packer is not None and [fields[n][1] for n in names] \
+                != sorted(fields[n][1] for n in names):
             self._packer = None
 
     def _as_records(self, data: Any) -> np.ndarray:
@@ -363,7 +372,7 @@ class Producer:
             raise RecordError(
                 f"cannot make a record of {self._dtype} from {data!r}: {e}") from None
 
-    def _pack_one(self, record: Any) -> Any:
+    def _pack_one(self, record: Any) -> Any:  # bytes, or a uint8 ndarray
         """One record as ``dtype.itemsize`` bytes (or a uint8 view of them)."""
         if self._packer is not None and type(record) is tuple:
             try:
@@ -407,7 +416,8 @@ class Producer:
         order, claiming many slots at once. Returns the sequence of the last one."""
         arr = self._as_records(records)
         if len(arr):
-            self._raw.publish_bytes(arr.view(np.uint8), len(arr), self._dtype.itemsize)
+            data: Any = arr.view(np.uint8)  # a buffer (numpy's stubs say so only from 3.12)
+            self._raw.publish_bytes(data, len(arr), self._dtype.itemsize)
         return self._raw.cursor
 
     @contextlib.contextmanager
@@ -517,6 +527,8 @@ class Producer:
     # -- state ---------------------------------------------------------------------------
     @property
     def cursor(self) -> int:
+        """The ring's cursor: the highest sequence published (on a multi-producer ring, the
+        highest claimed)."""
         return self._raw.cursor
 
     @property
@@ -562,8 +574,8 @@ class Consumer:
     released to the producer (and to stages after this one) when the next one is asked for, or
     when the stream ends. A loop left early (``break``, an exception) does not release the
     batch it was in: the next loop starts with that batch again (at-least-once), and so does a
-    process that restarts under the same name after a crash. Leave with :meth:`close` (or ``with``); a process that dies leaves
-    its name to be taken over.
+    process that restarts under the same name after a crash. Leave with :meth:`close` (or
+    ``with``); a process that dies leaves its name to be taken over.
     """
 
     def __init__(self, ring: Ring, raw: "_core.RawConsumer", *, writable: bool,
@@ -579,10 +591,12 @@ class Consumer:
 
     @property
     def name(self) -> str:
+        """The consumer's registered name."""
         return self._raw.name
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype of the events it reads."""
         return self._dtype
 
     @property
@@ -671,6 +685,7 @@ class Consumer:
             yield whole[start:start + count]
 
     def __iter__(self) -> Iterator[tuple]:
+        """One event at a time as a tuple of field values (a copy), until the stream ends."""
         # chain.from_iterable walks each batch's list in C: no Python frame per event. It asks
         # for the next batch (releasing this one) only once every tuple of it was taken.
         if self._tuple_fields is None:
@@ -692,7 +707,7 @@ class Consumer:
     # -- asyncio ---------------------------------------------------------------------------
     def abatches(self, max_size: Optional[int] = None, *,
                  on_timeout: Optional[Callable[[int], None]] = None
-                 ) -> AsyncIterator[np.ndarray]:
+                 ) -> AsyncGenerator[np.ndarray, None]:
         """``async for batch in consumer.abatches():`` the batches of :meth:`batches`, awaiting
         new events without blocking the event loop: events already published come at once;
         a wait runs in this consumer's helper thread (its own wait strategy, the GIL
@@ -702,7 +717,7 @@ class Consumer:
         once when you break out (an async generator is otherwise closed later, by the loop)."""
         return _async.batches(self, max_size, on_timeout)
 
-    def __aiter__(self) -> AsyncIterator[tuple]:
+    def __aiter__(self) -> AsyncGenerator[tuple, None]:
         """``async for seq, price, symbol in consumer:`` one event at a time as a tuple, as
         synchronous iteration, awaiting as :meth:`abatches` does."""
         return _async.events(self)

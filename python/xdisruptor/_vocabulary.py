@@ -34,8 +34,9 @@ class _StrEnum(str, enum.Enum):
 
 
 #: Why a wait (or a stage's run) ended: the C++ WaitStatus, member for member.
-WaitStatus = _StrEnum("WaitStatus", [(name.upper().replace("-", "_"), name)
-                                     for name in _core.WAIT_STATUSES])
+# (Enum's functional API, which mypy does not follow for a str mixin)
+_MEMBERS = [(name.upper().replace("-", "_"), name) for name in _core.WAIT_STATUSES]
+WaitStatus = _StrEnum("WaitStatus", _MEMBERS)  # type: ignore[call-overload]
 WaitStatus.__module__ = "xdisruptor"
 WaitStatus.__doc__ = ("Why a wait ended, as the C++ WaitStatus says it: OK, HALTED, CLOSED, "
                       "TIMEOUT, UPSTREAM_GONE, CHECKPOINT, PRODUCER_STALLED, PRODUCER_GONE, "

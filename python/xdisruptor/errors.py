@@ -196,4 +196,31 @@ def error_for_wait_status(status: str, *, ring: str, consumer: str,
                            before=sequence - 1))
 
 
-__all__ = [name for name in dir() if name.endswith("Error")]
+__all__ = [
+    "AlreadyExistsError",
+    "Error",
+    "ConsumerNotFoundError",
+    "CorruptJournalError",
+    "CorruptRingError",
+    "DTypeError",
+    "EvictedError",
+    "HandlerError",
+    "InvalidArgumentError",
+    "LappedError",
+    "MissedEventsError",
+    "NameTakenError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProducerGoneError",
+    "ProducerStalledError",
+    "RecordError",
+    "RewindableError",
+    "RingExistsError",
+    "RingNotFoundError",
+    "SchemaMismatchError",
+    "StateError",
+    "TableFullError",
+    "TimeoutError",
+    "UnavailableError",
+    "UpstreamGoneError",
+]  # written out for type checkers; tests/python/test_typing.py checks it is complete

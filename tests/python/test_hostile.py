@@ -341,7 +341,8 @@ def test_should_let_a_group_monitor_read_but_refuse_writers_and_strangers(ring_n
     try:
         os.chmod(readable, 0o755)
         site = pathlib.Path(np.__file__).resolve().parents[1]
-        for package in ("xdisruptor", "xdisruptor.libs", "numpy", "numpy.libs"):  # (.libs: a wheel)
+        # (a .libs directory: the libraries a repaired wheel carries)
+        for package in ("xdisruptor", "xdisruptor.libs", "numpy", "numpy.libs"):
             if (site / package).is_dir():
                 shutil.copytree(site / package, pathlib.Path(readable) / package)
         monitor = subprocess.run(

@@ -191,9 +191,10 @@ def parse_dtype(value: Any) -> np.dtype:
 
 def _find_handler(spec: StageSpec, root: str):
     """Imports "module:attribute"; returns it or raises with a message."""
-    if spec.handler.count(":") != 1:
-        raise ValueError(f"handler {spec.handler!r} is not module:attribute")
-    module_name, attr = spec.handler.split(":")
+    handler = spec.handler or ""
+    if handler.count(":") != 1:
+        raise ValueError(f"handler {handler!r} is not module:attribute")
+    module_name, attr = handler.split(":")
     paths = [root] + [os.path.join(root, p) for p in spec.python_path]
     added = [p for p in paths if p not in sys.path]
     sys.path[:0] = added
@@ -471,11 +472,11 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
                             next(k for k, st in enumerate(raw_stages)
                                  if st.get("name") == s.name), "journal"), text))
     everything = stages + ([recorder] if recorder is not None else [])
+    journal_dir = journal["directory"] if journal is not None else None
     order = _dependency_order(everything, lambda s, cycle: err(
         s.line, f"stage '{s.name}': the stages run after each other in a cycle: "
         + " -> ".join(cycle)), starts_after=lambda s: (
-            [recorder.name] if recorder is not None and s.journal == journal["directory"]
-            else []))
+            [recorder.name] if recorder is not None and s.journal == journal_dir else []))
 
     checks = []
     for i, check in enumerate(doc.get("check", [])):

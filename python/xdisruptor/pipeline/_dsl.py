@@ -126,11 +126,11 @@ class _Running:
 
     def __init__(self, stage: Stage):
         self.stage = stage
-        self.consumer = None
+        self.consumer: Any = None
         self.thread: Optional[threading.Thread] = None
-        self.process: Optional[multiprocessing.Process] = None
-        self.conn = None
-        self.go = None
+        self.process: Any = None  # a multiprocessing process of the fork or spawn context
+        self.conn: Any = None
+        self.go: Any = None
         self.result: Optional[StageResult] = None
 
 
@@ -348,10 +348,11 @@ class Pipeline:
                             self.halt()
             if deadline is not None and time.monotonic() > deadline:
                 raise XTimeoutError("the pipeline's stages did not end in time")
-        results = []
+        results: list[StageResult] = []
         for r in self._running:
             if r.consumer is not None:
                 r.consumer.close()
+            assert r.result is not None  # every stage that ended said how
             results.append(r.result)
         by_name = {r.name: r for r in results}
         self._running = []

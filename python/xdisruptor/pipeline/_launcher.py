@@ -128,8 +128,13 @@ class Launcher:
                         "PYTHONUNBUFFERED": "1"})
         return env
 
+    @property
+    def _live_ring(self) -> Ring:
+        assert self.ring is not None, "the launcher makes its ring first"
+        return self.ring
+
     def _registered(self, name: str, pid: int) -> bool:
-        return any(c["name"] == name and c["pid"] == pid for c in self.ring.consumers())
+        return any(c["name"] == name and c["pid"] == pid for c in self._live_ring.consumers())
 
     def _ready(self, s: StageSpec, pid: int) -> bool:
         """A stage is up once it has registered; the recorder once its journal opens too (the
@@ -176,11 +181,11 @@ class Launcher:
 
     def _sample(self) -> list[str]:
         now = time.monotonic()
-        cursor = self.ring.cursor
-        by_name = {c["name"]: c for c in self.ring.consumers()}
+        cursor = self._live_ring.cursor
+        by_name = {c["name"]: c for c in self._live_ring.consumers()}
         elapsed = now - (self.producer_started or now)
         lines = [f"ring {self.spec.ring}: {self.spec.capacity} slots, published {cursor + 1:,}"
-                 f" in {elapsed:.1f} s" + (", stream closed" if self.ring.stream_closed else "")]
+                 f" in {elapsed:.1f} s" + (", stream closed" if self._live_ring.stream_closed else "")]
         width = max(len(n) for n in self.stages)
         for name, proc in self.stages.items():
             c = by_name.get(name)
@@ -286,11 +291,13 @@ class Launcher:
                     continue
                 if rc != 0:
                     return f"stage '{name}' failed ({proc.exit_text()})"
-                if not self.ring.stream_closed:
+                if not self._live_ring.stream_closed:
                     return f"stage '{name}' ended before the stream did"
-            rc = self.producer.poll()
+            producer = self.producer
+            assert producer is not None, "the producer starts before the watch"
+            rc = producer.poll()
             if rc is not None and rc != 0:
-                return f"the producer failed ({self.producer.exit_text()})"
+                return f"the producer failed ({producer.exit_text()})"
             if rc == 0 and all(p.poll() is not None for p in self.stages.values()):
                 return None
             time.sleep(period)
@@ -311,7 +318,7 @@ class Launcher:
 
     def _summary(self, failure: Optional[str], interrupted: bool) -> int:
         self._final_counts()
-        published = self.ring.cursor + 1
+        published = self._live_ring.cursor + 1
         end = max([p.ended or time.monotonic() for p in self.stages.values()] or [time.monotonic()])
         seconds = max(1e-9, end - (self.producer_started or end))
         out = self.out
@@ -349,7 +356,7 @@ class Launcher:
         return code
 
     def _checks(self) -> int:
-        published = self.ring.cursor + 1
+        published = self._live_ring.cursor + 1
         for command in self.spec.checks:
             argv = expand(command, {"published": str(published)})
             print(f"check: {' '.join(argv)}", file=self.out, flush=True)
