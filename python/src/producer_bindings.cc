@@ -15,6 +15,146 @@ namespace xdisruptor::python {
 
 namespace {
 
+// One field of a record packer, compiled once from the ring's dtype (Producer.__init__ passes
+// the fields as (offset, kind, size, count, nested) tuples): `count` elements of `size` bytes
+// at `offset`; `nested` for a record field (offsets relative to it).
+struct PackOp {
+  std::size_t offset = 0;
+  char kind = 0;  // 'i', 'u', 'f', 'b' (bool), 'S' (bytes), 'R' (a nested record)
+  std::size_t size = 0;
+  std::size_t count = 1;
+  std::vector<PackOp> nested;
+};
+
+std::vector<PackOp> CompileOps(const py::list& fields) {
+  std::vector<PackOp> ops;
+  for (const py::handle f : fields) {
+    const auto t = f.cast<py::tuple>();
+    PackOp op;
+    op.offset = t[0].cast<std::size_t>();
+    op.kind = t[1].cast<std::string>().at(0);
+    op.size = t[2].cast<std::size_t>();
+    op.count = t[3].cast<std::size_t>();
+    if (!t[4].is_none()) op.nested = CompileOps(t[4].cast<py::list>());
+    ops.push_back(std::move(op));
+  }
+  return ops;
+}
+
+// Writes one Python value of `op`'s kind at `out`; false (a Python error set) when it does not
+// convert exactly (the caller then lets numpy try, for its error message or its conversions).
+bool PackScalar(const PackOp& op, PyObject* v, char* out) {
+  switch (op.kind) {
+    case 'i': {
+      const long long x = PyLong_AsLongLong(v);
+      if (x == -1 && PyErr_Occurred()) return false;
+      const int bits = static_cast<int>(op.size * 8);
+      if (bits < 64 && (x < -(1ll << (bits - 1)) || x >= (1ll << (bits - 1)))) {
+        PyErr_SetString(PyExc_OverflowError, "out of range");
+        return false;
+      }
+      std::memcpy(out, &x, op.size);  // little-endian: the low bytes
+      return true;
+    }
+    case 'u': {
+      if (!PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "not an int");
+        return false;
+      }
+      const unsigned long long x = PyLong_AsUnsignedLongLong(v);
+      if (x == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return false;
+      if (op.size < 8 && x >= (1ull << (op.size * 8))) {
+        PyErr_SetString(PyExc_OverflowError, "out of range");
+        return false;
+      }
+      std::memcpy(out, &x, op.size);
+      return true;
+    }
+    case 'f': {
+      const double x = PyFloat_AsDouble(v);
+      if (x == -1.0 && PyErr_Occurred()) return false;
+      if (op.size == 4) {
+        const auto f = static_cast<float>(x);
+        std::memcpy(out, &f, 4);
+      } else {
+        std::memcpy(out, &x, 8);
+      }
+      return true;
+    }
+    case 'b': {
+      const int x = PyObject_IsTrue(v);
+      if (x < 0) return false;
+      *out = static_cast<char>(x);
+      return true;
+    }
+    case 'S': {
+      if (!PyBytes_Check(v) || static_cast<std::size_t>(PyBytes_GET_SIZE(v)) > op.size) {
+        PyErr_SetString(PyExc_TypeError, "not bytes that fit");
+        return false;
+      }
+      std::memcpy(out, PyBytes_AS_STRING(v), static_cast<std::size_t>(PyBytes_GET_SIZE(v)));
+      return true;  // the rest stays zero
+    }
+    default:
+      PyErr_SetString(PyExc_TypeError, "no fast path");
+      return false;
+  }
+}
+
+bool PackValues(const std::vector<PackOp>& ops, PyObject* record, char* out);
+
+// `count` elements of a sub-array field, given as a (possibly nested) sequence.
+bool PackArray(const PackOp& op, PyObject* v, char* out, std::size_t& done) {
+  PyObject* seq = PySequence_Fast(v, "a sub-array field takes a sequence");
+  if (seq == nullptr) return false;
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  PyObject** items = PySequence_Fast_ITEMS(seq);
+  bool ok = true;
+  for (Py_ssize_t i = 0; ok && i < n; ++i) {
+    if (PyList_Check(items[i]) || PyTuple_Check(items[i])) {
+      ok = PackArray(op, items[i], out, done);
+    } else if (done >= op.count) {
+      PyErr_SetString(PyExc_ValueError, "too many values for the sub-array");
+      ok = false;
+    } else {
+      ok = PackScalar(op, items[i], out + done * op.size);
+      ++done;
+    }
+  }
+  Py_DECREF(seq);
+  return ok;
+}
+
+bool PackField(const PackOp& op, PyObject* v, char* out) {
+  if (op.kind == 'R') {
+    return PyTuple_Check(v) && PackValues(op.nested, v, out + op.offset);
+  }
+  if (op.count > 1) {
+    std::size_t done = 0;
+    if (!PackArray(op, v, out + op.offset, done)) return false;
+    if (done != op.count) {
+      PyErr_SetString(PyExc_ValueError, "wrong number of values for the sub-array");
+      return false;
+    }
+    return true;
+  }
+  return PackScalar(op, v, out + op.offset);
+}
+
+// A tuple in field order into `out` (zeroed by the caller).
+bool PackValues(const std::vector<PackOp>& ops, PyObject* record, char* out) {
+  if (!PyTuple_Check(record) || static_cast<std::size_t>(PyTuple_GET_SIZE(record)) != ops.size()) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "not a tuple of the fields");
+    return false;
+  }
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (!PackField(ops[i], PyTuple_GET_ITEM(record, static_cast<Py_ssize_t>(i)), out)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 class PyProducer {
  private:
   // Counts a use of the sequencer for its whole length, after checking it may be used here.
@@ -160,6 +300,74 @@ class PyProducer {
     });
   }
 
+  // The record packer (CompileOps of the dtype's fields, or None: numpy packs everything) and
+  // the Python function that packs anything else (Producer._pack_one: raises RecordError).
+  void SetPacker(const py::object& fields, std::size_t itemsize, py::object fallback) {
+    CheckUsable();
+    if (itemsize == 0 || itemsize > ring_->slot_size()) {
+      ThrowStatus(absl::InvalidArgumentError("record size does not fit the ring's slots"));
+    }
+    has_ops_ = !fields.is_none();
+    ops_ = has_ops_ ? CompileOps(fields.cast<py::list>()) : std::vector<PackOp>{};
+    itemsize_ = itemsize;
+    fallback_ = std::move(fallback);
+    record_.assign(itemsize, 0);
+  }
+
+  // Producer.publish: one record (a tuple in field order fast, anything else through the
+  // fallback packer), claimed, written and published with no Python frame in between.
+  // Returns the cursor after it (the record's sequence on a single-producer ring).
+  std::int64_t PublishRecord(const py::handle record) {
+    const char* data = Pack(record);
+    return Use([&](auto& s) {
+      absl::StatusOr<std::int64_t> hi = s.TryNext(1);
+      std::vector<char> copy;
+      if (!hi.ok()) {
+        if (hi.status().code() != absl::StatusCode::kResourceExhausted) ThrowStatus(hi.status());
+        // Full: wait with the GIL released, as publish_bytes does; another thread may pack
+        // meanwhile, so the record waits in a copy of its own.
+        copy.assign(data, data + itemsize_);
+        data = copy.data();
+        hi = Claim(s, 1);
+      }
+      std::memcpy(ring_->slot(*hi), data, itemsize_);
+      s.Publish(*hi, *hi);
+      return single_ ? *hi : s.cursor();
+    });
+  }
+
+  // Producer.publish_many: every record of an iterable, claimed in runs of up to half the
+  // ring at once. Returns the cursor after the last.
+  std::int64_t PublishMany(const py::iterable& records) {
+    CheckUsable();
+    const auto capacity = static_cast<std::int64_t>(ring_->capacity());
+    const std::int64_t chunk = std::max<std::int64_t>(1, capacity / 2);
+    std::vector<char> packed;
+    std::int64_t n = 0;
+    std::int64_t last = Cursor();
+    auto flush = [&] {
+      if (n == 0) return;
+      last = Use([&](auto& s) {
+        const std::int64_t hi = Claim(s, n);
+        const char* p = packed.data();
+        for (std::int64_t seq = hi - n + 1; seq <= hi; ++seq, p += itemsize_) {
+          std::memcpy(ring_->slot(seq), p, itemsize_);
+        }
+        s.Publish(hi - n + 1, hi);
+        return single_ ? hi : s.cursor();
+      });
+      packed.clear();
+      n = 0;
+    };
+    for (const py::handle record : records) {
+      const char* data = Pack(record);
+      packed.insert(packed.end(), data, data + itemsize_);
+      if (++n == chunk) flush();
+    }
+    flush();
+    return last;
+  }
+
   // Ends the stream (consumers drain it, then stop).
   void Close() {
     Use([](auto& s) { s.Close(); });
@@ -211,6 +419,22 @@ class PyProducer {
   bool closed() const { return !single_ && !multi_; }
 
  private:
+  // One record packed into record_ (the fast path for tuples), or into the fallback's buffer.
+  const char* Pack(const py::handle record) {
+    if (fallback_.is_none()) ThrowStatus(absl::FailedPreconditionError("no packer set"));
+    if (has_ops_ && PyTuple_Check(record.ptr())) {
+      std::memset(record_.data(), 0, itemsize_);
+      if (PackValues(ops_, record.ptr(), record_.data())) return record_.data();
+      PyErr_Clear();  // numpy may still convert it (or say why not)
+    }
+    fallback_bytes_ = fallback_(record);
+    const py::buffer_info info = py::cast<py::buffer>(fallback_bytes_).request();
+    if (static_cast<std::size_t>(info.size * info.itemsize) != itemsize_) {
+      ThrowStatus(absl::InvalidArgumentError("the packed record is not one record long"));
+    }
+    return static_cast<const char*>(info.ptr);
+  }
+
   void CheckSize(std::int64_t n) const {
     CheckUsable();
     if (n < 1 || n > static_cast<std::int64_t>(ring_->capacity())) {
@@ -224,6 +448,12 @@ class PyProducer {
   std::optional<MultiProducerSequencer> multi_;
   std::atomic<int> busy_{0};  // uses in progress (some with the GIL released)
   std::atomic<bool> closing_{false};
+  bool has_ops_ = false;
+  std::vector<PackOp> ops_;
+  std::size_t itemsize_ = 0;
+  py::object fallback_ = py::none();
+  py::object fallback_bytes_;  // keeps the fallback's buffer alive until it is copied
+  std::vector<char> record_;
 };
 
 }  // namespace
@@ -257,6 +487,10 @@ void RegisterProducer(py::module_& m) {
                                        static_cast<std::int64_t>(max_wait_s * 1e9));
           },
           py::arg("data"), py::arg("count"), py::arg("itemsize"), py::arg("max_wait_s"))
+      .def("set_packer", &PyProducer::SetPacker, py::arg("fields"), py::arg("itemsize"),
+           py::arg("fallback"))
+      .def("publish_record", &PyProducer::PublishRecord, py::arg("record"))
+      .def("publish_many", &PyProducer::PublishMany, py::arg("records"))
       .def("close", &PyProducer::Close)
       .def("detach", &PyProducer::Detach)
       .def_property_readonly("closed", &PyProducer::closed)

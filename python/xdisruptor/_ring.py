@@ -79,6 +79,38 @@ def _tuple_fields(dtype: np.dtype):
     return spec
 
 
+def _pack_ops(dtype: np.dtype) -> Optional[list]:
+    """The fields of ``dtype`` for the compiled record packer: (offset, kind, size, count,
+    nested) per field, kind i/u/f/b/S or R (a nested record, ``nested`` its fields); None when
+    a field has no fast path (other kinds, big-endian), and numpy packs every record."""
+    if sys.byteorder != "little" or dtype.names is None or dtype.fields is None:
+        return None
+    ops: list[tuple[int, str, int, int, Optional[list]]] = []
+    for name in dtype.names:
+        fdt, offset = dtype.fields[name][:2]
+        count = 1
+        if fdt.subdtype is not None:
+            fdt, shape = fdt.subdtype
+            count = int(np.prod(shape))
+            if fdt.names is not None:
+                return None
+        if fdt.names is not None:
+            nested = _pack_ops(fdt)
+            if nested is None:
+                return None
+            ops.append((offset, "R", fdt.itemsize, 1, nested))
+        elif fdt.byteorder == ">" and fdt.itemsize > 1:
+            return None
+        elif (fdt.kind in "iu" and fdt.itemsize in (1, 2, 4, 8)) or \
+                (fdt.kind == "f" and fdt.itemsize in (4, 8)) or fdt.kind == "S":
+            ops.append((offset, fdt.kind, fdt.itemsize, count, None))
+        elif fdt.kind == "b":
+            ops.append((offset, "b", 1, count, None))
+        else:
+            return None
+    return ops
+
+
 def _struct_for(dtype: np.dtype) -> Optional[struct.Struct]:
     """A struct.Struct packing a tuple in field order into one record of ``dtype`` (with its
     padding), when every field is a plain scalar; else None (numpy does it, slower)."""
@@ -348,6 +380,10 @@ class Producer:
         if self._packer is not None and [fields[n][1] for n in names] \
                 != sorted(fields[n][1] for n in names):
             self._packer = None
+        # publish() is the compiled packer itself: no Python frame per record on the fast
+        # path (a tuple of plain values); anything else goes through _pack_one.
+        raw.set_packer(_pack_ops(self._dtype), self._dtype.itemsize, self._pack_one)
+        self.publish = raw.publish_record  # type: ignore[method-assign]
 
     def _as_records(self, data: Any) -> np.ndarray:
         if isinstance(data, (bytes, bytearray, memoryview)):
@@ -368,7 +404,7 @@ class Producer:
             raise RecordError(f"record of {data.dtype} does not match the ring's {self._dtype}")
         try:
             return np.array([data], dtype=self._dtype)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, OverflowError) as e:
             raise RecordError(
                 f"cannot make a record of {self._dtype} from {data!r}: {e}") from None
 
@@ -387,9 +423,17 @@ class Producer:
     def publish(self, record: Any) -> int:
         """Publishes one record: a tuple in field order, a numpy record, or exactly
         ``dtype.itemsize`` bytes. Returns the ring's cursor after it: the record's sequence on
-        a single-producer ring (on a multi-producer ring, the highest claimed by anyone)."""
-        self._raw.publish_bytes(self._pack_one(record), 1, self._dtype.itemsize)
-        return self._raw.cursor
+        a single-producer ring (on a multi-producer ring, the highest claimed by anyone).
+        (Each producer replaces this method with its compiled packer: a tuple of plain values
+        (numbers, bytes, sequences for sub-array fields, tuples for nested records) is packed
+        in C++ with no Python frame; anything else goes through numpy.)"""
+        return self._raw.publish_record(record)
+
+    def publish_many(self, records: Any) -> int:
+        """Publishes every record of an iterable (tuples as :meth:`publish` takes them, numpy
+        records, bytes), claiming slots for many at once (up to half the ring per claim).
+        Returns the cursor after the last one."""
+        return self._raw.publish_many(records)
 
     async def apublish(self, record: Any) -> int:
         """As :meth:`publish`, awaiting room on a full ring without blocking the event loop

@@ -1,0 +1,129 @@
+"""The compiled record packer behind Producer.publish and publish_many: for every field kind
+the ring accepts, the bytes in the slot are exactly numpy's own packing of the same record;
+what it cannot pack goes through numpy (same result, or RecordError), and a refused record
+claims nothing."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import xdisruptor
+from xdisruptor.errors import RecordError
+
+KINDS = np.dtype([("i1", "i1"), ("i2", "<i2"), ("i4", "<i4"), ("i8", "<i8"), ("u1", "u1"),
+                  ("u2", "<u2"), ("u4", "<u4"), ("u8", "<u8"), ("f4", "<f4"), ("f8", "<f8"),
+                  ("ok", "?"), ("sym", "S6"), ("levels", "<f8", (3,)), ("grid", "<i2", (2, 2)),
+                  ("ts", "<M8[ns]")])
+FAST = np.dtype([d for d in KINDS.descr if d[0] != "ts"])  # every field on the fast path
+
+
+def slot_bytes(ring, dtype, seq):
+    with ring.consumer(f"peek{seq}", start_at=seq) as c:
+        for batch in c.batches(max_size=1):
+            return batch.tobytes()[:dtype.itemsize]
+
+
+def ints(bits, signed=True):
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    return st.integers(lo, hi)
+
+
+records = st.tuples(
+    ints(8), ints(16), ints(32), ints(64), ints(8, False), ints(16, False), ints(32, False),
+    ints(64, False), st.floats(width=32, allow_nan=False), st.floats(allow_nan=False),
+    st.booleans(), st.binary(max_size=6),
+    st.lists(st.floats(allow_nan=False), min_size=3, max_size=3),
+    st.lists(st.lists(ints(16), min_size=2, max_size=2), min_size=2, max_size=2))
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records)
+def test_should_pack_every_field_kind_exactly_as_numpy_does(ring_name_factory, record):
+    name = ring_name_factory()
+    with xdisruptor.Ring.create(name, capacity=8, dtype=FAST) as ring:
+        with ring.producer() as p:
+            seq = p.publish(record)
+            assert slot_bytes(ring, FAST, seq) == np.array([record], FAST).tobytes()
+    xdisruptor.Ring.remove(name)
+
+
+@pytest.fixture
+def ring_name_factory(ring_name):
+    count = iter(range(10 ** 6))
+    made = []
+
+    def make():
+        made.append(f"{ring_name}-{next(count)}")
+        return made[-1]
+
+    yield make
+    for name in made:
+        if xdisruptor.Ring.exists(name):
+            xdisruptor.Ring.remove(name, force=True)
+
+
+def test_should_take_sequences_arrays_and_numpy_values_and_fall_back_for_the_rest(ring_name):
+    base = (-1, -2, -3, -4, 1, 2, 3, 4, 1.5, 2.5, True, b"AB")
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=FAST) as ring:
+        p = ring.producer()
+        variants = [
+            base + ([1.0, 2.0, 3.0], [[1, 2], [3, 4]]),
+            base + ((1.0, 2.0, 3.0), ((1, 2), (3, 4))),
+            base + (np.arange(1.0, 4.0), np.array([[1, 2], [3, 4]])),  # numpy: fallback
+            tuple(np.int64(v) if isinstance(v, int) else v for v in base[:4]) + base[4:]
+            + ([1.0, 2.0, 3.0], [[1, 2], [3, 4]]),
+            base[:11] + ("AB",) + ([1.0, 2.0, 3.0], [[1, 2], [3, 4]]),  # str: numpy encodes
+        ]
+        want = np.array([variants[0]], FAST).tobytes()
+        for v in variants:
+            seq = p.publish(v)
+            assert slot_bytes(ring, FAST, seq) == want, v
+        record = np.array([variants[0]], FAST)[0]
+        assert slot_bytes(ring, FAST, p.publish(record)) == want  # a numpy record
+        assert slot_bytes(ring, FAST, p.publish(want)) == want    # its bytes
+        # Bytes longer than the field are cut, as numpy (and publish_batch) does.
+        long = base[:11] + (b"AB\0\0\0\0TOO LONG",) + ([1.0, 2.0, 3.0], [[1, 2], [3, 4]])
+        assert slot_bytes(ring, FAST, p.publish(long)) == want
+        before = p.cursor
+        for bad in [base, base + ([1.0, 2.0], [[1, 2], [3, 4]]), (300,) + variants[0][1:],
+                    "not a record"]:
+            with pytest.raises(RecordError):
+                p.publish(bad)
+        assert p.cursor == before  # a refused record claims nothing
+        p.close()
+    # A dtype with a field the packer does not handle (datetime64): numpy packs every record.
+    xdisruptor.Ring.remove(ring_name)
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=KINDS) as ring:
+        p = ring.producer()
+        record = base + ([1.0, 2.0, 3.0], [[1, 2], [3, 4]], np.datetime64(5, "ns"))
+        assert slot_bytes(ring, KINDS, p.publish(record)) == np.array([record], KINDS).tobytes()
+        p.close()
+
+
+def test_should_publish_many_records_in_few_claims(ring_name):
+    dtype = np.dtype([("seq", "<i8"), ("x", "<f8"), ("tag", "S4")])
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=dtype) as ring:
+        consumer = ring.consumer("all")
+        p = ring.producer()
+        n = 1000  # far more than the ring: publish_many waits for room between claims
+        import threading
+        got = []
+        reader = threading.Thread(target=lambda: got.extend(
+            e for b in consumer.batches() for e in b.tolist()))
+        reader.start()
+
+        def records():
+            for i in range(n):
+                if i % 3 == 0:
+                    yield (i, i * 0.5, b"t")
+                elif i % 3 == 1:
+                    yield np.array([(i, i * 0.5, b"t")], dtype)[0]
+                else:
+                    yield np.array([(i, i * 0.5, b"t")], dtype).tobytes()
+
+        assert p.publish_many(records()) == n - 1
+        p.close()
+        reader.join(30)
+        assert got == [(i, i * 0.5, b"t") for i in range(n)]
+        consumer.close()
