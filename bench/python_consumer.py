@@ -89,11 +89,17 @@ def attach(ring):
             time.sleep(0.005)
 
 
+_runs = iter(range(1_000_000))
+
+
 def run_xdisruptor(build, events, per_batch, wait):
-    name = f"xdbench-py-{os.getpid()}"
+    # A new name each run: the last run's ring may still be there, closed, when this one starts.
+    name = f"xdbench-py-{os.getpid()}-{next(_runs)}"
     producer = start_producer(build, name, events)
     ok = True
-    with attach(name) as ring, ring.consumer("bench", wait=wait) as consumer:
+    wait, _, spec = wait.partition(":")  # "blocking:phase_spin=0&spin_tries=10"
+    params = {k: float(v) for k, v in (kv.split("=") for kv in spec.split("&") if kv)}
+    with attach(name) as ring, ring.consumer("bench", wait=wait, **params) as consumer:
         if per_batch:
             batches = consumer.batches()
             first = next(batches)  # timing starts at the first message
@@ -123,20 +129,30 @@ def main():
     parser.add_argument("--build", default="build/release", type=pathlib.Path)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--wait", default="yielding", choices=xdisruptor.WAIT_STRATEGIES,
-                        help="the Python consumer's wait strategy (the producer yields)")
+    parser.add_argument("--wait", default="yielding",
+                        help="the Python consumer's wait strategy (the producer yields), with "
+                             "parameters as in blocking:phase_spin=0&spin_tries=10; a comma "
+                             "list runs each in turn every run, ratios to the first")
     parser.add_argument("--kinds", default="naive,events,batches",
                         help="which of naive, events, batches to run")
     parser.add_argument("--json")
     args = parser.parse_args()
-    rates = {k: [] for k in args.kinds.split(",")}
+    waits = args.wait.split(",")
+    for w in waits:
+        if w.partition(":")[0] not in xdisruptor.WAIT_STRATEGIES:
+            parser.error(f"--wait: {w!r} is not one of {', '.join(xdisruptor.WAIT_STRATEGIES)}")
+    kinds = []
+    for k in args.kinds.split(","):
+        kinds += [k] if k == "naive" or len(waits) == 1 else [f"{k}/{w}" for w in waits]
+    rates = {k: [] for k in kinds}
     for run in range(args.runs):
         for kind in rates:
             if kind == "naive":
                 elapsed, ok = run_naive(args.build, args.events)
             else:
-                elapsed, ok = run_xdisruptor(args.build, args.events, kind == "batches",
-                                             args.wait)
+                what, _, wait = kind.partition("/")
+                elapsed, ok = run_xdisruptor(args.build, args.events, what == "batches",
+                                             wait or waits[0])
             if not ok:
                 print(f"run {run} {kind}: data check FAILED", file=sys.stderr)
                 return 1
@@ -149,10 +165,18 @@ def main():
     for k, v in rates.items():
         print(f"  {k:<8} {med[k] / 1e6:8.2f}  ({min(v) / 1e6:.2f} .. {max(v) / 1e6:.2f})"
               + (f"  ratio to naive {med[k] / med['naive']:.1f}x" if "naive" in med else ""))
+    ratios = {}
+    if len(waits) > 1:  # per-run ratio of each wait to the first, same kind, then the median
+        for k in rates:
+            what, _, wait = k.partition("/")
+            base = f"{what}/{waits[0]}"
+            if wait and wait != waits[0]:
+                ratios[k] = statistics.median(a / b for a, b in zip(rates[k], rates[base]))
+                print(f"  {k} / {base}: median of per-run ratios {ratios[k]:.2f}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
             {"events": args.events, "runs": args.runs, "cores": os.cpu_count(),
-             "consumer_wait": args.wait,
+             "consumer_wait": args.wait, "ratio_to_first_wait": ratios,
              "median": med, "all": rates,
              "ratio_to_naive": {k: med[k] / med["naive"] for k in med} if "naive" in med
              else {}}, indent=1) + "\n")

@@ -5,7 +5,18 @@
 // the cores to the consumer); each event carries CLOCK_MONOTONIC at publish. The consumer
 // records now - stamp for every event into a preallocated array (no allocation while
 // measuring), drops a warm-up, and reports p50/p99/p99.9/max and the CPU it used (getrusage)
-// over the measured span as a share of one core. Prints a table and, with --json, JSON.
+// over the measured span as a share of one core, and over --idle_ms of silence before the
+// first event (idle CPU). Prints a table and, with --json, JSON.
+//
+// The row `spin-probe` measures the machine, not the ring: one process, no ring, spins reading
+// the clock and, for each moment an event would be due at --rate, records how late its loop
+// first saw that moment: the latency a perfect busy-spin consumer of a free ring would have on
+// this machine at this moment. Its tail is the VM's preemption (the hypervisor or another
+// process taking the core); rows whose tails match it owe those to the machine, not the ring.
+// It runs in turn with the strategies, in the same run.
+//
+// A strategy may carry parameters: --strategies=blocking,blocking:phase_spin=0 (the parser of
+// the tool's --wait_params; several joined by '&').
 //
 //   wait_latency --samples=100000 --rate=20000 --json=docs/wait-strategies.json
 #include <sys/resource.h>
@@ -16,12 +27,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "xdisruptor/xdisruptor.h"
 
@@ -29,9 +42,15 @@ ABSL_FLAG(int64_t, samples, 100'000, "measured events per strategy (after the wa
 ABSL_FLAG(int64_t, warmup, 2'000, "events per strategy not measured");
 ABSL_FLAG(int64_t, rate, 20'000, "events per second");
 ABSL_FLAG(std::string, strategies,
-          "busy-spin,yielding,sleeping,blocking,timeout-blocking,phased-backoff",
+          "spin-probe,busy-spin,yielding,sleeping,blocking,timeout-blocking,phased-backoff",
           "comma-separated wait strategies to measure");
 ABSL_FLAG(std::string, json, "", "also write the results as JSON to this file");
+ABSL_FLAG(int64_t, idle_ms, 500, "silence before the first event, to measure idle CPU");
+ABSL_FLAG(std::string, python, "",
+          "a Python interpreter: measure C++ -> Python, the consumer being "
+          "bench/latency_consumer.py (next to this source) run by it");
+ABSL_FLAG(std::string, python_script, "bench/latency_consumer.py",
+          "the Python consumer's script (with --python)");
 
 namespace {
 
@@ -47,6 +66,7 @@ struct Result {
   double p50_us, p99_us, p999_us, max_us, cpu_percent;
   std::int64_t samples;
   bool ok;
+  double idle_cpu_percent;
 };
 
 double CpuSeconds() {
@@ -63,10 +83,17 @@ struct LatencyHandler {
   bool ok = true;
   double cpu_start = 0;
   std::int64_t wall_start = 0;
+  double idle_cpu_start = 0;
+  std::int64_t idle_wall_start = 0;
+  double idle_cpu_percent = 0;
   void on_event(Stamped& e, std::int64_t sequence, bool) {
     const std::int64_t now = MonotonicNanos();
     ok = ok && e.sequence == sequence && sequence == expected;
     expected = sequence + 1;
+    if (sequence == 0) {
+      idle_cpu_percent = 100.0 * (CpuSeconds() - idle_cpu_start) /
+                         (static_cast<double>(now - idle_wall_start) * 1e-9);
+    }
     if (sequence == warmup) {
       cpu_start = CpuSeconds();
       wall_start = now;
@@ -76,47 +103,113 @@ struct LatencyHandler {
   void on_timeout(std::int64_t) {}  // timeout-blocking: nothing to flush here
 };
 
-xdisruptor::WaitParams ParamsFor(xdisruptor::WaitKind kind) {
-  xdisruptor::WaitParams p{.kind = kind};
-  if (kind == xdisruptor::WaitKind::kTimeoutBlocking) p.timeout_ns = 10'000'000;
-  return p;
+// The spin probe (see the top): lateness of a no-op spin loop at each due moment.
+std::vector<std::int64_t> SpinProbe(std::int64_t total, std::int64_t rate) {
+  std::vector<std::int64_t> late;
+  late.reserve(static_cast<std::size_t>(total));
+  const std::int64_t period = 1'000'000'000 / rate;
+  std::int64_t due = MonotonicNanos() + 1'000'000;
+  while (static_cast<std::int64_t>(late.size()) < total) {
+    const std::int64_t now = MonotonicNanos();
+    while (due <= now && static_cast<std::int64_t>(late.size()) < total) {
+      late.push_back(now - due);
+      due += period;
+    }
+  }
+  return late;
 }
 
-Result Measure(xdisruptor::WaitKind kind, std::int64_t warmup, std::int64_t samples,
-               std::int64_t rate) {
+Result Summarize(std::vector<std::int64_t>& latencies, double cpu_percent, bool ok,
+                 double idle_cpu_percent) {
+  std::sort(latencies.begin(), latencies.end());
+  auto at = [&](double q) {
+    if (latencies.empty()) return 0.0;
+    const auto i = static_cast<std::size_t>(q * static_cast<double>(latencies.size() - 1));
+    return static_cast<double>(latencies[i]) / 1e3;
+  };
+  return {at(0.5), at(0.99), at(0.999), at(1.0), cpu_percent,
+          static_cast<std::int64_t>(latencies.size()), ok, idle_cpu_percent};
+}
+
+Result MeasureProbe(std::int64_t samples, std::int64_t rate) {
+  std::vector<std::int64_t> late = SpinProbe(samples, rate);
+  return Summarize(late, 100.0, true, 100.0);
+}
+
+// The consumer's result travels to the producer as one line of text (the Python consumer
+// writes the same line).
+void WriteResult(int fd, const Result& r) {
+  dprintf(fd, "%.3f %.3f %.3f %.3f %.3f %lld %d %.4f\n", r.p50_us, r.p99_us, r.p999_us,
+          r.max_us, r.cpu_percent, static_cast<long long>(r.samples), r.ok ? 1 : 0,
+          r.idle_cpu_percent);
+}
+bool ReadResult(int fd, Result* r) {
+  char line[256] = {};
+  std::size_t got = 0;
+  while (got + 1 < sizeof(line)) {
+    const ssize_t n = ::read(fd, line + got, sizeof(line) - 1 - got);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+    if (std::memchr(line, '\n', got) != nullptr) break;
+  }
+  long long samples = 0;
+  int ok = 0;
+  if (std::sscanf(line, "%lf %lf %lf %lf %lf %lld %d %lf", &r->p50_us, &r->p99_us, &r->p999_us,
+                  &r->max_us, &r->cpu_percent, &samples, &ok, &r->idle_cpu_percent) != 8) {
+    return false;
+  }
+  r->samples = samples;
+  r->ok = ok != 0;
+  return true;
+}
+
+Result Measure(const xdisruptor::WaitParams& params, absl::string_view spec,
+               std::int64_t warmup, std::int64_t samples, std::int64_t rate,
+               std::int64_t idle_ms) {
   using namespace xdisruptor;
   const std::string name = absl::StrFormat("xdlatency-%d", ::getpid());
   RingSegment::Remove(name).IgnoreError();
-  auto ring = Ring<Stamped>::Create({.name = name, .capacity = 4096});
+  auto ring = Ring<Stamped>::Create({.name = name, .capacity = 4096,
+                                     .schema = "<i8:published_ns,<i8:sequence,S48:pad"});
   if (!ring.ok()) return {};
   int fds[2];
   if (::pipe(fds) != 0) return {};
   const std::int64_t total = warmup + samples;
   const pid_t child = ::fork();
+  const std::string python = absl::GetFlag(FLAGS_python);
+  if (child == 0 && !python.empty()) {
+    ::close(fds[0]);
+    const std::string script = absl::GetFlag(FLAGS_python_script);
+    const std::string args[] = {python, script, name, std::to_string(warmup),
+                                std::to_string(samples), std::string(spec),
+                                std::to_string(fds[1])};
+    const char* argv[] = {args[0].c_str(), args[1].c_str(), args[2].c_str(), args[3].c_str(),
+                          args[4].c_str(), args[5].c_str(), args[6].c_str(), nullptr};
+    ::execv(argv[0], const_cast<char* const*>(argv));
+    _exit(4);
+  }
   if (child == 0) {
     std::vector<std::int64_t> latencies;
     latencies.reserve(static_cast<std::size_t>(samples));
     auto mine = Ring<Stamped>::Attach(name);
     if (!mine.ok()) _exit(2);
-    auto consumer = Consumer::Register(mine->segment(), "measure", {.wait = ParamsFor(kind)});
+    auto consumer = Consumer::Register(mine->segment(), "measure", {.wait = params});
     if (!consumer.ok()) _exit(3);
     LatencyHandler handler{&latencies, warmup};
+    handler.idle_cpu_start = CpuSeconds();
+    handler.idle_wall_start = MonotonicNanos();
     BatchEventProcessor<Stamped, LatencyHandler> processor(*mine, *consumer, handler);
     const bool closed = processor.Run() == WaitStatus::kClosed;
     const double cpu = CpuSeconds() - handler.cpu_start;
     const double wall = static_cast<double>(MonotonicNanos() - handler.wall_start) * 1e-9;
-    std::sort(latencies.begin(), latencies.end());
-    auto at = [&](double q) {
-      if (latencies.empty()) return 0.0;
-      const auto i = static_cast<std::size_t>(q * static_cast<double>(latencies.size() - 1));
-      return static_cast<double>(latencies[i]) / 1e3;
-    };
-    const Result r{at(0.5), at(0.99), at(0.999), at(1.0), 100.0 * cpu / wall,
-                   static_cast<std::int64_t>(latencies.size()),
-                   closed && handler.ok && handler.expected == total};
-    _exit(::write(fds[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
+    const Result r = Summarize(latencies, 100.0 * cpu / wall,
+                               closed && handler.ok && handler.expected == total,
+                               handler.idle_cpu_percent);
+    WriteResult(fds[1], r);
+    _exit(0);
   }
   while (ActiveConsumerCount(ring->segment()) < 1) ::usleep(100);
+  ::usleep(static_cast<useconds_t>(idle_ms * 1000));
   auto producer = SingleProducerSequencer::Attach(ring->segment(), {.kind = WaitKind::kBlocking});
   if (!producer.ok()) return {};
   const Ring<Stamped>::Slots slots = ring->slots();
@@ -133,11 +226,12 @@ Result Measure(xdisruptor::WaitKind kind, std::int64_t warmup, std::int64_t samp
   }
   producer->Close();
   Result r{};
-  const bool got = ::read(fds[0], &r, sizeof(r)) == sizeof(r);
+  ::close(fds[1]);
+  fds[1] = -1;
+  const bool got = ReadResult(fds[0], &r);
   int status = 0;
   ::waitpid(child, &status, 0);
   ::close(fds[0]);
-  ::close(fds[1]);
   RingSegment::Remove(name).IgnoreError();
   r.ok = r.ok && got && WIFEXITED(status) && WEXITSTATUS(status) == 0;
   return r;
@@ -155,31 +249,56 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<std::pair<std::string, Result>> results;
-  std::printf("one-way latency, producer -> consumer process, %lld events/s, %lld samples, "
+  std::printf("one-way latency, C++ producer -> %s consumer process, %lld events/s, "
+              "%lld samples, "
               "%ld cores\n",
+              absl::GetFlag(FLAGS_python).empty() ? "C++" : "Python",
               static_cast<long long>(rate), static_cast<long long>(samples),
               sysconf(_SC_NPROCESSORS_ONLN));
-  std::printf("| strategy | p50 us | p99 us | p99.9 us | max us | consumer CPU %% |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|\n");
+  std::printf("| strategy | p50 us | p99 us | p99.9 us | max us | consumer CPU %% | idle CPU %% "
+              "|\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   bool ok = true;
-  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_strategies), ',')) {
+  for (absl::string_view spec : absl::StrSplit(absl::GetFlag(FLAGS_strategies), ',')) {
+    const auto [name, tuning] = std::pair<absl::string_view, absl::string_view>(
+        absl::StrSplit(spec, absl::MaxSplits(':', 1)));
+    if (name == "spin-probe") {
+      const Result r = MeasureProbe(samples, rate);
+      std::printf("| %s | %.1f | %.1f | %.1f | %.1f | n/a | n/a |\n", std::string(spec).c_str(),
+                  r.p50_us, r.p99_us, r.p999_us, r.max_us);
+      results.emplace_back(std::string(spec), r);
+      continue;
+    }
     auto kind = xdisruptor::ParseWaitKind(std::string(name));
     if (!kind.ok()) {
       std::fprintf(stderr, "%s\n", std::string(kind.status().message()).c_str());
       return 2;
     }
-    const Result r = Measure(*kind, warmup, samples, rate);
+    xdisruptor::WaitParams params{.kind = *kind};
+    if (*kind == xdisruptor::WaitKind::kTimeoutBlocking) params.timeout_ns = 10'000'000;
+    if (absl::Status s = xdisruptor::ParseWaitParams(absl::StrReplaceAll(tuning, {{"&", ","}}),
+                                                     &params);
+        !s.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+    const Result r = Measure(params, tuning.empty() ? name : spec, warmup, samples, rate,
+                             absl::GetFlag(FLAGS_idle_ms));
     ok = ok && r.ok;
-    std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f |%s\n", std::string(name).c_str(),
-                r.p50_us, r.p99_us, r.p999_us, r.max_us, r.cpu_percent,
+    std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f |%s\n",
+                std::string(spec).c_str(), r.p50_us, r.p99_us, r.p999_us, r.max_us,
+                r.cpu_percent, r.idle_cpu_percent,
                 r.ok ? "" : " (FAILED: events lost or out of order)");
     std::fflush(stdout);
-    results.emplace_back(std::string(name), r);
+    results.emplace_back(std::string(spec), r);
   }
   const std::string json = absl::GetFlag(FLAGS_json);
   if (!json.empty()) {
     if (FILE* f = std::fopen(json.c_str(), "w")) {
-      std::fprintf(f, "{\"rate\": %lld, \"samples\": %lld, \"cores\": %ld, \"results\": [\n",
+      std::fprintf(f,
+                   "{\"consumer\": \"%s\", \"rate\": %lld, \"samples\": %lld, "
+                   "\"cores\": %ld, \"results\": [\n",
+                   absl::GetFlag(FLAGS_python).empty() ? "cpp" : "python",
                    static_cast<long long>(rate), static_cast<long long>(samples),
                    sysconf(_SC_NPROCESSORS_ONLN));
       for (std::size_t i = 0; i < results.size(); ++i) {
@@ -187,9 +306,10 @@ int main(int argc, char** argv) {
         std::fprintf(f,
                      "  {\"strategy\": \"%s\", \"p50_us\": %.2f, \"p99_us\": %.2f, "
                      "\"p999_us\": %.2f, \"max_us\": %.2f, \"consumer_cpu_percent\": %.2f, "
-                     "\"ok\": %s}%s\n",
+                     "\"idle_cpu_percent\": %.3f, \"ok\": %s}%s\n",
                      results[i].first.c_str(), r.p50_us, r.p99_us, r.p999_us, r.max_us,
-                     r.cpu_percent, r.ok ? "true" : "false", i + 1 < results.size() ? "," : "");
+                     r.cpu_percent, r.idle_cpu_percent, r.ok ? "true" : "false",
+                     i + 1 < results.size() ? "," : "");
       }
       std::fprintf(f, "]}\n");
       std::fclose(f);

@@ -67,7 +67,7 @@ WaitResult SequenceBarrier::WaitSlow(std::int64_t sequence, std::int64_t max_wai
     idler_.NewSlice(max_wait_ns);  // the same wait, one more slice
   } else {
     wait_version_ = LoadWaitConfigVersion(*self_);
-    idler_ = Idler(CurrentWaitParams(), max_wait_ns);
+    idler_ = Idler(CurrentWaitParams(), max_wait_ns, spin_advisor_.SpinNext());
     open_wait_ = sequence;
     BumpCounter(self_->waits);
   }
@@ -92,6 +92,7 @@ WaitResult SequenceBarrier::WaitLoop(std::int64_t sequence, std::int64_t max_wai
     }
     if (available >= sequence) {
       liveness_due_ns_ = 0;
+      spin_advisor_.Done(idler_);
       return {available, WaitStatus::kOk};
     }
     if (closed()) {
@@ -120,7 +121,7 @@ WaitResult SequenceBarrier::WaitLoop(std::int64_t sequence, std::int64_t max_wai
     const std::uint32_t now = LoadWaitConfigVersion(*self_);
     if (now != wait_version_) {  // retuned from outside while waiting: go on by the new one
       wait_version_ = now;
-      idler_ = Idler(CurrentWaitParams(), max_wait_ns);
+      idler_ = Idler(CurrentWaitParams(), max_wait_ns, spin_advisor_.SpinNext());
     }
     if (!idler_.Idle([&] { return Lagging(sequence); })) {
       return {available,

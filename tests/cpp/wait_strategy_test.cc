@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -47,6 +48,67 @@ TEST(WaitStrategyTest, ShouldSleepWhenSpinAndYieldAreSpent) {
   for (int i = 0; i < 16; ++i) idler.Idle(NoBlockTarget);  // 1,2,4,...,1024 us, then 2 ms x 5
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(10));
   EXPECT_EQ(idler.attempts(), 16u);
+}
+
+// An Idler blocking on a sequence that never comes, with 1 ms slices (so a sleep is short).
+struct NeverTarget {
+  NotificationState n{};
+  std::atomic<std::int64_t> sequence{0};
+  wait::BlockTarget operator()() {
+    wait::BlockTarget t;
+    t.sequence = &sequence;
+    t.needed = 1;
+    t.notification = &n;
+    t.sleeper = {.producer = false, .index = 5};
+    return t;
+  }
+};
+
+TEST(BlockingTest, ShouldSpinForPhaseSpinBeforeItSleeps) {
+  NeverTarget target;
+  const auto start = std::chrono::steady_clock::now();
+  Idler idler({.kind = WaitKind::kBlocking, .phase_spin_ns = 5'000'000}, 1'000'000'000);
+  const std::uint64_t blocks_before = wait::Stats().blocks.load();
+  while (!idler.slept()) {
+    // Nobody sets a sleeper bit while the spin phase lasts.
+    if (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(4)) {
+      EXPECT_EQ(wait::Stats().blocks.load(), blocks_before);
+    }
+    idler.Idle(std::ref(target));
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(5));
+  EXPECT_GT(idler.attempts(), 1u);
+
+  Idler at_once({.kind = WaitKind::kBlocking, .phase_spin_ns = 0}, 1'000'000);
+  at_once.Idle(std::ref(target));
+  EXPECT_TRUE(at_once.slept()) << "phase_spin 0: the first idle step sleeps";
+  Idler told_not_to({.kind = WaitKind::kTimeoutBlocking, .timeout_ns = 1'000'000'000}, 1'000'000,
+                    /*spin_first=*/false);
+  told_not_to.Idle(std::ref(target));
+  EXPECT_TRUE(told_not_to.slept()) << "spin_first false: the first idle step sleeps";
+}
+
+TEST(BlockingTest, ShouldStopSpinningWhileWaitsSleepAnywayAndStartAgainWhenSpinPays) {
+  NeverTarget target;
+  auto slept_wait = [&] {
+    Idler i({.kind = WaitKind::kBlocking, .phase_spin_ns = 0}, 100'000);
+    i.Idle(std::ref(target));
+    return i;
+  };
+  auto spun_wait = [&] {  // ended (the caller saw its sequence) while still spinning
+    Idler i({.kind = WaitKind::kBlocking, .phase_spin_ns = 1'000'000'000});
+    i.Idle(std::ref(target));
+    return i;
+  };
+  SpinAdvisor advisor;
+  EXPECT_TRUE(advisor.SpinNext()) << "a new consumer spins";
+  advisor.Done(Idler({}));  // a wait that never idled says nothing
+  for (int i = 0; i < 4; ++i) advisor.Done(slept_wait());
+  int spins = 0;
+  for (int i = 0; i < 64; ++i) spins += advisor.SpinNext() ? 1 : 0;
+  EXPECT_EQ(spins, 8) << "credit spent: only every 8th wait tries the spin";
+  advisor.Done(spun_wait());
+  for (int i = 0; i < 16; ++i) EXPECT_TRUE(advisor.SpinNext()) << i;
 }
 
 // A publish that does not reach what a sleeper needs still collects its sleeper bit and wakes

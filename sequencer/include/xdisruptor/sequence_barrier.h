@@ -154,6 +154,7 @@ class SequenceBarrier {
   // from its start) and the wait-parameter version it runs by.
   static constexpr std::int64_t kNoOpenWait = kInitialSequence - 1;
   Idler idler_{WaitParams{}};
+  SpinAdvisor spin_advisor_;  // whether the next blocking wait spins first
   std::int64_t open_wait_ = kNoOpenWait;
   std::uint32_t wait_version_ = 0;
   std::uint32_t fork_generation_ = 0;  // ForkGeneration() of the process that registered

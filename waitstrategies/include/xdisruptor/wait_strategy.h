@@ -11,13 +11,20 @@
 //   yielding           spin_tries pauses, then sched_yield    low latency, 100% CPU when idle
 //   sleeping           spin, yield_tries yields, then sleeps  ~0% CPU idle, latency up to
 //                      doubling up to sleep_ceiling_ns         the ceiling
-//   blocking           futex sleep until the publisher wakes  ~0% CPU idle, a wake-up costs
-//                      it (blocking.h)                          a few microseconds
+//   blocking           spin phase_spin_ns, then futex sleep   ~0% CPU idle, a wake-up costs
+//                      until the publisher wakes it             a few microseconds; the spin
+//                      (blocking.h)                             catches a stream's next batch
+//                                                               without one
 //   timeout-blocking   blocking, and the wait ends after      for heartbeats and flushes
 //                      timeout_ns (processor: on_timeout)       (on_timeout)
 //   phased-backoff     spin phase_spin_ns, yield              burst latency of spinning,
 //                      phase_yield_ns, then fallback_kind       idle cost of the fallback
 //                      (sleeping or blocking)
+// The blocking kinds' spin (phase_spin_ns, 10 us by default; 0 sleeps at once) is why a
+// blocking consumer of a busy stream keeps up: without it every batch ended in a futex sleep
+// and cost the producer a futex wake (see docs/wait-strategies.md, "Blocking: spin first").
+// A consumer's barrier makes it adaptive (SpinAdvisor): it stops spinning while its waits end
+// asleep anyway (a stream slower than the spin), and tries again every 8th wait.
 // Any kind may also carry timeout_ns > 0: the wait then returns kTimeout after that long.
 //
 // Units, one per surface: C++ fields are nanoseconds (`_ns`); everywhere else (Python
@@ -64,7 +71,7 @@ struct WaitParams {
   std::uint32_t yield_tries = 100;            // yields before sleeping (sleeping only)
   std::int64_t sleep_ceiling_ns = 200'000;    // longest single sleep (sleeping)
   std::int64_t timeout_ns = 0;                // > 0: a wait gives up after this long
-  std::int64_t phase_spin_ns = 10'000;        // phased backoff: spin this long,
+  std::int64_t phase_spin_ns = 10'000;        // phased backoff and blocking: spin this long,
   std::int64_t phase_yield_ns = 100'000;      // then yield this long,
   WaitKind fallback_kind = WaitKind::kBlocking;  // then wait like this (sleeping or blocking)
 };
@@ -147,8 +154,9 @@ class Idler {
   // `limit_ns` > 0 bounds this slice of the wait for the caller's own reasons (a Python
   // binding checking for Ctrl-C, a producer that will try again), apart from the strategy's
   // timeout.
-  explicit Idler(const WaitParams& params, std::int64_t limit_ns = 0)
-      : params_(params), limit_ns_(limit_ns) {}
+  // `spin_first` false: the blocking kinds skip their spin phase (see SpinAdvisor).
+  explicit Idler(const WaitParams& params, std::int64_t limit_ns = 0, bool spin_first = true)
+      : params_(params), limit_ns_(limit_ns), spin_first_(spin_first) {}
 
   // Goes on with the same wait after the caller's limit ended the previous slice.
   void NewSlice(std::int64_t limit_ns) {
@@ -195,9 +203,19 @@ class Idler {
         break;
       case WaitKind::kBlocking:
       case WaitKind::kTimeoutBlocking:
+        // Spin first: a stream's next batch usually comes within microseconds, and catching
+        // it awake spares both sides the futex (the sleeper bit the publisher must collect).
+        if (spin_first_ && Now() - start_ < params_.phase_spin_ns) {
+          wait::CpuRelax();
+          break;
+        }
+        [[fallthrough]];
       case WaitKind::kPhasedBackoff: {
         const wait::BlockTarget t = target();
-        if (t.sequence != nullptr) wait::BlockOn(t, SleepBudget());
+        if (t.sequence != nullptr) {
+          slept_ = true;
+          wait::BlockOn(t, SleepBudget());
+        }
         break;
       }
     }
@@ -205,6 +223,8 @@ class Idler {
   }
 
   std::uint64_t attempts() const { return attempt_; }
+  // True once this wait went to sleep in the kernel (a blocking kind's futex).
+  bool slept() const { return slept_; }
   bool strategy_timed_out() const { return strategy_timed_out_; }
   // Nanoseconds since the wait's first idle step (0 before it).
   std::int64_t elapsed_ns() const { return start_ == 0 ? 0 : MonotonicNanos() - start_; }
@@ -243,11 +263,37 @@ class Idler {
   WaitParams params_;
   std::int64_t limit_ns_ = 0;
   bool strategy_timed_out_ = false;
+  bool spin_first_ = true;
+  bool slept_ = false;
   std::uint64_t attempt_ = 0;
   std::uint64_t fallback_attempt_ = 0;
   std::int64_t sleep_ns_ = 0;
   std::int64_t start_ = 0;        // the wait's first step
   std::int64_t slice_start_ = 0;  // this slice's first step
+};
+
+// Whether a blocking wait should spin before it sleeps, learnt from the waits before it: a
+// wait that ended while spinning earns the next ones their spin; one that slept anyway costs
+// a credit; with none left the waits sleep at once, but every 8th still spins to notice when
+// the stream speeds up again. So a consumer of a busy stream catches batches awake, and one
+// of a slow stream (events further apart than the spin) does not burn the spin per event.
+class SpinAdvisor {
+ public:
+  bool SpinNext() { return credit_ > 0 || (++skipped_ & 7) == 0; }
+  // After a wait that got what it waited for.
+  void Done(const Idler& idler) {
+    if (idler.attempts() == 0) return;  // never idled: says nothing
+    if (!idler.slept()) {
+      credit_ = kCredit;
+    } else if (credit_ > 0) {
+      --credit_;
+    }
+  }
+
+ private:
+  static constexpr int kCredit = 4;
+  int credit_ = kCredit;
+  std::uint32_t skipped_ = 0;
 };
 
 // For waits that have nothing to block on (tests, polling loops).
