@@ -13,7 +13,11 @@
 // first saw that moment: the latency a perfect busy-spin consumer of a free ring would have on
 // this machine at this moment. Its tail is the VM's preemption (the hypervisor or another
 // process taking the core); rows whose tails match it owe those to the machine, not the ring.
-// It runs in turn with the strategies, in the same run.
+// It runs in turn with the strategies, in the same run. Beside every row the bench also reads
+// the VM's steal time (/proc/stat: time the hypervisor ran something else while this VM's
+// vCPUs wanted to run) over the row's span: `steal %` of all vCPU time. Steal arrives in slices
+// of milliseconds, so with s % stolen, roughly the slowest s % of the events can owe their
+// latency to the host, not to the ring.
 //
 // A strategy may carry parameters: --strategies=blocking,blocking:phase_spin=0 (the parser of
 // the tool's --wait_params; several joined by '&').
@@ -29,6 +33,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -67,7 +72,29 @@ struct Result {
   std::int64_t samples;
   bool ok;
   double idle_cpu_percent;
+  double steal_percent = 0;  // of all vCPU time over the row, from /proc/stat
 };
+
+// The "cpu" line of /proc/stat: {steal ticks, all ticks}.
+std::pair<std::uint64_t, std::uint64_t> CpuTicks() {
+  std::uint64_t f[10] = {};
+  if (FILE* stat = std::fopen("/proc/stat", "r")) {
+    if (std::fscanf(stat, "cpu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu", &f[0], &f[1], &f[2],
+                    &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) < 8) {
+      f[7] = 0;
+    }
+    std::fclose(stat);
+  }
+  std::uint64_t all = 0;
+  for (int i = 0; i < 8; ++i) all += f[i];  // guest time is counted in user already
+  return {f[7], all};
+}
+double StealPercentSince(std::pair<std::uint64_t, std::uint64_t> before) {
+  const auto after = CpuTicks();
+  const std::uint64_t all = after.second - before.second;
+  return all == 0 ? 0.0 : 100.0 * static_cast<double>(after.first - before.first) /
+                              static_cast<double>(all);
+}
 
 double CpuSeconds() {
   rusage u{};
@@ -132,8 +159,11 @@ Result Summarize(std::vector<std::int64_t>& latencies, double cpu_percent, bool 
 }
 
 Result MeasureProbe(std::int64_t samples, std::int64_t rate) {
+  const auto ticks = CpuTicks();
   std::vector<std::int64_t> late = SpinProbe(samples, rate);
-  return Summarize(late, 100.0, true, 100.0);
+  Result r = Summarize(late, 100.0, true, 100.0);
+  r.steal_percent = StealPercentSince(ticks);
+  return r;
 }
 
 // The consumer's result travels to the producer as one line of text (the Python consumer
@@ -210,6 +240,7 @@ Result Measure(const xdisruptor::WaitParams& params, absl::string_view spec,
   }
   while (ActiveConsumerCount(ring->segment()) < 1) ::usleep(100);
   ::usleep(static_cast<useconds_t>(idle_ms * 1000));
+  const auto ticks = CpuTicks();
   auto producer = SingleProducerSequencer::Attach(ring->segment(), {.kind = WaitKind::kBlocking});
   if (!producer.ok()) return {};
   const Ring<Stamped>::Slots slots = ring->slots();
@@ -234,6 +265,7 @@ Result Measure(const xdisruptor::WaitParams& params, absl::string_view spec,
   ::close(fds[0]);
   RingSegment::Remove(name).IgnoreError();
   r.ok = r.ok && got && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  r.steal_percent = StealPercentSince(ticks);
   return r;
 }
 
@@ -256,16 +288,17 @@ int main(int argc, char** argv) {
               static_cast<long long>(rate), static_cast<long long>(samples),
               sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("| strategy | p50 us | p99 us | p99.9 us | max us | consumer CPU %% | idle CPU %% "
-              "|\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+              "| steal %% |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
   bool ok = true;
   for (absl::string_view spec : absl::StrSplit(absl::GetFlag(FLAGS_strategies), ',')) {
     const auto [name, tuning] = std::pair<absl::string_view, absl::string_view>(
         absl::StrSplit(spec, absl::MaxSplits(':', 1)));
     if (name == "spin-probe") {
       const Result r = MeasureProbe(samples, rate);
-      std::printf("| %s | %.1f | %.1f | %.1f | %.1f | n/a | n/a |\n", std::string(spec).c_str(),
-                  r.p50_us, r.p99_us, r.p999_us, r.max_us);
+      std::printf("| %s | %.1f | %.1f | %.1f | %.1f | n/a | n/a | %.2f |\n",
+                  std::string(spec).c_str(), r.p50_us, r.p99_us, r.p999_us, r.max_us,
+                  r.steal_percent);
       results.emplace_back(std::string(spec), r);
       continue;
     }
@@ -285,9 +318,9 @@ int main(int argc, char** argv) {
     const Result r = Measure(params, tuning.empty() ? name : spec, warmup, samples, rate,
                              absl::GetFlag(FLAGS_idle_ms));
     ok = ok && r.ok;
-    std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f |%s\n",
+    std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f |%s\n",
                 std::string(spec).c_str(), r.p50_us, r.p99_us, r.p999_us, r.max_us,
-                r.cpu_percent, r.idle_cpu_percent,
+                r.cpu_percent, r.idle_cpu_percent, r.steal_percent,
                 r.ok ? "" : " (FAILED: events lost or out of order)");
     std::fflush(stdout);
     results.emplace_back(std::string(spec), r);
@@ -306,9 +339,9 @@ int main(int argc, char** argv) {
         std::fprintf(f,
                      "  {\"strategy\": \"%s\", \"p50_us\": %.2f, \"p99_us\": %.2f, "
                      "\"p999_us\": %.2f, \"max_us\": %.2f, \"consumer_cpu_percent\": %.2f, "
-                     "\"idle_cpu_percent\": %.3f, \"ok\": %s}%s\n",
+                     "\"idle_cpu_percent\": %.3f, \"steal_percent\": %.3f, \"ok\": %s}%s\n",
                      results[i].first.c_str(), r.p50_us, r.p99_us, r.p999_us, r.max_us,
-                     r.cpu_percent, r.idle_cpu_percent, r.ok ? "true" : "false",
+                     r.cpu_percent, r.idle_cpu_percent, r.steal_percent, r.ok ? "true" : "false",
                      i + 1 < results.size() ? "," : "");
       }
       std::fprintf(f, "]}\n");
