@@ -32,7 +32,7 @@ MODES = {
     "quick": {"ring_events": 2_000_000, "peer_events": 300_000, "py_events": 200_000,
               "py_batch_events": 1_000_000, "latency_samples": 100_000, "micro_reps": 3},
     "full": {"ring_events": 20_000_000, "peer_events": 2_000_000, "py_events": 1_000_000,
-             "py_batch_events": 5_000_000, "latency_samples": 1_000_000, "micro_reps": 5},
+             "py_batch_events": 5_000_000, "latency_samples": 500_000, "micro_reps": 5},
 }
 TOPOLOGIES = ["unicast", "pipeline", "multicast", "diamond", "sequencer"]
 PROCESSES = {"unicast": 2, "pipeline": 4, "multicast": 4, "diamond": 4, "sequencer": 4}
@@ -198,25 +198,27 @@ def python_rows(cfg, args):
 
 
 def latency(cfg, args):
-    log("latency: one-way, per wait strategy")
-    runs = []
-    for r in range(args.runs):
-        with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            p = subprocess.run([str(args.build / "bench/xdisruptor_wait_latency"),
-                                f"--samples={cfg['latency_samples']}", "--rate=100000",
-                                f"--json={f.name}"], capture_output=True, text=True,
-                               timeout=1800)
-            if p.returncode != 0:
-                raise SystemExit(f"wait_latency failed: {p.stderr[-2000:]}")
-            runs.append(json.loads(pathlib.Path(f.name).read_text()))
-        log(f"  run {r + 1}/{args.runs}: " + ", ".join(
-            f"{x['strategy']} p50 {x['p50_us']:.1f}us" for x in runs[-1]["results"]))
-    out = {"rate": 100000, "samples": cfg["latency_samples"], "strategies": {}}
-    for i, first in enumerate(runs[0]["results"]):
-        s = first["strategy"]
-        out["strategies"][s] = {k: summarize([run["results"][i][k] for run in runs])
-                                for k in ("p50_us", "p99_us", "p999_us", "max_us",
-                                          "consumer_cpu_percent")}
+    log("latency: one-way, per wait strategy, C++ and Python consumers")
+    keys = ("p50_us", "p99_us", "p999_us", "max_us", "consumer_cpu_percent", "idle_cpu_percent",
+            "steal_percent")
+    out = {"rate": 100000, "samples": cfg["latency_samples"]}
+    for consumer, extra in (("strategies", []), ("python_strategies", [f"--python={sys.executable}"])):
+        runs = []
+        for r in range(args.runs):
+            with tempfile.NamedTemporaryFile(suffix=".json") as f:
+                p = subprocess.run([str(args.build / "bench/xdisruptor_wait_latency"),
+                                    f"--samples={cfg['latency_samples']}", "--rate=100000",
+                                    f"--json={f.name}", *extra], capture_output=True, text=True,
+                                   timeout=1800)
+                if p.returncode != 0:
+                    raise SystemExit(f"wait_latency failed: {p.stderr[-2000:]}")
+                runs.append(json.loads(pathlib.Path(f.name).read_text()))
+            log(f"  {'Python' if extra else 'C++'} run {r + 1}/{args.runs}: " + ", ".join(
+                f"{x['strategy']} p50 {x['p50_us']:.1f}us" for x in runs[-1]["results"]))
+        out[consumer] = {}
+        for i, first in enumerate(runs[0]["results"]):
+            out[consumer][first["strategy"]] = {
+                k: summarize([run["results"][i][k] for run in runs]) for k in keys}
     return out
 
 
@@ -320,15 +322,21 @@ def markdown(res):
         lines.append("")
     if "latency" in res:
         lat = res["latency"]
-        lines += [f"## One-way latency, producer -> consumer process ({lat['samples']:,} "
-                  f"samples per run at {lat['rate']:,} events/s)", "",
-                  "| wait | p50 us | p99 us | p99.9 us | max us | consumer CPU % |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for s, v in lat["strategies"].items():
-            lines.append(f"| {s} | " + " | ".join(
-                f"{v[k]['median']:.1f}" for k in ("p50_us", "p99_us", "p999_us", "max_us",
-                                                  "consumer_cpu_percent")) + " |")
-        lines.append("")
+        for key, who in (("strategies", "C++"), ("python_strategies", "Python")):
+            if key not in lat:
+                continue
+            lines += [f"## One-way latency, C++ producer -> {who} consumer process "
+                      f"({lat['samples']:,} samples per run at {lat['rate']:,} events/s)", "",
+                      "spin-probe: no ring, a no-op loop spinning on the clock (this VM's own "
+                      "tail); steal: the VM's steal time over the row, % of all vCPU time.", "",
+                      "| wait | p50 us | p99 us | p99.9 us | max us | consumer CPU % | "
+                      "idle CPU % | steal % |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            for s, v in lat[key].items():
+                lines.append(f"| {s} | " + " | ".join(
+                    f"{v[k]['median']:.{2 if k == 'steal_percent' else 1}f}" if k in v else ""
+                    for k in ("p50_us", "p99_us", "p999_us", "max_us", "consumer_cpu_percent",
+                              "idle_cpu_percent", "steal_percent")) + " |")
+            lines.append("")
     if "micro" in res:
         lines += ["## Hot operations in one process (Google Benchmark; callgrind)", "",
                   "| benchmark | ns per iteration (median) | instructions per iteration | "
@@ -392,20 +400,23 @@ def plots(res, out):
         fig.savefig(out / "python.png", dpi=110)
         plt.close(fig)
     if "latency" in res:
-        fig, ax = plt.subplots(figsize=(9, 5))
+        panels = [(k, w) for k, w in (("strategies", "C++"), ("python_strategies", "Python"))
+                  if k in res["latency"]]
+        fig, axes = plt.subplots(1, len(panels), figsize=(9 * len(panels), 5), squeeze=False)
         keys = ("p50_us", "p99_us", "p999_us", "max_us")
-        strategies = list(res["latency"]["strategies"])
-        width = 0.8 / len(keys)
-        for i, k in enumerate(keys):
-            ax.bar([j + i * width for j in range(len(strategies))],
-                   [res["latency"]["strategies"][s][k]["median"] for s in strategies], width,
-                   label=k.replace("_us", "").replace("p999", "p99.9"))
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(strategies))], strategies,
-                      fontsize=8)
-        ax.set_yscale("log")
-        ax.set_ylabel("microseconds (median of runs; log scale)")
-        ax.set_title(f"One-way latency per wait strategy ({stamp})", fontsize=9)
-        ax.legend()
+        for ax, (panel, who) in zip(axes[0], panels):
+            strategies = list(res["latency"][panel])
+            width = 0.8 / len(keys)
+            for i, k in enumerate(keys):
+                ax.bar([j + i * width for j in range(len(strategies))],
+                       [res["latency"][panel][s][k]["median"] for s in strategies], width,
+                       label=k.replace("_us", "").replace("p999", "p99.9"))
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(strategies))], strategies,
+                          fontsize=8, rotation=20)
+            ax.set_yscale("log")
+            ax.set_ylabel("microseconds (median of runs; log scale)")
+            ax.set_title(f"One-way latency, C++ -> {who} consumer ({stamp})", fontsize=9)
+            ax.legend()
         fig.tight_layout()
         fig.savefig(out / "latency.png", dpi=110)
         plt.close(fig)
