@@ -127,3 +127,25 @@ def test_should_publish_many_records_in_few_claims(ring_name):
         reader.join(30)
         assert got == [(i, i * 0.5, b"t") for i in range(n)]
         consumer.close()
+
+
+def test_should_publish_a_claim_whose_block_raised_and_check_n_before_entry(ring_name):
+    dtype = np.dtype([("seq", "<i8")])
+    with xdisruptor.Ring.create(ring_name, capacity=8, dtype=dtype) as ring:
+        p = ring.producer()
+        with pytest.raises(xdisruptor.InvalidArgumentError, match="n must be"):
+            p.claim(9)  # more than the ring: refused at the call, nothing claimed
+        assert ring.cursor == -1
+        first = 0
+        for n in (3, 4, 4):  # the third claim (7..10) wraps around the end: copied in on exit
+            with pytest.raises(ZeroDivisionError):
+                with p.claim(n) as view:
+                    view["seq"] = np.arange(first, first + n)
+                    1 / 0
+            first += n
+            assert ring.cursor == first - 1  # published all the same
+        claim = p.claim(2)
+        with claim as view:  # the object claims on entry: its slots are the next ones
+            view["seq"] = [11, 12]
+        assert ring.cursor == 12
+        p.close()
