@@ -96,3 +96,36 @@ def test_should_refuse_a_cpp_consumer_whose_event_type_differs(ring_name, peer):
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2
         assert "schema" in proc.stderr or "bytes" in proc.stderr
+
+
+def test_should_deliver_everything_to_blocking_python_consumers_that_spin_or_sleep_at_once(
+        ring_name, peer, fork_ctx):
+    # The blocking wait spins before its futex (adaptively); with phase_spin=0 it sleeps at
+    # once. Both take a C++ producer's stream whole, in order, from other processes.
+    events = 300_000
+    producer = start_peer(peer, "produce", f"--ring={ring_name}", "--create",
+                          "--capacity=1024", f"--events={events}", "--consumers=2",
+                          "--wait=blocking")
+    results = fork_ctx.Queue()
+
+    def consume(name, params):
+        with xdisruptor.Ring.attach(ring_name) as ring:
+            with ring.consumer(name, wait="blocking", **params) as c:
+                expected, bad = 0, 0
+                for batch in c.batches():
+                    bad += not check_peer_events(batch, expected)
+                    expected += len(batch)
+                entry = next(e for e in ring.stats()["consumers"] if e["name"] == name)
+                results.put((name, expected, bad, entry["phase_spin"]))
+
+    procs = [fork_ctx.Process(target=consume, args=("spins", {})),
+             fork_ctx.Process(target=consume, args=("sleeps", {"phase_spin": 0}))]
+    for p in procs:
+        p.start()
+    code, out, err = finish(producer)
+    assert code == 0, err
+    outcome = sorted(results.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert outcome == [("sleeps", events, 0, 0.0), ("spins", events, 0, 1e-05)]
