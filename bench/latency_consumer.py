@@ -20,14 +20,21 @@ import numpy as np
 import xdisruptor
 
 
-def main() -> int:
-    name, warmup_s, samples_s, spec, fd_s = sys.argv[1:]
-    warmup, samples, fd = int(warmup_s), int(samples_s), int(fd_s)
+def parse_wait_spec(spec: str) -> tuple[str, dict[str, object]]:
+    """"blocking:phase_spin=0&spin_tries=10" -> ("blocking", {"phase_spin": 0.0, ...}): the
+    wait strategy and its keyword parameters (numbers, except the fallback's name)."""
     wait, _, tuning = spec.partition(":")
     params: dict[str, object] = {}
     for kv in filter(None, tuning.split("&")):
         key, _, value = kv.partition("=")
         params[key] = value if key == "fallback" else float(value)
+    return wait, params
+
+
+def main() -> int:
+    name, warmup_s, samples_s, spec, fd_s = sys.argv[1:]
+    warmup, samples, fd = int(warmup_s), int(samples_s), int(fd_s)
+    wait, params = parse_wait_spec(spec)
     if wait == "timeout-blocking":
         params.setdefault("timeout", 0.01)
     latencies = np.empty(samples, dtype=np.int64)

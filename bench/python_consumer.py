@@ -27,6 +27,7 @@ import sys
 import time
 
 import xdisruptor
+from latency_consumer import parse_wait_spec  # bench/ is this script's folder
 
 SLOTS = 1024
 
@@ -97,8 +98,7 @@ def run_xdisruptor(build, events, per_batch, wait):
     name = f"xdbench-py-{os.getpid()}-{next(_runs)}"
     producer = start_producer(build, name, events)
     ok = True
-    wait, _, spec = wait.partition(":")  # "blocking:phase_spin=0&spin_tries=10"
-    params = {k: float(v) for k, v in (kv.split("=") for kv in spec.split("&") if kv)}
+    wait, params = parse_wait_spec(wait)  # "blocking:phase_spin=0&spin_tries=10"
     with attach(name) as ring, ring.consumer("bench", wait=wait, **params) as consumer:
         if per_batch:
             batches = consumer.batches()

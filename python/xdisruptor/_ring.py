@@ -8,7 +8,6 @@ stream per event (iteration), per batch (zero-copy numpy views) or as a pipeline
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import itertools
@@ -475,27 +474,6 @@ class Producer:
             return _Claim(self, n)
         return _Claim(self, _whole(n, "n", 1, self._capacity))
 
-    @contextlib.contextmanager
-    def _filled(self, hi: int, n: int) -> Iterator[np.ndarray]:
-        """The writable view of the claimed ``hi - n + 1 .. hi``, published on exit."""
-        lo = hi - n + 1
-        capacity = self._ring.capacity
-        if (lo % capacity) + n <= capacity:
-            view = self._ring_raw.view(lo, n, self._dtype, True)
-            try:
-                yield view
-            finally:
-                self._raw.publish(lo, hi)
-        else:
-            buffer = np.zeros(n, dtype=self._dtype)
-            try:
-                yield buffer
-            finally:
-                first = capacity - (lo % capacity)
-                self._ring_raw.view(lo, first, self._dtype, True)[:] = buffer[:first]
-                self._ring_raw.view(lo + first, n - first, self._dtype, True)[:] = buffer[first:]
-                self._raw.publish(lo, hi)
-
     # -- translators (the Disruptor's publishEvent family) ----------------------------------
     def publish_event(self, translator: Callable[..., None], *args: Any) -> int:
         """Claims one slot, calls ``translator(event, sequence, *args)`` to fill it in place
@@ -565,7 +543,7 @@ class Producer:
         """Fills the claimed ``hi - n + 1 .. hi`` through the translators and publishes it
         (whatever they raise: a claimed slot must be published)."""
         lo = hi - n + 1
-        with self._filled(hi, n) as view:
+        with _Claim(self, n, hi) as view:
             for i in range(n):
                 pick(start + i)(view[i], lo + i, *(x[start + i] for x in arg_lists))
 
@@ -613,20 +591,23 @@ class Producer:
 
 class _Claim:
     """What :meth:`Producer.claim` returns: a plain context manager (a generator-based one cost
-    twice as much per claim). Claims on entry, publishes on exit, whatever happened."""
+    twice as much per claim). Claims on entry (unless given the claim ``hi`` already made),
+    gives the writable view of the slots, publishes on exit, whatever happened."""
 
-    __slots__ = ("_producer", "_n", "_hi", "_buffer")
+    __slots__ = ("_producer", "_n", "_hi", "_claims", "_buffer")
 
-    def __init__(self, producer: Producer, n: int):
+    def __init__(self, producer: Producer, n: int, hi: Optional[int] = None):
         self._producer = producer
         self._n = n
-        self._hi = -1
+        self._claims = hi is None  # then each entry claims anew
+        self._hi = -1 if hi is None else hi
         self._buffer: Optional[np.ndarray] = None
 
     def __enter__(self) -> np.ndarray:
         p, n = self._producer, self._n
-        self._hi = hi = p._raw.next(n)
-        lo = hi - n + 1
+        if self._claims:
+            self._hi = p._raw.next(n)
+        lo = self._hi - n + 1
         capacity = p._capacity
         if (lo & (capacity - 1)) + n <= capacity:
             view: np.ndarray = p._ring_raw.view(lo, n, p._dtype, True)

@@ -7,6 +7,21 @@ import xdisruptor
 from conftest import PEER_DTYPE, check_peer_events, finish, peer_events, start_peer
 
 
+def consume_in_processes(fork_ctx, producer, results, consume, args_list):
+    """Runs consume(*args) in a forked process per entry of args_list while the C++ `producer`
+    runs; checks every process and the producer ended well; returns the results sorted."""
+    procs = [fork_ctx.Process(target=consume, args=args) for args in args_list]
+    for p in procs:
+        p.start()
+    code, out, err = finish(producer)
+    assert code == 0, err
+    outcome = sorted(results.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    return outcome
+
+
 def test_should_give_python_the_cpp_dtype_when_cpp_made_the_ring(ring_name, peer, fork_ctx):
     events = 300_000
     producer = start_peer(peer, "produce", f"--ring={ring_name}", "--create",
@@ -30,16 +45,8 @@ def test_should_give_python_the_cpp_dtype_when_cpp_made_the_ring(ring_name, peer
                         expected += 1
                 results.put((name, expected, bad))
 
-    procs = [fork_ctx.Process(target=consume, args=(n, n == "batches"))
-             for n in ("events", "batches")]
-    for p in procs:
-        p.start()
-    code, out, err = finish(producer)
-    assert code == 0, err
-    outcome = sorted(results.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    outcome = consume_in_processes(fork_ctx, producer, results, consume,
+                                   [(n, n == "batches") for n in ("events", "batches")])
     assert outcome == [("batches", events, 0), ("events", events, 0)]
 
 
@@ -118,14 +125,6 @@ def test_should_deliver_everything_to_blocking_python_consumers_that_spin_or_sle
                 entry = next(e for e in ring.stats()["consumers"] if e["name"] == name)
                 results.put((name, expected, bad, entry["phase_spin"]))
 
-    procs = [fork_ctx.Process(target=consume, args=("spins", {})),
-             fork_ctx.Process(target=consume, args=("sleeps", {"phase_spin": 0}))]
-    for p in procs:
-        p.start()
-    code, out, err = finish(producer)
-    assert code == 0, err
-    outcome = sorted(results.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    outcome = consume_in_processes(fork_ctx, producer, results, consume,
+                                   [("spins", {}), ("sleeps", {"phase_spin": 0})])
     assert outcome == [("sleeps", events, 0, 0.0), ("spins", events, 0, 1e-05)]
