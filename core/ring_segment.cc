@@ -123,7 +123,8 @@ absl::StatusOr<SegmentLayout> ComputeLayout(std::uint64_t capacity, std::uint32_
   SegmentLayout layout;
   layout.producer_offset = kProducerOffset;
   layout.consumer_table_offset = kConsumerTableOffset;
-  std::uint64_t end = kConsumerTableEnd;
+  layout.stamps_offset = kStampTableOffset;
+  std::uint64_t end = kStampTableEnd;
   if (kind == SequencerKind::kMultiProducer) {
     layout.availability_offset = end;
     end = AlignUp(end + capacity * sizeof(std::int32_t), kSpacing);
@@ -160,6 +161,28 @@ absl::Status ValidateName(std::string_view name, std::string_view what) {
   }
   return absl::OkStatus();
 }
+
+namespace {
+
+// The observability settings a header may hold (RingOptions documents them).
+absl::Status ValidateObservability(std::uint32_t sample_every, std::uint32_t flight_events,
+                                   std::size_t flight_dir_length) {
+  if ((sample_every & (sample_every - 1)) != 0 || sample_every > (1u << 30)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "latency_sample_every %d is not 0 (off) or a power of two up to 2^30", sample_every));
+  }
+  if (flight_events > kMaxFlightEvents) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "flight_events %d is more than %d", flight_events, kMaxFlightEvents));
+  }
+  if (flight_dir_length >= kMaxFlightPath) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "flight_dir is %d bytes; at most %d", flight_dir_length, kMaxFlightPath - 1));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<HeaderSnapshot> ValidateAndSnapshot(const std::byte* base, std::size_t size) {
   if (size < sizeof(RingHeaderState)) {
@@ -198,7 +221,8 @@ absl::StatusOr<HeaderSnapshot> ValidateAndSnapshot(const std::byte* base, std::s
   if (h.producer_offset != layout->producer_offset ||
       h.consumer_table_offset != layout->consumer_table_offset ||
       h.availability_offset != layout->availability_offset ||
-      h.slots_offset != layout->slots_offset || h.segment_size != layout->segment_size) {
+      h.stamps_offset != layout->stamps_offset || h.slots_offset != layout->slots_offset ||
+      h.segment_size != layout->segment_size) {
     return absl::DataLossError(
         "ring header is corrupt: its region offsets do not match its capacity and slot size");
   }
@@ -224,6 +248,11 @@ absl::StatusOr<HeaderSnapshot> ValidateAndSnapshot(const std::byte* base, std::s
         "ring header is corrupt: its schema needs %d bytes but slots have %d", parsed->itemsize,
         h.slot_size));
   }
+  if (absl::Status s = ValidateObservability(h.latency_sample_every, h.flight_events,
+                                             h.flight_dir_length);
+      !s.ok()) {
+    return absl::DataLossError(absl::StrCat("ring header is corrupt: ", s.message()));
+  }
   if (absl::Status s = ValidateConsumerTable(base); !s.ok()) return s;
   if (absl::Status s = ValidateProducerState(base, h.capacity, h.sequencer_kind); !s.ok()) {
     return s;
@@ -233,6 +262,7 @@ absl::StatusOr<HeaderSnapshot> ValidateAndSnapshot(const std::byte* base, std::s
   snapshot.slot_size = h.slot_size;
   snapshot.kind = h.sequencer_kind;
   snapshot.schema = std::string(schema);
+  snapshot.latency_sample_every = h.latency_sample_every;
   snapshot.layout = *layout;
   return snapshot;
 }
@@ -259,6 +289,8 @@ RingSegment::RingSegment(bip::mapped_region region, std::string name,
   }
   slot_size_ = validated.slot_size;
   kind_ = validated.kind;
+  stamps_ = reinterpret_cast<StampState*>(base_ + validated.layout.stamps_offset);
+  latency_sample_every_ = validated.latency_sample_every;
 }
 
 absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
@@ -273,6 +305,14 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "schema needs %d bytes per event but the slot size is %d; raise slot_size",
         schema->itemsize, options.slot_size));
+  }
+  if (absl::Status s = ValidateObservability(options.latency_sample_every,
+                                             options.flight_events, options.flight_dir.size());
+      !s.ok()) {
+    return s;
+  }
+  if (options.flight_wait < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("flight_wait must not be negative (zero: off)");
   }
   if (options.mode > 0777) {
     return absl::InvalidArgumentError(
@@ -305,6 +345,12 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
   h.consumer_table_offset = layout->consumer_table_offset;
   h.availability_offset = layout->availability_offset;
   h.slots_offset = layout->slots_offset;
+  h.stamps_offset = layout->stamps_offset;
+  h.latency_sample_every = options.latency_sample_every;
+  h.flight_events = options.flight_events;
+  h.flight_wait_ns = absl::ToInt64Nanoseconds(options.flight_wait);
+  h.flight_dir_length = static_cast<std::uint32_t>(options.flight_dir.size());
+  std::memcpy(h.flight_dir, options.flight_dir.data(), options.flight_dir.size());
   const ProcessIdentity self = CurrentProcess();
   h.creator_pid = self.pid;
   h.creator_start_time = self.start_time;
@@ -320,6 +366,10 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
     consumers[i].sequence.store(kInitialSequence, std::memory_order_relaxed);
     consumers[i].join_sequence.store(kInitialSequence, std::memory_order_relaxed);
   }
+  auto* stamps = reinterpret_cast<StampState*>(base + layout->stamps_offset);
+  for (std::size_t i = 0; i < kStampCount; ++i) {
+    stamps[i].sequence.store(kInitialSequence, std::memory_order_relaxed);  // nothing stamped
+  }
   if (layout->availability_offset != 0) {
     auto* marks = reinterpret_cast<std::atomic<std::int32_t>*>(base + layout->availability_offset);
     for (std::uint64_t i = 0; i < options.capacity; ++i) {
@@ -334,6 +384,7 @@ absl::StatusOr<RingSegment> RingSegment::Create(const RingOptions& requested) {
   snapshot.slot_size = options.slot_size;
   snapshot.kind = options.sequencer;
   snapshot.schema = options.schema;
+  snapshot.latency_sample_every = options.latency_sample_every;
   snapshot.layout = *layout;
   return RingSegment(std::move(region), options.name, snapshot);
 }

@@ -1,6 +1,9 @@
 #include "xdisruptor/schema.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
 #include <bit>
 #include <cctype>
 #include <set>
@@ -216,6 +219,127 @@ std::uint64_t SchemaHash(std::string_view text) {
     h *= 0x100000001b3ull;
   }
   return h;
+}
+
+namespace {
+
+std::string Hex(std::span<const std::byte> bytes) {
+  std::string out = "\"";
+  for (std::byte b : bytes) out += absl::StrFormat("%02x", static_cast<unsigned>(b));
+  return out + "\"";
+}
+
+std::string Quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char ch : text) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (u < 0x20 || u >= 0x7f) {
+      out += absl::StrFormat("\\u%04x", u);
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+// The bytes of one scalar in this machine's order.
+std::array<std::byte, 16> Native(const std::byte* p, std::size_t n, bool big_endian) {
+  std::array<std::byte, 16> v{};
+  std::memcpy(v.data(), p, n);
+  if (big_endian != (std::endian::native == std::endian::big)) std::reverse(v.begin(), v.begin() + n);
+  return v;
+}
+
+template <typename T>
+T As(const std::array<std::byte, 16>& v) {
+  T t;
+  std::memcpy(&t, v.data(), sizeof(T));
+  return t;
+}
+
+// One scalar of format `f` (byte-order mark, kind, size; no shape) at `p`, as JSON.
+std::string ScalarJson(std::string_view f, const std::byte* p) {
+  bool big = false;
+  if (!f.empty() && (f[0] == '<' || f[0] == '>' || f[0] == '|' || f[0] == '=')) {
+    big = f[0] == '>';
+    f.remove_prefix(1);
+  }
+  const char kind = f.empty() ? 'V' : f[0];
+  const std::size_t n = ScalarSize(f);
+  const auto v = Native(p, std::min<std::size_t>(n, 16), big);
+  switch (kind) {
+    case 'b': case '?': return p[0] != std::byte{0} ? "true" : "false";
+    case 'i':
+      switch (n) {
+        case 1: return absl::StrFormat("%d", As<std::int8_t>(v));
+        case 2: return absl::StrFormat("%d", As<std::int16_t>(v));
+        case 4: return absl::StrFormat("%d", As<std::int32_t>(v));
+        default: return absl::StrFormat("%d", As<std::int64_t>(v));
+      }
+    case 'M': case 'm': return absl::StrFormat("%d", As<std::int64_t>(v));
+    case 'u':
+      switch (n) {
+        case 1: return absl::StrFormat("%d", As<std::uint8_t>(v));
+        case 2: return absl::StrFormat("%d", As<std::uint16_t>(v));
+        case 4: return absl::StrFormat("%d", As<std::uint32_t>(v));
+        default: return absl::StrFormat("%d", As<std::uint64_t>(v));
+      }
+    case 'f': {
+      const double d = n == 4 ? As<float>(v) : n == 8 ? As<double>(v) : std::nan("");
+      if (n != 4 && n != 8) return Hex({p, n});  // half and quad precision: the bytes
+      return std::isfinite(d) ? absl::StrFormat("%.17g", d) : Quoted(absl::StrFormat("%g", d));
+    }
+    case 'c':
+      if (n == 8 || n == 16) {
+        const std::string part = std::string(big ? ">f" : "<f") + (n == 8 ? "4" : "8");
+        return "[" + ScalarJson(part, p) + ", " + ScalarJson(part, p + n / 2) + "]";
+      }
+      return Hex({p, n});
+    case 'S': case 'a': {
+      std::string_view text(reinterpret_cast<const char*>(p), n);
+      return Quoted(text.substr(0, text.find('\0')));
+    }
+    case 'U': {
+      std::string text;
+      for (std::size_t i = 0; i + 4 <= n; i += 4) {
+        const auto cp = As<std::uint32_t>(Native(p + i, 4, big));
+        if (cp == 0) break;
+        text += cp < 0x80 ? static_cast<char>(cp) : '?';  // ASCII shown, the rest as '?'
+      }
+      return Quoted(text);
+    }
+    default: return Hex({p, n});
+  }
+}
+
+}  // namespace
+
+std::string EventJson(const Schema& schema, std::span<const std::byte> event) {
+  if (schema.fields.empty()) return "{\"bytes\": " + Hex(event) + "}";
+  std::string out = "{";
+  for (std::size_t i = 0; i < schema.fields.size(); ++i) {
+    const SchemaField& field = schema.fields[i];
+    std::string_view format = field.format;
+    const std::uint64_t count = ConsumeShape(&format);
+    const std::uint64_t size = count == 0 ? 0 : ScalarSize(format);
+    std::string value;
+    if (size == 0 || field.offset + count * size > event.size()) {
+      value = "null";
+    } else if (field.format.front() == '(') {
+      value = "[";
+      for (std::uint64_t k = 0; k < count; ++k) {
+        value += (k ? ", " : "") + ScalarJson(format, event.data() + field.offset + k * size);
+      }
+      value += "]";
+    } else {
+      value = ScalarJson(format, event.data() + field.offset);
+    }
+    out += (i ? ", " : "") + Quoted(field.name) + ": " + value;
+  }
+  return out + "}";
 }
 
 }  // namespace xdisruptor

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "internal/consumer_table.h"
 #include "xdisruptor/catch_up.h"
+#include "xdisruptor/flight.h"
 #include "xdisruptor/internal/gating.h"
 #include "internal/registry_lock.h"
 #include "xdisruptor/process.h"
@@ -159,9 +160,12 @@ void FillEntry(ConsumerState& c, std::string_view name, const ConsumerOptions& o
   c.after_count = static_cast<std::uint32_t>(options.after.size());
   std::memcpy(c.after, up.index, sizeof(up.index));
   std::memcpy(c.after_generation, up.generation, sizeof(up.generation));
-  for (auto* counter : {&c.events, &c.batches, &c.waits, &c.handler_errors}) {
+  for (auto* counter : {&c.events, &c.batches, &c.waits, &c.handler_errors, &c.sleeps,
+                        &c.wakes, &c.last_batch, &c.latency_count, &c.latency_sum_ns,
+                        &c.latency_max_ns}) {
     counter->store(0, std::memory_order_relaxed);
   }
+  for (auto& bucket : c.latency_buckets) bucket.store(0, std::memory_order_relaxed);
   c.generation.store(c.generation.load(std::memory_order_relaxed) + 1,
                      std::memory_order_relaxed);
 }
@@ -354,7 +358,8 @@ Consumer::Consumer(RingSegment& ring, int index, std::string name)
       barrier_(ring, state_),
       owner_pid_(::getpid()),
       generation_(state_->generation.load(std::memory_order_relaxed)),
-      fork_generation_(ForkGeneration()) {}
+      fork_generation_(ForkGeneration()),
+      sample_mask_(latency::SampleMask(ring.latency_sample_every())) {}
 
 Consumer::Consumer(Consumer&& other) noexcept : registered_(false) {
   *this = std::move(other);
@@ -371,6 +376,7 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
   owner_pid_ = other.owner_pid_;
   generation_ = other.generation_;
   fork_generation_ = other.fork_generation_;
+  sample_mask_ = other.sample_mask_;
   resumed_ = other.resumed_;
   catch_up_ = std::move(other.catch_up_);
   registered_ = std::exchange(other.registered_, false);
@@ -443,6 +449,12 @@ absl::Status EvictConsumer(RingSegment& ring, std::string_view name) {
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   auto index = internal::FindActiveOrNotFound(ring, name);
   if (!index.ok()) return index.status();
+  // The record first, while the events it held are still there (flight.h); a record that
+  // cannot be written does not stop the eviction.
+  const std::int64_t stuck = LoadSequence(ring.consumer(static_cast<std::size_t>(*index))) + 1;
+  (void)WriteFlightRecord(
+      ring, kFlightEviction,
+      absl::StrFormat("%s evicted by an operator (pid %d)", name, ::getpid()), stuck);
   internal::EvictEntry(ring, static_cast<std::size_t>(*index));
   return absl::OkStatus();
 }

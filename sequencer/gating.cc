@@ -1,5 +1,9 @@
 #include "xdisruptor/internal/gating.h"
 
+#include <unistd.h>
+
+#include "absl/strings/str_format.h"
+#include "xdisruptor/flight.h"
 #include "xdisruptor/layout.h"
 
 #include "internal/consumer_table.h"
@@ -54,6 +58,20 @@ wait::BlockTarget LaggingConsumer(RingSegment& ring, std::int64_t wrap_point,
   return {};
 }
 
+// A flight record once per wait that has lasted the ring's flight_wait.
+void RecordIfBlocked(RingSegment& ring, std::int64_t now, std::int64_t gating,
+                     GatingWait& state) {
+  const std::int64_t threshold = ring.header().flight_wait_ns;
+  if (state.flight_written || threshold <= 0 || now - state.opened_ns < threshold) return;
+  state.flight_written = true;
+  (void)WriteFlightRecord(
+      ring, kFlightProducerBlocked,
+      absl::StrFormat("a producer (pid %d) has waited %.3f s on the full ring for sequence %d",
+                      ::getpid(), static_cast<double>(now - state.opened_ns) / 1e9,
+                      state.wrap_point + static_cast<std::int64_t>(ring.capacity())),
+      gating + 1);
+}
+
 }  // namespace
 
 void GatingWait::Open(std::int64_t wrap, const WaitParams& wait, std::int64_t limit_ns,
@@ -66,6 +84,8 @@ void GatingWait::Open(std::int64_t wrap, const WaitParams& wait, std::int64_t li
   }
   idler = Idler(wait, limit_ns);
   wrap_point = wrap;
+  opened_ns = now;
+  flight_written = false;
   if (idle_for > 2 * kEvictCheckNs) {
     // Not blocked for a while: no evidence anyone kept lagging. Start the checks afresh.
     over_limit_since.fill(0);
@@ -88,6 +108,7 @@ int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
   if (!lock.Acquire().ok()) return 0;
   RepairTable(ring);  // joining entries left by the dead, stray gating bits
   int acted = 0;
+  state.evicted.clear();
   for (std::uint64_t m = LoadGatingMask(p); m != 0; m &= m - 1) {
     const auto i = static_cast<std::size_t>(std::countr_zero(m));
     const ConsumerState& c = ring.consumer(i);
@@ -96,6 +117,11 @@ int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
     std::int64_t since = state.over_limit_since[i];
     if (!ShouldAct(c, LoadCursor(p), wrap_point, now, since)) continue;
     if (IsActive(c)) {
+      const bool dead = OwnerLiveness(c.owner) != Liveness::kAlive;
+      state.evicted += absl::StrFormat(
+          "%s%s (at %d, %s)", state.evicted.empty() ? "" : ", ", EntryName(c), LoadSequence(c),
+          dead ? "its process died" : "beyond its slow-consumer limit");
+      state.evicted_stuck = LoadSequence(c) + 1;
       EvictEntry(ring, i);
     } else {
       LeaveGating(p, i);
@@ -113,20 +139,33 @@ bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::uint32_t prod
     state.wrap_point = GatingWait::kNone;
     return true;
   }
-  state.Open(wrap_point, wait, max_wait_ns, MonotonicNanos());
+  ProducerEntryState& entry = ring.producer().producers[producer_index];
+  const std::int64_t began = MonotonicNanos();
+  if (state.wrap_point != wrap_point) BumpCounter(entry.full_waits);
+  state.Open(wrap_point, wait, max_wait_ns, began);
   while (wrap_point > (*gating = RefreshGating(ring, ring.producer().producers[producer_index], start))) {
     // Checked before idling: a blocking idle step may sleep to the end of a slice and return
     // false, and the check must still come round across slices.
     if (const std::int64_t t = MonotonicNanos(); t >= state.next_check_ns) {
       state.next_check_ns = t + kEvictCheckNs;
-      if (EvictLaggards(ring, wrap_point, t, state) > 0) continue;
+      if (EvictLaggards(ring, wrap_point, t, state) > 0) {
+        if (!state.evicted.empty()) {  // before this producer overwrites what they held
+          (void)WriteFlightRecord(ring, kFlightEviction,
+                                  "evicted by a producer's stall policy: " + state.evicted,
+                                  state.evicted_stuck);
+        }
+        continue;
+      }
+      RecordIfBlocked(ring, t, *gating, state);
     }
     if (!state.idler.Idle([&] { return LaggingConsumer(ring, wrap_point, producer_index); })) {
       state.last_blocked_ns = MonotonicNanos();
+      BumpCounter(entry.full_wait_ns, static_cast<std::uint64_t>(state.last_blocked_ns - began));
       return false;
     }
   }
   state.last_blocked_ns = MonotonicNanos();
+  BumpCounter(entry.full_wait_ns, static_cast<std::uint64_t>(state.last_blocked_ns - began));
   state.wrap_point = GatingWait::kNone;
   return true;
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "xdisruptor/latency.h"
+
 namespace xdisruptor {
 
 using internal::kClaiming;
@@ -13,7 +15,8 @@ MultiProducerSequencer::MultiProducerSequencer(internal::ProducerRole role)
       availability_(role_.ring()),
       producer_(&role_.ring().producer()),
       entry_(&role_.entry()),
-      capacity_(role_.capacity()) {}
+      capacity_(role_.capacity()),
+      sample_mask_(latency::SampleMask(role_.ring().latency_sample_every())) {}
 
 std::int64_t MultiProducerSequencer::Claim(std::int64_t n) {
   role_.CheckProcess();
@@ -85,6 +88,9 @@ absl::StatusOr<std::int64_t> MultiProducerSequencer::TryNext(std::int64_t n) {
 
 void MultiProducerSequencer::Publish(std::int64_t lo, std::int64_t hi) {
   role_.CheckProcess();
+  if (latency::HoldsSample(lo, hi, sample_mask_)) [[unlikely]] {
+    latency::Stamp(role_.ring(), lo, hi, sample_mask_, MonotonicNanos());
+  }
   availability_.MarkPublished(lo, hi);
   if (hi >= entry_->claim_hi.load(std::memory_order_relaxed)) {
     entry_->claim_lo.store(kNoClaim, std::memory_order_relaxed);

@@ -123,7 +123,13 @@ WaitResult SequenceBarrier::WaitLoop(std::int64_t sequence, std::int64_t max_wai
       wait_version_ = now;
       idler_ = Idler(CurrentWaitParams(), max_wait_ns, spin_advisor_.SpinNext());
     }
-    if (!idler_.Idle([&] { return Lagging(sequence); })) {
+    const std::uint64_t sleeps = idler_.sleeps(), wakes = idler_.wakes();
+    const bool more = idler_.Idle([&] { return Lagging(sequence); });
+    if (idler_.sleeps() != sleeps) [[unlikely]] {  // counted for `stat` and the metrics
+      BumpCounter(self_->sleeps, idler_.sleeps() - sleeps);
+      BumpCounter(self_->wakes, idler_.wakes() - wakes);
+    }
+    if (!more) {
       return {available,
               idler_.strategy_timed_out() ? WaitStatus::kTimeout : WaitStatus::kCheckpoint};
     }

@@ -11,6 +11,7 @@ SingleProducerSequencer::SingleProducerSequencer(internal::ProducerRole role)
       capacity_(role_.capacity()),
       // Pairs with the previous producer's release store in Publish: continue after it.
       next_value_(LoadCursor(*producer_)),
-      cached_gating_(kInitialSequence - capacity_) {}  // forces a gating read on first claim
+      cached_gating_(kInitialSequence - capacity_),  // forces a gating read on first claim
+      sample_mask_(latency::SampleMask(role_.ring().latency_sample_every())) {}
 
 }  // namespace xdisruptor

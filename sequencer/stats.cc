@@ -46,6 +46,10 @@ ConsumerStats EntryStats(const RingSegment& ring, std::size_t i, std::int64_t pu
   cs.evictions = LoadCounter(c.evictions);
   cs.missed = LoadCounter(c.missed);
   cs.handler_errors = LoadCounter(c.handler_errors);
+  cs.sleeps = LoadCounter(c.sleeps);
+  cs.wakes = LoadCounter(c.wakes);
+  cs.last_batch = LoadCounter(c.last_batch);
+  cs.latency = latency::Histogram::Of(c);
   return cs;
 }
 
@@ -58,6 +62,21 @@ std::int64_t Published(const RingSegment& ring, std::int64_t cursor) {
     from = std::max(from, LoadSequence(ring.consumer(std::countr_zero(m))) + 1);
   }
   return availability.HighestPublished(std::max<std::int64_t>(from, 0), cursor);
+}
+
+// Seconds, as everywhere outside C++: samples, p50/p99/max, sum, and the buckets (upper bound,
+// count in that bucket alone).
+std::string LatencyJson(const latency::Histogram& h) {
+  std::string buckets;
+  for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
+    buckets += absl::StrFormat("%s[%.9g, %d]", i ? ", " : "",
+                               static_cast<double>(latency::BucketBound(i)) / 1e9, h.buckets[i]);
+  }
+  return absl::StrFormat(
+      "{\"samples\": %d, \"p50_s\": %.9g, \"p99_s\": %.9g, \"max_s\": %.9g, \"sum_s\": %.9g, "
+      "\"buckets\": [%s]}",
+      h.count, h.QuantileNs(0.5) / 1e9, h.QuantileNs(0.99) / 1e9,
+      static_cast<double>(h.max_ns) / 1e9, static_cast<double>(h.sum_ns) / 1e9, buckets);
 }
 
 }  // namespace
@@ -94,11 +113,22 @@ RingStats Stats(const RingSegment& ring) {
   st.creator_pid = h.creator_pid;
   st.created_at_unix_ns = h.created_at_unix_ns;
   for (const internal::ProducerInfo& info : internal::Producers(ring)) {
-    st.producers.push_back(
-        {.index = info.index, .pid = info.pid, .alive = info.alive, .wait = info.wait});
+    const ProducerEntryState& e = p.producers[static_cast<std::size_t>(info.index)];
+    st.producers.push_back({.index = info.index,
+                            .pid = info.pid,
+                            .alive = info.alive,
+                            .wait = info.wait,
+                            .full_waits = LoadCounter(e.full_waits),
+                            .full_wait_ns = LoadCounter(e.full_wait_ns)});
     st.producer_pids.push_back(info.pid);
     st.producer_alive = st.producer_alive || info.alive;
   }
+  for (const ProducerEntryState& e : p.producers) {  // every entry: totals never go back
+    st.full_waits += LoadCounter(e.full_waits);
+    st.full_wait_ns += LoadCounter(e.full_wait_ns);
+  }
+  st.latency_sample_every = ring.latency_sample_every();
+  st.flight = LatestFlightRecord(ring);
   const std::int64_t now_ns = absl::ToUnixNanos(absl::Now());
   for (std::size_t i = 0; i < kMaxConsumers; ++i) {
     const ConsumerStatus status = LoadStatus(ring.consumer(i));
@@ -126,11 +156,19 @@ std::string StatsJson(const RingStats& st) {
   out += "], \"producers\": [";
   for (std::size_t i = 0; i < st.producers.size(); ++i) {
     const ProducerStats& p = st.producers[i];
-    out += absl::StrFormat("%s{\"index\": %d, \"pid\": %d, \"alive\": %s, \"wait\": %s}",
-                           i ? ", " : "", p.index, p.pid, JsonBool(p.alive),
-                           JsonString(WaitKindName(p.wait)));
+    out += absl::StrFormat(
+        "%s{\"index\": %d, \"pid\": %d, \"alive\": %s, \"wait\": %s, \"full_waits\": %d, "
+        "\"full_wait_s\": %.9g}",
+        i ? ", " : "", p.index, p.pid, JsonBool(p.alive), JsonString(WaitKindName(p.wait)),
+        p.full_waits, static_cast<double>(p.full_wait_ns) / 1e9);
   }
-  out += "], \"consumers\": [";
+  out += absl::StrFormat(
+      "], \"full_waits\": %d, \"full_wait_s\": %.9g, \"latency_sample_every\": %d, "
+      "\"flight_records\": %d, \"latest_flight_record\": %s, "
+      "\"latest_flight_record_at_unix_ns\": %d, \"consumers\": [",
+      st.full_waits, static_cast<double>(st.full_wait_ns) / 1e9, st.latency_sample_every,
+      st.flight.count, st.flight.count ? JsonString(st.flight.path) : "null",
+      st.flight.at_unix_ns);
   for (std::size_t i = 0; i < st.consumers.size(); ++i) {
     const ConsumerStats& c = st.consumers[i];
     std::string after = "[";
@@ -152,13 +190,15 @@ std::string StatsJson(const RingStats& st) {
         "\"events_per_second\": %.1f, \"wait\": %s%s, \"stall_policy\": %s, \"after\": %s, "
         "\"join_sequence\": %d, \"registered_at_unix_ns\": %d, \"evictions\": %d, "
         "\"missed\": %d, \"handler_errors\": %d, \"gating\": %s, \"observer\": %s, "
-        "\"max_lag\": %d, \"max_lag_s\": %.9g}",
+        "\"max_lag\": %d, \"max_lag_s\": %.9g, \"sleeps\": %d, \"wakes\": %d, "
+        "\"last_batch\": %d, \"latency\": %s}",
         i ? ", " : "", c.index, JsonString(c.name), c.pid, JsonBool(c.alive),
         JsonString(NameOf(c.state)), c.sequence, c.lag, c.events, c.batches,
         c.waits, c.events_per_second, JsonString(WaitKindName(c.wait.kind)), wait_params,
         JsonString(NameOf(c.stall_policy)), after, c.join_sequence,
         c.registered_at_unix_ns, c.evictions, c.missed, c.handler_errors, JsonBool(c.gating),
-        JsonBool(c.observer), c.max_lag, static_cast<double>(c.max_lag_ns) / 1e9);
+        JsonBool(c.observer), c.max_lag, static_cast<double>(c.max_lag_ns) / 1e9, c.sleeps,
+        c.wakes, c.last_batch, LatencyJson(c.latency));
   }
   return out + "]}";
 }

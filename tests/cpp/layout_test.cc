@@ -46,7 +46,7 @@ TEST(LayoutTest, ShouldBeLockFreeForEveryAtomicWhenInSharedMemory) {
 TEST(LayoutTest, ShouldMatchTheDocumentedSizesWhenCompiled) {
   EXPECT_EQ(sizeof(RingHeaderState), 4096u);
   EXPECT_EQ(sizeof(ProducerState), 2048u);
-  EXPECT_EQ(sizeof(ConsumerState), 640u);
+  EXPECT_EQ(sizeof(ConsumerState), 768u);
   EXPECT_EQ(kConsumerTableOffset, 4096u + 2048u);
   EXPECT_GE(kMaxConsumers, 64u);
   auto single = ComputeLayout(1024, 64, SequencerKind::kSingleProducer);
@@ -56,8 +56,10 @@ TEST(LayoutTest, ShouldMatchTheDocumentedSizesWhenCompiled) {
   EXPECT_EQ(single->segment_size, single->slots_offset + 1024 * 64);
   auto multi = ComputeLayout(1024, 64, SequencerKind::kMultiProducer);
   ASSERT_TRUE(multi.ok());
-  EXPECT_EQ(multi->availability_offset, kConsumerTableEnd);
-  EXPECT_GE(multi->slots_offset, kConsumerTableEnd + 1024 * 4);
+  EXPECT_EQ(single->stamps_offset, kConsumerTableEnd);
+  EXPECT_EQ(multi->stamps_offset, kConsumerTableEnd);
+  EXPECT_EQ(multi->availability_offset, kStampTableEnd);
+  EXPECT_GE(multi->slots_offset, kStampTableEnd + 1024 * 4);
 }
 
 }  // namespace

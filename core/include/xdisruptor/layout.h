@@ -7,10 +7,13 @@
 // any of them is a new layout version.
 //
 // Segment map (offsets from the base; all of them are also recorded in the header):
-//   [0, 4096)                 RingHeaderState: identity, geometry, schema; read-only once made
+//   [0, 4096)                 RingHeaderState: identity, geometry, schema, observability
+//                             settings; read-only once made
 //   [4096, 6144)              ProducerState: cursor, gating mask, registry lock, the cursor's
-//                             notification words, ring status and the producer table
-//   [6144, 6144 + 64*640)     ConsumerState[64]: one entry per named consumer
+//                             notification words, ring status, the latest flight record and
+//                             the producer table
+//   [6144, 6144 + 64*768)     ConsumerState[64]: one entry per named consumer
+//   stamps_offset             StampState[kStampCount]: publish times of sampled sequences
 //   availability_offset       int32[capacity] lap marks (multi-producer rings only)
 //   slots_offset (4096-aligned) capacity * slot_size bytes of events
 //
@@ -32,7 +35,8 @@ namespace xdisruptor {
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kSpacing = 128;  // two lines: defeats the adjacent-line prefetcher
 inline constexpr std::uint64_t kMagic = 0x3152545044534958ull;  // "XISDPTR1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: one producer table, one cursor
+inline constexpr std::uint32_t kLayoutVersion = 3;  // 3: latency samples, flight records,
+                                                    // wait and full-ring counters
 inline constexpr std::size_t kMaxConsumers = 64;  // one bit each in the gating mask
 inline constexpr std::size_t kMaxAfter = 8;       // upstream stages one consumer may wait on
 inline constexpr std::size_t kMaxNameLength = 64;
@@ -41,6 +45,9 @@ inline constexpr std::size_t kMaxProducers = 16;
 inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 30;
 inline constexpr std::uint32_t kMaxSlotSize = 1u << 20;
 inline constexpr std::int64_t kInitialSequence = -1;
+inline constexpr std::size_t kStampCount = 1024;       // entries of the latency stamp table
+inline constexpr std::size_t kLatencyBuckets = 24;     // bucket i: latency <= 2^(i+8) ns
+inline constexpr std::size_t kMaxFlightPath = 256;     // bytes of a flight-record path or dir
 
 enum class SequencerKind : std::uint32_t { kSingleProducer = 0, kMultiProducer = 1 };
 enum class RingStatus : std::uint32_t { kOpen = 0, kClosed = 1 };
@@ -76,7 +83,17 @@ struct RingHeaderState {
   std::uint32_t ring_name_length;             // 112
   std::uint32_t reserved_116;                 // 116
   char ring_name[kMaxNameLength];             // 120
-  std::uint8_t reserved_184[1024 - 184];      // 184: room for later header fields
+  // Observability (docs/operations.md), chosen at creation. The producer stamps the publish
+  // time of every sequence that is a multiple of latency_sample_every (a power of two; 0:
+  // none) in the stamp table; consumers turn the stamps they release into their histogram.
+  std::uint32_t latency_sample_every;         // 184
+  std::uint32_t flight_events;                // 188: events a flight record decodes
+  std::uint64_t stamps_offset;                // 192: the stamp table (kStampCount entries)
+  std::int64_t flight_wait_ns;                // 200: full-ring wait that writes a record; 0 off
+  std::uint32_t flight_dir_length;            // 208
+  std::uint32_t reserved_212;                 // 212
+  char flight_dir[kMaxFlightPath];            // 216: where records go (empty: see flight.h)
+  std::uint8_t reserved_472[1024 - 472];      // 472: room for later header fields
   char schema[kMaxSchemaLength];              // 1024: numpy-style field list, not terminated
 };
 
@@ -118,7 +135,21 @@ struct alignas(kCacheLine) ProducerEntryState {
   // its second look at the gating mask (gating.h), so a consumer joining at an older sequence
   // either is seen or sees how far it may already have gone.
   std::atomic<std::int64_t> frontier;    // 40
-  std::uint8_t reserved_48[kCacheLine - 48];
+  // Claims that found the ring full and waited, and the nanoseconds they waited (relaxed:
+  // counters for the inspector, written by this producer only).
+  std::atomic<std::uint64_t> full_waits;    // 48
+  std::atomic<std::uint64_t> full_wait_ns;  // 56
+};
+
+// The latest flight record (flight.h), for `stat`: a seqlock, since any process may write one.
+// `version` is odd while a writer fills the rest; writers take it from even to odd by CAS.
+struct FlightRecordState {
+  std::atomic<std::uint32_t> version;      // 0
+  std::atomic<std::uint32_t> count;        // 4: records written for this ring
+  std::atomic<std::int64_t> at_unix_ns;    // 8
+  std::atomic<std::uint32_t> path_length;  // 16
+  std::uint32_t reserved_20;               // 20
+  char path[kMaxFlightPath];               // 24
 };
 
 struct ProducerState {
@@ -139,7 +170,8 @@ struct ProducerState {
   alignas(kSpacing) std::atomic<RingStatus> ring_status;  // 640
   std::uint32_t reserved_644;                             // 644
   std::atomic<std::int64_t> closed_at_sequence;           // 648: the cursor when closed
-  std::uint8_t reserved_656[1024 - 656];
+  FlightRecordState flight;                               // 656
+  std::uint8_t reserved_936[1024 - 936];
   ProducerEntryState producers[kMaxProducers];  // 1024
 };
 
@@ -152,7 +184,10 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::uint64_t> events;   // 8: counters, relaxed, for the inspector
   std::atomic<std::uint64_t> batches;  // 16
   std::atomic<std::uint64_t> waits;    // 24
-  std::uint8_t reserved_32[kSpacing - 32];
+  std::atomic<std::uint64_t> sleeps;   // 32: futex sleeps of its waits (blocking kinds)
+  std::atomic<std::uint64_t> wakes;    // 40: of those, ended by a publisher's wake-up
+  std::atomic<std::uint64_t> last_batch;  // 48: events of its last release
+  std::uint8_t reserved_56[kSpacing - 56];
   NotificationState notification;  // 128: stages waiting on this one (blocking waits)
   // Cold part, 256..639: written under the registry lock while the entry is joining.
   std::atomic<ConsumerStatus> status;     // 256
@@ -191,14 +226,29 @@ struct alignas(kSpacing) ConsumerState {
   // Handler failures (a processor's error policy counted them: skipped events, retried
   // batches, the failure that stopped the stage). Relaxed: a counter for the inspector.
   std::atomic<std::uint64_t> handler_errors;         // 528
-  std::uint8_t reserved_536[640 - 536];              // 536
+  // Publish -> release latency of the sampled sequences it released (latency.h): counts per
+  // power-of-two bucket, total, sum and maximum. Written by the consumer only, relaxed.
+  std::atomic<std::uint64_t> latency_buckets[kLatencyBuckets];  // 536
+  std::atomic<std::uint64_t> latency_count;                     // 728
+  std::atomic<std::uint64_t> latency_sum_ns;                    // 736
+  std::atomic<std::uint64_t> latency_max_ns;                    // 744
+  std::uint8_t reserved_752[768 - 752];                         // 752
+};
+
+// One sampled publish: the sequence and when it was published (steady clock, ns). A seqlock
+// of one writer: `sequence` is -1 while the entry is rewritten (latency.h).
+struct StampState {
+  std::atomic<std::int64_t> sequence;    // 0
+  std::atomic<std::int64_t> publish_ns;  // 8
 };
 
 inline constexpr std::uint64_t kProducerOffset = sizeof(RingHeaderState);
 inline constexpr std::uint64_t kConsumerTableOffset = kProducerOffset + 2048;
-inline constexpr std::uint64_t kConsumerStateSize = 640;
+inline constexpr std::uint64_t kConsumerStateSize = 768;
 inline constexpr std::uint64_t kConsumerTableEnd =
     kConsumerTableOffset + kMaxConsumers * kConsumerStateSize;
+inline constexpr std::uint64_t kStampTableOffset = kConsumerTableEnd;
+inline constexpr std::uint64_t kStampTableEnd = kStampTableOffset + kStampCount * 16;
 
 // --- The layout is an ABI: pin it. Every field's offset, so another language (or another
 // compiler) can read the segment from this table alone. ----------------------------------
@@ -207,6 +257,7 @@ inline constexpr bool kSharedSafe =
     std::is_standard_layout_v<T> && std::is_trivially_destructible_v<T>;
 
 static_assert(kSharedSafe<RingHeaderState> && kSharedSafe<ProducerState> &&
+              kSharedSafe<FlightRecordState> && kSharedSafe<StampState> &&
               kSharedSafe<ConsumerState> && kSharedSafe<NotificationState> &&
               kSharedSafe<ProducerEntryState> && kSharedSafe<OwnerState>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free &&
@@ -238,18 +289,28 @@ static_assert(XD_PIN(H, producer_offset, 56) && XD_PIN(H, consumer_table_offset,
 static_assert(XD_PIN(H, creator_pid, 88) && XD_PIN(H, creator_start_time, 96) &&
               XD_PIN(H, created_at_unix_ns, 104) && XD_PIN(H, ring_name_length, 112) &&
               XD_PIN(H, ring_name, 120) && XD_PIN(H, schema, 1024));
+static_assert(XD_PIN(H, latency_sample_every, 184) && XD_PIN(H, flight_events, 188) &&
+              XD_PIN(H, stamps_offset, 192) && XD_PIN(H, flight_wait_ns, 200) &&
+              XD_PIN(H, flight_dir_length, 208) && XD_PIN(H, flight_dir, 216));
 static_assert(sizeof(N) == kSpacing && XD_PIN(N, futex_word, 0) &&
               XD_PIN(N, producer_sleepers, 4) && XD_PIN(N, consumer_sleepers, 8));
 static_assert(sizeof(O) == 16 && XD_PIN(O, pid, 0) && XD_PIN(O, start_time, 8));
 static_assert(sizeof(E) == kCacheLine && XD_PIN(E, owner, 0) && XD_PIN(E, claim_lo, 16) &&
-              XD_PIN(E, claim_hi, 24) && XD_PIN(E, wait_kind, 32) && XD_PIN(E, frontier, 40));
+              XD_PIN(E, claim_hi, 24) && XD_PIN(E, wait_kind, 32) && XD_PIN(E, frontier, 40) &&
+              XD_PIN(E, full_waits, 48) && XD_PIN(E, full_wait_ns, 56));
+using F = FlightRecordState;
+static_assert(sizeof(F) == 280 && XD_PIN(F, version, 0) && XD_PIN(F, count, 4) &&
+              XD_PIN(F, at_unix_ns, 8) && XD_PIN(F, path_length, 16) && XD_PIN(F, path, 24));
+static_assert(sizeof(StampState) == 16);
 static_assert(sizeof(P) == 2048 && alignof(P) == kSpacing && XD_PIN(P, cursor, 0));
 static_assert(XD_PIN(P, gating_mask, 256) && XD_PIN(P, registry_lock, 264) &&
               XD_PIN(P, cursor_notification, 384) && XD_PIN(P, ring_status, 640) &&
-              XD_PIN(P, closed_at_sequence, 648) && XD_PIN(P, producers, 1024));
+              XD_PIN(P, closed_at_sequence, 648) && XD_PIN(P, flight, 656) &&
+              XD_PIN(P, producers, 1024));
 static_assert(sizeof(C) == kConsumerStateSize && alignof(C) == kSpacing);
 static_assert(XD_PIN(C, sequence, 0) && XD_PIN(C, events, 8) && XD_PIN(C, batches, 16) &&
-              XD_PIN(C, waits, 24) && XD_PIN(C, notification, 128));
+              XD_PIN(C, waits, 24) && XD_PIN(C, sleeps, 32) && XD_PIN(C, wakes, 40) &&
+              XD_PIN(C, last_batch, 48) && XD_PIN(C, notification, 128));
 static_assert(XD_PIN(C, status, 256) && XD_PIN(C, generation, 260) &&
               XD_PIN(C, name_length, 264) && XD_PIN(C, after_count, 268) &&
               XD_PIN(C, name, 272) && XD_PIN(C, owner, 336) && XD_PIN(C, after, 352));
@@ -262,7 +323,9 @@ static_assert(XD_PIN(C, wait_sleep_ceiling_ns, 440) && XD_PIN(C, wait_timeout_ns
               XD_PIN(C, max_lag, 480) && XD_PIN(C, max_lag_ns, 488));
 static_assert(XD_PIN(C, join_sequence, 496) && XD_PIN(C, registered_at_unix_ns, 504) &&
               XD_PIN(C, evictions, 512) && XD_PIN(C, missed, 520) &&
-              XD_PIN(C, handler_errors, 528));
+              XD_PIN(C, handler_errors, 528) && XD_PIN(C, latency_buckets, 536) &&
+              XD_PIN(C, latency_count, 728) && XD_PIN(C, latency_sum_ns, 736) &&
+              XD_PIN(C, latency_max_ns, 744));
 }  // namespace layout_pins
 #undef XD_PIN
 static_assert(kMaxConsumers <= 64, "the gating mask is one 64-bit word");

@@ -24,6 +24,9 @@
 
 namespace xdisruptor {
 
+inline constexpr std::uint32_t kDefaultLatencySampleEvery = 1024;
+inline constexpr std::uint32_t kMaxFlightEvents = 1024;
+
 struct RingOptions {
   std::string name{};             // letters, digits, '.', '_', '-'; 1..64 characters
   std::uint64_t capacity = 1024;  // slots, a power of two
@@ -32,6 +35,17 @@ struct RingOptions {
   SequencerKind sequencer = SequencerKind::kSingleProducer;
   std::uint32_t mode = 0600;      // permission bits of the segment, exactly (no umask)
   std::string group{};            // group of the segment (a name or a number); empty: ours
+  // Observability (docs/operations.md). The producer stamps the publish time of every Nth
+  // sequence (N a power of two; 0: no latency histograms); a default N of 1024 costs one clock
+  // read per 1024 events.
+  std::uint32_t latency_sample_every = kDefaultLatencySampleEvery;
+  // Flight records (flight.h): written when a consumer is evicted or a producer has waited on
+  // the full ring this long (zero: only on eviction), into `flight_dir` (empty: the
+  // XDISRUPTOR_FLIGHT_DIR environment variable of the writing process, else
+  // /tmp/xdisruptor-flight), each with `flight_events` events around the stuck sequence.
+  absl::Duration flight_wait = absl::Seconds(1);
+  std::string flight_dir{};
+  std::uint32_t flight_events = 16;
 };
 
 inline constexpr std::uint32_t kDefaultSlotSize = 64;
@@ -54,6 +68,7 @@ struct RemoveOptions {
 struct SegmentLayout {
   std::uint64_t producer_offset = 0;
   std::uint64_t consumer_table_offset = 0;
+  std::uint64_t stamps_offset = 0;
   std::uint64_t availability_offset = 0;
   std::uint64_t slots_offset = 0;
   std::uint64_t segment_size = 0;
@@ -67,6 +82,7 @@ struct HeaderSnapshot {
   std::uint32_t slot_size = 0;
   SequencerKind kind = SequencerKind::kSingleProducer;
   std::string schema;
+  std::uint32_t latency_sample_every = 0;
   SegmentLayout layout;
 };
 
@@ -127,6 +143,10 @@ class RingSegment {
   int index_shift() const { return index_shift_; }  // log2(capacity)
   bool multi_producer() const { return availability_ != nullptr; }
 
+  // The latency stamp table (latency.h) and its sampling period (0: no sampling).
+  StampState* stamps() const { return stamps_; }
+  std::uint32_t latency_sample_every() const { return latency_sample_every_; }
+
  private:
   RingSegment(boost::interprocess::mapped_region region, std::string name,
               const HeaderSnapshot& validated);
@@ -139,6 +159,8 @@ class RingSegment {
   ConsumerState* consumers_ = nullptr;
   std::byte* slots_ = nullptr;
   std::atomic<std::int32_t>* availability_ = nullptr;
+  StampState* stamps_ = nullptr;
+  std::uint32_t latency_sample_every_ = 0;
   int index_shift_ = 0;
   std::uint64_t capacity_ = 0;
   std::uint64_t mask_ = 0;

@@ -11,6 +11,7 @@
 #define XDISRUPTOR_SCHEMA_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,11 @@ absl::StatusOr<Schema> ParseSchema(std::string_view text);
 
 // True when both texts parse and describe the same events (canonical forms equal).
 bool SameSchema(std::string_view a, std::string_view b);
+
+// One event decoded as a JSON object of its fields (numbers, strings for S/U text, hex for V
+// and other raw bytes, lists for sub-arrays and complex numbers), for flight records. The
+// empty schema gives {"bytes": "<hex>"}. `event` holds at least schema.itemsize bytes.
+std::string EventJson(const Schema& schema, std::span<const std::byte> event);
 
 // FNV-1a 64-bit hash, as stored in the header next to the text.
 std::uint64_t SchemaHash(std::string_view text);

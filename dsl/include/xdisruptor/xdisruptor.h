@@ -5,6 +5,8 @@
 #include "xdisruptor/batch_event_processor.h"
 #include "xdisruptor/consumer.h"
 #include "xdisruptor/event_poller.h"
+#include "xdisruptor/flight.h"
+#include "xdisruptor/latency.h"
 #include "xdisruptor/layout.h"
 #include "xdisruptor/multi_producer_sequencer.h"
 #include "xdisruptor/pipeline.h"

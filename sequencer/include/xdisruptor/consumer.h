@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "xdisruptor/latency.h"
 #include "xdisruptor/layout.h"
 #include "xdisruptor/layout_access.h"
 #include "xdisruptor/process.h"
@@ -90,6 +91,8 @@ class Consumer {
     if (ForkGeneration() != fork_generation_) [[unlikely]] ForkedUse("a consumer", ring_->name());
     BumpCounter(state_->events, events);  // single writer, relaxed (layout_access.h)
     BumpCounter(state_->batches);
+    state_->last_batch.store(events, std::memory_order_relaxed);
+    const std::int64_t prev = state_->sequence.load(std::memory_order_relaxed);
     // SYNC POINT: pairs with the producer's gating acquire load (SingleProducerSequencer) and
     // downstream barriers' acquire loads (SequenceBarrier::Available). Weaker, the producer
     // could overwrite a slot this consumer is still reading, or a downstream stage could read
@@ -97,6 +100,10 @@ class Consumer {
     state_->sequence.store(sequence, std::memory_order_release);
     // Wakes stages and producers asleep on this consumer's sequence; no syscall when none.
     wait::Notify(state_->notification);
+    // Publish -> release latency of the sampled events just released (latency.h).
+    if (latency::HoldsSample(prev + 1, sequence, sample_mask_)) [[unlikely]] {
+      latency::RecordReleased(*ring_, *state_, prev, sequence, sample_mask_);
+    }
   }
 
   SequenceBarrier& barrier() { return barrier_; }
@@ -144,6 +151,7 @@ class Consumer {
   std::int64_t owner_pid_ = 0;
   std::uint32_t generation_ = 0;  // of the registration this object made
   std::uint32_t fork_generation_ = 0;  // ForkGeneration() of the process that registered
+  std::int64_t sample_mask_ = -1;  // latency::SampleMask of the ring's sampling period
   bool registered_ = true;
   bool resumed_ = false;
   std::shared_ptr<CatchUpSource> catch_up_;  // while catching up from a journal

@@ -96,6 +96,7 @@ class MultiProducerSequencer {
   ProducerEntryState* entry_ = nullptr;
   std::int64_t capacity_ = 0;
   std::int64_t cached_gating_ = kInitialSequence;
+  std::int64_t sample_mask_ = -1;  // latency::SampleMask of the ring's sampling period
 };
 
 }  // namespace xdisruptor

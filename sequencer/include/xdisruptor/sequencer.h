@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "xdisruptor/internal/producer_role.h"
+#include "xdisruptor/latency.h"
 #include "xdisruptor/layout.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/wait_strategy.h"
@@ -85,8 +86,12 @@ class SingleProducerSequencer {
 
   // Makes lo..hi readable. A single producer publishes in claim order, so only hi matters.
   void Publish(std::int64_t lo, std::int64_t hi) {
-    (void)lo;
+    (void)lo;  // Publish(hi) after a claim of many is allowed: the cursor tells where they start
     role_.CheckProcess();
+    if (const std::int64_t from = producer_->cursor.load(std::memory_order_relaxed) + 1;
+        latency::HoldsSample(from, hi, sample_mask_)) [[unlikely]] {
+      StampSamples(from, hi);
+    }
     // SYNC POINT: pairs with LoadCursor's acquire in the barrier (Availability::cursor).
     // Weaker, a consumer could see the new cursor before the slot contents written above it.
     producer_->cursor.store(hi, std::memory_order_release);
@@ -151,6 +156,9 @@ class SingleProducerSequencer {
   [[gnu::noinline]] bool WaitForCapacity(std::int64_t wrap_point, std::int64_t max_wait_ns) {
     return role_.WaitForCapacity(wrap_point, cursor(), max_wait_ns, &cached_gating_);
   }
+  [[gnu::noinline]] void StampSamples(std::int64_t lo, std::int64_t hi) {
+    latency::Stamp(role_.ring(), lo, hi, sample_mask_, MonotonicNanos());
+  }
 
   internal::ProducerRole role_;
   ProducerState* producer_ = nullptr;
@@ -158,6 +166,7 @@ class SingleProducerSequencer {
   std::int64_t capacity_ = 0;
   std::int64_t next_value_ = kInitialSequence;     // highest claimed sequence
   std::int64_t cached_gating_ = kInitialSequence;  // slowest gating sequence when last read
+  std::int64_t sample_mask_ = -1;  // latency::SampleMask of the ring's sampling period
 #ifndef NDEBUG
   std::thread::id owner_thread_{};  // the thread that claims (debug builds)
 #endif

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "xdisruptor/flight.h"
+#include "xdisruptor/latency.h"
 #include "xdisruptor/layout.h"
 #include "xdisruptor/ring_segment.h"
 #include "xdisruptor/wait_strategy.h"
@@ -40,6 +42,10 @@ struct ConsumerStats {
   std::uint64_t evictions = 0;
   std::uint64_t missed = 0;
   std::uint64_t handler_errors = 0;  // failures its error policy handled (skip, retry, stop)
+  std::uint64_t sleeps = 0;      // futex sleeps of its waits
+  std::uint64_t wakes = 0;       // of those, ended by a wake-up
+  std::uint64_t last_batch = 0;  // events of its last release
+  latency::Histogram latency;    // publish -> release of the sampled events it released
 };
 
 struct ProducerStats {
@@ -47,6 +53,8 @@ struct ProducerStats {
   std::int64_t pid = 0;
   bool alive = false;
   WaitKind wait = WaitKind::kYielding;  // how it waits on a full ring
+  std::uint64_t full_waits = 0;    // claims that found the ring full and waited
+  std::uint64_t full_wait_ns = 0;  // how long they waited in all
 };
 
 struct RingStats {
@@ -66,6 +74,10 @@ struct RingStats {
   std::vector<std::int64_t> producer_pids;
   bool producer_alive = false;  // any producer process lives
   std::vector<ConsumerStats> consumers;  // active and evicted entries, and any that gates
+  std::uint32_t latency_sample_every = 0;  // the producer stamps every Nth sequence (0: none)
+  FlightRecordInfo flight;                 // the latest flight record (flight.h)
+  std::uint64_t full_waits = 0;            // of every producer entry, live or not
+  std::uint64_t full_wait_ns = 0;
 };
 
 RingStats Stats(const RingSegment& ring);

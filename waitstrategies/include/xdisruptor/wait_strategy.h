@@ -218,7 +218,9 @@ class Idler {
         const wait::BlockTarget t = target();
         if (t.sequence != nullptr) {
           slept_ = true;
-          wait::BlockOn(t, SleepBudget());
+          const wait::SleepOutcome outcome = wait::BlockOn(t, SleepBudget());
+          sleeps_ += outcome != wait::SleepOutcome::kNoSleep;
+          wakes_ += outcome == wait::SleepOutcome::kWoken;
         }
         break;
       }
@@ -229,6 +231,9 @@ class Idler {
   std::uint64_t attempts() const { return attempt_; }
   // True once this wait went to sleep in the kernel (a blocking kind's futex).
   bool slept() const { return slept_; }
+  // Futex sleeps of this wait, and those a wake-up ended (not the sleep budget).
+  std::uint64_t sleeps() const { return sleeps_; }
+  std::uint64_t wakes() const { return wakes_; }
   bool strategy_timed_out() const { return strategy_timed_out_; }
   // Nanoseconds since the wait's first idle step (0 before it).
   std::int64_t elapsed_ns() const { return start_ == 0 ? 0 : MonotonicNanos() - start_; }
@@ -271,6 +276,8 @@ class Idler {
   bool slept_ = false;
   std::uint64_t attempt_ = 0;
   std::uint64_t fallback_attempt_ = 0;
+  std::uint64_t sleeps_ = 0;
+  std::uint64_t wakes_ = 0;
   std::int64_t sleep_ns_ = 0;
   std::int64_t start_ = 0;        // the wait's first step
   std::int64_t slice_start_ = 0;  // this slice's first step

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <bit>
 #include <cstdint>
+#include <string>
 
 #include "xdisruptor/layout.h"
 #include "xdisruptor/layout_access.h"
@@ -74,6 +75,12 @@ struct GatingWait {
   std::int64_t next_check_ns = 0;
   std::int64_t last_blocked_ns = 0;  // when a wait last opened or went on
   std::array<std::int64_t, kMaxConsumers> over_limit_since{};  // 0: within its limit
+  std::int64_t opened_ns = 0;     // when the wait for wrap_point began
+  bool flight_written = false;    // this wait wrote its producer-blocked flight record
+  // Filled by EvictLaggards: who it evicted and why, and the first sequence they had not
+  // released (for the flight record written once the registry lock is free).
+  std::string evicted;
+  std::int64_t evicted_stuck = 0;
 
   // Opens a wait for `wrap_point` at `now` (or goes on with it: one more slice).
   void Open(std::int64_t wrap, const WaitParams& wait, std::int64_t limit_ns, std::int64_t now);

@@ -156,8 +156,11 @@ inline void ClearSleeper(NotificationState& n, Sleeper who) {
   }
 }
 
+// What one BlockOn did: returned without sleeping, slept until woken, or slept to its budget.
+enum class SleepOutcome { kNoSleep, kWoken, kTimedOut };
+
 // Waiter side: sleeps until `target` may have reached what is needed, a wake, or `max_sleep_ns`.
-inline void BlockOn(const BlockTarget& target, std::int64_t max_sleep_ns) {
+inline SleepOutcome BlockOn(const BlockTarget& target, std::int64_t max_sleep_ns) {
   NotificationState& n = *target.notification;
   // SYNC POINT (full fence #1): the seq_cst RMW that sets our bit is ordered before the
   // re-check below; pairs with fence #2 in Notify.
@@ -174,10 +177,13 @@ inline void BlockOn(const BlockTarget& target, std::int64_t max_sleep_ns) {
   // A publisher collected our bit since we set it: it bumps (or has bumped) the word for us.
   // If we read the bumped word the exchange is visible here: return, the caller re-checks.
   // If we read the old word, sleeping would return at once anyway.
-  if (!SleeperBitSet(n, target.sleeper, std::memory_order_acquire)) return;
+  if (!SleeperBitSet(n, target.sleeper, std::memory_order_acquire)) return SleepOutcome::kNoSleep;
+  SleepOutcome outcome = SleepOutcome::kNoSleep;
   if (StillShort(target)) {
     Stats().sleeps.fetch_add(1, std::memory_order_relaxed);
+    outcome = SleepOutcome::kWoken;
     if (!FutexWait(&n.futex_word, word, max_sleep_ns)) {
+      outcome = SleepOutcome::kTimedOut;
       Stats().safety_timeouts.fetch_add(1, std::memory_order_relaxed);
       if (n.futex_word.load(std::memory_order_acquire) == word &&
           Reached(target, std::memory_order_acquire)) {
@@ -186,6 +192,7 @@ inline void BlockOn(const BlockTarget& target, std::int64_t max_sleep_ns) {
     }
   }
   ClearSleeper(n, target.sleeper);
+  return outcome;
 }
 
 }  // namespace xdisruptor::wait
