@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "xdisruptor/flight.h"
 #include "xdisruptor/layout.h"
 
@@ -58,12 +59,18 @@ wait::BlockTarget LaggingConsumer(RingSegment& ring, std::int64_t wrap_point,
   return {};
 }
 
+constexpr std::int64_t kBlockedRecordIntervalNs = 60'000'000'000;
+
 // A flight record once per wait that has lasted the ring's flight_wait.
 void RecordIfBlocked(RingSegment& ring, std::int64_t now, std::int64_t gating,
                      GatingWait& state) {
   const std::int64_t threshold = ring.header().flight_wait_ns;
   if (state.flight_written || threshold <= 0 || now - state.opened_ns < threshold) return;
   state.flight_written = true;
+  // A consumer that keeps the producer waiting wait after wait would write a record a
+  // second: one a minute per ring is enough to see it (evictions are always recorded).
+  const std::int64_t last = LatestFlightRecord(ring).at_unix_ns;
+  if (last != 0 && absl::ToUnixNanos(absl::Now()) - last < kBlockedRecordIntervalNs) return;
   (void)WriteFlightRecord(
       ring, kFlightProducerBlocked,
       absl::StrFormat("a producer (pid %d) has waited %.3f s on the full ring for sequence %d",
@@ -140,14 +147,21 @@ bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::uint32_t prod
     return true;
   }
   ProducerEntryState& entry = ring.producer().producers[producer_index];
-  const std::int64_t began = MonotonicNanos();
+  // The time waited is counted as it goes (at each check below), so a producer blocked for
+  // good shows in the metrics too, not only once it gets going again.
+  std::int64_t counted = MonotonicNanos();
+  const auto count_wait = [&](std::int64_t now) {
+    BumpCounter(entry.full_wait_ns, static_cast<std::uint64_t>(now - counted));
+    counted = now;
+  };
   if (state.wrap_point != wrap_point) BumpCounter(entry.full_waits);
-  state.Open(wrap_point, wait, max_wait_ns, began);
+  state.Open(wrap_point, wait, max_wait_ns, counted);
   while (wrap_point > (*gating = RefreshGating(ring, ring.producer().producers[producer_index], start))) {
     // Checked before idling: a blocking idle step may sleep to the end of a slice and return
     // false, and the check must still come round across slices.
     if (const std::int64_t t = MonotonicNanos(); t >= state.next_check_ns) {
       state.next_check_ns = t + kEvictCheckNs;
+      count_wait(t);
       if (EvictLaggards(ring, wrap_point, t, state) > 0) {
         if (!state.evicted.empty()) {  // before this producer overwrites what they held
           (void)WriteFlightRecord(ring, kFlightEviction,
@@ -160,12 +174,12 @@ bool WaitForGating(RingSegment& ring, const WaitParams& wait, std::uint32_t prod
     }
     if (!state.idler.Idle([&] { return LaggingConsumer(ring, wrap_point, producer_index); })) {
       state.last_blocked_ns = MonotonicNanos();
-      BumpCounter(entry.full_wait_ns, static_cast<std::uint64_t>(state.last_blocked_ns - began));
+      count_wait(state.last_blocked_ns);
       return false;
     }
   }
   state.last_blocked_ns = MonotonicNanos();
-  BumpCounter(entry.full_wait_ns, static_cast<std::uint64_t>(state.last_blocked_ns - began));
+  count_wait(state.last_blocked_ns);
   state.wrap_point = GatingWait::kNone;
   return true;
 }

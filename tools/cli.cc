@@ -10,7 +10,11 @@
 //                                               kWaitParams: counts, times in seconds)
 //   xdisruptor limit RING CONSUMER --max_lag=N [--max_lag_s=S]
 //                                               set a consumer's slow-consumer limit
-//   xdisruptor evict RING CONSUMER              drop a consumer from gating
+//   xdisruptor evict RING CONSUMER              drop a consumer from gating (writes a flight
+//                                               record first)
+//   xdisruptor metrics [RING ...] --listen HOST:PORT | --print
+//                                               Prometheus/OpenMetrics endpoint (/metrics) for
+//                                               the rings named, or every ring
 //   xdisruptor rm RING [--force]                remove a ring's name (refuses a file that is
 //                                               not a ring, or a ring still mapped, unless
 //                                               --force)
@@ -31,6 +35,8 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -41,6 +47,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "journal_cli.h"
+#include "metrics_cli.h"
 #include "xdisruptor/xdisruptor.h"
 
 ABSL_FLAG(bool, json, false, "print JSON (ls, stat)");
@@ -54,10 +61,14 @@ ABSL_FLAG(double, max_lag_s, 0, "limit: seconds a producer waits on it before ev
 ABSL_FLAG(bool, force, false, "rm: remove a file that is not a ring, or a ring still mapped");
 ABSL_FLAG(int64_t, interval_ms, 1000, "top: refresh interval");
 ABSL_FLAG(int64_t, iterations, 0, "top: stop after this many refreshes (0: until Ctrl-C)");
+ABSL_FLAG(std::string, listen, "", "metrics: HOST:PORT to serve /metrics on (port 0: any free)");
+ABSL_FLAG(bool, print, false, "metrics: print the exposition once instead of serving it");
 
 namespace {
 
 using namespace xdisruptor;
+using tool::AttachToRead;
+using tool::RingNames;
 
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "xdisruptor: %s\n", std::string(s.message()).c_str());
@@ -69,25 +80,6 @@ int Usage() {
   return 2;
 }
 
-// Names in /dev/shm of regular files that start with a ring's magic (never opened blocking:
-// a FIFO planted there cannot hang the tool).
-std::vector<std::string> RingNames() {
-  std::vector<std::string> names;
-  DIR* dir = ::opendir("/dev/shm");
-  if (dir == nullptr) return names;
-  while (const dirent* e = ::readdir(dir)) {
-    if (RingSegment::IsRing(e->d_name)) names.push_back(e->d_name);
-  }
-  ::closedir(dir);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-absl::StatusOr<RingSegment> AttachToRead(const std::string& name,
-                                         absl::Duration timeout = absl::Seconds(2)) {
-  return RingSegment::Attach(name, {.creation_timeout = timeout, .read_only = true});
-}
-
 std::string ProducerLine(const RingStats& st) {
   if (st.producers.empty()) return "producer none";
   std::string out = st.producers.size() == 1 ? "producer" : "producers";
@@ -95,10 +87,41 @@ std::string ProducerLine(const RingStats& st) {
     out += absl::StrFormat(" %d (%s, waits %s)", p.pid, p.alive ? "alive" : "DEAD",
                            std::string(WaitKindName(p.wait)));
   }
+  if (st.full_waits > 0) {
+    out += absl::StrFormat("; waited on the full ring %d times, %.3f s", st.full_waits,
+                           static_cast<double>(st.full_wait_ns) / 1e9);
+  }
   return out;
 }
 
-void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
+// A latency for a column: "850ns", "12.3us", "1.05ms", "2.10s"; "-" without samples.
+std::string Duration(double ns, std::uint64_t samples) {
+  if (samples == 0) return "-";
+  if (ns < 1e3) return absl::StrFormat("%.0fns", ns);
+  if (ns < 1e6) return absl::StrFormat("%.3gus", ns / 1e3);
+  if (ns < 1e9) return absl::StrFormat("%.3gms", ns / 1e6);
+  return absl::StrFormat("%.3gs", ns / 1e9);
+}
+
+// Lag history per consumer (top), drawn as a sparkline scaled to its own maximum.
+using LagHistory = std::map<std::string, std::deque<std::int64_t>>;
+constexpr std::size_t kSparkWidth = 20;
+
+std::string Sparkline(const std::deque<std::int64_t>& lags) {
+  static constexpr const char* kBars[] = {"\u2581", "\u2582", "\u2583", "\u2584",
+                                          "\u2585", "\u2586", "\u2587", "\u2588"};
+  const std::int64_t top = lags.empty() ? 0 : *std::max_element(lags.begin(), lags.end());
+  std::string out(kSparkWidth - lags.size(), ' ');
+  for (std::int64_t lag : lags) {
+    out += top <= 0 ? kBars[0] : kBars[std::min<std::int64_t>(7, lag * 8 / (top + 1))];
+  }
+  return out;
+}
+
+// `before` and `seconds` (top): rates over the last interval instead of since registration;
+// `history` (top): consumers sorted by lag, with a sparkline of their lag.
+void PrintStats(const RingStats& st, const RingStats* before, double seconds,
+                LagHistory* history = nullptr) {
   std::printf("ring %s: %" PRIu64 " slots x %u bytes, %s producer, cursor %" PRId64
               " (published %" PRId64 ")%s, %s\n",
               st.name.c_str(), st.capacity, st.slot_size,
@@ -108,10 +131,22 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
   std::printf("created by process %" PRId64 " at %s\n", st.creator_pid,
               absl::FormatTime(absl::FromUnixNanos(st.created_at_unix_ns)).c_str());
   if (!st.schema.empty()) std::printf("schema %s\n", st.schema.c_str());
-  std::printf("%-20s %8s %-5s %-7s %12s %10s %12s %-16s %-5s %5s %6s %s\n", "consumer", "pid",
-              "alive", "state", "sequence", "lag", "events/s", "wait", "stall", "evict", "errors",
-              "after");
-  for (const ConsumerStats& c : st.consumers) {
+  if (st.flight.count > 0) {
+    std::printf("flight records %u, latest %s at %s\n", st.flight.count, st.flight.path.c_str(),
+                absl::FormatTime(absl::FromUnixNanos(st.flight.at_unix_ns)).c_str());
+  }
+  std::printf("latency: publish -> release of every %u-th sequence%s\n", st.latency_sample_every,
+              st.latency_sample_every == 0 ? " (off)" : "");
+  std::vector<ConsumerStats> rows = st.consumers;
+  if (history != nullptr) {
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const ConsumerStats& a, const ConsumerStats& b) { return a.lag > b.lag; });
+  }
+  std::printf("%-20s %8s %-5s %-7s %12s %10s %s%12s %8s %8s %8s %-16s %-5s %5s %6s %s\n",
+              "consumer", "pid", "alive", "state", "sequence", "lag",
+              history != nullptr ? absl::StrFormat("%-*s ", kSparkWidth, "lag history").c_str() : "",
+              "events/s", "p50", "p99", "max", "wait", "stall", "evict", "errors", "after");
+  for (const ConsumerStats& c : rows) {
     double rate = c.events_per_second;
     if (before != nullptr && seconds > 0) {  // top: the rate over the last interval
       for (const ConsumerStats& b : before->consumers) {
@@ -120,16 +155,27 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds) {
         }
       }
     }
+    std::string spark;
+    if (history != nullptr) {
+      std::deque<std::int64_t>& lags = (*history)[c.name];
+      lags.push_back(c.lag);
+      if (lags.size() > kSparkWidth) lags.pop_front();
+      spark = Sparkline(lags) + " ";
+    }
     std::string after;
     for (const std::string& a : c.after) after += (after.empty() ? "" : ",") + a;
-    std::printf("%-20s %8" PRId64 " %-5s %-7s %12" PRId64 " %10" PRId64 " %12.0f %-16s %-5s %5" PRIu64
-                " %6" PRIu64 " %s\n",
+    const latency::Histogram& h = c.latency;
+    std::printf("%-20s %8" PRId64 " %-5s %-7s %12" PRId64 " %10" PRId64 " %s%12.0f %8s %8s %8s "
+                "%-16s %-5s %5" PRIu64 " %6" PRIu64 " %s\n",
                 c.name.c_str(), c.pid, c.alive ? "yes" : "NO",
                 (std::string(NameOf(c.state)) +
                  (c.gating && c.state != ConsumerStatus::kActive ? "+GATES" : "") +
                  (c.observer ? "+OBS" : ""))
                     .c_str(),
-                c.sequence, c.lag, rate,
+                c.sequence, c.lag, spark.c_str(), rate,
+                Duration(h.QuantileNs(0.5), h.count).c_str(),
+                Duration(h.QuantileNs(0.99), h.count).c_str(),
+                Duration(static_cast<double>(h.max_ns), h.count).c_str(),
                 std::string(WaitKindName(c.wait.kind)).c_str(),
                 std::string(NameOf(c.stall_policy)).c_str(), c.evictions,
                 c.handler_errors, after.c_str());
@@ -169,7 +215,7 @@ int Ls() {
 }
 
 int Stat(const std::string& name) {
-  auto ring = AttachToRead(name);
+  auto ring = AttachToRead(name, absl::Seconds(2));
   if (!ring.ok()) return Fail(ring.status());
   const RingStats st = Stats(*ring);
   if (absl::GetFlag(FLAGS_json)) {
@@ -181,16 +227,20 @@ int Stat(const std::string& name) {
 }
 
 int Top(const std::string& name) {
-  auto ring = AttachToRead(name);
+  auto ring = AttachToRead(name, absl::Seconds(2));
   if (!ring.ok()) return Fail(ring.status());
   const auto interval = absl::Milliseconds(absl::GetFlag(FLAGS_interval_ms));
   RingStats before = Stats(*ring);
+  LagHistory history;
   for (std::int64_t i = 0;
        absl::GetFlag(FLAGS_iterations) == 0 || i < absl::GetFlag(FLAGS_iterations); ++i) {
     absl::SleepFor(interval);
     const RingStats now = Stats(*ring);
     std::printf("\033[H\033[2J");  // home, clear: refresh in place
-    PrintStats(now, &before, absl::ToDoubleSeconds(interval));
+    std::printf("xdisruptor top %s   every %s   %s   (Ctrl-C quits)\n", name.c_str(),
+                absl::FormatDuration(interval).c_str(),
+                absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()).c_str());
+    PrintStats(now, &before, absl::ToDoubleSeconds(interval), &history);
     std::fflush(stdout);
     before = now;
   }
@@ -253,7 +303,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "usage: xdisruptor ls | stat RING | top RING | tune RING CONSUMER --wait=KIND "
       "[--wait_params=K=V,...] | limit RING CONSUMER --max_lag=N [--max_lag_s=S] | "
-      "evict RING CONSUMER | rm RING [--force] | journal record RING DIR | journal replay "
+      "evict RING CONSUMER | rm RING [--force] | metrics [RING...] --listen HOST:PORT | journal record RING DIR | journal replay "
       "DIR RING | journal stat DIR | journal verify DIR   [--json]");
   // --segment-bytes and --segment_bytes alike: dashes in an option's name become underscores.
   std::vector<std::string> spelled(argv, argv + argc);
@@ -276,6 +326,11 @@ int main(int argc, char** argv) {
   if (command == "evict" && operands == 2) return Evict(arg(0), arg(1));
   if (command == "limit" && operands == 2) return Limit(arg(0), arg(1));
   if (command == "rm" && operands == 1) return Rm(arg(0));
+  if (command == "metrics") {
+    std::vector<std::string> rings;
+    for (std::size_t i = 0; i < operands; ++i) rings.push_back(arg(i));
+    return tool::Metrics(rings, absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_print));
+  }
   if (command == "journal" && operands >= 2) {
     const std::string sub = arg(0);
     if (sub == "record" && operands == 3) return tool::JournalRecord(arg(1), arg(2));

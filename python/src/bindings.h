@@ -58,6 +58,7 @@ WaitParams ParseWait(const std::string& kind, const py::dict& params);
 py::dict WaitParamsDict(const WaitParams& params);
 
 void RegisterRing(py::module_& m);
+void RegisterMetrics(py::module_& m);
 void RegisterProducer(py::module_& m);
 void RegisterConsumer(py::module_& m);
 void RegisterJournal(py::module_& m);

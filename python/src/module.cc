@@ -164,6 +164,7 @@ PYBIND11_MODULE(_xdisruptor, m) {
   });
   xdisruptor::python::RegisterVocabulary(m);
   xdisruptor::python::RegisterRing(m);
+  xdisruptor::python::RegisterMetrics(m);
   xdisruptor::python::RegisterProducer(m);
   xdisruptor::python::RegisterConsumer(m);
   xdisruptor::python::RegisterJournal(m);

@@ -163,7 +163,8 @@ void RegisterRing(py::module_& m) {
           "create",
           [](const std::string& name, std::uint64_t capacity, std::uint32_t slot_size,
              const std::string& schema, bool multi_producer, std::uint32_t mode,
-             const std::string& group) {
+             const std::string& group, std::uint32_t latency_sample_every, double flight_wait,
+             const std::string& flight_dir, std::uint32_t flight_events) {
             RingOptions options{.name = name,
                                 .capacity = capacity,
                                 .slot_size = slot_size,
@@ -171,12 +172,19 @@ void RegisterRing(py::module_& m) {
                                 .sequencer = multi_producer ? SequencerKind::kMultiProducer
                                                             : SequencerKind::kSingleProducer,
                                 .mode = mode,
-                                .group = group};
+                                .group = group,
+                                .latency_sample_every = latency_sample_every,
+                                .flight_wait = absl::Seconds(flight_wait),
+                                .flight_dir = flight_dir,
+                                .flight_events = flight_events};
             return PyRing{std::make_shared<RingSegment>(
                 Unwrap(RingSegment::Create(options), ErrorSubject::kRing))};
           },
           py::arg("name"), py::arg("capacity"), py::arg("slot_size"), py::arg("schema"),
-          py::arg("multi_producer"), py::arg("mode"), py::arg("group") = "")
+          py::arg("multi_producer"), py::arg("mode"), py::arg("group") = "",
+          py::arg("latency_sample_every") = kDefaultLatencySampleEvery,
+          py::arg("flight_wait") = 1.0, py::arg("flight_dir") = "",
+          py::arg("flight_events") = 16)
       .def_static(
           "attach",
           [](const std::string& name, double creation_timeout, bool read_only) {
@@ -240,6 +248,43 @@ void RegisterRing(py::module_& m) {
       .def("tuples", &Tuples, py::arg("first"), py::arg("count"), py::arg("fields"))
       .def("view", &PyRing::View, py::arg("first"), py::arg("count"), py::arg("dtype"),
            py::arg("writable"));
+}
+
+// The metric families of the rings named (metrics.h), for xdisruptor.metrics: a list of
+// (name, type, help, points), each point (labels, value, buckets, count, sum).
+py::list MetricFamiliesOf(const std::vector<std::string>& names) {
+  std::vector<RingSnapshot> snapshots;
+  {
+    py::gil_scoped_release release;
+    for (const std::string& name : names) {
+      RingSnapshot s;
+      s.name = name;
+      auto ring = RingSegment::Attach(name, {.creation_timeout = absl::Milliseconds(10),
+                                             .read_only = true});
+      if (ring.ok()) {
+        s.readable = true;
+        s.stats = Stats(*ring);
+      }
+      snapshots.push_back(std::move(s));
+    }
+  }
+  py::list out;
+  for (const MetricFamilyData& f : MetricFamilies(snapshots)) {
+    py::list points;
+    for (const MetricPoint& p : f.points) {
+      py::dict labels;
+      for (const auto& [k, v] : p.labels) labels[py::str(k)] = v;
+      points.append(py::make_tuple(labels, p.value, p.buckets, p.count, p.sum));
+    }
+    out.append(py::make_tuple(f.name, std::string(MetricTypeName(f.type)), f.help, points));
+  }
+  return out;
+}
+
+void RegisterMetrics(py::module_& m) {
+  m.def("metric_families", &MetricFamiliesOf, py::arg("rings"),
+        "The metric families of the rings named (the names and values `xdisruptor metrics` "
+        "serves): [(name, type, help, [(labels, value, buckets, count, sum)])].");
 }
 
 }  // namespace xdisruptor::python

@@ -15,6 +15,7 @@ import struct
 import sys
 import time
 import traceback
+import weakref
 from typing import Any, AsyncGenerator, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -47,6 +48,15 @@ def _seconds(value: Any, name: str) -> float:
             or not 0 <= float(value) <= 1e9:
         raise InvalidArgumentError(f"{name} must be seconds from 0 to 1e9, not {value!r}")
     return float(value)
+
+
+# The rings this process has open, for xdisruptor.metrics.serve's default.
+_open_rings: "weakref.WeakSet[Ring]" = weakref.WeakSet()
+
+
+def open_ring_names() -> list:
+    """Names of the rings this process has open (created or attached, not closed)."""
+    return sorted({r.name for r in list(_open_rings) if not r._raw.closed})
 
 
 def _slot_size_for(dtype: np.dtype) -> int:
@@ -141,12 +151,15 @@ class Ring:
     def __init__(self, raw: "_core.RawRing", dtype: np.dtype):
         self._raw = raw
         self._dtype = dtype
+        _open_rings.add(self)
 
     # -- making and finding rings -------------------------------------------------------
     @classmethod
     def create(cls, name: str, *, capacity: int = 1024, dtype: Any,
                slot_size: Optional[int] = None, producers: str = "single",
-               mode: int = 0o600, group: Optional[str] = None) -> "Ring":
+               mode: int = 0o600, group: Optional[str] = None,
+               latency_sample_every: int = 1024, flight_wait: float = 1.0,
+               flight_dir: Optional[str] = None, flight_events: int = 16) -> "Ring":
         """Creates the ring ``name`` with ``capacity`` slots (a power of two) of events of
         ``dtype`` (a structured numpy dtype; stored in the ring so any process, in any language,
         can read it back). ``slot_size`` defaults to the dtype's size rounded up to 8 bytes.
@@ -155,7 +168,16 @@ class Ring:
         say who may attach (monitors need only read access). The whole segment is reserved at
         once: a ring that does not fit in /dev/shm raises TableFullError saying what it needed
         and what was free. Raises RingExistsError if the name is taken, DTypeError for a dtype
-        that cannot live in shared memory, InvalidArgumentError for a bad capacity or name."""
+        that cannot live in shared memory, InvalidArgumentError for a bad capacity or name.
+
+        Observability (docs/operations.md): the producer stamps the publish time of every
+        ``latency_sample_every``-th sequence (a power of two; 0 turns the latency histograms
+        off) and each consumer keeps a publish -> release histogram (``stats()``, the metrics).
+        A flight record (a JSON file: every consumer's position and state and the
+        ``flight_events`` events around the stuck one) is written when a consumer is evicted
+        or a producer has waited ``flight_wait`` seconds on the full ring (0: only on
+        eviction), into ``flight_dir`` (default: $XDISRUPTOR_FLIGHT_DIR of the writing
+        process, else /tmp/xdisruptor-flight)."""
         dt = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
         if dt.names is None or not dt.names:
             raise DTypeError(f"a ring's dtype needs at least one named field; got {dt}")
@@ -165,7 +187,12 @@ class Ring:
         size = _whole(slot_size, "slot_size", 8, 1 << 20) if slot_size else _slot_size_for(dt)
         raw = _core.RawRing.create(name, _whole(capacity, "capacity", 1, 1 << 30), size, schema,
                                    producers == "multi", _whole(mode, "mode", 0, 0o777),
-                                   "" if group is None else str(group))
+                                   "" if group is None else str(group),
+                                   _whole(latency_sample_every, "latency_sample_every", 0,
+                                          1 << 30),
+                                   _seconds(flight_wait, "flight_wait"),
+                                   "" if flight_dir is None else os.fspath(flight_dir),
+                                   _whole(flight_events, "flight_events", 0, 1024))
         try:
             return cls(raw, schema_to_dtype(schema))
         except BaseException:

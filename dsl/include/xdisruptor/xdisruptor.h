@@ -8,6 +8,7 @@
 #include "xdisruptor/flight.h"
 #include "xdisruptor/latency.h"
 #include "xdisruptor/layout.h"
+#include "xdisruptor/metrics.h"
 #include "xdisruptor/multi_producer_sequencer.h"
 #include "xdisruptor/pipeline.h"
 #include "xdisruptor/process.h"

@@ -8,6 +8,13 @@
     capacity = 65536             # a power of two
     dtype = "<i8:sequence,<f8:price,S8:symbol"   # or [["sequence", "<i8"], ...]
     producers = "single"         # or "multi"
+    latency_sample_every = 1024  # observability (docs/operations.md): latency sampling,
+    flight_wait = 1.0            # flight records after a producer waited this long (s),
+    flight_dir = "{root}/flight" # where they go, and how many events each decodes
+    flight_events = 16
+
+    [metrics]                    # serve /metrics of the ring (needs prometheus-client)
+    listen = "127.0.0.1:9464"
 
     [producer]
     command = ["{build}/examples/xdisruptor_demo_feed", "--seconds=15"]
@@ -123,9 +130,27 @@ class PipelineSpec:
     mode: int = 0o600                # the ring's permission bits and group ([ring] mode, group)
     group: Optional[str] = None
     journal: Optional[dict] = None   # [journal]: its recorder is one of the stages
+    # [ring] observability settings, as Ring.create takes them (None: its default)
+    observability: dict = dataclasses.field(default_factory=dict)
+    metrics_listen: Optional[tuple] = None  # [metrics] listen: (host, port)
 
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
+
+
+# [ring] keys passed to Ring.create as they are, with their checks.
+_OBSERVABILITY = {
+    "latency_sample_every": lambda v: isinstance(v, int) and v >= 0 and v & (v - 1) == 0,
+    "flight_wait": lambda v: isinstance(v, (int, float)) and 0 <= v <= 1e9,
+    "flight_dir": lambda v: isinstance(v, str) and 0 < len(v) < 256,
+    "flight_events": lambda v: isinstance(v, int) and 0 <= v <= 1024,
+}
+_OBSERVABILITY_HELP = {
+    "latency_sample_every": "is 0 (off) or a power of two",
+    "flight_wait": "is seconds from 0 to 1e9",
+    "flight_dir": "is a directory path",
+    "flight_events": "is a count from 0 to 1024",
+}
 
 
 class _Lines:
@@ -240,9 +265,10 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         errors.append(f"{path}:{line}: {message}")
 
     for key in doc:
-        if key not in ("vars", "ring", "producer", "stage", "check", "launcher", "journal"):
+        if key not in ("vars", "ring", "producer", "stage", "check", "launcher", "journal",
+                       "metrics"):
             err(lines.table(key), f"unknown table [{key}]; use [vars], [ring], [producer], "
-                "[[stage]], [[check]], [launcher], [journal]")
+                "[[stage]], [[check]], [launcher], [journal], [metrics]")
     variables = {str(k): str(v) for k, v in doc.get("vars", {}).items()}
     variables.update(overrides or {})
     ring_doc = doc.get("ring", {})
@@ -251,8 +277,35 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
     values = dict(variables, ring=name, root=root, python=sys.executable)
 
     for key in ring_doc:
-        if key not in ("name", "capacity", "dtype", "producers", "mode", "group"):
+        if key not in ("name", "capacity", "dtype", "producers", "mode", "group",
+                       *_OBSERVABILITY):
             err(lines.table("ring", key), f"[ring]: unknown key '{key}'")
+    observability = {}
+    for key, check in _OBSERVABILITY.items():
+        if key in ring_doc:
+            value = ring_doc[key]
+            if key == "flight_dir" and isinstance(value, str):
+                try:
+                    value = expand([value], values)[0]
+                except KeyError as e:
+                    err(lines.table("ring", key), f"[ring]: unknown placeholder {e}")
+            if isinstance(value, bool) or not check(value):
+                err(lines.table("ring", key), f"[ring]: {key} {_OBSERVABILITY_HELP[key]}, "
+                    f"not {value!r}")
+            observability[key] = value
+    metrics_listen = None
+    metrics_doc = doc.get("metrics")
+    if metrics_doc is not None:
+        for key in metrics_doc:
+            if key != "listen":
+                err(lines.table("metrics", key), f"[metrics]: unknown key '{key}'")
+        listen = metrics_doc.get("listen")
+        host, _, port = str(listen).rpartition(":")
+        if not isinstance(listen, str) or not host or not port.isdigit() or int(port) > 65535:
+            err(lines.table("metrics", "listen"),
+                f"[metrics]: listen is \"HOST:PORT\", not {listen!r}")
+        else:
+            metrics_listen = (host, int(port))
     capacity = ring_doc.get("capacity", 65536)
     if not isinstance(capacity, int) or capacity < 2 or capacity & (capacity - 1):
         err(lines.table("ring", "capacity"),
@@ -498,7 +551,8 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
                         start_timeout=float(launcher_doc.get("start_timeout", 30.0)),
                         stop_timeout=float(launcher_doc.get("stop_timeout", 10.0)),
                         mode=mode, group=None if group is None else str(group),
-                        journal=journal)
+                        journal=journal, observability=observability,
+                        metrics_listen=metrics_listen)
 
 
 def _recorder_stage(journal: dict, line: int) -> StageSpec:

@@ -250,7 +250,14 @@ class Launcher:
         if Ring.exists(spec.ring):
             Ring.remove(spec.ring)  # a stale ring of an earlier run of this file
         self.ring = Ring.create(spec.ring, capacity=spec.capacity, dtype=spec.dtype,
-                                producers=spec.producers, mode=spec.mode, group=spec.group)
+                                producers=spec.producers, mode=spec.mode, group=spec.group,
+                                **spec.observability)
+        metrics_server = None
+        if spec.metrics_listen is not None:
+            from .. import metrics  # prometheus-client: only when asked for
+            host, port = spec.metrics_listen
+            metrics_server = metrics.serve(port, [self.ring], addr=host)
+            self._print(f"metrics at http://{host}:{metrics_server.port}/metrics")
         failure: Optional[str] = None
         interrupted = False
         try:
@@ -274,6 +281,8 @@ class Launcher:
                 code = self._checks()
             return 130 if interrupted and code == 0 else code
         finally:
+            if metrics_server is not None:
+                metrics_server.close()
             try:
                 self.ring.close()
                 Ring.remove(spec.ring)
