@@ -9,7 +9,9 @@
 // iteration counts (--iterations=N), counting only inside the Measured* functions, and
 // reports instructions per operation.
 //
-//   micro [--iterations=N] [Google Benchmark flags]
+//   micro [--iterations=N] [--latency_sample_every=N] [Google Benchmark flags]
+// --latency_sample_every: the rings' latency sampling period (default the library's; 0: off),
+// to count what sampling costs per event.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -27,6 +29,8 @@ using namespace xdisruptor;
 struct alignas(64) Event {
   std::uint64_t w[8];
 };
+
+std::uint32_t g_sample_every = kDefaultLatencySampleEvery;
 
 std::string Name(const char* what) { return absl::StrFormat("xdmicro-%s-%d", what, ::getpid()); }
 
@@ -46,7 +50,7 @@ std::string Name(const char* what) { return absl::StrFormat("xdmicro-%s-%d", wha
 void BM_ClaimPublish(benchmark::State& state) {
   const std::string name = Name("claim");
   RingSegment::Remove(name).IgnoreError();
-  auto ring = Ring<Event>::Create({.name = name, .capacity = 65536});
+  auto ring = Ring<Event>::Create({.name = name, .capacity = 65536, .latency_sample_every = g_sample_every});
   auto consumer = Consumer::Register(ring->segment(), "c", {});
   auto producer = SingleProducerSequencer::Attach(ring->segment(), {});
   const std::int64_t n = state.range(0);
@@ -66,7 +70,7 @@ void BM_ClaimPublish(benchmark::State& state) {
 void BM_BarrierWaitReady(benchmark::State& state) {
   const std::string name = Name("barrier");
   RingSegment::Remove(name).IgnoreError();
-  auto ring = Ring<Event>::Create({.name = name, .capacity = 4096});
+  auto ring = Ring<Event>::Create({.name = name, .capacity = 4096, .latency_sample_every = g_sample_every});
   auto consumer = Consumer::Register(ring->segment(), "c", {});
   auto producer = SingleProducerSequencer::Attach(ring->segment(), {});
   const std::int64_t hi = *producer->Next(4096);
@@ -102,7 +106,7 @@ void BM_ProcessorBatchLoop(benchmark::State& state) {
   constexpr std::int64_t kEvents = 4096;
   const std::string name = Name("processor");
   RingSegment::Remove(name).IgnoreError();
-  auto ring = Ring<Event>::Create({.name = name, .capacity = kEvents});
+  auto ring = Ring<Event>::Create({.name = name, .capacity = kEvents, .latency_sample_every = g_sample_every});
   auto consumer = Consumer::Register(ring->segment(), "c", {});
   auto producer = SingleProducerSequencer::Attach(ring->segment(), {});
   Summer summer;
@@ -133,6 +137,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--iterations=", 13) == 0) {
       iterations = std::atoll(argv[i] + 13);
+    } else if (std::strncmp(argv[i], "--latency_sample_every=", 23) == 0) {
+      g_sample_every = static_cast<std::uint32_t>(std::atoll(argv[i] + 23));
     } else {
       argv[kept++] = argv[i];
     }

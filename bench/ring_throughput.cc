@@ -41,6 +41,8 @@ ABSL_FLAG(std::string, wait, "busy-spin", "wait strategy of both sides: busy-spi
 ABSL_FLAG(int, spin_tries, -1, "xdisruptor: pauses before the first yield (-1: the default)");
 ABSL_FLAG(std::string, only, "", "run only 'hand' or 'xdisruptor' (for profiling)");
 ABSL_FLAG(int, runs, 5, "runs of each implementation");
+ABSL_FLAG(uint32_t, latency_sample_every, xdisruptor::kDefaultLatencySampleEvery,
+          "xdisruptor: the producer stamps every Nth sequence for the latency histograms (0: off)");
 ABSL_FLAG(std::string, json, "", "also write the results as JSON to this file");
 
 namespace {
@@ -218,7 +220,8 @@ Outcome RunXdisruptor(std::uint64_t events, int consumers, std::uint64_t capacit
   using namespace xdisruptor;
   const std::string name = absl::StrFormat("xdbench-%d", ::getpid());
   RingSegment::Remove(name).IgnoreError();
-  auto ring = Ring<Event>::Create({.name = name, .capacity = capacity});
+  auto ring = Ring<Event>::Create({.name = name, .capacity = capacity,
+                                   .latency_sample_every = absl::GetFlag(FLAGS_latency_sample_every)});
   if (!ring.ok()) {
     std::fprintf(stderr, "%s\n", std::string(ring.status().message()).c_str());
     return {};
@@ -283,7 +286,8 @@ Outcome RunProducers(std::uint64_t events, int producers, int consumers, std::ui
   RingSegment::Remove(name).IgnoreError();
   auto ring = Ring<Event>::Create({.name = name,
                                    .capacity = capacity,
-                                   .sequencer = SequencerKind::kMultiProducer});
+                                   .sequencer = SequencerKind::kMultiProducer,
+                                   .latency_sample_every = absl::GetFlag(FLAGS_latency_sample_every)});
   if (!ring.ok()) return {};
   const WaitParams wait{.kind = kind};
   const std::uint64_t per_producer = events / static_cast<std::uint64_t>(producers);
