@@ -13,7 +13,7 @@ class RawRing:
     def attach(name: str, creation_timeout: typing.SupportsFloat | typing.SupportsIndex = 2.0, read_only: bool = False) -> RawRing:
         ...
     @staticmethod
-    def create(name: str, capacity: typing.SupportsInt | typing.SupportsIndex, slot_size: typing.SupportsInt | typing.SupportsIndex, schema: str, multi_producer: bool, mode: typing.SupportsInt | typing.SupportsIndex, group: str = '') -> RawRing:
+    def create(name: str, capacity: typing.SupportsInt | typing.SupportsIndex, slot_size: typing.SupportsInt | typing.SupportsIndex, schema: str, multi_producer: bool, mode: typing.SupportsInt | typing.SupportsIndex, group: str = '', latency_sample_every: typing.SupportsInt | typing.SupportsIndex = 1024, flight_wait: typing.SupportsFloat | typing.SupportsIndex = 1.0, flight_dir: str = '', flight_events: typing.SupportsInt | typing.SupportsIndex = 16) -> RawRing:
         ...
     @staticmethod
     def exists(arg0: str) -> bool:
@@ -231,6 +231,10 @@ def error_report(action: str) -> str:
     ...
 def evict(arg0: str, arg1: str) -> None:
     ...
+def metric_families(rings: collections.abc.Sequence[str]) -> list:
+    """
+    The metric families of the rings named (the names and values `xdisruptor metrics` serves): [(name, type, help, [(labels, value, buckets, count, sum)])].
+    """
 def stage_environment() -> dict:
     """
     The XDISRUPTOR_* stage variables of this process, parsed as C++ stages parse them.
@@ -241,7 +245,7 @@ def wait_params(kind: str, params: dict) -> dict:
     """
 ERROR_ACTIONS: tuple = ('rewind', 'skip', 'stop')
 ERROR_POLICIES: tuple = ('stop', 'skip', 'retry')
-LAYOUT_VERSION: int = 2
+LAYOUT_VERSION: int = 3
 STALL_POLICIES: tuple = ('hold', 'evict')
 WAIT_KINDS: tuple = ('busy-spin', 'yielding', 'sleeping', 'blocking', 'timeout-blocking', 'phased-backoff')
 WAIT_PARAMS: tuple = (('spin_tries', 'count'), ('yield_tries', 'count'), ('sleep_ceiling', 'seconds'), ('timeout', 'seconds'), ('phase_spin', 'seconds'), ('phase_yield', 'seconds'), ('fallback', 'wait'))

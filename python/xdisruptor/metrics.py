@@ -29,9 +29,9 @@ try:
     from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                         HistogramMetricFamily, Metric)
     from prometheus_client.registry import Collector
-except ImportError as e:  # pragma: no cover - exercised only without the extra
+except ImportError:  # pragma: no cover - exercised only without the extra
     raise ImportError("xdisruptor.metrics needs prometheus-client: "
-                      "pip install 'xdisruptor[metrics]'") from e
+                      "pip install 'xdisruptor[metrics]'") from None
 
 __all__ = ["RingCollector", "MetricsServer", "serve"]
 
