@@ -359,7 +359,9 @@ Consumer::Consumer(RingSegment& ring, int index, std::string name)
       owner_pid_(::getpid()),
       generation_(state_->generation.load(std::memory_order_relaxed)),
       fork_generation_(ForkGeneration()),
-      sample_mask_(latency::SampleMask(ring.latency_sample_every())) {}
+      sample_mask_(latency::SampleMask(ring.latency_sample_every())),
+      next_sample_(latency::NextSample(state_->sequence.load(std::memory_order_relaxed),
+                                       sample_mask_)) {}
 
 Consumer::Consumer(Consumer&& other) noexcept : registered_(false) {
   *this = std::move(other);
@@ -377,6 +379,7 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
   generation_ = other.generation_;
   fork_generation_ = other.fork_generation_;
   sample_mask_ = other.sample_mask_;
+  next_sample_ = other.next_sample_;
   resumed_ = other.resumed_;
   catch_up_ = std::move(other.catch_up_);
   registered_ = std::exchange(other.registered_, false);

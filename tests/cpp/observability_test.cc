@@ -160,6 +160,36 @@ TEST(ObservabilityTest, ShouldShowEachStagesPublishToReleaseLatencyWhenStagesRun
   EXPECT_NE(json.find("\"latency\": {\"samples\": 125, \"p50_s\": "), std::string::npos) << json;
 }
 
+TEST(ObservabilityTest, ShouldStampSamplesOfEveryProducerWhenAMultiProducerRingIsFed) {
+  ScopedRingName name;
+  constexpr std::int64_t kPerProducer = 3000;
+  auto ring = RingSegment::Create({.name = name.get(), .capacity = 128,
+                                   .sequencer = SequencerKind::kMultiProducer,
+                                   .latency_sample_every = 8});
+  ASSERT_TRUE(ring.ok());
+  const pid_t c = ForkChild([&] { return Drain(name.get(), "c", {}, {}); });
+  ASSERT_TRUE(AwaitConsumers(*ring, 1));
+  std::vector<pid_t> producers;
+  for (int p = 0; p < 2; ++p) {
+    producers.push_back(ForkChild([&] {
+      auto r = RingSegment::Attach(name.get());
+      if (!r.ok()) return 2;
+      auto producer = MultiProducerSequencer::Attach(*r, {.kind = WaitKind::kYielding});
+      if (!producer.ok()) return 3;
+      for (std::int64_t i = 0; i < kPerProducer; i += 3) {  // claims of 3: samples mid-claim
+        const std::int64_t hi = *producer->Next(3);
+        producer->Publish(hi - 2, hi);
+      }
+      return 0;
+    }));
+  }
+  for (pid_t p : producers) EXPECT_EQ(WaitChild(p), 0);
+  RingStats st;
+  ASSERT_TRUE(AwaitAll(*ring, 2 * kPerProducer - 1, {c}, &st));
+  ASSERT_EQ(st.consumers.size(), 1u);
+  EXPECT_EQ(st.consumers[0].latency.count, 2 * kPerProducer / 8);  // every 8th, both producers'
+}
+
 TEST(ObservabilityTest, ShouldRecordNoLatencyWhenSamplingIsOff) {
   ScopedRingName name;
   auto ring = RingSegment::Create({.name = name.get(), .capacity = 64, .latency_sample_every = 0});

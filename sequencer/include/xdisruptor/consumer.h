@@ -92,7 +92,6 @@ class Consumer {
     BumpCounter(state_->events, events);  // single writer, relaxed (layout_access.h)
     BumpCounter(state_->batches);
     state_->last_batch.store(events, std::memory_order_relaxed);
-    const std::int64_t prev = state_->sequence.load(std::memory_order_relaxed);
     // SYNC POINT: pairs with the producer's gating acquire load (SingleProducerSequencer) and
     // downstream barriers' acquire loads (SequenceBarrier::Available). Weaker, the producer
     // could overwrite a slot this consumer is still reading, or a downstream stage could read
@@ -101,9 +100,7 @@ class Consumer {
     // Wakes stages and producers asleep on this consumer's sequence; no syscall when none.
     wait::Notify(state_->notification);
     // Publish -> release latency of the sampled events just released (latency.h).
-    if (latency::HoldsSample(prev + 1, sequence, sample_mask_)) [[unlikely]] {
-      latency::RecordReleased(*ring_, *state_, prev, sequence, sample_mask_);
-    }
+    if (sequence >= next_sample_) [[unlikely]] RecordSamples(sequence);
   }
 
   SequenceBarrier& barrier() { return barrier_; }
@@ -142,6 +139,11 @@ class Consumer {
 
  private:
   Consumer(RingSegment& ring, int index, std::string name);
+  // Records the samples from next_sample_ to `released` (latency.h).
+  [[gnu::noinline]] void RecordSamples(std::int64_t released) {
+    latency::RecordReleased(*ring_, *state_, next_sample_ - 1, released, sample_mask_);
+    next_sample_ = latency::NextSample(released, sample_mask_);
+  }
 
   RingSegment* ring_ = nullptr;
   ConsumerState* state_ = nullptr;
@@ -152,6 +154,7 @@ class Consumer {
   std::uint32_t generation_ = 0;  // of the registration this object made
   std::uint32_t fork_generation_ = 0;  // ForkGeneration() of the process that registered
   std::int64_t sample_mask_ = -1;  // latency::SampleMask of the ring's sampling period
+  std::int64_t next_sample_ = INT64_MAX;  // the next sampled sequence it will release
   bool registered_ = true;
   bool resumed_ = false;
   std::shared_ptr<CatchUpSource> catch_up_;  // while catching up from a journal

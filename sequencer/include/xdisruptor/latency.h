@@ -8,14 +8,17 @@
 // one being rewritten) skips the sample. Clock: the steady clock (CLOCK_MONOTONIC), shared by
 // every process of the machine.
 //
-// Cost: one OR and one compare per publish and per release; a clock read and two stores per
-// N events on the producer's side, a clock read and a few relaxed stores on each consumer's.
+// Cost: one compare per publish (single producer) and per release against the next sampled
+// sequence (an OR and a compare per multi-producer publish); a clock read and three stores
+// per N events on the producer's side, a clock read and a few relaxed stores on each
+// consumer's.
 #ifndef XDISRUPTOR_LATENCY_H_
 #define XDISRUPTOR_LATENCY_H_
 
 #include <array>
 #include <atomic>
 #include <bit>
+#include <climits>
 #include <cstdint>
 
 #include "xdisruptor/layout.h"
@@ -36,6 +39,19 @@ inline bool HoldsSample(std::int64_t lo, std::int64_t hi, std::int64_t mask) {
   return ((lo - 1) | mask) != (hi | mask);
 }
 
+// The first sampled sequence after `s` (INT64_MAX when sampling is off): a producer or
+// consumer that keeps it needs one compare per publish or release (`hi >= next`).
+inline std::int64_t NextSample(std::int64_t s, std::int64_t mask) {
+  return mask < 0 ? INT64_MAX : (s | mask) + 1;
+}
+
+// The oldest sampled sequence of `from`..`hi` still worth visiting: the table holds the last
+// kStampCount samples, so a jump (a claim moved ahead, a long catch-up) costs at most that.
+inline std::int64_t FirstLive(std::int64_t from, std::int64_t hi, std::int64_t mask) {
+  const std::int64_t window = static_cast<std::int64_t>(kStampCount) * (mask + 1);
+  return hi - from >= window ? NextSample(hi - window, mask) : (from + mask) & ~mask;
+}
+
 inline StampState& StampOf(const RingSegment& ring, std::int64_t sequence, std::int64_t mask) {
   const auto n = static_cast<std::uint64_t>(sequence) / static_cast<std::uint64_t>(mask + 1);
   return ring.stamps()[n & (kStampCount - 1)];
@@ -45,7 +61,7 @@ inline StampState& StampOf(const RingSegment& ring, std::int64_t sequence, std::
 // publishes them (whose release makes the stamps visible with the events).
 inline void Stamp(const RingSegment& ring, std::int64_t lo, std::int64_t hi, std::int64_t mask,
                   std::int64_t now) {
-  for (std::int64_t s = (lo + mask) & ~mask; s <= hi; s += mask + 1) {
+  for (std::int64_t s = FirstLive(lo, hi, mask); s <= hi; s += mask + 1) {
     StampState& e = StampOf(ring, s, mask);
     e.sequence.store(kInitialSequence, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);  // the invalidation before the time
@@ -82,7 +98,7 @@ inline void Record(ConsumerState& c, std::int64_t latency_ns) {
 inline void RecordReleased(const RingSegment& ring, ConsumerState& c, std::int64_t prev,
                            std::int64_t released, std::int64_t mask) {
   const std::int64_t now = MonotonicNanos();
-  for (std::int64_t s = (prev + 1 + mask) & ~mask; s <= released; s += mask + 1) {
+  for (std::int64_t s = FirstLive(prev + 1, released, mask); s <= released; s += mask + 1) {
     if (const std::int64_t t = PublishedAt(ring, s, mask); t >= 0) Record(c, now - t);
   }
 }

@@ -88,10 +88,7 @@ class SingleProducerSequencer {
   void Publish(std::int64_t lo, std::int64_t hi) {
     (void)lo;  // Publish(hi) after a claim of many is allowed: the cursor tells where they start
     role_.CheckProcess();
-    if (const std::int64_t from = producer_->cursor.load(std::memory_order_relaxed) + 1;
-        latency::HoldsSample(from, hi, sample_mask_)) [[unlikely]] {
-      StampSamples(from, hi);
-    }
+    if (hi >= next_sample_) [[unlikely]] StampSamples(hi);
     // SYNC POINT: pairs with LoadCursor's acquire in the barrier (Availability::cursor).
     // Weaker, a consumer could see the new cursor before the slot contents written above it.
     producer_->cursor.store(hi, std::memory_order_release);
@@ -156,8 +153,10 @@ class SingleProducerSequencer {
   [[gnu::noinline]] bool WaitForCapacity(std::int64_t wrap_point, std::int64_t max_wait_ns) {
     return role_.WaitForCapacity(wrap_point, cursor(), max_wait_ns, &cached_gating_);
   }
-  [[gnu::noinline]] void StampSamples(std::int64_t lo, std::int64_t hi) {
-    latency::Stamp(role_.ring(), lo, hi, sample_mask_, MonotonicNanos());
+  // Stamps the sampled sequences from next_sample_ to hi (latency.h).
+  [[gnu::noinline]] void StampSamples(std::int64_t hi) {
+    latency::Stamp(role_.ring(), next_sample_, hi, sample_mask_, MonotonicNanos());
+    next_sample_ = latency::NextSample(hi, sample_mask_);
   }
 
   internal::ProducerRole role_;
@@ -167,6 +166,7 @@ class SingleProducerSequencer {
   std::int64_t next_value_ = kInitialSequence;     // highest claimed sequence
   std::int64_t cached_gating_ = kInitialSequence;  // slowest gating sequence when last read
   std::int64_t sample_mask_ = -1;  // latency::SampleMask of the ring's sampling period
+  std::int64_t next_sample_ = INT64_MAX;  // the next sequence to stamp (latency::NextSample)
 #ifndef NDEBUG
   std::thread::id owner_thread_{};  // the thread that claims (debug builds)
 #endif
