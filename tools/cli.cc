@@ -18,6 +18,11 @@
 //   xdisruptor rm RING [--force]                remove a ring's name (refuses a file that is
 //                                               not a ring, or a ring still mapped, unless
 //                                               --force)
+//   xdisruptor bridge out RING --nats URL[,URL] --stream NAME [--subject S] [--name bridge]
+//                  [--max_batch N] [--max_delay_us N] [--replicas N]
+//   xdisruptor bridge in RING --nats URL[,URL] --stream NAME [--create [--capacity N]]
+//                  [--name bridge-in]       (credentials: --user/--password, --token, --creds;
+//                                            TLS: --tls_ca [--tls_cert --tls_key])
 //   xdisruptor journal record RING DIR [--name journal] [--fsync none|batch|every:MS]
 //                  [--segment-bytes N] [--retain-bytes N] [--retain-seconds N]
 //   xdisruptor journal replay DIR RING [--from SEQ] [--to SEQ] [--rate EVENTS_PER_S]
@@ -46,6 +51,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bridge_cli.h"
 #include "journal_cli.h"
 #include "metrics_cli.h"
 #include "xdisruptor/xdisruptor.h"
@@ -303,7 +309,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "usage: xdisruptor ls | stat RING | top RING | tune RING CONSUMER --wait=KIND "
       "[--wait_params=K=V,...] | limit RING CONSUMER --max_lag=N [--max_lag_s=S] | "
-      "evict RING CONSUMER | rm RING [--force] | metrics [RING...] --listen HOST:PORT | journal record RING DIR | journal replay "
+      "evict RING CONSUMER | rm RING [--force] | metrics [RING...] --listen HOST:PORT | bridge out "
+      "RING --stream S | bridge in RING --stream S | journal record RING DIR | journal replay "
       "DIR RING | journal stat DIR | journal verify DIR   [--json]");
   // --segment-bytes and --segment_bytes alike: dashes in an option's name become underscores.
   std::vector<std::string> spelled(argv, argv + argc);
@@ -331,6 +338,8 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < operands; ++i) rings.push_back(arg(i));
     return tool::Metrics(rings, absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_print));
   }
+  if (command == "bridge" && operands == 2 && arg(0) == "out") return tool::BridgeOut(arg(1));
+  if (command == "bridge" && operands == 2 && arg(0) == "in") return tool::BridgeIn(arg(1));
   if (command == "journal" && operands >= 2) {
     const std::string sub = arg(0);
     if (sub == "record" && operands == 3) return tool::JournalRecord(arg(1), arg(2));

@@ -19,7 +19,10 @@
 #include "xdisruptor/journal.h"
 #include "xdisruptor/xdisruptor.h"
 
-ABSL_FLAG(std::string, name, "journal", "journal record: the recorder's consumer name");
+ABSL_FLAG(std::string, name, "",
+          "journal record: the recorder's consumer name (default journal); bridge out: its "
+          "consumer name (default bridge); bridge in: its durable JetStream consumer (default "
+          "bridge-in)");
 ABSL_FLAG(std::string, fsync, "none", "journal record: none, batch or every:MS");
 ABSL_FLAG(int64_t, segment_bytes, 256ll << 20, "journal record: data bytes per segment");
 ABSL_FLAG(int64_t, retain_bytes, 0, "journal record: keep at most this many bytes (0: all)");
@@ -32,8 +35,9 @@ ABSL_FLAG(std::vector<std::string>, after, {},
 ABSL_FLAG(int64_t, from, -1, "journal replay: first sequence (default: the journal's first)");
 ABSL_FLAG(int64_t, to, -1, "journal replay: last sequence (default: the journal's last)");
 ABSL_FLAG(double, rate, 0, "journal replay: events per second (0: as fast as the ring allows)");
-ABSL_FLAG(bool, create, false, "journal replay: create the ring with the journal's schema");
-ABSL_FLAG(int64_t, capacity, 65536, "journal replay --create: the ring's capacity");
+ABSL_FLAG(bool, create, false,
+          "journal replay, bridge in: create the ring with the journal's (stream's) schema");
+ABSL_FLAG(int64_t, capacity, 65536, "journal replay, bridge in --create: the ring's capacity");
 ABSL_FLAG(bool, close, true, "journal replay: end the ring's stream when done (--noclose: "
                              "leave it open)");
 
@@ -67,7 +71,8 @@ void StopRecording(int) {
 
 int JournalRecord(const std::string& ring_name, const std::string& directory) {
   JournalOptions options{.directory = directory,
-                         .name = absl::GetFlag(FLAGS_name),
+                         .name = absl::GetFlag(FLAGS_name).empty() ? std::string("journal")
+                                                                    : absl::GetFlag(FLAGS_name),
                          .segment_bytes = absl::GetFlag(FLAGS_segment_bytes),
                          .retain_bytes = absl::GetFlag(FLAGS_retain_bytes),
                          .retain_ns = static_cast<std::int64_t>(

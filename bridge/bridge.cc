@@ -1,0 +1,483 @@
+#include <nats/nats.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "xdisruptor/bridge.h"
+#include "xdisruptor/consumer.h"
+#include "xdisruptor/schema.h"
+#include "xdisruptor/sequencer.h"
+
+namespace xdisruptor::bridge {
+namespace {
+
+// --- libnats handles, owned -------------------------------------------------------------
+struct ConnDeleter { void operator()(natsConnection* c) const { natsConnection_Destroy(c); } };
+struct JsDeleter { void operator()(jsCtx* j) const { jsCtx_Destroy(j); } };
+struct SubDeleter { void operator()(natsSubscription* s) const { natsSubscription_Destroy(s); } };
+struct MsgDeleter { void operator()(natsMsg* m) const { natsMsg_Destroy(m); } };
+using Conn = std::unique_ptr<natsConnection, ConnDeleter>;
+using Js = std::unique_ptr<jsCtx, JsDeleter>;
+using Sub = std::unique_ptr<natsSubscription, SubDeleter>;
+using Msg = std::unique_ptr<natsMsg, MsgDeleter>;
+
+absl::Status NatsError(natsStatus s, std::string_view what, jsErrCode code = jsErrCode{}) {
+  const char* last = nats_GetLastError(nullptr);
+  std::string text = absl::StrFormat("%s: %s", what, natsStatus_GetText(s));
+  if (last != nullptr && *last != '\0') text += absl::StrFormat(" (%s)", last);
+  if (code != 0) text += absl::StrFormat(" [JetStream error %d]", static_cast<int>(code));
+  switch (s) {
+    case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_NOT_PERMITTED:
+      return absl::PermissionDeniedError(text);
+    case NATS_NOT_FOUND:
+      return absl::NotFoundError(text);
+    case NATS_TIMEOUT:
+      return absl::DeadlineExceededError(text);
+    default:
+      return absl::UnavailableError(text);
+  }
+}
+
+absl::StatusOr<Conn> Connect(const NatsOptions& o, const char* name) {
+  natsOptions* opts = nullptr;
+  if (natsStatus s = natsOptions_Create(&opts); s != NATS_OK) return NatsError(s, "nats options");
+  std::unique_ptr<natsOptions, void (*)(natsOptions*)> owned(opts, natsOptions_Destroy);
+  std::vector<const char*> urls;
+  for (const std::string& u : o.urls) urls.push_back(u.c_str());
+  natsStatus s = natsOptions_SetServers(opts, urls.data(), static_cast<int>(urls.size()));
+  if (s == NATS_OK && !o.user.empty()) s = natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str());
+  if (s == NATS_OK && !o.token.empty()) s = natsOptions_SetToken(opts, o.token.c_str());
+  if (s == NATS_OK && !o.creds_file.empty()) {
+    s = natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr);
+  }
+  if (s == NATS_OK && !o.tls_ca.empty()) {
+    s = natsOptions_SetSecure(opts, true);
+    if (s == NATS_OK) s = natsOptions_LoadCATrustedCertificates(opts, o.tls_ca.c_str());
+    if (s == NATS_OK && !o.tls_cert.empty()) {
+      s = natsOptions_LoadCertificatesChain(opts, o.tls_cert.c_str(), o.tls_key.c_str());
+    }
+  }
+  if (s == NATS_OK) s = natsOptions_SetName(opts, name);
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, o.max_reconnect);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, o.reconnect_wait_ms);
+  if (s == NATS_OK) s = natsOptions_SetReconnectJitter(opts, o.reconnect_wait_ms / 4, o.reconnect_wait_ms);
+  if (s != NATS_OK) return NatsError(s, "nats options");
+  natsConnection* nc = nullptr;
+  if (s = natsConnection_Connect(&nc, opts); s != NATS_OK) {
+    std::string servers;
+    for (const std::string& u : o.urls) servers += (servers.empty() ? "" : ",") + u;
+    return NatsError(s, "cannot connect to " + servers);
+  }
+  return Conn(nc);
+}
+
+// Ensures the stream exists (creating it with file storage when missing); returns its subject.
+absl::StatusOr<std::string> EnsureStream(jsCtx* js, const OutOptions& o, const std::string& subject) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode code{};
+  natsStatus s = js_GetStreamInfo(&si, js, o.stream.c_str(), nullptr, &code);
+  if (s == NATS_NOT_FOUND) {
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    const char* subjects[] = {subject.c_str()};
+    config.Name = o.stream.c_str();
+    config.Subjects = subjects;
+    config.SubjectsLen = 1;
+    config.Storage = js_FileStorage;
+    config.Replicas = o.replicas;
+    code = jsErrCode{};
+    s = js_AddStream(&si, js, &config, nullptr, &code);
+    if (s != NATS_OK) return NatsError(s, "cannot create stream " + o.stream, code);
+  } else if (s != NATS_OK) {
+    return NatsError(s, "cannot read stream " + o.stream, code);
+  }
+  std::string found = si->Config->SubjectsLen > 0 ? si->Config->Subjects[0] : "";
+  jsStreamInfo_Destroy(si);
+  return found;
+}
+
+// The subject of an existing stream (in: the stream must exist).
+absl::StatusOr<std::string> StreamSubject(jsCtx* js, const std::string& stream) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode code{};
+  const natsStatus s = js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &code);
+  if (s == NATS_NOT_FOUND) {
+    return absl::NotFoundError(absl::StrFormat(
+        "JetStream has no stream '%s' (a `bridge out` creates it)", stream));
+  }
+  if (s != NATS_OK) return NatsError(s, "cannot read stream " + stream, code);
+  std::string subject = si->Config->SubjectsLen > 0 ? si->Config->Subjects[0] : "";
+  jsStreamInfo_Destroy(si);
+  if (subject.empty()) return absl::FailedPreconditionError("stream " + stream + " has no subject");
+  return subject;
+}
+
+void StatusLine(const char* side, const Counters& c, bool enabled) {
+  if (!enabled) return;
+  std::fprintf(stderr, "\r%s: %llu events, %llu messages, %llu pending acks, lag %lld, %llu duplicates, %llu bad   ",
+               side, static_cast<unsigned long long>(c.events.load()),
+               static_cast<unsigned long long>(c.messages.load()),
+               static_cast<unsigned long long>(c.pending.load()),
+               static_cast<long long>(c.lag.load()),
+               static_cast<unsigned long long>(c.duplicates.load()),
+               static_cast<unsigned long long>(c.bad.load()));
+}
+
+// --- out ---------------------------------------------------------------------------------
+struct InFlight {
+  std::int64_t first;
+  std::int64_t last;
+  bool acked = false;
+};
+
+struct AckState {
+  std::mutex mu;
+  std::deque<InFlight> flights;  // in publish order
+  std::string error;             // the first failed publish, if any
+};
+
+void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure) {
+  auto* state = static_cast<AckState*>(closure);
+  const char* first_text = nullptr;
+  natsMsgHeader_Get(msg, kHeaderFirst, &first_text);
+  const std::int64_t first = first_text != nullptr ? std::atoll(first_text) : -1;
+  {
+    std::lock_guard lock(state->mu);
+    if (ack == nullptr) {
+      if (state->error.empty()) {
+        state->error = absl::StrFormat("publish of the batch from %d failed: %s%s", first,
+                                       natsStatus_GetText(err->Err),
+                                       err->ErrText != nullptr ? std::string(" ") + err->ErrText : "");
+      }
+    } else {
+      for (InFlight& f : state->flights) {
+        if (f.first == first) f.acked = true;
+      }
+    }
+  }
+  natsMsg_Destroy(msg);
+}
+
+}  // namespace
+
+absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::atomic<bool>& stop,
+                    Counters& counters) {
+  auto ring = RingSegment::Attach(o.ring);
+  if (!ring.ok()) return ring.status();
+  auto consumer = Consumer::Register(*ring, o.name, {.wait = {.kind = WaitKind::kBlocking}});
+  if (!consumer.ok()) return consumer.status();
+  const std::string subject = o.subject.empty() ? "xdisruptor." + o.ring : o.subject;
+  auto conn = Connect(nats, ("xdisruptor bridge out " + o.ring).c_str());
+  if (!conn.ok()) return conn.status();
+  AckState acks;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = o.max_pending;
+  jo.PublishAsync.AckHandler = OnAck;
+  jo.PublishAsync.AckHandlerClosure = &acks;
+  jsCtx* js_raw = nullptr;
+  if (natsStatus s = natsConnection_JetStream(&js_raw, conn->get(), &jo); s != NATS_OK) {
+    return NatsError(s, "JetStream context");
+  }
+  Js js(js_raw);
+  auto stream_subject = EnsureStream(js.get(), o, subject);
+  if (!stream_subject.ok()) return stream_subject.status();
+  if (*stream_subject != subject) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "stream %s takes subject '%s', not '%s' (pass --subject %s)", o.stream,
+        *stream_subject, subject, *stream_subject));
+  }
+  std::fprintf(stderr, "bridge out: ring %s -> stream %s (subject %s), consumer %s from %lld\n",
+               o.ring.c_str(), o.stream.c_str(), subject.c_str(), o.name.c_str(),
+               static_cast<long long>(consumer->sequence() + 1));
+  const auto schema = ParseSchema(ring->schema());
+  const std::uint32_t event_size =
+      schema.ok() && schema->itemsize > 0 ? schema->itemsize : ring->slot_size();
+  const std::string epoch = absl::StrFormat("%d", ring->header().created_at_unix_ns);
+  const std::string schema_text(ring->schema());
+  std::vector<char> body;
+
+  // Releases the acknowledged prefix of the batches in flight.
+  auto settle = [&]() -> absl::Status {
+    std::lock_guard lock(acks.mu);
+    if (!acks.error.empty()) return absl::UnavailableError(acks.error);
+    while (!acks.flights.empty() && acks.flights.front().acked) {
+      const InFlight f = acks.flights.front();
+      acks.flights.pop_front();
+      consumer->Release(f.last, static_cast<std::uint64_t>(f.last - f.first + 1));
+      counters.events += static_cast<std::uint64_t>(f.last - f.first + 1);
+    }
+    counters.pending = acks.flights.size();
+    return absl::OkStatus();
+  };
+  // Sends one message asynchronously; the ack handler marks [first, last] acknowledged.
+  auto send = [&](natsMsg* m, const std::string& id, std::int64_t first,
+                  std::int64_t last) -> absl::Status {
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id.c_str();
+    {
+      std::lock_guard lock(acks.mu);
+      acks.flights.push_back({first, last});
+    }
+    natsStatus s = js_PublishMsgAsync(js.get(), &m, &po);
+    while (s == NATS_TIMEOUT && !stop.load()) {  // too many in flight: settle, then again
+      if (absl::Status st = settle(); !st.ok()) {
+        natsMsg_Destroy(m);
+        return st;
+      }
+      s = js_PublishMsgAsync(js.get(), &m, &po);
+    }
+    if (s != NATS_OK) {
+      natsMsg_Destroy(m);  // (null when the library took it)
+      return NatsError(s, "publish");
+    }
+    ++counters.messages;
+    return absl::OkStatus();
+  };
+  auto new_message = [&](const char* data, std::size_t size) -> absl::StatusOr<natsMsg*> {
+    natsMsg* m = nullptr;
+    if (natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, data, static_cast<int>(size));
+        s != NATS_OK) {
+      return NatsError(s, "message");
+    }
+    natsMsgHeader_Set(m, kHeaderRing, o.ring.c_str());
+    natsMsgHeader_Set(m, kHeaderEpoch, epoch.c_str());
+    return m;
+  };
+  auto publish_batch = [&](std::int64_t first, std::int64_t last) -> absl::Status {
+    const std::int64_t count = last - first + 1;
+    body.resize(static_cast<std::size_t>(count) * event_size);
+    for (std::int64_t s = first; s <= last; ++s) {  // slot by slot: a batch may wrap the ring
+      std::memcpy(body.data() + static_cast<std::size_t>(s - first) * event_size, ring->slot(s),
+                  event_size);
+    }
+    auto m = new_message(body.data(), body.size());
+    if (!m.ok()) return m.status();
+    natsMsgHeader_Set(*m, kHeaderFirst, absl::StrFormat("%d", first).c_str());
+    natsMsgHeader_Set(*m, kHeaderCount, absl::StrFormat("%d", count).c_str());
+    natsMsgHeader_Set(*m, kHeaderSize, absl::StrFormat("%d", event_size).c_str());
+    natsMsgHeader_Set(*m, kHeaderSchema, schema_text.c_str());
+    return send(*m, MessageId(ring->header().created_at_unix_ns, first, count), first, last);
+  };
+  // The end of the stream after `last`: a message with no events (it releases nothing).
+  auto publish_close = [&](std::int64_t last) -> absl::Status {
+    auto m = new_message(nullptr, 0);
+    if (!m.ok()) return m.status();
+    natsMsgHeader_Set(*m, kHeaderClose, absl::StrFormat("%d", last).c_str());
+    natsMsgHeader_Set(*m, kHeaderFirst, absl::StrFormat("%d", last + 1).c_str());
+    return send(*m, absl::StrFormat("%s-close-%d", epoch, last), last + 1, last);
+  };
+
+  std::int64_t next = consumer->sequence() + 1;
+  std::int64_t published_to = next - 1;  // sent, maybe not acknowledged yet
+  const std::int64_t delay_ns = o.max_delay_us * 1000;
+  absl::Time last_status = absl::Now();
+  while (!stop.load()) {
+    if (absl::Status s = settle(); !s.ok()) return s;
+    if (absl::Now() - last_status > absl::Milliseconds(250)) {
+      StatusLine("bridge out", counters, o.status_line);
+      last_status = absl::Now();
+    }
+    WaitResult r = consumer->barrier().WaitFor(published_to + 1, 1'000'000);  // 1 ms slices
+    counters.lag = std::max<std::int64_t>(0, r.available - consumer->sequence());
+    if (r.status == WaitStatus::kClosed && r.available <= published_to) {
+      // The end: everything published; wait for the acks, then send the close marker.
+      jsPubOptions wait;
+      jsPubOptions_Init(&wait);
+      wait.MaxWait = 30000;
+      if (natsStatus s = js_PublishAsyncComplete(js.get(), &wait); s != NATS_OK) {
+        return NatsError(s, "waiting for JetStream to acknowledge the last batches");
+      }
+      if (absl::Status s = settle(); !s.ok()) return s;
+      if (absl::Status s = publish_close(published_to); !s.ok()) return s;
+      if (natsStatus s = js_PublishAsyncComplete(js.get(), &wait); s != NATS_OK) {
+        return NatsError(s, "waiting for the close marker's acknowledgement");
+      }
+      {
+        std::lock_guard lock(acks.mu);
+        if (!acks.error.empty()) return absl::UnavailableError(acks.error);
+        acks.flights.clear();  // the marker releases nothing
+      }
+      StatusLine("bridge out", counters, o.status_line);
+      return absl::OkStatus();
+    }
+    if (r.status != WaitStatus::kOk && r.status != WaitStatus::kCheckpoint &&
+        r.status != WaitStatus::kTimeout && r.status != WaitStatus::kClosed) {
+      return absl::AbortedError(absl::StrFormat("the ring's consumer stopped: %s",
+                                                WaitStatusName(r.status)));
+    }
+    if (r.available <= published_to) continue;
+    // A batch: wait up to max_delay for it to fill, unless it is full already.
+    if (r.available - published_to < o.max_batch && delay_ns > 0) {
+      const WaitResult more = consumer->barrier().WaitFor(published_to + o.max_batch, delay_ns);
+      r.available = std::max(r.available, more.available);
+    }
+    while (published_to < r.available && !stop.load()) {
+      const std::int64_t first = published_to + 1;
+      const std::int64_t last = std::min(r.available, first + o.max_batch - 1);
+      if (absl::Status s = publish_batch(first, last); !s.ok()) return s;
+      published_to = last;
+    }
+  }
+  return absl::CancelledError("stopped");
+}
+
+// --- in ----------------------------------------------------------------------------------
+absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomic<bool>& stop,
+                   Counters& counters) {
+  auto conn = Connect(nats, ("xdisruptor bridge in " + o.ring).c_str());
+  if (!conn.ok()) return conn.status();
+  jsCtx* js_raw = nullptr;
+  if (natsStatus s = natsConnection_JetStream(&js_raw, conn->get(), nullptr); s != NATS_OK) {
+    return NatsError(s, "JetStream context");
+  }
+  Js js(js_raw);
+  auto subject = StreamSubject(js.get(), o.stream);
+  if (!subject.ok()) return subject.status();
+
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = o.stream.c_str();
+  so.Config.AckPolicy = js_AckExplicit;
+  so.Config.DeliverPolicy = js_DeliverAll;
+  natsSubscription* sub_raw = nullptr;
+  jsErrCode code{};
+  if (natsStatus s = js_PullSubscribe(&sub_raw, js.get(), subject->c_str(), o.name.c_str(),
+                                      nullptr, &so, &code);
+      s != NATS_OK) {
+    return NatsError(s, "cannot subscribe to stream " + o.stream, code);
+  }
+  Sub sub(sub_raw);
+  std::fprintf(stderr, "bridge in: stream %s (subject %s), durable %s -> ring %s\n",
+               o.stream.c_str(), subject->c_str(), o.name.c_str(), o.ring.c_str());
+
+  std::optional<RingSegment> ring;
+  std::optional<SingleProducerSequencer> producer;
+  std::int64_t epoch = 0;  // pinned by the first batch taken
+  std::uint32_t event_size = 0;
+  absl::Time last_status = absl::Now();
+  // Opens (or creates) the far ring for the first batch's schema.
+  auto open_ring = [&](const WireBatch& b) -> absl::Status {
+    auto attached = RingSegment::Attach(o.ring);
+    if (!attached.ok() && attached.status().code() == absl::StatusCode::kNotFound && o.create) {
+      attached = RingSegment::Create({.name = o.ring, .capacity = o.capacity,
+                                      .slot_size = (b.event_size + 7) / 8 * 8,
+                                      .schema = b.schema});
+    }
+    if (!attached.ok()) return attached.status();
+    if (!SameSchema(attached->schema(), b.schema)) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "ring '%s' carries schema \"%s\" but stream %s carries \"%s\"", o.ring,
+          attached->schema(), o.stream, b.schema));
+    }
+    ring.emplace(*std::move(attached));
+    auto p = SingleProducerSequencer::Attach(*ring, {.kind = WaitKind::kBlocking});
+    if (!p.ok()) return p.status();
+    producer.emplace(*std::move(p));
+    epoch = b.epoch;
+    event_size = b.event_size;
+    return absl::OkStatus();
+  };
+
+  while (!stop.load()) {
+    if (absl::Now() - last_status > absl::Milliseconds(250)) {
+      StatusLine("bridge in", counters, o.status_line);
+      last_status = absl::Now();
+    }
+    natsMsgList list{};
+    code = jsErrCode{};
+    const natsStatus s = natsSubscription_Fetch(&list, sub.get(), o.fetch, 200, &code);
+    if (s == NATS_TIMEOUT) continue;
+    if (s != NATS_OK) {
+      if (s == NATS_CONNECTION_DISCONNECTED || s == NATS_NO_SERVER || s == NATS_CONNECTION_CLOSED) {
+        absl::SleepFor(absl::Milliseconds(100));  // libnats reconnects; fetch again
+        continue;
+      }
+      return NatsError(s, "fetch from stream " + o.stream, code);
+    }
+    std::unique_ptr<natsMsgList, void (*)(natsMsgList*)> owned(&list, natsMsgList_Destroy);
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* m = list.Msgs[i];
+      auto header = [m](const char* key) -> const char* {
+        const char* v = nullptr;
+        return natsMsgHeader_Get(m, key, &v) == NATS_OK ? v : nullptr;
+      };
+      auto batch = DecodeBatch(header, {natsMsg_GetData(m),
+                                        static_cast<std::size_t>(natsMsg_GetDataLength(m))});
+      if (!batch.ok() || (ring.has_value() && (batch->epoch != epoch ||
+                                               (batch->count > 0 && batch->event_size != event_size)))) {
+        ++counters.bad;  // garbage, truncated, or another ring's epoch: counted, never applied
+        std::fprintf(stderr, "bridge in: dropped a message: %s\n",
+                     batch.ok() ? "it comes from another epoch of the ring (re-created?)"
+                                : std::string(batch.status().message()).c_str());
+        natsMsg_Term(m, nullptr);
+        continue;
+      }
+      if (!ring.has_value()) {
+        if (batch->count == 0) {  // a close marker before any batch: nothing to carry
+          natsMsg_Ack(m, nullptr);
+          continue;
+        }
+        if (absl::Status st = open_ring(*batch); !st.ok()) return st;
+      }
+      // The far ring's cursor is the dedupe state: events at or below it are in already.
+      const std::int64_t cursor = producer->cursor();
+      if (batch->count == 0) {
+        natsMsg_Ack(m, nullptr);
+        if (batch->close_at <= cursor) {
+          producer->Close();
+          StatusLine("bridge in", counters, o.status_line);
+          return absl::OkStatus();
+        }
+        continue;
+      }
+      const std::int64_t last = batch->first + batch->count - 1;
+      if (last <= cursor) {
+        counters.duplicates += static_cast<std::uint64_t>(batch->count);
+        natsMsg_Ack(m, nullptr);
+        continue;
+      }
+      if (batch->first > cursor + 1) {
+        if (cursor == kInitialSequence) {
+          producer->ClaimSequence(batch->first - 1);  // a far ring joining a stream midway
+        } else {
+          return absl::DataLossError(absl::StrFormat(
+              "stream %s skips from sequence %d to %d: events are missing (retention?)",
+              o.stream, cursor, batch->first));
+        }
+      }
+      const std::int64_t from = std::max(batch->first, producer->cursor() + 1);
+      counters.duplicates += static_cast<std::uint64_t>(from - batch->first);
+      for (std::int64_t at = from; at <= last;) {
+        const std::int64_t n = std::min<std::int64_t>(last - at + 1,
+                                                      static_cast<std::int64_t>(ring->capacity()));
+        const std::int64_t hi = *producer->Next(n);
+        for (std::int64_t seq = hi - n + 1; seq <= hi; ++seq) {
+          std::memcpy(ring->slot(seq),
+                      batch->events.data() + static_cast<std::size_t>(seq - batch->first) * event_size,
+                      event_size);
+        }
+        producer->Publish(hi - n + 1, hi);
+        at = hi + 1;
+      }
+      counters.events += static_cast<std::uint64_t>(last - from + 1);
+      ++counters.messages;
+      natsMsg_Ack(m, nullptr);
+    }
+  }
+  return absl::CancelledError("stopped");
+}
+
+}  // namespace xdisruptor::bridge
