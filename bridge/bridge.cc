@@ -17,6 +17,7 @@
 #include "xdisruptor/consumer.h"
 #include "xdisruptor/schema.h"
 #include "xdisruptor/sequencer.h"
+#include "xdisruptor/wait_strategy.h"
 
 namespace xdisruptor::bridge {
 namespace {
@@ -141,17 +142,28 @@ struct InFlight {
   bool acked = false;
 };
 
+constexpr std::int64_t kAckTimeoutNs = 2'000'000'000;  // libnats 3.4 has no async ack timeout
+constexpr int kMaxResetsWithoutProgress = 100;
+constexpr absl::Duration kGapTimeout = absl::Seconds(60);  // in: how long a gap may wait
+
 struct AckState {
   std::mutex mu;
   std::deque<InFlight> flights;  // in publish order
   std::string error;             // the first failed publish, if any
 };
 
+std::int64_t HeaderInt(natsMsg* msg, const char* key, std::int64_t otherwise) {
+  const char* text = nullptr;
+  return natsMsgHeader_Get(msg, key, &text) == NATS_OK && text != nullptr ? std::atoll(text)
+                                                                          : otherwise;
+}
+
+// Runs on libnats' thread. A late ack of a message sent before a reset still proves its
+// events are stored: it acknowledges every batch in flight that it covers.
 void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure) {
   auto* state = static_cast<AckState*>(closure);
-  const char* first_text = nullptr;
-  natsMsgHeader_Get(msg, kHeaderFirst, &first_text);
-  const std::int64_t first = first_text != nullptr ? std::atoll(first_text) : -1;
+  const std::int64_t first = HeaderInt(msg, kHeaderFirst, -1);
+  const std::int64_t last = first + HeaderInt(msg, kHeaderCount, 0) - 1;
   {
     std::lock_guard lock(state->mu);
     if (ack == nullptr) {
@@ -162,7 +174,7 @@ void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure)
       }
     } else {
       for (InFlight& f : state->flights) {
-        if (f.first == first) f.acked = true;
+        if (f.first >= first && f.last <= last) f.acked = true;
       }
     }
   }
@@ -208,17 +220,25 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
   const std::string schema_text(ring->schema());
   std::vector<char> body;
 
-  // Releases the acknowledged prefix of the batches in flight.
+  // Releases the acknowledged prefix of the batches in flight; a failed publish is an error.
+  std::int64_t last_progress_ns = MonotonicNanos();
   auto settle = [&]() -> absl::Status {
     std::lock_guard lock(acks.mu);
     if (!acks.error.empty()) return absl::UnavailableError(acks.error);
     while (!acks.flights.empty() && acks.flights.front().acked) {
       const InFlight f = acks.flights.front();
       acks.flights.pop_front();
-      consumer->Release(f.last, static_cast<std::uint64_t>(f.last - f.first + 1));
-      counters.events += static_cast<std::uint64_t>(f.last - f.first + 1);
+      if (f.last >= f.first) {
+        consumer->Release(f.last, static_cast<std::uint64_t>(f.last - f.first + 1));
+        counters.events += static_cast<std::uint64_t>(f.last - f.first + 1);
+      }
+      last_progress_ns = MonotonicNanos();
     }
     counters.pending = acks.flights.size();
+    if (acks.flights.empty()) last_progress_ns = MonotonicNanos();
+    if (MonotonicNanos() - last_progress_ns > kAckTimeoutNs) {
+      return absl::DeadlineExceededError("no acknowledgement from JetStream for 2 s");
+    }
     return absl::OkStatus();
   };
   // Sends one message asynchronously; the ack handler marks [first, last] acknowledged.
@@ -235,7 +255,7 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
     while (s == NATS_TIMEOUT && !stop.load()) {  // too many in flight: settle, then again
       if (absl::Status st = settle(); !st.ok()) {
         natsMsg_Destroy(m);
-        return st;
+        return st;  // acks stopped coming: the caller resets
       }
       s = js_PublishMsgAsync(js.get(), &m, &po);
     }
@@ -280,12 +300,40 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
     return send(*m, absl::StrFormat("%s-close-%d", epoch, last), last + 1, last);
   };
 
-  std::int64_t next = consumer->sequence() + 1;
-  std::int64_t published_to = next - 1;  // sent, maybe not acknowledged yet
+  std::int64_t published_to = consumer->sequence();  // sent, maybe not acknowledged yet
+  // After a failed publish or acks that stopped coming (the server crashed, a reconnect lost
+  // them): forget what is in flight and send again from the last released event. JetStream
+  // drops what it stored already (same message id) within its duplicate window; the in side
+  // drops the rest by sequence.
+  int resets_without_progress = 0;
+  std::int64_t released_at_reset = consumer->sequence();
+  auto reset = [&](const absl::Status& why) -> absl::Status {
+    natsMsgList pending{};
+    if (js_PublishAsyncGetPendingList(&pending, js.get()) == NATS_OK) natsMsgList_Destroy(&pending);
+    {
+      std::lock_guard lock(acks.mu);
+      acks.flights.clear();
+      acks.error.clear();
+    }
+    resets_without_progress =
+        consumer->sequence() > released_at_reset ? 0 : resets_without_progress + 1;
+    released_at_reset = consumer->sequence();
+    if (resets_without_progress > kMaxResetsWithoutProgress) return why;
+    std::fprintf(stderr, "%sbridge out: sending again from %lld: %s\n", o.status_line ? "\n" : "",
+                 static_cast<long long>(consumer->sequence() + 1),
+                 std::string(why.message()).c_str());
+    published_to = consumer->sequence();
+    last_progress_ns = MonotonicNanos();
+    absl::SleepFor(absl::Milliseconds(200));
+    return absl::OkStatus();
+  };
   const std::int64_t delay_ns = o.max_delay_us * 1000;
   absl::Time last_status = absl::Now();
   while (!stop.load()) {
-    if (absl::Status s = settle(); !s.ok()) return s;
+    if (absl::Status s = settle(); !s.ok()) {
+      if (absl::Status r = reset(s); !r.ok()) return r;
+      continue;
+    }
     if (absl::Now() - last_status > absl::Milliseconds(250)) {
       StatusLine("bridge out", counters, o.status_line);
       last_status = absl::Now();
@@ -293,25 +341,30 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
     WaitResult r = consumer->barrier().WaitFor(published_to + 1, 1'000'000);  // 1 ms slices
     counters.lag = std::max<std::int64_t>(0, r.available - consumer->sequence());
     if (r.status == WaitStatus::kClosed && r.available <= published_to) {
-      // The end: everything published; wait for the acks, then send the close marker.
+      // The end: everything sent; once acknowledged, the close marker.
       jsPubOptions wait;
       jsPubOptions_Init(&wait);
-      wait.MaxWait = 30000;
-      if (natsStatus s = js_PublishAsyncComplete(js.get(), &wait); s != NATS_OK) {
-        return NatsError(s, "waiting for JetStream to acknowledge the last batches");
+      wait.MaxWait = 5000;
+      absl::Status done = js_PublishAsyncComplete(js.get(), &wait) == NATS_OK
+                              ? settle() : absl::DeadlineExceededError("acks of the last batches");
+      if (done.ok() && consumer->sequence() == published_to) {
+        done = publish_close(published_to);
+        if (done.ok() && js_PublishAsyncComplete(js.get(), &wait) != NATS_OK) {
+          done = absl::DeadlineExceededError("the close marker's ack");
+        }
+        if (done.ok()) {
+          std::lock_guard lock(acks.mu);
+          if (!acks.error.empty()) done = absl::UnavailableError(acks.error);
+        }
+        if (done.ok()) {
+          StatusLine("bridge out", counters, o.status_line);
+          return absl::OkStatus();
+        }
       }
-      if (absl::Status s = settle(); !s.ok()) return s;
-      if (absl::Status s = publish_close(published_to); !s.ok()) return s;
-      if (natsStatus s = js_PublishAsyncComplete(js.get(), &wait); s != NATS_OK) {
-        return NatsError(s, "waiting for the close marker's acknowledgement");
+      if (!done.ok()) {
+        if (absl::Status rr = reset(done); !rr.ok()) return rr;
       }
-      {
-        std::lock_guard lock(acks.mu);
-        if (!acks.error.empty()) return absl::UnavailableError(acks.error);
-        acks.flights.clear();  // the marker releases nothing
-      }
-      StatusLine("bridge out", counters, o.status_line);
-      return absl::OkStatus();
+      continue;
     }
     if (r.status != WaitStatus::kOk && r.status != WaitStatus::kCheckpoint &&
         r.status != WaitStatus::kTimeout && r.status != WaitStatus::kClosed) {
@@ -327,7 +380,10 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
     while (published_to < r.available && !stop.load()) {
       const std::int64_t first = published_to + 1;
       const std::int64_t last = std::min(r.available, first + o.max_batch - 1);
-      if (absl::Status s = publish_batch(first, last); !s.ok()) return s;
+      if (absl::Status s = publish_batch(first, last); !s.ok()) {
+        if (absl::Status rr = reset(s); !rr.ok()) return rr;
+        break;
+      }
       published_to = last;
     }
   }
@@ -366,6 +422,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
   std::optional<RingSegment> ring;
   std::optional<SingleProducerSequencer> producer;
   std::int64_t epoch = 0;  // pinned by the first batch taken
+  absl::Time gap_since = absl::InfinitePast();  // since when batches arrive ahead of the ring
   std::uint32_t event_size = 0;
   absl::Time last_status = absl::Now();
   // Opens (or creates) the far ring for the first batch's schema.
@@ -435,13 +492,14 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
       // The far ring's cursor is the dedupe state: events at or below it are in already.
       const std::int64_t cursor = producer->cursor();
       if (batch->count == 0) {
-        natsMsg_Ack(m, nullptr);
-        if (batch->close_at <= cursor) {
-          producer->Close();
-          StatusLine("bridge in", counters, o.status_line);
-          return absl::OkStatus();
+        if (batch->close_at > cursor) {  // batches put back for a gap come first
+          natsMsg_NakWithDelay(m, 50, nullptr);
+          continue;
         }
-        continue;
+        natsMsg_Ack(m, nullptr);
+        producer->Close();
+        StatusLine("bridge in", counters, o.status_line);
+        return absl::OkStatus();
       }
       const std::int64_t last = batch->first + batch->count - 1;
       if (last <= cursor) {
@@ -449,21 +507,31 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
         natsMsg_Ack(m, nullptr);
         continue;
       }
-      if (batch->first > cursor + 1) {
-        if (cursor == kInitialSequence) {
-          producer->ClaimSequence(batch->first - 1);  // a far ring joining a stream midway
-        } else {
+      if (batch->first > cursor + 1 && cursor == kInitialSequence) {
+        producer->ClaimSequence(batch->first - 1);  // a far ring joining a stream midway
+      } else if (batch->first > cursor + 1) {
+        // Ahead of the far ring: after a server crash a batch can be stored before the ones
+        // the out side sends again. Put it back for a moment; the missing batches come first.
+        if (gap_since == absl::InfinitePast()) gap_since = absl::Now();
+        if (absl::Now() - gap_since > kGapTimeout) {
           return absl::DataLossError(absl::StrFormat(
-              "stream %s skips from sequence %d to %d: events are missing (retention?)",
-              o.stream, cursor, batch->first));
+              "stream %s skips from sequence %d to %d for %s: events are missing (retention?)",
+              o.stream, cursor, batch->first, absl::FormatDuration(kGapTimeout)));
         }
+        natsMsg_NakWithDelay(m, 50, nullptr);
+        continue;
       }
+      gap_since = absl::InfinitePast();
       const std::int64_t from = std::max(batch->first, producer->cursor() + 1);
       counters.duplicates += static_cast<std::uint64_t>(from - batch->first);
       for (std::int64_t at = from; at <= last;) {
         const std::int64_t n = std::min<std::int64_t>(last - at + 1,
                                                       static_cast<std::int64_t>(ring->capacity()));
-        const std::int64_t hi = *producer->Next(n);
+        absl::StatusOr<std::int64_t> claimed;
+        while (!(claimed = producer->NextFor(n, 100'000'000)).ok()) {  // a full far ring:
+          if (stop.load()) return absl::CancelledError("stopped");      // stoppable waits
+        }
+        const std::int64_t hi = *claimed;
         for (std::int64_t seq = hi - n + 1; seq <= hi; ++seq) {
           std::memcpy(ring->slot(seq),
                       batch->events.data() + static_cast<std::size_t>(seq - batch->first) * event_size,

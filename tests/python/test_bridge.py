@@ -1,0 +1,290 @@
+"""The JetStream bridge with a real server: `nats-server -js` (Debian's package) started here on a
+free loopback port with a temporary store. Two rings stand for two hosts: a C++ producer feeds
+the source ring, `xdisruptor bridge out` carries it into a stream, `xdisruptor bridge in` into the
+far ring, where C++ and Python consumers check every event exactly once and in order, across
+SIGKILLs of either bridge and of the server, and with garbage on the subject."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+import xdisruptor
+from conftest import PEER_DTYPE, check_peer_events, finish, start_peer
+
+pytestmark = pytest.mark.timeout(300)
+
+NATS_SERVER = shutil.which("nats-server") or (
+    "/usr/sbin/nats-server" if os.path.exists("/usr/sbin/nats-server") else None)
+needs_nats = pytest.mark.skipif(NATS_SERVER is None,
+                                reason="Debian's nats-server is not installed (.ci/install)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NatsServer:
+    """`nats-server -js` on a free loopback port, its store in `directory` (kept across
+    restarts: kill() then start() is a crash and a restart on the same store)."""
+
+    def __init__(self, directory, *extra):
+        self.port = free_port()
+        self.directory = directory
+        self.extra = list(extra)
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.log = open(self.directory / "nats.log", "a")
+        self.proc = subprocess.Popen([NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port),
+                                      "-sd", str(self.directory / "store"), *self.extra],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    if s.recv(4096).startswith(b"INFO"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("nats-server did not start: " +
+                             (self.directory / "nats.log").read_text()[-2000:])
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+            self.log.close()
+
+    def publish_raw(self, subject, payload, headers=None):
+        """Publishes one message with the NATS text protocol (HPUB with headers), as any
+        client on the network could: for garbage the bridge must survive."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.recv(4096)  # INFO
+            s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\n')
+            if headers is None:
+                s.sendall(b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload))
+            else:
+                head = b"NATS/1.0\r\n" + b"".join(
+                    b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items()) + b"\r\n"
+                s.sendall(b"HPUB %s %d %d\r\n%s%s\r\n" % (
+                    subject.encode(), len(head), len(head) + len(payload), head, payload))
+            s.sendall(b"PING\r\n")
+            buf = b""
+            while b"PONG" not in buf:
+                buf += s.recv(4096)
+
+
+@pytest.fixture
+def nats(tmp_path):
+    servers = []
+
+    def start(*extra):
+        servers.append(NatsServer(tmp_path, *extra))
+        return servers[-1]
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def bridge(tool, side, ring, server, stream, *extra):
+    """Starts `xdisruptor bridge out|in RING` and waits for its first line (set up)."""
+    proc = subprocess.Popen([tool, "bridge", side, ring, "--nats", server.url, "--stream", stream,
+                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    assert line.startswith(f"bridge {side}:"), line + proc.stderr.read()
+    return proc
+
+
+def check_far(ring_name, consumer, events, done):
+    """A Python consumer of the far ring: every event exactly once, in order, to the end."""
+    ring = xdisruptor.Ring.attach(ring_name)
+    seen = 0
+    with ring.consumer(consumer) as c:
+        for batch in c.batches():
+            if not check_peer_events(batch, seen):
+                return
+            seen += len(batch)
+    if seen == events:
+        done.set()
+
+
+def rings(ring_name, capacity=65536):
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=capacity, dtype=PEER_DTYPE)
+    far = xdisruptor.Ring.create(ring_name + "-far", capacity=capacity, dtype=PEER_DTYPE)
+    return src, far
+
+
+@pytest.fixture
+def cleanup_rings(ring_name):
+    yield
+    for suffix in ("-src", "-far"):
+        if xdisruptor.Ring.exists(ring_name + suffix):
+            xdisruptor.Ring.remove(ring_name + suffix, force=True)
+
+
+def start_far_consumers(peer, fork_ctx, ring_name, events):
+    cpp = start_peer(peer, "consume", f"--ring={ring_name}-far", "--name=cpp",
+                     f"--events={events}", "--wait=blocking")
+    done = fork_ctx.Event()
+    py = fork_ctx.Process(target=check_far, args=(ring_name + "-far", "py", events, done))
+    py.start()
+    far = xdisruptor.Ring.attach(ring_name + "-far")
+    deadline = time.monotonic() + 30
+    while len(far.consumers()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return cpp, py, done
+
+
+def finish_far_consumers(cpp, py, done):
+    rc, out, err = finish(cpp, timeout=240)
+    assert rc == 0, err  # the C++ peer saw exactly N intact events in order, then the end
+    py.join(240)
+    assert done.is_set(), "the Python consumer did not see every event exactly once"
+
+
+@needs_nats
+def test_a_million_events_cross_exactly_once_in_order(nats, tool, peer, fork_ctx, ring_name,
+                                                       cleanup_rings):
+    events = 1_000_000
+    server = nats()
+    src, far = rings(ring_name)
+    out = bridge(tool, "out", ring_name + "-src", server, "S")
+    inn = bridge(tool, "in", ring_name + "-far", server, "S")
+    cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
+    producer = subprocess.run([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
+                               "--consumers=1"], capture_output=True, text=True, timeout=240)
+    assert producer.returncode == 0, producer.stderr
+    finish_far_consumers(cpp, py, done)
+    assert out.wait(60) == 0 and inn.wait(60) == 0
+    summary = inn.stderr.read()
+    assert f"bridge in: {events} events" in summary and "0 bad messages" in summary, summary
+
+
+@needs_nats
+@pytest.mark.parametrize("victim", ["out", "in", "server"])
+def test_nothing_lost_nothing_duplicated_when_a_side_is_killed(nats, tool, peer, fork_ctx,
+                                                                ring_name, cleanup_rings, victim):
+    events = 300_000
+    server = nats()
+    src, far = rings(ring_name, capacity=4096)
+    out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
+    inn = bridge(tool, "in", ring_name + "-far", server, "S")
+    cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
+    producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
+                                 "--consumers=1", "--rate=200000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Mid-stream: the far ring holds some, not all.
+    deadline = time.monotonic() + 60
+    while far.cursor < events // 3:
+        assert time.monotonic() < deadline, "the stream did not get going"
+        time.sleep(0.01)
+    if victim == "out":
+        out.send_signal(signal.SIGKILL)
+        out.wait()
+        out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
+    elif victim == "in":
+        inn.send_signal(signal.SIGKILL)
+        inn.wait()
+        inn = bridge(tool, "in", ring_name + "-far", server, "S")
+    else:
+        server.kill()
+        time.sleep(0.5)
+        server.start()  # same port, same store
+    assert producer.wait(240) == 0, producer.stderr.read()
+    finish_far_consumers(cpp, py, done)
+    assert out.wait(120) == 0, out.stderr.read()
+    assert inn.wait(120) == 0, inn.stderr.read()
+
+
+@needs_nats
+def test_the_schema_travels_with_the_stream_and_bad_input_is_counted(
+        nats, tool, peer, fork_ctx, ring_name, cleanup_rings):
+    server = nats()
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=1024, dtype=PEER_DTYPE)
+    out = bridge(tool, "out", ring_name + "-src", server, "S")
+    subject = f"xdisruptor.{ring_name}-src"
+    # Garbage on the subject before, between and after real batches: a message with no
+    # headers, one truncated, one from another epoch of the ring.
+    server.publish_raw(subject, b"not a batch")
+    with src.producer() as p:
+        p.publish_batch(np.zeros(0, dtype=PEER_DTYPE))
+        for i in range(1000):
+            p.publish((i, 3 * i + 1, i * 0.5, 0, f"event {i}".encode()))
+        time.sleep(0.5)
+        epoch = str(src.stats()["created_at_unix_ns"])
+        server.publish_raw(subject, b"x" * 10, {"Xd-Ring": "r", "Xd-Epoch": epoch, "Xd-First": "1000",
+                                                "Xd-Count": "2", "Xd-Event-Size": str(PEER_DTYPE.itemsize)})
+        server.publish_raw(subject, b"x" * PEER_DTYPE.itemsize, {
+            "Xd-Ring": "r", "Xd-Epoch": "12345", "Xd-First": "1000", "Xd-Count": "1",
+            "Xd-Event-Size": str(PEER_DTYPE.itemsize)})
+        for i in range(1000, 2000):
+            p.publish((i, 3 * i + 1, i * 0.5, 0, f"event {i}".encode()))
+        p.close()
+    assert out.wait(60) == 0
+    # The far ring does not exist: --create makes it with the schema the stream carries.
+    inn = subprocess.Popen([tool, "bridge", "in", ring_name + "-far", "--create", "--nats",
+                            server.url, "--stream", "S"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not xdisruptor.Ring.exists(ring_name + "-far"):
+        assert time.monotonic() < deadline and inn.poll() is None, inn.stderr.read()
+        time.sleep(0.01)
+    far = xdisruptor.Ring.attach(ring_name + "-far")
+    assert far.dtype == PEER_DTYPE
+    assert inn.wait(60) == 0
+    err = inn.stderr.read()
+    assert "2000 events" in err and "3 bad messages" in err, err
+    with far.consumer("late", start_at=0) as c:
+        got = np.concatenate(list(c.batches()))
+    assert len(got) == 2000 and check_peer_events(got, 0)
+
+
+@needs_nats
+def test_clear_errors_for_an_unreachable_server_a_missing_stream_a_schema_mismatch_and_a_refused_credential(
+        nats, tool, ring_name, cleanup_rings, tmp_path):
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=64, dtype=PEER_DTYPE)
+
+    def run(*args):
+        return subprocess.run([tool, "bridge", *args], capture_output=True, text=True,
+                              timeout=60)
+    dead = run("out", ring_name + "-src", "--nats", f"nats://127.0.0.1:{free_port()}", "--stream", "S")
+    assert dead.returncode == 1 and "cannot connect to nats://127.0.0.1:" in dead.stderr, dead.stderr
+    server = nats("--user", "xd", "--pass", "secret")
+    refused = run("out", ring_name + "-src", "--nats", server.url, "--stream", "S", "--user", "xd",
+                  "--password", "wrong")
+    assert refused.returncode == 1 and "uthoriz" in refused.stderr, refused.stderr
+    missing = run("in", ring_name + "-far", "--nats", server.url, "--stream", "Nope", "--user", "xd",
+                  "--password", "secret")
+    assert missing.returncode == 1 and "no stream 'Nope'" in missing.stderr, missing.stderr
+    # A far ring of another dtype is refused, naming both schemas.
+    other = np.dtype([("a", "<i8")])
+    xdisruptor.Ring.create(ring_name + "-far", capacity=64, dtype=other)
+    out = subprocess.Popen([tool, "bridge", "out", ring_name + "-src", "--nats", server.url, "--stream",
+                            "S", "--user", "xd", "--password", "secret"], stderr=subprocess.PIPE,
+                           text=True)
+    out.stderr.readline()
+    with src.producer() as p:
+        p.publish((1, 2, 3.0, 0, b"x"))
+        p.close()
+    assert out.wait(60) == 0
+    mismatch = run("in", ring_name + "-far", "--nats", server.url, "--stream", "S", "--user", "xd",
+                   "--password", "secret")
+    assert mismatch.returncode == 1 and "carries schema" in mismatch.stderr, mismatch.stderr
