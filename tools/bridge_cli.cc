@@ -63,6 +63,15 @@ int Finish(const char* side, const absl::Status& s, const bridge::Counters& c) {
   return 1;
 }
 
+// Both sides need --stream; false (after saying so) when it is missing.
+bool HasStream(const char* side) {
+  if (absl::GetFlag(FLAGS_stream).empty()) {
+    std::fprintf(stderr, "xdisruptor: bridge %s needs --stream NAME\n", side);
+    return false;
+  }
+  return true;
+}
+
 void HandleSignals() {
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
@@ -73,10 +82,7 @@ void HandleSignals() {
 }  // namespace
 
 int BridgeOut(const std::string& ring) {
-  if (absl::GetFlag(FLAGS_stream).empty()) {
-    std::fprintf(stderr, "xdisruptor: bridge out needs --stream NAME\n");
-    return 2;
-  }
+  if (!HasStream("out")) return 2;
   HandleSignals();
   bridge::OutOptions o;
   o.ring = ring;
@@ -96,10 +102,7 @@ int BridgeOut(const std::string& ring) {
 }
 
 int BridgeIn(const std::string& ring) {
-  if (absl::GetFlag(FLAGS_stream).empty()) {
-    std::fprintf(stderr, "xdisruptor: bridge in needs --stream NAME\n");
-    return 2;
-  }
+  if (!HasStream("in")) return 2;
   HandleSignals();
   bridge::InOptions o;
   o.ring = ring;

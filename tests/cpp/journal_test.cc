@@ -23,24 +23,10 @@ namespace xdisruptor {
 namespace {
 
 using testing::ScopedRingName;
+using testing::TempDir;
 using testing::TestEvent;
 
 constexpr std::uint32_t kSlot = sizeof(TestEvent);
-
-// A fresh temporary directory, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    char templ[] = "/tmp/xdjournal-XXXXXX";
-    path_ = ::mkdtemp(templ);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& get() const { return path_; }
-  std::string operator/(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  std::string path_;
-};
 
 std::vector<TestEvent> Events(std::int64_t first, std::int64_t count) {
   std::vector<TestEvent> out(static_cast<std::size_t>(count));

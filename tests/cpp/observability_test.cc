@@ -25,6 +25,7 @@ namespace {
 using testing::AwaitConsumers;
 using testing::ForkChild;
 using testing::ScopedRingName;
+using testing::TempDir;
 using testing::WaitChild;
 
 constexpr char kSchema[] = "<i8:seq,<f8:price,S8:symbol";
@@ -33,20 +34,6 @@ struct Quote {
   std::int64_t seq;
   double price;
   char symbol[8];
-};
-
-// A temporary directory for flight records, removed with its contents.
-class ScopedDir {
- public:
-  ScopedDir() {
-    char pattern[] = "/tmp/xdt-flight-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~ScopedDir() { std::filesystem::remove_all(path_); }
-  const std::string& get() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 std::string ReadFile(const std::string& path) {
@@ -215,7 +202,7 @@ TEST(ObservabilityTest, ShouldRefuseASamplingPeriodThatIsNotAPowerOfTwo) {
 
 TEST(ObservabilityTest, ShouldWriteAFlightRecordWhenAProducerWaitsLongerThanTheThreshold) {
   ScopedRingName name;
-  ScopedDir dir;
+  TempDir dir;
   auto ring = RingSegment::Create({.name = name.get(), .capacity = 16, .schema = kSchema,
                                    .flight_wait = absl::Milliseconds(200),
                                    .flight_dir = dir.get(), .flight_events = 8});
@@ -264,7 +251,7 @@ TEST(ObservabilityTest, ShouldWriteAFlightRecordWhenAProducerWaitsLongerThanTheT
 
 TEST(ObservabilityTest, ShouldWriteAFlightRecordWhenAProducerEvictsASlowConsumer) {
   ScopedRingName name;
-  ScopedDir dir;
+  TempDir dir;
   auto ring = RingSegment::Create({.name = name.get(), .capacity = 16, .schema = kSchema,
                                    .flight_wait = absl::ZeroDuration(),
                                    .flight_dir = dir.get()});
@@ -297,7 +284,7 @@ TEST(ObservabilityTest, ShouldWriteAFlightRecordWhenAProducerEvictsASlowConsumer
 
 TEST(ObservabilityTest, ShouldWriteAFlightRecordWhenAnOperatorEvicts) {
   ScopedRingName name;
-  ScopedDir dir;
+  TempDir dir;
   auto ring = RingSegment::Create({.name = name.get(), .capacity = 16, .flight_dir = dir.get()});
   ASSERT_TRUE(ring.ok());
   auto c = Consumer::Register(*ring, "victim");

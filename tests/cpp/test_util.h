@@ -10,8 +10,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -36,6 +39,21 @@ class ScopedRingName {
 
  private:
   std::string name_;
+};
+
+// A fresh temporary directory, removed with its contents at the end.
+class TempDir {
+ public:
+  TempDir() {
+    char templ[] = "/tmp/xdtest-XXXXXX";
+    path_ = ::mkdtemp(templ);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& get() const { return path_; }
+  std::string operator/(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
 };
 
 // Runs `body` in a forked child, which exits with its return value.
