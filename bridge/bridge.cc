@@ -124,16 +124,38 @@ absl::StatusOr<std::string> StreamSubject(jsCtx* js, const std::string& stream) 
   return subject;
 }
 
-void StatusLine(const char* side, const Counters& c, bool enabled) {
-  if (!enabled) return;
-  std::fprintf(stderr, "\r%s: %llu events, %llu messages, %llu pending acks, lag %lld, %llu duplicates, %llu bad   ",
-               side, static_cast<unsigned long long>(c.events.load()),
-               static_cast<unsigned long long>(c.messages.load()),
-               static_cast<unsigned long long>(c.pending.load()),
-               static_cast<long long>(c.lag.load()),
-               static_cast<unsigned long long>(c.duplicates.load()),
-               static_cast<unsigned long long>(c.bad.load()));
-}
+// The live line on a tty: events/s since the last line, acks pending, lag, duplicates, bad.
+class StatusLine {
+ public:
+  StatusLine(const char* side, const Counters& c, bool enabled)
+      : side_(side), c_(c), enabled_(enabled), at_(absl::Now()), events_(c.events.load()) {}
+
+  // Redraws at most every 250 ms, or now when `force`.
+  void Update(bool force = false) {
+    const absl::Time now = absl::Now();
+    if (!enabled_ || (!force && now - at_ < absl::Milliseconds(250))) return;
+    const std::uint64_t events = c_.events.load();
+    const double rate = static_cast<double>(events - events_) /
+                        std::max(1e-9, absl::ToDoubleSeconds(now - at_));
+    at_ = now;
+    events_ = events;
+    std::fprintf(stderr, "\r%s: %llu events, %.0f events/s, %llu messages, %llu pending acks, "
+                 "lag %lld, %llu duplicates, %llu bad   ", side_,
+                 static_cast<unsigned long long>(events), rate,
+                 static_cast<unsigned long long>(c_.messages.load()),
+                 static_cast<unsigned long long>(c_.pending.load()),
+                 static_cast<long long>(c_.lag.load()),
+                 static_cast<unsigned long long>(c_.duplicates.load()),
+                 static_cast<unsigned long long>(c_.bad.load()));
+  }
+
+ private:
+  const char* side_;
+  const Counters& c_;
+  bool enabled_;
+  absl::Time at_;
+  std::uint64_t events_;
+};
 
 // --- out ---------------------------------------------------------------------------------
 struct InFlight {
@@ -172,10 +194,10 @@ void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure)
                                        natsStatus_GetText(err->Err),
                                        err->ErrText != nullptr ? std::string(" ") + err->ErrText : "");
       }
-    } else {
-      for (InFlight& f : state->flights) {
-        if (f.first >= first && f.last <= last) f.acked = true;
-      }
+    } else {  // flights are in publish order: the first one it covers, and those after it
+      auto f = std::lower_bound(state->flights.begin(), state->flights.end(), first,
+                                [](const InFlight& x, std::int64_t v) { return x.first < v; });
+      for (; f != state->flights.end() && f->last <= last; ++f) f->acked = true;
     }
   }
   natsMsg_Destroy(msg);
@@ -328,16 +350,13 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
     return absl::OkStatus();
   };
   const std::int64_t delay_ns = o.max_delay_us * 1000;
-  absl::Time last_status = absl::Now();
+  StatusLine status("bridge out", counters, o.status_line);
   while (!stop.load()) {
     if (absl::Status s = settle(); !s.ok()) {
       if (absl::Status r = reset(s); !r.ok()) return r;
       continue;
     }
-    if (absl::Now() - last_status > absl::Milliseconds(250)) {
-      StatusLine("bridge out", counters, o.status_line);
-      last_status = absl::Now();
-    }
+    status.Update();
     WaitResult r = consumer->barrier().WaitFor(published_to + 1, 1'000'000);  // 1 ms slices
     counters.lag = std::max<std::int64_t>(0, r.available - consumer->sequence());
     if (r.status == WaitStatus::kClosed && r.available <= published_to) {
@@ -357,7 +376,7 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
           if (!acks.error.empty()) done = absl::UnavailableError(acks.error);
         }
         if (done.ok()) {
-          StatusLine("bridge out", counters, o.status_line);
+          status.Update(true);
           return absl::OkStatus();
         }
       }
@@ -378,6 +397,12 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
       r.available = std::max(r.available, more.available);
     }
     while (published_to < r.available && !stop.load()) {
+      // Released as they are acknowledged, not when the whole run is sent: the ring's producer
+      // moves on meanwhile and the acks' bookkeeping stays short.
+      if (absl::Status s = settle(); !s.ok()) {
+        if (absl::Status rr = reset(s); !rr.ok()) return rr;
+        break;
+      }
       const std::int64_t first = published_to + 1;
       const std::int64_t last = std::min(r.available, first + o.max_batch - 1);
       if (absl::Status s = publish_batch(first, last); !s.ok()) {
@@ -424,7 +449,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
   std::int64_t epoch = 0;  // pinned by the first batch taken
   absl::Time gap_since = absl::InfinitePast();  // since when batches arrive ahead of the ring
   std::uint32_t event_size = 0;
-  absl::Time last_status = absl::Now();
+  StatusLine status("bridge in", counters, o.status_line);
   // Opens (or creates) the far ring for the first batch's schema.
   auto open_ring = [&](const WireBatch& b) -> absl::Status {
     auto attached = RingSegment::Attach(o.ring);
@@ -449,10 +474,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
   };
 
   while (!stop.load()) {
-    if (absl::Now() - last_status > absl::Milliseconds(250)) {
-      StatusLine("bridge in", counters, o.status_line);
-      last_status = absl::Now();
-    }
+    status.Update();
     natsMsgList list{};
     code = jsErrCode{};
     const natsStatus s = natsSubscription_Fetch(&list, sub.get(), o.fetch, 200, &code);
@@ -498,7 +520,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
         }
         natsMsg_Ack(m, nullptr);
         producer->Close();
-        StatusLine("bridge in", counters, o.status_line);
+        status.Update(true);
         return absl::OkStatus();
       }
       const std::int64_t last = batch->first + batch->count - 1;
