@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -288,3 +289,184 @@ def test_clear_errors_for_an_unreachable_server_a_missing_stream_a_schema_mismat
     mismatch = run("in", ring_name + "-far", "--nats", server.url, "--stream", "S", "--user", "xd",
                    "--password", "secret")
     assert mismatch.returncode == 1 and "carries schema" in mismatch.stderr, mismatch.stderr
+
+
+class NatsCluster:
+    """Three `nats-server`s on loopback forming one JetStream cluster (each its own store under
+    `directory`), ready once every member sees a meta leader."""
+
+    def __init__(self, directory, size=3):
+        self.directory = directory
+        self.ports = [free_port() for _ in range(size)]
+        routes = [free_port() for _ in range(size)]
+        self.http = [free_port() for _ in range(size)]
+        self.procs = []
+        self.logs = []
+        for i in range(size):
+            conf = directory / f"n{i}.conf"
+            others = ", ".join(f"nats-route://127.0.0.1:{r}" for j, r in enumerate(routes) if j != i)
+            conf.write_text(
+                f'server_name: n{i}\nlisten: 127.0.0.1:{self.ports[i]}\n'
+                f'http: 127.0.0.1:{self.http[i]}\n'
+                f'jetstream {{ store_dir: "{directory / f"n{i}"}" }}\n'
+                f'cluster {{ name: xd, listen: 127.0.0.1:{routes[i]}, routes: [{others}] }}\n')
+            self.logs.append(open(directory / f"n{i}.log", "w"))
+            self.procs.append(subprocess.Popen([NATS_SERVER, "-c", str(conf)], stdout=self.logs[i],
+                                               stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 60
+        while not all(self.jsz(i).get("meta_cluster", {}).get("leader") for i in range(size)):
+            assert time.monotonic() < deadline, "the cluster did not elect a meta leader: " + \
+                (directory / "n0.log").read_text()[-2000:]
+            time.sleep(0.2)
+
+    @property
+    def urls(self):
+        return ",".join(f"nats://127.0.0.1:{p}" for p in self.ports)
+
+    def jsz(self, i, query=""):
+        import json
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http[i]}/jsz{query}",
+                                        timeout=2) as r:
+                return json.load(r)
+        except OSError:
+            return {}
+
+    def stream_leader(self, stream):
+        """The index of the member leading `stream` (None while there is none)."""
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                continue
+            for account in self.jsz(i, "?streams=true").get("account_details", []):
+                for s in account.get("stream_detail", []):
+                    leader = s.get("cluster", {}).get("leader")
+                    if s.get("name") == stream and leader:
+                        return int(leader[1:])
+        return None
+
+    def kill(self, i):
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(20)
+        for log in self.logs:
+            log.close()
+
+
+@needs_nats
+def test_a_replicated_stream_loses_nothing_when_its_leader_is_killed(
+        tmp_path, tool, peer, fork_ctx, ring_name, cleanup_rings):
+    events = 300_000
+    cluster = NatsCluster(tmp_path)
+    try:
+        src, far = rings(ring_name, capacity=4096)
+        out = subprocess.Popen([tool, "bridge", "out", ring_name + "-src", "--nats", cluster.urls,
+                                "--stream", "S", "--replicas", "3", "--max_batch=256"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = out.stderr.readline()
+        assert line.startswith("bridge out:"), line + out.stderr.read()
+        inn = subprocess.Popen([tool, "bridge", "in", ring_name + "-far", "--nats", cluster.urls,
+                                "--stream", "S"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+        line = inn.stderr.readline()
+        assert line.startswith("bridge in:"), line + inn.stderr.read()
+        cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
+        producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src",
+                                     f"--events={events}", "--consumers=1", "--rate=100000"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while far.cursor < events // 3:
+            assert time.monotonic() < deadline, "the stream did not get going"
+            time.sleep(0.01)
+        leader = cluster.stream_leader("S")
+        assert leader is not None, "no member leads the stream"
+        cluster.kill(leader)  # mid-stream, the member holding the stream's leadership
+        killed_at = far.cursor
+        assert producer.wait(240) == 0, producer.stderr.read()
+        finish_far_consumers(cpp, py, done)
+        assert out.wait(120) == 0, out.stderr.read()
+        assert inn.wait(120) == 0, inn.stderr.read()
+        assert killed_at < events - 1, "the stream ended before the kill"
+        new_leader = cluster.stream_leader("S")
+        assert new_leader is not None and new_leader != leader
+    finally:
+        cluster.stop()
+
+
+def make_namespaces(tag):
+    """Two network namespaces joined by a veth pair: (run-in-A prefix, run-in-B prefix, B's
+    address, cleanup), or a reason they cannot be made here."""
+    ip = shutil.which("ip") or "/usr/sbin/ip"
+    a, b = f"xdA{tag}", f"xdB{tag}"
+    net = f"10.{200 + tag % 50}.{tag % 250}"
+    steps = [[ip, "netns", "add", a], [ip, "netns", "add", b],
+             [ip, "link", "add", f"xv{tag}a", "type", "veth", "peer", "name", f"xv{tag}b"],
+             [ip, "link", "set", f"xv{tag}a", "netns", a], [ip, "link", "set", f"xv{tag}b", "netns", b],
+             [ip, "-n", a, "addr", "add", f"{net}.1/24", "dev", f"xv{tag}a"],
+             [ip, "-n", b, "addr", "add", f"{net}.2/24", "dev", f"xv{tag}b"],
+             [ip, "-n", a, "link", "set", f"xv{tag}a", "up"], [ip, "-n", b, "link", "set", f"xv{tag}b", "up"],
+             [ip, "-n", a, "link", "set", "lo", "up"], [ip, "-n", b, "link", "set", "lo", "up"]]
+
+    def cleanup():
+        for ns in (a, b):
+            subprocess.run([ip, "netns", "del", ns], capture_output=True)
+    if not os.path.exists(ip):
+        return None, "the `ip` command (iproute2) is missing"
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            cleanup()
+            return None, f"`{' '.join(step)}` failed: {done.stderr.strip()} (needs CAP_NET_ADMIN)"
+    return ([ip, "netns", "exec", a], [ip, "netns", "exec", b], f"{net}.2", cleanup), None
+
+
+@needs_nats
+def test_across_two_network_namespaces_joined_by_a_veth_pair(tmp_path, tool, peer, fork_ctx,
+                                                              ring_name, cleanup_rings):
+    made, reason = make_namespaces(os.getpid() % 1000)
+    if made is None:
+        print(f"skipped: {reason}")
+        pytest.skip(f"network namespaces cannot be made here: {reason}")
+    in_a, in_b, address, cleanup = made
+    events = 200_000
+    server = None
+    try:
+        # The server and the in side on host B, the out side on host A: the stream crosses the veth.
+        port = free_port()
+        log = open(tmp_path / "nats.log", "w")
+        server = subprocess.Popen([*in_b, NATS_SERVER, "-js", "-a", address, "-p", str(port),
+                                   "-sd", str(tmp_path / "store")], stdout=log, stderr=log)
+        probe = ("import socket,sys,time\n"
+                 "for _ in range(200):\n"
+                 "    try:\n"
+                 f"        socket.create_connection(('{address}', {port}), 0.5).close(); sys.exit(0)\n"
+                 "    except OSError: time.sleep(0.05)\n"
+                 "sys.exit(1)\n")
+        assert subprocess.run([*in_a, sys.executable, "-c", probe]).returncode == 0, \
+            "host A cannot reach the server on host B: " + (tmp_path / "nats.log").read_text()
+        url = f"nats://{address}:{port}"
+        src, far = rings(ring_name)
+        out = subprocess.Popen([*in_a, tool, "bridge", "out", ring_name + "-src", "--nats", url,
+                                "--stream", "S"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+        assert out.stderr.readline().startswith("bridge out:"), out.stderr.read()
+        inn = subprocess.Popen([*in_b, tool, "bridge", "in", ring_name + "-far", "--nats", url,
+                                "--stream", "S"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+        assert inn.stderr.readline().startswith("bridge in:"), inn.stderr.read()
+        cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
+        producer = subprocess.run([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
+                                   "--consumers=1"], capture_output=True, text=True, timeout=240)
+        assert producer.returncode == 0, producer.stderr
+        finish_far_consumers(cpp, py, done)
+        assert out.wait(60) == 0 and inn.wait(60) == 0
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(20)
+        cleanup()
