@@ -207,9 +207,14 @@ void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure)
 
 absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::atomic<bool>& stop,
                     Counters& counters) {
+  if (!o.consumer.journal.empty()) {
+    return absl::InvalidArgumentError(
+        "bridge out reads the live ring; it does not catch up from a journal (to send a "
+        "recorded stream, replay the journal into a ring and bridge that ring)");
+  }
   auto ring = RingSegment::Attach(o.ring);
   if (!ring.ok()) return ring.status();
-  auto consumer = Consumer::Register(*ring, o.name, {.wait = {.kind = WaitKind::kBlocking}});
+  auto consumer = Consumer::Register(*ring, o.name, o.consumer);
   if (!consumer.ok()) return consumer.status();
   const std::string subject = o.subject.empty() ? "xdisruptor." + o.ring : o.subject;
   auto conn = Connect(nats, ("xdisruptor bridge out " + o.ring).c_str());

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
 #include "xdisruptor/bridge.h"
+#include "xdisruptor/pipeline.h"
 
 // Shared with the journal commands (journal_cli.cc): --name, --create, --capacity.
 ABSL_DECLARE_FLAG(std::string, name);
@@ -88,6 +90,16 @@ int BridgeOut(const std::string& ring) {
   o.ring = ring;
   o.stream = absl::GetFlag(FLAGS_stream);
   o.subject = absl::GetFlag(FLAGS_subject);
+  if (const char* stage = std::getenv("XDISRUPTOR_STAGE"); stage != nullptr && *stage != '\0') {
+    // A stage of the pipeline launcher: its name, `after`, wait and stall policy.
+    auto env = StageEnvironmentFromEnv();
+    if (!env.ok()) {
+      std::fprintf(stderr, "xdisruptor: %s\n", std::string(env.status().message()).c_str());
+      return 2;
+    }
+    o.name = env->name;
+    o.consumer = env->consumer;
+  }
   if (!absl::GetFlag(FLAGS_name).empty()) o.name = absl::GetFlag(FLAGS_name);
   o.max_batch = absl::GetFlag(FLAGS_max_batch);
   o.max_delay_us = absl::GetFlag(FLAGS_max_delay_us);
@@ -98,7 +110,15 @@ int BridgeOut(const std::string& ring) {
     return 2;
   }
   bridge::Counters counters;
-  return Finish("bridge out", bridge::RunOut(Nats(), o, g_stop, counters), counters);
+  const absl::Status status = bridge::RunOut(Nats(), o, g_stop, counters);
+  if (const char* stage = std::getenv("XDISRUPTOR_STAGE"); stage != nullptr && *stage != '\0') {
+    // The stage's last line, as the launcher reads it from every stage (its summary's counts).
+    std::printf("stage %s: %s, %llu events, 0 handler errors\n", o.name.c_str(),
+                status.ok() ? "stream closed" : g_stop.load() ? "stopped" : "failed",
+                static_cast<unsigned long long>(counters.events.load()));
+    std::fflush(stdout);
+  }
+  return Finish("bridge out", status, counters);
 }
 
 int BridgeIn(const std::string& ring) {

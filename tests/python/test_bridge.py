@@ -5,6 +5,7 @@ far ring, where C++ and Python consumers check every event exactly once and in o
 SIGKILLs of either bridge and of the server, and with garbage on the subject."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -470,3 +471,124 @@ def test_across_two_network_namespaces_joined_by_a_veth_pair(tmp_path, tool, pee
             server.terminate()
             server.wait(20)
         cleanup()
+
+
+@needs_nats
+def test_the_pipeline_launcher_starts_either_side(nats, tool, examples_bin, ring_name, tmp_path):
+    """Host A's pipeline: feed -> enricher (C++) -> bridge out as a stage after it. Host B's:
+    bridge in as the producer, a Python stage checking every enriched tick, a C++ sink after it."""
+    import json
+    from conftest import TICK_SCHEMA
+    server = nats()
+    handlers = os.path.join(os.path.dirname(os.path.abspath(__file__)))
+    events = 50_000
+
+    def pipeline(name, ring, producer, stages):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f'[ring]\nname = "{ring}"\ncapacity = 4096\ndtype = "{TICK_SCHEMA}"\n\n'
+                        f'[producer]\ncommand = {json.dumps(producer)}\n\n{stages}')
+        return path
+    a = pipeline("a", ring_name + "-a", [f"{examples_bin}/xdisruptor_demo_feed",
+                                          f"--events={events}", "--seconds=0", "--rate=0"],
+                 f'[[stage]]\nname = "enricher"\ncommand = ["{examples_bin}/xdisruptor_demo_stage", '
+                 f'"--role=enricher"]\n\n'
+                 f'[[stage]]\nname = "to-b"\nafter = ["enricher"]\n'
+                 f'command = {json.dumps([tool, "bridge", "out", "{ring}", "--nats", server.url, "--stream", "AB"])}\n')
+    b = pipeline("b", ring_name + "-b", [tool, "bridge", "in", "{ring}", "--nats", server.url,
+                                          "--stream", "AB"],
+                 f'[[stage]]\nname = "check"\nhandler = "pipeline_handlers:CheckEnriched"\n'
+                 f'python_path = ["{handlers}"]\noptions = {{ result = "{tmp_path / "check.json"}" }}\n\n'
+                 f'[[stage]]\nname = "sink"\nafter = ["check"]\n'
+                 f'command = ["{examples_bin}/xdisruptor_demo_stage", "--role=sink"]\n')
+
+    def launch(path):
+        return subprocess.Popen([sys.executable, "-m", "xdisruptor.pipeline", "run", str(path),
+                                 "--view=lines"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    host_a = launch(a)
+    # The out stage creates the stream when it starts, before host A's producer.
+    lines = []
+    for line in host_a.stdout:
+        lines.append(line)
+        if line.startswith("started the producer"):
+            break
+    assert any(l.startswith("started stage to-b") for l in lines), "".join(lines) + host_a.stdout.read()
+    host_b = launch(b)
+    out_a, _ = host_a.communicate(timeout=180)
+    out_b, _ = host_b.communicate(timeout=180)
+    out_a = "".join(lines) + out_a
+    assert host_a.returncode == 0, out_a
+    assert host_b.returncode == 0, out_b
+    assert "started stage to-b (" in out_a and "after enricher" in out_a
+    assert f"[to-b] stage to-b: stream closed, {events} events, 0 handler errors" in out_a, out_a
+    assert re.search(r"to-b +50,000 ", out_a), out_a  # the launcher's summary counts it
+    assert json.loads((tmp_path / "check.json").read_text()) == {"first": 0, "events": events}
+    assert f"sink: {events} ticks, sequences 0..{events - 1} contiguous" in out_b, out_b
+    assert f"summary: {events:,} events published" in out_b, out_b
+
+
+TMUX = shutil.which("tmux")
+
+
+@needs_nats
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/install installs it)")
+def test_a_status_line_on_a_terminal_and_the_bridge_in_stat(nats, tool, ring_name, cleanup_rings):
+    """Both sides in a real terminal (tmux) draw a live line (events, events/s, pending acks,
+    lag); `xdisruptor stat` shows the out side's consumer as any other, from a Python producer."""
+    import json
+    import threading
+    server = nats()
+    src, far = rings(ring_name, capacity=1024)
+    sessions = {side: f"xdbr-{side}-{os.getpid()}" for side in ("out", "in")}
+    for side, ring in (("out", ring_name + "-src"), ("in", ring_name + "-far")):
+        if side == "in":  # the stream exists once the out side started
+            deadline = time.monotonic() + 20
+            while not any(c["name"] == "bridge" for c in src.consumers()):
+                assert time.monotonic() < deadline, "bridge out did not register"
+                time.sleep(0.05)
+        subprocess.run([TMUX, "new-session", "-d", "-s", sessions[side], "-x", "220", "-y", "10",
+                        f"{tool} bridge {side} {ring} --nats {server.url} --stream S --max_batch=16"],
+                       check=True)
+    events = 6000
+
+    def produce():
+        with src.producer() as p:
+            for i in range(events):
+                p.publish((i, 3 * i + 1, i * 0.5, 0, f"event {i}".encode()))
+                if i % 10 == 0:
+                    time.sleep(0.005)  # about 2,000 events/s for 3 s
+            p.close()
+    producer = threading.Thread(target=produce)
+    try:
+        producer.start()
+
+        def line(side):
+            screen = subprocess.run([TMUX, "capture-pane", "-p", "-t", sessions[side]],
+                                    capture_output=True, text=True).stdout
+            m = re.findall(rf"bridge {side}: (\d+) events, (\d+) events/s, \d+ messages, "
+                           rf"(\d+) pending acks, lag (\d+)", screen)
+            return [tuple(map(int, x)) for x in m]
+        seen = {"out": [], "in": []}
+        stat = None
+        deadline = time.monotonic() + 60
+        while producer.is_alive() and time.monotonic() < deadline:
+            for side in seen:
+                seen[side] += line(side)[-1:]
+            if stat is None and src.cursor > 1000:
+                stat = json.loads(subprocess.run([tool, "stat", ring_name + "-src", "--json"],
+                                                 capture_output=True, text=True, check=True).stdout)
+            time.sleep(0.2)
+        producer.join()
+        for side in seen:  # the line moved while events flowed, with a rate
+            counts = [s[0] for s in seen[side]]
+            assert len(set(counts)) >= 3 and counts == sorted(counts), (side, seen[side])
+            assert any(s[1] > 0 for s in seen[side]), (side, seen[side])
+        bridge_entry = [c for c in stat["consumers"] if c["name"] == "bridge"]
+        assert bridge_entry and bridge_entry[0]["alive"] and bridge_entry[0]["sequence"] >= 0, stat
+        deadline = time.monotonic() + 60
+        while far.cursor < events - 1 or not far.stream_closed:
+            assert time.monotonic() < deadline, far.cursor
+            time.sleep(0.05)
+    finally:
+        for s in sessions.values():
+            subprocess.run([TMUX, "kill-session", "-t", s], capture_output=True)

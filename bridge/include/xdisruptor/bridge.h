@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "xdisruptor/consumer.h"
 
 namespace xdisruptor::bridge {
 
@@ -42,6 +43,9 @@ struct OutOptions {
   std::string stream;
   std::string subject;             // empty: "xdisruptor.<ring>"
   std::string name = "bridge";     // its consumer name in the ring
+  // How it registers: after other stages, its wait, its stall policy (a pipeline stage's
+  // settings; by default a blocking wait that holds the producer).
+  ConsumerOptions consumer{.wait = {.kind = WaitKind::kBlocking}};
   std::int64_t max_batch = 1024;   // events per message at most
   std::int64_t max_delay_us = 1000;  // how long a message waits to fill up
   int replicas = 1;                // of a stream it creates
