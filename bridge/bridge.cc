@@ -78,7 +78,12 @@ absl::StatusOr<Conn> Connect(const NatsOptions& o, const char* name) {
   if (s = natsConnection_Connect(&nc, opts); s != NATS_OK) {
     std::string servers;
     for (const std::string& u : o.urls) servers += (servers.empty() ? "" : ",") + u;
-    return NatsError(s, "cannot connect to " + servers);
+    absl::Status e = NatsError(s, "cannot connect to " + servers);
+    if (!o.tls_ca.empty() && o.tls_cert.empty()) {  // a server verifying clients hangs up
+      e = absl::Status(e.code(), std::string(e.message()) +
+                                     "; a server that verifies clients needs --tls_cert and --tls_key");
+    }
+    return e;
   }
   return Conn(nc);
 }
@@ -459,6 +464,12 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
   auto open_ring = [&](const WireBatch& b) -> absl::Status {
     auto attached = RingSegment::Attach(o.ring);
     if (!attached.ok() && attached.status().code() == absl::StatusCode::kNotFound && o.create) {
+      if (const auto schema = ParseSchema(b.schema);
+          !b.schema.empty() && (!schema.ok() || schema->itemsize != b.event_size)) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "a batch of %d-byte events carries schema \"%s\" of another size (or none valid)",
+            b.event_size, b.schema));
+      }
       attached = RingSegment::Create({.name = o.ring, .capacity = o.capacity,
                                       .slot_size = (b.event_size + 7) / 8 * 8,
                                       .schema = b.schema});
@@ -468,6 +479,14 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
       return absl::FailedPreconditionError(absl::StrFormat(
           "ring '%s' carries schema \"%s\" but stream %s carries \"%s\"", o.ring,
           attached->schema(), o.stream, b.schema));
+    }
+    // The events must fit the slots (and match the schema's size): else the message lies.
+    const auto parsed = ParseSchema(attached->schema());
+    if (b.event_size > attached->slot_size() ||
+        (!attached->schema().empty() && parsed.ok() && parsed->itemsize != b.event_size)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "a batch of %d-byte events does not fit ring '%s' (%d-byte slots, schema \"%s\")",
+          b.event_size, o.ring, attached->slot_size(), attached->schema()));
     }
     ring.emplace(*std::move(attached));
     auto p = SingleProducerSequencer::Attach(*ring, {.kind = WaitKind::kBlocking});
@@ -514,7 +533,13 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
           natsMsg_Ack(m, nullptr);
           continue;
         }
-        if (absl::Status st = open_ring(*batch); !st.ok()) return st;
+        if (absl::Status st = open_ring(*batch); !st.ok()) {
+          if (st.code() != absl::StatusCode::kInvalidArgument) return st;
+          ++counters.bad;  // a message that cannot be this ring's: counted, never applied
+          std::fprintf(stderr, "bridge in: dropped a message: %s\n", std::string(st.message()).c_str());
+          natsMsg_Term(m, nullptr);
+          continue;
+        }
       }
       // The far ring's cursor is the dedupe state: events at or below it are in already.
       const std::int64_t cursor = producer->cursor();

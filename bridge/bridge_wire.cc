@@ -1,4 +1,5 @@
 #include <charconv>
+#include <cstdint>
 #include <string_view>
 
 #include "absl/strings/str_format.h"
@@ -42,8 +43,13 @@ absl::StatusOr<WireBatch> DecodeBatch(const std::function<const char*(const char
     return absl::InvalidArgumentError(
         "bridge message without valid Xd-First, Xd-Count and Xd-Event-Size headers");
   }
+  if (b.first > INT64_MAX - b.count) {
+    return absl::InvalidArgumentError("bridge message: Xd-First + Xd-Count overflows");
+  }
   b.event_size = static_cast<std::uint32_t>(size);
-  if (static_cast<std::int64_t>(body.size()) != b.count * size) {
+  // count * size could overflow: compare by division first.
+  const auto body_size = static_cast<std::int64_t>(body.size());
+  if (b.count > body_size / size || body_size != b.count * size) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "bridge message of %d events of %d bytes has %d bytes (truncated or padded)", b.count,
         size, body.size()));

@@ -188,8 +188,8 @@ def test_nothing_lost_nothing_duplicated_when_a_side_is_killed(nats, tool, peer,
     events = 300_000
     server = nats()
     src, far = rings(ring_name, capacity=4096)
-    out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
-    inn = bridge(tool, "in", ring_name + "-far", server, "S")
+    out = bridge(tool, "out", ring_name + "-src", server, "S", "--max-batch=256")  # as the issue
+    inn = bridge(tool, "in", ring_name + "-far", server, "S")                      # spells it
     cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
     producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
                                  "--consumers=1", "--rate=200000"],
@@ -227,6 +227,10 @@ def test_the_schema_travels_with_the_stream_and_bad_input_is_counted(
     # Garbage on the subject before, between and after real batches: a message with no
     # headers, one truncated, one from another epoch of the ring.
     server.publish_raw(subject, b"not a batch")
+    # A batch whose events are not the size its schema says (it would overrun the far slots).
+    server.publish_raw(subject, b"y" * 8, {
+        "Xd-Ring": "r", "Xd-Epoch": str(src.stats()["created_at_unix_ns"]), "Xd-First": "0",
+        "Xd-Count": "1", "Xd-Event-Size": "8", "Xd-Schema": src.stats()["schema"]})
     with src.producer() as p:
         p.publish_batch(np.zeros(0, dtype=PEER_DTYPE))
         for i in range(1000):
@@ -253,7 +257,7 @@ def test_the_schema_travels_with_the_stream_and_bad_input_is_counted(
     assert far.dtype == PEER_DTYPE
     assert inn.wait(60) == 0
     err = inn.stderr.read()
-    assert "2000 events" in err and "3 bad messages" in err, err
+    assert "2000 events" in err and "4 bad messages" in err, err
     with far.consumer("late", start_at=0) as c:
         got = np.concatenate(list(c.batches()))
     assert len(got) == 2000 and check_peer_events(got, 0)
@@ -493,7 +497,10 @@ def test_the_pipeline_launcher_starts_either_side(nats, tool, examples_bin, ring
                  f'[[stage]]\nname = "enricher"\ncommand = ["{examples_bin}/xdisruptor_demo_stage", '
                  f'"--role=enricher"]\n\n'
                  f'[[stage]]\nname = "to-b"\nafter = ["enricher"]\n'
-                 f'command = {json.dumps([tool, "bridge", "out", "{ring}", "--nats", server.url, "--stream", "AB"])}\n')
+                 f'command = {json.dumps([tool, "bridge", "out", "{ring}", "--nats", server.url, "--stream", "AB"])}\n\n'
+                 # a stage after the bridge sees each tick once JetStream stored it
+                 f'[[stage]]\nname = "stored"\nafter = ["to-b"]\n'
+                 f'command = ["{examples_bin}/xdisruptor_demo_stage", "--role=sink"]\n')
     b = pipeline("b", ring_name + "-b", [tool, "bridge", "in", "{ring}", "--nats", server.url,
                                           "--stream", "AB"],
                  f'[[stage]]\nname = "check"\nhandler = "pipeline_handlers:CheckEnriched"\n'
@@ -522,6 +529,7 @@ def test_the_pipeline_launcher_starts_either_side(nats, tool, examples_bin, ring
     assert "started stage to-b (" in out_a and "after enricher" in out_a
     assert f"[to-b] stage to-b: stream closed, {events} events, 0 handler errors" in out_a, out_a
     assert re.search(r"to-b +50,000 ", out_a), out_a  # the launcher's summary counts it
+    assert f"[stored] sink: {events} ticks, sequences 0..{events - 1} contiguous" in out_a, out_a
     assert json.loads((tmp_path / "check.json").read_text()) == {"first": 0, "events": events}
     assert f"sink: {events} ticks, sequences 0..{events - 1} contiguous" in out_b, out_b
     assert f"summary: {events:,} events published" in out_b, out_b
@@ -592,3 +600,199 @@ def test_a_status_line_on_a_terminal_and_the_bridge_in_stat(nats, tool, ring_nam
     finally:
         for s in sessions.values():
             subprocess.run([TMUX, "kill-session", "-t", s], capture_output=True)
+
+
+@needs_nats
+def test_fan_out_to_two_hosts_and_a_replay_into_a_new_ring(nats, tool, peer, fork_ctx, ring_name,
+                                                          cleanup_rings):
+    """One stream, two far rings each with its own durable consumer (--name), both get every
+    event; after the end a third durable replays the whole stream into a ring it creates."""
+    events = 100_000
+    server = nats()
+    src, far = rings(ring_name)
+    other = xdisruptor.Ring.create(ring_name + "-c", capacity=65536, dtype=PEER_DTYPE)
+    try:
+        out = bridge(tool, "out", ring_name + "-src", server, "S")
+        in_b = bridge(tool, "in", ring_name + "-far", server, "S", "--name", "host-b")
+        in_c = bridge(tool, "in", ring_name + "-c", server, "S", "--name", "host-c")
+        checks = [start_peer(peer, "consume", f"--ring={r}", "--name=check", f"--events={events}",
+                             "--wait=blocking") for r in (ring_name + "-far", ring_name + "-c")]
+        producer = subprocess.run([peer, "produce", f"--ring={ring_name}-src",
+                                   f"--events={events}", "--consumers=1"],
+                                  capture_output=True, text=True, timeout=240)
+        assert producer.returncode == 0, producer.stderr
+        for c in checks:
+            rc, _, err = finish(c, timeout=120)
+            assert rc == 0, err  # every event once, in order, on both hosts
+        assert out.wait(60) == 0 and in_b.wait(60) == 0 and in_c.wait(60) == 0
+        # A replay: a new durable delivers the stream from its start into a new ring.
+        replay = subprocess.run([tool, "bridge", "in", ring_name + "-d", "--create", "--name",
+                                 "replay", "--nats", server.url, "--stream", "S"],
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stderr
+        d = xdisruptor.Ring.attach(ring_name + "-d")
+        with d.consumer("late", start_at=max(0, events - 65536)) as c:
+            got = np.concatenate(list(c.batches()))
+        assert len(got) == min(events, 65536) and check_peer_events(got, events - len(got))
+    finally:
+        for r in (ring_name + "-c", ring_name + "-d"):
+            if xdisruptor.Ring.exists(r):
+                xdisruptor.Ring.remove(r, force=True)
+
+
+def make_certificates(directory):
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+    ossl = shutil.which("openssl")
+    if ossl is None:
+        return None
+
+    def run(*args):
+        subprocess.run([ossl, *args], check=True, capture_output=True, cwd=directory)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=xdisruptor test CA")
+    for who, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                     ("client", "extendedKeyUsage=clientAuth")):
+        (directory / f"{who}.ext").write_text(ext + "\n")
+        run("req", *key, "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN={who}")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{who}.pem", "-days", "2", "-extfile", f"{who}.ext")
+    return {k: str(directory / f"{k}") for k in ("ca.pem", "server.pem", "server.key",
+                                                  "client.pem", "client.key")}
+
+
+def carry(tool, ring_name, server, events, *auth):
+    """out -> stream -> in with the given credentials; returns the far ring's events."""
+    src, far = rings(ring_name, capacity=1024)
+    out = bridge(tool, "out", ring_name + "-src", server, "S", *auth)
+    with src.producer() as p:
+        for i in range(events):
+            p.publish((i, 3 * i + 1, i * 0.5, 0, f"event {i}".encode()))
+        p.close()
+    assert out.wait(60) == 0, out.stderr.read()
+    inn = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--nats", server.url,
+                          "--stream", "S", *auth], capture_output=True, text=True, timeout=60)
+    assert inn.returncode == 0, inn.stderr
+    with far.consumer("check", start_at=0) as c:
+        return np.concatenate(list(c.batches()))
+
+
+@needs_nats
+def test_a_token_and_mutual_tls_are_passed_to_libnats(nats, tool, ring_name, cleanup_rings,
+                                                       tmp_path):
+    server = nats("--auth", "s3cret-token")
+    refused = subprocess.run([tool, "bridge", "in", "nowhere", "--nats", server.url, "--stream",
+                              "S", "--token", "wrong"], capture_output=True, text=True, timeout=60)
+    got = carry(tool, ring_name, server, 500, "--token", "s3cret-token")
+    assert len(got) == 500 and check_peer_events(got, 0)
+    xdisruptor.Ring.remove(ring_name + "-src", force=True)
+    xdisruptor.Ring.remove(ring_name + "-far", force=True)
+    server.stop()
+
+    certs = make_certificates(tmp_path)
+    if certs is None:
+        pytest.skip("openssl is not installed")
+    server = nats("--tls", "--tlscert", certs["server.pem"], "--tlskey", certs["server.key"],
+                  "--tlsverify", "--tlscacert", certs["ca.pem"])
+    no_ca = subprocess.run([tool, "bridge", "in", "nowhere", "--nats", server.url, "--stream", "S"],
+                           capture_output=True, text=True, timeout=60)
+    no_cert = subprocess.run([tool, "bridge", "in", "nowhere", "--nats", server.url, "--stream",
+                              "S", "--tls_ca", certs["ca.pem"]], capture_output=True, text=True,
+                             timeout=60)
+    got = carry(tool, ring_name, server, 500, "--tls_ca", certs["ca.pem"], "--tls_cert",
+                certs["client.pem"], "--tls_key", certs["client.key"])
+    assert len(got) == 500 and check_peer_events(got, 0)
+    # Refused before any ring is looked at: the in side connects first.
+    assert refused.returncode == 1 and "uthoriz" in refused.stderr, refused.stderr
+    assert no_ca.returncode == 1 and "cannot connect" in no_ca.stderr, no_ca.stderr
+    assert no_cert.returncode == 1 and "needs --tls_cert and --tls_key" in no_cert.stderr, \
+        no_cert.stderr
+
+
+def make_credentials(directory):
+    """Operator mode for nats-server with a `.creds` file for one user, made from scratch: an
+    operator, an account with JetStream, a system account and a user, each an Ed25519 nkey
+    (openssl signs) with its JWT. Returns (server config, creds file), or None without openssl."""
+    import base64
+    import hashlib
+    import json
+    if shutil.which("openssl") is None:
+        return None
+
+    def b32(data):
+        return base64.b32encode(data).decode().rstrip("=")
+
+    def crc16(data):  # nkeys' checksum (CRC-16/XMODEM), little-endian on the wire
+        crc = 0
+        for b in data:
+            crc ^= b << 8
+            for _ in range(8):
+                crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+        return crc.to_bytes(2, "little")
+
+    class NKey:
+        PREFIX = {"operator": 14 << 3, "account": 0, "user": 20 << 3}
+
+        def __init__(self, kind, name):
+            seed = os.urandom(32)
+            self.name = name
+            self.der = directory / f"{name}.der"  # PKCS#8 of an Ed25519 seed
+            self.der.write_bytes(bytes.fromhex("302e020100300506032b657004220420") + seed)
+            pub = subprocess.run(["openssl", "pkey", "-inform", "DER", "-in", str(self.der),
+                                  "-pubout", "-outform", "DER"], capture_output=True,
+                                 check=True).stdout[-32:]
+            t = self.PREFIX[kind]
+            self.public = b32(bytes([t]) + pub + crc16(bytes([t]) + pub))
+            raw = bytes([(18 << 3) | (t >> 5), (t & 31) << 3]) + seed
+            self.seed = b32(raw + crc16(raw))
+
+        def sign(self, data):
+            message = directory / f"{self.name}.msg"  # Ed25519 signs one shot: from a file
+            message.write_bytes(data)
+            return subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", str(self.der),
+                                   "-keyform", "DER", "-rawin", "-in", str(message)],
+                                  capture_output=True, check=True).stdout
+
+    def jwt(issuer, subject, nats):
+        def enc(raw):
+            return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        claims = {"iat": int(time.time()), "iss": issuer.public, "name": subject.name,
+                  "sub": subject.public, "nats": dict(nats, version=2)}
+        claims["jti"] = b32(hashlib.sha256(json.dumps(claims).encode()).digest())
+        head = enc(b'{"typ":"JWT","alg":"ed25519-nkey"}') + "." + enc(json.dumps(claims).encode())
+        return head + "." + enc(issuer.sign(head.encode()))
+    unlimited = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                 "wildcards": True, "conn": -1, "leaf": -1}
+    operator, account = NKey("operator", "operator"), NKey("account", "account")
+    system, user = NKey("account", "system"), NKey("user", "user")
+    conf = directory / "operator.conf"
+    conf.write_text(
+        f'operator: "{jwt(operator, operator, {"type": "operator"})}"\n'
+        f"system_account: {system.public}\nresolver: MEMORY\nresolver_preload: {{\n"
+        f'  {account.public}: "' + jwt(operator, account, {
+            "type": "account", "limits": dict(unlimited, mem_storage=-1, disk_storage=-1,
+                                              streams=-1, consumer=-1)}) + '"\n'
+        f'  {system.public}: "' + jwt(operator, system, {"type": "account",
+                                                         "limits": unlimited}) + '"\n}\n')
+    creds = directory / "user.creds"
+    creds.write_text(
+        "-----BEGIN NATS USER JWT-----\n" +
+        jwt(account, user, {"type": "user", "pub": {}, "sub": {}, "subs": -1, "data": -1,
+                            "payload": -1}) +
+        "\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n" + user.seed +
+        "\n------END USER NKEY SEED------\n")
+    return str(conf), str(creds)
+
+
+@needs_nats
+def test_a_creds_file_is_passed_to_libnats(nats, tool, ring_name, cleanup_rings, tmp_path):
+    made = make_credentials(tmp_path)
+    if made is None:
+        pytest.skip("openssl is not installed")
+    conf, creds = made
+    server = nats("-c", conf)
+    refused = subprocess.run([tool, "bridge", "in", "nowhere", "--nats", server.url, "--stream",
+                              "S"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "uthoriz" in refused.stderr, refused.stderr
+    got = carry(tool, ring_name, server, 500, "--creds", creds)
+    assert len(got) == 500 and check_peer_events(got, 0)
