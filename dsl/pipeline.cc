@@ -114,6 +114,13 @@ absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
     env.consumer.start_at = static_cast<std::int64_t>(*v);
   }
   env.consumer.journal = Env("XDISRUPTOR_JOURNAL");
+  // A member of a worker group (the launcher's `workers = N`): the group, events per claim.
+  env.consumer.group = Env("XDISRUPTOR_GROUP");
+  if (const std::string claim = Env("XDISRUPTOR_CLAIM"); !claim.empty()) {
+    auto v = ParseNumber("XDISRUPTOR_CLAIM", claim);
+    if (!v.ok()) return v.status();
+    env.consumer.claim = static_cast<std::int64_t>(*v);
+  }
   if (absl::Status s = ValidateProcessorOptions(env.processor); !s.ok()) return s;
   return env;
 }
@@ -126,7 +133,9 @@ ConsumerOptions ConsumerOptionsOf(const PipelineStage& stage) {
           .wait = stage.options.wait,
           .stall_policy = stage.options.stall_policy,
           .max_lag = stage.options.max_lag,
-          .max_lag_ns = stage.options.max_lag_ns};
+          .max_lag_ns = stage.options.max_lag_ns,
+          .group = stage.group,
+          .claim = stage.options.claim};
 }
 
 }  // namespace
@@ -145,6 +154,17 @@ absl::StatusOr<std::vector<std::size_t>> RegistrationOrder(
           "two stages are called '%s'; each stage needs its own name", name));
     }
   }
+  // A worker pool's name stands for its members: stages after it come after all of them.
+  std::map<std::string, std::vector<std::size_t>> groups;
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    if (stages[i]->group.empty()) continue;
+    if (index.count(stages[i]->group) != 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "worker pool '%s' has the name of a stage; each needs its own name",
+          stages[i]->group));
+    }
+    groups[stages[i]->group].push_back(i);
+  }
   // Depth-first topological order; 0 unvisited, 1 on the path, 2 done.
   std::vector<int> mark(stages.size(), 0);
   std::vector<std::size_t> order;
@@ -159,6 +179,16 @@ absl::StatusOr<std::vector<std::size_t>> RegistrationOrder(
       if (up == stages[i]->name) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "stage '%s' cannot run after itself", up));
+      }
+      if (auto g = groups.find(up); g != groups.end()) {
+        for (std::size_t member : g->second) {
+          if (member == i) {
+            return absl::InvalidArgumentError(absl::StrFormat(
+                "stage '%s' cannot run after its own worker pool", stages[i]->name));
+          }
+          if (absl::Status s = visit(member); !s.ok()) return s;
+        }
+        continue;
       }
       auto it = index.find(up);
       if (it == index.end()) continue;  // a stage of another process

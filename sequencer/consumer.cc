@@ -12,6 +12,7 @@
 #include "xdisruptor/catch_up.h"
 #include "xdisruptor/flight.h"
 #include "xdisruptor/internal/gating.h"
+#include "xdisruptor/internal/worker_group.h"
 #include "internal/registry_lock.h"
 #include "xdisruptor/process.h"
 
@@ -57,6 +58,30 @@ absl::Status ValidateOptions(const RingSegment& ring, std::string_view name,
   }
   if (!IsNamed(options.stall_policy)) {
     return absl::InvalidArgumentError("unknown stall policy");
+  }
+  if (!options.group.empty()) {
+    if (absl::Status s = ValidateName(options.group, "worker group"); !s.ok()) return s;
+    if (options.group == name) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "consumer '%s': a member needs a name of its own, not its group's", name));
+    }
+    if (options.claim < 1 || options.claim > static_cast<std::int64_t>(ring.capacity())) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "consumer '%s': claim must be from 1 to the ring's capacity (%d); got %d", name,
+          ring.capacity(), options.claim));
+    }
+    if (!options.gating || !options.journal.empty()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "consumer '%s': a worker group member cannot be an observer or catch up from a "
+          "journal",
+          name));
+    }
+    for (const std::string& up : options.after) {
+      if (up == options.group) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "consumer '%s' cannot run after its own group '%s'", name, options.group));
+      }
+    }
   }
   if (absl::Status s = ValidateLimit(ring, name, options.stall_policy, options.max_lag,
                                      options.max_lag_ns);
@@ -157,6 +182,10 @@ void FillEntry(ConsumerState& c, std::string_view name, const ConsumerOptions& o
   c.max_lag_ns.store(options.max_lag_ns, std::memory_order_relaxed);
   c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
   if (plan.resume) return;
+  c.group_role.store(kNoGroup, std::memory_order_relaxed);
+  c.group.store(-1, std::memory_order_relaxed);
+  c.group_members.store(0, std::memory_order_relaxed);
+  c.takeovers.store(0, std::memory_order_relaxed);
   c.after_count = static_cast<std::uint32_t>(options.after.size());
   std::memcpy(c.after, up.index, sizeof(up.index));
   std::memcpy(c.after_generation, up.generation, sizeof(up.generation));
@@ -283,6 +312,7 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   internal::RegistryLock lock(ring.producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   internal::RepairTable(ring);
+  if (!options.group.empty()) return RegisterMember(ring, name, options);
   auto chosen = internal::ChooseEntry(ring, name);
   if (!chosen.ok()) return chosen.status();
   const auto index = static_cast<std::size_t>(*chosen);
@@ -325,6 +355,90 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   Consumer consumer(ring, *chosen, std::string(name));
   consumer.resumed_ = plan->resume;
   if (catch_from != kAtCursor) consumer.catch_up_ = std::move(source);
+  return consumer;
+}
+
+// Under the registry lock: the group stage (made by the first member, with the member's
+// `after`, stall policy and limits, joined as any stage joins), then the member's own entry.
+absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string_view name,
+                                                  const ConsumerOptions& options) {
+  const std::string& group = options.group;
+  int g = internal::FindActive(ring, group);
+  if (g >= 0 && ring.consumer(static_cast<std::size_t>(g)).group_role.load(
+                    std::memory_order_relaxed) != kGroupStage) {
+    return absl::AlreadyExistsError(absl::StrFormat(
+        "'%s' on ring '%s' is a consumer, not a worker group; choose another group name",
+        group, ring.name()));
+  }
+  if (g < 0) {  // the first member makes the group
+    auto chosen = internal::ChooseEntry(ring, group);
+    if (!chosen.ok()) return chosen.status();
+    ConsumerState& gc = ring.consumer(static_cast<std::size_t>(*chosen));
+    auto plan = DecideResume(ring, gc, static_cast<std::size_t>(*chosen), group, options);
+    if (!plan.ok()) return plan.status();
+    auto upstreams = ResolveUpstreams(ring, group, options.after);
+    if (!upstreams.ok()) return upstreams.status();
+    FillEntry(gc, group, options, *upstreams, *plan);
+    if (!plan->resume) {
+      gc.group_role.store(kGroupStage, std::memory_order_relaxed);
+      gc.group_members.store(0, std::memory_order_relaxed);
+      if (options.start_at == kAtCursor) {
+        JoinAtCursor(ring, static_cast<std::size_t>(*chosen), *plan, true);
+      } else if (auto joined = JoinWithHistory(ring, static_cast<std::size_t>(*chosen), group,
+                                               *plan, options.start_at, true);
+                 !joined.ok()) {
+        StoreStatus(gc, ConsumerStatus::kFree);
+        return joined.status();
+      }
+      gc.work.store(LoadSequence(gc), std::memory_order_release);
+    }
+    StoreStatus(gc, ConsumerStatus::kActive);
+    g = *chosen;
+  }
+  ConsumerState& gc = ring.consumer(static_cast<std::size_t>(g));
+  auto chosen = internal::ChooseEntry(ring, name);
+  if (!chosen.ok()) return chosen.status();
+  const auto index = static_cast<std::size_t>(*chosen);
+  ConsumerState& c = ring.consumer(index);
+  const std::uint64_t bit = std::uint64_t{1} << index;
+  // Resume: this name's entry is still a member of this group (its process died before
+  // anyone took its run over): go on with its unfinished run.
+  JoinPlan plan;
+  plan.resume = internal::NameIs(c, name) && LoadStatus(c) == ConsumerStatus::kActive &&
+                c.group_role.load(std::memory_order_relaxed) == kGroupMember &&
+                c.group.load(std::memory_order_relaxed) == g &&
+                (gc.group_members.load(std::memory_order_acquire) & bit) != 0;
+  if (!plan.resume && internal::NameIs(c, name) && LoadStatus(c) == ConsumerStatus::kActive &&
+      c.group_role.load(std::memory_order_relaxed) != kGroupMember) {
+    // An entry of this name that is not a member (a dead plain consumer): not ours to take.
+    return absl::AlreadyExistsError(absl::StrFormat(
+        "consumer '%s' on ring '%s' is not a member of group '%s'", name, ring.name(), group));
+  }
+  Upstreams up;  // the members wait on what the group runs after
+  for (std::uint32_t k = 0; k < std::min<std::uint32_t>(gc.after_count, kMaxAfter); ++k) {
+    up.index[k] = gc.after[k];
+    up.generation[k] = gc.after_generation[k];
+  }
+  ConsumerOptions member = options;
+  member.after.assign(std::min<std::uint32_t>(gc.after_count, kMaxAfter), std::string());
+  FillEntry(c, name, member, up, plan);
+  c.observer.store(kMemberMode, std::memory_order_relaxed);
+  if (!plan.resume) {
+    c.group_role.store(kGroupMember, std::memory_order_relaxed);
+    c.group.store(g, std::memory_order_relaxed);
+    // Nothing of its own yet: everything up to the claims so far is someone else's.
+    const std::int64_t at = gc.work.load(std::memory_order_acquire);
+    c.claim_hi.store(at, std::memory_order_relaxed);
+    c.sequence.store(at, std::memory_order_release);
+    c.join_sequence.store(at, std::memory_order_relaxed);
+    gc.group_members.fetch_or(bit, std::memory_order_seq_cst);
+  }
+  StoreOwner(gc.owner, CurrentProcess());  // the group's owner: a live member, for `stat`
+  StoreStatus(c, ConsumerStatus::kActive);
+  Consumer consumer(ring, *chosen, std::string(name));
+  consumer.resumed_ = plan.resume;
+  consumer.group_index_ = g;
+  consumer.claim_ = options.claim;
   return consumer;
 }
 
@@ -381,6 +495,10 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
   sample_mask_ = other.sample_mask_;
   next_sample_ = other.next_sample_;
   resumed_ = other.resumed_;
+  group_index_ = other.group_index_;
+  claim_ = other.claim_;
+  takeover_due_ns_ = other.takeover_due_ns_;
+  run_taken_over_ = other.run_taken_over_;
   catch_up_ = std::move(other.catch_up_);
   registered_ = std::exchange(other.registered_, false);
   return *this;
@@ -420,6 +538,7 @@ absl::Status Consumer::Deregister() {
       state_->generation.load(std::memory_order_relaxed) != generation_) {
     return absl::OkStatus();  // evicted (or taken over) meanwhile: nothing of ours is left
   }
+  if (group_index_ >= 0) return internal::LeaveGroup(*ring_, index_, group_index_);
   // Stop gating first: from here the producer may overwrite what this consumer left unread.
   LeaveGating(ring_->producer(), static_cast<std::size_t>(index_));
   ClearOwner(state_->owner);

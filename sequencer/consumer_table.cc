@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "xdisruptor/layout_access.h"
+#include "xdisruptor/internal/worker_group.h"
 #include "xdisruptor/process.h"
 
 namespace xdisruptor::internal {
@@ -118,6 +119,8 @@ void EvictEntry(RingSegment& ring, std::size_t index) {
   // evicted consumer's own kEvicted check).
   StoreStatus(c, ConsumerStatus::kEvicted);
   wait::WakeAll(c.notification);
+  // A worker group goes as a whole: each member sees kEvicted at its next wait.
+  if (c.group_role.load(std::memory_order_relaxed) == kGroupStage) EvictGroupMembers(ring, c);
   wait::WakeAll(ring.producer().cursor_notification);  // the evicted one may sleep there
 }
 

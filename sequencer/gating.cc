@@ -9,6 +9,7 @@
 
 #include "internal/consumer_table.h"
 #include "internal/registry_lock.h"
+#include "xdisruptor/internal/worker_group.h"
 #include "xdisruptor/process.h"
 #include "xdisruptor/waitstrategies/blocking.h"
 
@@ -30,14 +31,14 @@ bool SlowBeyondLimit(const ConsumerState& c, std::int64_t cursor, std::int64_t n
 }
 
 // Why EvictLaggards would act on entry `i` now (without the lock; re-checked under it).
-bool ShouldAct(const ConsumerState& c, std::int64_t cursor, std::int64_t wrap_point,
-               std::int64_t now, std::int64_t& since) {
+bool ShouldAct(const RingSegment& ring, const ConsumerState& c, std::int64_t cursor,
+               std::int64_t wrap_point, std::int64_t now, std::int64_t& since) {
   if (!IsActive(c)) return true;  // a stray gating bit
   if (LoadSequence(c) >= wrap_point || LoadStallPolicy(c) != StallPolicy::kEvict) {
     since = 0;
     return false;
   }
-  if (OwnerLiveness(c.owner) != Liveness::kAlive) return true;
+  if (!EntryAlive(ring, c)) return true;  // a worker group: when all its members died
   return SlowBeyondLimit(c, cursor, now, since);
 }
 
@@ -106,7 +107,7 @@ int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
   bool candidates = false;
   for (std::uint64_t m = LoadGatingMask(p); m != 0; m &= m - 1) {
     const auto i = static_cast<std::size_t>(std::countr_zero(m));
-    candidates = ShouldAct(ring.consumer(i), LoadCursor(p), wrap_point, now,
+    candidates = ShouldAct(ring, ring.consumer(i), LoadCursor(p), wrap_point, now,
                            state.over_limit_since[i]) ||
                  candidates;
   }
@@ -122,9 +123,9 @@ int EvictLaggards(RingSegment& ring, std::int64_t wrap_point, std::int64_t now,
     // Under the lock no registration is half done, so an entry that gates but is not active
     // is a stray bit.
     std::int64_t since = state.over_limit_since[i];
-    if (!ShouldAct(c, LoadCursor(p), wrap_point, now, since)) continue;
+    if (!ShouldAct(ring, c, LoadCursor(p), wrap_point, now, since)) continue;
     if (IsActive(c)) {
-      const bool dead = OwnerLiveness(c.owner) != Liveness::kAlive;
+      const bool dead = !EntryAlive(ring, c);
       state.evicted += absl::StrFormat(
           "%s%s (at %d, %s)", state.evicted.empty() ? "" : ", ", EntryName(c), LoadSequence(c),
           dead ? "its process died" : "beyond its slow-consumer limit");

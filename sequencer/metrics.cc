@@ -103,6 +103,9 @@ const std::vector<ConsumerMetric>& ConsumerMetrics() {
       {"xdisruptor_consumer_wakes_total", MetricType::kCounter,
        "Sleeps a publisher's wake-up ended (the rest ran out their sleep budget).",
        [](const ConsumerStats& c) { return Count(c.wakes); }},
+      {"xdisruptor_consumer_takeovers_total", MetricType::kCounter,
+       "Worker-group members: runs taken over from members that died (handled again).",
+       [](const ConsumerStats& c) { return Count(c.takeovers); }},
   };
   return *metrics;
 }
@@ -111,7 +114,7 @@ std::vector<std::pair<std::string, std::string>> ConsumerLabels(const RingStats&
                                                                 const ConsumerStats& c) {
   return {{"ring", r.name},
           {"consumer", c.name},
-          {"group", ""},
+          {"group", c.group},  // worker groups: the group of a member, a group stage's own name
           {"wait", std::string(WaitKindName(c.wait.kind))},
           {"stall", std::string(NameOf(c.stall_policy))}};
 }

@@ -1,12 +1,14 @@
 #include "xdisruptor/stats.h"
 
 #include <algorithm>
+#include <bit>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "internal/consumer_table.h"
 #include "internal/producer_table.h"
 #include "xdisruptor/internal/availability.h"
+#include "xdisruptor/internal/worker_group.h"
 #include "xdisruptor/layout_access.h"
 #include "xdisruptor/names.h"
 #include "xdisruptor/process.h"
@@ -15,6 +17,12 @@ namespace xdisruptor {
 namespace {
 
 const char* JsonBool(bool b) { return b ? "true" : "false"; }
+
+std::string JsonList(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + JsonString(items[i]);
+  return out + "]";
+}
 
 ConsumerStats EntryStats(const RingSegment& ring, std::size_t i, std::int64_t published,
                          std::int64_t now_ns) {
@@ -40,7 +48,23 @@ ConsumerStats EntryStats(const RingSegment& ring, std::size_t i, std::int64_t pu
   cs.max_lag = c.max_lag.load(std::memory_order_relaxed);
   cs.max_lag_ns = c.max_lag_ns.load(std::memory_order_relaxed);
   cs.gating = IsGating(ring.producer(), i);
-  cs.observer = c.observer.load(std::memory_order_relaxed) != 0;
+  cs.observer = c.observer.load(std::memory_order_relaxed) == kObserverMode;
+  const std::uint32_t role = c.group_role.load(std::memory_order_relaxed);
+  if (role == kGroupStage) {
+    cs.role = "group";
+    cs.group = cs.name;
+    cs.alive = internal::GroupAlive(ring, c);
+    for (std::uint64_t m = c.group_members.load(std::memory_order_acquire); m != 0; m &= m - 1) {
+      cs.members.push_back(internal::EntryName(ring.consumer(
+          static_cast<std::size_t>(std::countr_zero(m)))));
+    }
+  } else if (role == kGroupMember) {
+    cs.role = "member";
+    const auto g = static_cast<std::size_t>(c.group.load(std::memory_order_relaxed));
+    if (g < kMaxConsumers) cs.group = internal::EntryName(ring.consumer(g));
+    cs.claim_hi = c.claim_hi.load(std::memory_order_relaxed);
+    cs.takeovers = LoadCounter(c.takeovers);
+  }
   cs.after = internal::UpstreamNames(ring, c);
   cs.join_sequence = c.join_sequence.load(std::memory_order_relaxed);
   cs.evictions = LoadCounter(c.evictions);
@@ -191,14 +215,16 @@ std::string StatsJson(const RingStats& st) {
         "\"join_sequence\": %d, \"registered_at_unix_ns\": %d, \"evictions\": %d, "
         "\"missed\": %d, \"handler_errors\": %d, \"gating\": %s, \"observer\": %s, "
         "\"max_lag\": %d, \"max_lag_s\": %.9g, \"sleeps\": %d, \"wakes\": %d, "
-        "\"last_batch\": %d, \"latency\": %s}",
+        "\"last_batch\": %d, \"latency\": %s, \"role\": %s, \"group\": %s, \"members\": %s, "
+        "\"claim_hi\": %d, \"takeovers\": %d}",
         i ? ", " : "", c.index, JsonString(c.name), c.pid, JsonBool(c.alive),
         JsonString(NameOf(c.state)), c.sequence, c.lag, c.events, c.batches,
         c.waits, c.events_per_second, JsonString(WaitKindName(c.wait.kind)), wait_params,
         JsonString(NameOf(c.stall_policy)), after, c.join_sequence,
         c.registered_at_unix_ns, c.evictions, c.missed, c.handler_errors, JsonBool(c.gating),
         JsonBool(c.observer), c.max_lag, static_cast<double>(c.max_lag_ns) / 1e9, c.sleeps,
-        c.wakes, c.last_batch, LatencyJson(c.latency));
+        c.wakes, c.last_batch, LatencyJson(c.latency), JsonString(c.role), JsonString(c.group),
+        JsonList(c.members), c.claim_hi, c.takeovers);
   }
   return out + "]}";
 }

@@ -170,6 +170,19 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds,
     }
     std::string after;
     for (const std::string& a : c.after) after += (after.empty() ? "" : ",") + a;
+    if (c.role == "group") {  // a worker group: the stage, then its members' runs
+      std::string members;
+      for (const std::string& m : c.members) members += (members.empty() ? "" : ",") + m;
+      after += absl::StrFormat("%sgroup of %d: %s", after.empty() ? "" : "  ", c.members.size(),
+                               members);
+    } else if (c.role == "member") {
+      after += absl::StrFormat("%smember of %s, %s, %d taken over", after.empty() ? "" : "  ",
+                               c.group,
+                               c.sequence < c.claim_hi
+                                   ? absl::StrFormat("run %d..%d", c.sequence + 1, c.claim_hi)
+                                   : std::string("no run"),
+                               c.takeovers);
+    }
     const latency::Histogram& h = c.latency;
     std::printf("%-20s %8" PRId64 " %-5s %-7s %12" PRId64 " %10" PRId64 " %s%12.0f %8s %8s %8s "
                 "%-16s %-5s %5" PRIu64 " %6" PRIu64 " %s\n",

@@ -24,7 +24,8 @@ class PyConsumer {
   PyConsumer(const PyRing& ring, const std::string& name, const std::vector<std::string>& after,
              const std::string& wait, const py::dict& params, const std::string& stall_policy,
              bool rejoin_at_cursor, std::int64_t max_lag, double max_lag_s,
-             std::optional<std::int64_t> start_at, bool gating, const std::string& journal)
+             std::optional<std::int64_t> start_at, bool gating, const std::string& journal,
+             const std::string& group, std::int64_t claim)
       : ring_(ring.segment) {
     if (!(max_lag_s >= 0) || max_lag_s > 1e9) {
       ThrowStatus(absl::InvalidArgumentError("max_lag_s must be seconds >= 0"));
@@ -37,7 +38,9 @@ class PyConsumer {
                             .max_lag_ns = static_cast<std::int64_t>(max_lag_s * 1e9),
                             .start_at = start_at.value_or(kAtCursor),
                             .gating = gating,
-                            .journal = journal};
+                            .journal = journal,
+                            .group = group,
+                            .claim = claim};
     auto registered = Consumer::Register(ring.get(), name, options);
     if (!registered.ok() && !journal.empty() &&
         (registered.status().code() == absl::StatusCode::kDataLoss ||
@@ -76,6 +79,7 @@ class PyConsumer {
     if (c.catching_up()) {
       if (std::optional<py::tuple> from_journal = CatchUp(c, first, limit)) return *from_journal;
     }
+    if (c.member()) return NextOfRun(c, first, limit);
     const WaitResult waited = Wait(first);
     if (closing_.load(std::memory_order_acquire)) return Status(first, WaitStatus::kHalted);
     if (waited.status != WaitStatus::kOk) return Status(first, waited.status);
@@ -225,6 +229,34 @@ class PyConsumer {
     }
   }
 
+  // A worker-group member: the rest of its run, or the next run (Consumer::NextRun, waited
+  // for in slices with the GIL released); a batch never wraps the ring's end.
+  py::tuple NextOfRun(Consumer& c, std::int64_t first, std::int64_t limit) {
+    if (first > run_last_) {
+      ClaimedRun run;
+      for (;;) {
+        {
+          py::gil_scoped_release release;
+          run = c.NextRun(kPollNs);
+        }
+        if (run.status != WaitStatus::kCheckpoint) break;
+        CheckSignals();
+      }
+      c.barrier().EndWait();
+      if (closing_.load(std::memory_order_acquire)) return Status(first, WaitStatus::kHalted);
+      if (run.status != WaitStatus::kOk) return Status(first, run.status);
+      first = run.first;
+      run_last_ = run.last;
+      run_taken_over_ = run.taken_over;
+    }
+    const auto capacity = static_cast<std::int64_t>(ring_->capacity());
+    const std::int64_t to_end = capacity - (first & (capacity - 1));
+    const std::int64_t count = std::min({run_last_ - first + 1, limit, to_end});
+    pending_last_ = first + count - 1;
+    pending_count_ = count;
+    return py::make_tuple(first, count, run_taken_over_ ? "taken-over" : "ok");
+  }
+
   static py::tuple Status(std::int64_t first, WaitStatus status) {
     return py::make_tuple(first, 0, std::string(WaitStatusName(status)));
   }
@@ -273,6 +305,8 @@ class PyConsumer {
   std::atomic<std::uint64_t> loop_thread_{0};  // the thread of the loop reading, or 0
   std::atomic<bool> closing_{false};           // close() asked while a loop read
   CatchUpBatch journal_batch_{};               // the journal batch handed out last
+  std::int64_t run_last_ = kInitialSequence - 1;  // a member: the end of the run in hand
+  bool run_taken_over_ = false;                   // ... and whether it was a dead member's
 };
 
 }  // namespace
@@ -282,12 +316,16 @@ void RegisterConsumer(py::module_& m) {
       .def(py::init<const PyRing&, const std::string&, const std::vector<std::string>&,
                     const std::string&, const py::dict&, const std::string&, bool,
                     std::int64_t, double, std::optional<std::int64_t>, bool,
-                    const std::string&>(),
+                    const std::string&, const std::string&, std::int64_t>(),
            py::arg("ring"), py::arg("name"), py::arg("after"), py::arg("wait"),
            py::arg("params"), py::arg("stall_policy") = "hold",
            py::arg("rejoin_at_cursor") = false, py::arg("max_lag") = 0,
            py::arg("max_lag_s") = 0.0, py::arg("start_at") = py::none(),
-           py::arg("gating") = true, py::arg("journal") = "")
+           py::arg("gating") = true, py::arg("journal") = "", py::arg("group") = "",
+           py::arg("claim") = 64)
+      .def_property_readonly("member", [](PyConsumer& c) { return c.get().member(); })
+      .def_property_readonly("group", [](PyConsumer& c) { return c.get().group(); })
+      .def_property_readonly("takeovers", [](PyConsumer& c) { return c.get().takeovers(); })
       .def_property_readonly("catching_up", [](PyConsumer& c) { return c.get().catching_up(); })
       .def("journal_view", &PyConsumer::JournalView, py::arg("dtype"))
       .def_property_readonly("observer", [](PyConsumer& c) { return c.get().observer(); })

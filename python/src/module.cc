@@ -99,6 +99,8 @@ py::dict StageEnvironmentDict() {
   d["start_at"] = env.consumer.start_at == kAtCursor ? py::object(py::none())
                                                      : py::object(py::int_(env.consumer.start_at));
   d["journal"] = env.consumer.journal;
+  d["group"] = env.consumer.group;
+  d["claim"] = env.consumer.claim;
   return d;
 }
 

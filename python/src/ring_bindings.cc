@@ -152,6 +152,15 @@ py::dict ConsumerInfo(const ConsumerStats& c) {
   d["stall_policy"] = std::string(NameOf(c.stall_policy));
   d["observer"] = c.observer;
   d["after"] = c.after;
+  d["state"] = std::string(NameOf(c.state));
+  d["gating"] = c.gating;
+  // Worker groups (docs/worker-groups.md): "group" or "member" (else ""), the group's name,
+  // a group's members, a member's claimed run end and its takeovers.
+  d["role"] = c.role;
+  d["group"] = c.group;
+  d["members"] = c.members;
+  d["claim_hi"] = c.claim_hi;
+  d["takeovers"] = c.takeovers;
   return d;
 }
 

@@ -280,7 +280,10 @@ class Ring:
         return self._raw.closed
 
     def consumers(self) -> list:
-        """The registered consumers: name, pid, alive, sequence, counters, wait, after."""
+        """The registered consumers: name, pid, alive, state, gating, sequence, counters,
+        wait, after, and for worker groups role ("group" or "member"), group, members,
+        claim_hi (a member's run ends there; unfinished while sequence < claim_hi) and
+        takeovers."""
         return self._raw.consumers()
 
     def stats(self) -> dict:
@@ -311,7 +314,8 @@ class Ring:
                  stall_policy: str = "hold", rejoin_at_cursor: bool = False,
                  max_lag: int = 0, max_lag_s: float = 0.0,
                  start_at: Optional[int] = None, gating: bool = True,
-                 journal: Optional[str] = None,
+                 journal: Optional[str] = None, group: Optional[str] = None,
+                 claim: int = 64,
                  **wait_params: Any) -> "Consumer":
         """Registers the consumer ``name``. It starts at the cursor (events published before
         it joined are not its), waits by ``wait`` (times in seconds: ``timeout``,
@@ -341,6 +345,12 @@ class Ring:
         journal does not hold, with no gap and no duplicate; an evicted name registering again
         with a journal catches up from where it stopped. Batches read from the journal are
         read-only arrays (``writable`` applies once it reads the ring).
+        ``group``: a member of the worker group of that name (docs/worker-groups.md): the
+        members share the stream, each event handled by one live member, in runs of up to
+        ``claim`` events; the first member makes the group, a stage named ``group`` that
+        others can run ``after``. A member that dies has its unfinished run handled again by
+        another (at least once: :attr:`batch_first` gives each batch's sequence,
+        :attr:`batch_taken_over` says when it is a dead member's run).
         ``policy=`` and ``rejoin=`` are deprecated spellings of ``stall_policy=`` and
         ``rejoin_at_cursor=``."""
         stall_policy = renamed(wait_params, "policy", "stall_policy", stall_policy, "hold")
@@ -351,7 +361,9 @@ class Ring:
                                 _seconds(max_lag_s, "max_lag_s"),
                                 None if start_at is None else
                                 _whole(start_at, "start_at", 0, 2 ** 62), bool(gating),
-                                "" if journal is None else os.fspath(journal))
+                                "" if journal is None else os.fspath(journal),
+                                "" if group is None else str(group),
+                                _whole(claim, "claim", 1, 2 ** 62))
         return Consumer(self, raw, writable=writable,
                         max_batch=None if max_batch is None else
                         _whole(max_batch, "max_batch", 0, 2 ** 62))
@@ -677,6 +689,8 @@ class Consumer:
         self._max_batch = int(max_batch) if max_batch else max(1, min(4096, ring.capacity // 2))
         self._tuple_fields = _tuple_fields(self._dtype)
         self._async_helper: Optional[_async._Helper] = None
+        self._batch_first = -1
+        self._batch_taken_over = False
 
     @property
     def name(self) -> str:
@@ -715,6 +729,28 @@ class Consumer:
         return self._raw.catching_up
 
     @property
+    def group(self) -> Optional[str]:
+        """The worker group this consumer is a member of (``group=``), or None."""
+        return self._raw.group if self._raw.member else None
+
+    @property
+    def takeovers(self) -> int:
+        """Runs this member took over from members that died (handled again)."""
+        return self._raw.takeovers
+
+    @property
+    def batch_first(self) -> int:
+        """The sequence of the first event of the batch handed out last (-1 before one)."""
+        return self._batch_first
+
+    @property
+    def batch_taken_over(self) -> bool:
+        """True when the batch handed out last belongs to a run this member took over from
+        a member that died (or its own, resumed after a restart): some of its events may have
+        been handled already; the sequences tell which."""
+        return self._batch_taken_over
+
+    @property
     def observer(self) -> bool:
         """True for an observer (``gating=False``): it never holds the producer back and may
         be lapped (its loop then raises LappedError)."""
@@ -730,7 +766,9 @@ class Consumer:
         try:
             while True:
                 first, count, status = next_range(limit)
-                if status == "ok":
+                if status == "ok" or status == "taken-over":
+                    self._batch_first = first
+                    self._batch_taken_over = status == "taken-over"
                     yield first, count, None
                 elif status == "journal":
                     yield first, count, self._raw.journal_view(self._dtype)
@@ -803,12 +841,21 @@ class Consumer:
         released) and wakes the loop when it ends. A cancelled task releases nothing it was
         not handed; a loop left early (``break``, an exception, cancellation) does not release
         the batch in hand, which comes again. Use ``contextlib.aclosing(...)`` to end it at
-        once when you break out (an async generator is otherwise closed later, by the loop)."""
+        once when you break out (an async generator is otherwise closed later, by the loop).
+        Not for worker-group members (read them with :meth:`batches` or :meth:`run`)."""
+        self._not_a_member("abatches()")
         return _async.batches(self, max_size, on_timeout)
+
+    def _not_a_member(self, what: str) -> None:
+        if self._raw.member:
+            raise InvalidArgumentError(
+                f"{what} is not for a worker-group member ({self.name!r} of {self.group!r}); "
+                "read it with batches(), iteration or run()")
 
     def __aiter__(self) -> AsyncGenerator[tuple, None]:
         """``async for seq, price, symbol in consumer:`` one event at a time as a tuple, as
         synchronous iteration, awaiting as :meth:`abatches` does."""
+        self._not_a_member("async iteration")
         return _async.events(self)
 
     def _helper(self) -> "_async._Helper":

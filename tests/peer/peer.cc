@@ -23,6 +23,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -61,6 +62,9 @@ ABSL_FLAG(int64_t, start_back, -1,
           "(read at registration; -1: not used)");
 ABSL_FLAG(bool, observer, false, "consume: do not gate (may be lapped: exit code 6)");
 ABSL_FLAG(std::string, journal, "", "consume: catch up from this journal directory first");
+ABSL_FLAG(std::string, group, "", "work: the worker group this member joins");
+ABSL_FLAG(int64_t, claim, 64, "work: events per claim");
+ABSL_FLAG(int64_t, busy_us, 0, "work: CPU burned per event (microseconds)");
 
 namespace {
 
@@ -295,6 +299,65 @@ int ChaosConsume() {
   }
 }
 
+// work: a member of a worker group. Every event it handles is checked and its sequence
+// appended (binary int64) to --log, flushed at the end of each batch before the batch is
+// released; a run taken over from a dead member is handled again in full (the test counts
+// the duplicates against the kills).
+struct Worker {
+  std::FILE* log;
+  std::int64_t busy_ns = 0;
+  std::int64_t bad = 0;
+  std::int64_t handled = 0;
+  std::vector<std::int64_t> pending;
+  void on_event(peer::PeerEvent& e, std::int64_t s, bool end_of_batch) {
+    bad += !peer::Verify(e, s);
+    e.mark = peer::Mark(s);  // for a stage after the group (consume --expect_mark)
+    if (busy_ns > 0) {
+      for (const std::int64_t until = MonotonicNanos() + busy_ns; MonotonicNanos() < until;) {
+      }
+    }
+    pending.push_back(s);
+    ++handled;
+    if (end_of_batch) {
+      std::fwrite(pending.data(), sizeof(std::int64_t), pending.size(), log);
+      std::fflush(log);
+      pending.clear();
+    }
+  }
+};
+
+int Work() {
+  auto ring = Ring<peer::PeerEvent>::Attach(absl::GetFlag(FLAGS_ring),
+                                            {.expected_schema = peer::kPeerSchema});
+  if (!ring.ok()) return Fail(ring.status());
+  auto kind = ParseWaitKind(absl::GetFlag(FLAGS_wait));
+  if (!kind.ok()) return Fail(kind.status());
+  ConsumerOptions options{.wait = {.kind = *kind},
+                          .stall_policy = absl::GetFlag(FLAGS_policy) == "evict"
+                                              ? StallPolicy::kEvict : StallPolicy::kHold,
+                          .group = absl::GetFlag(FLAGS_group),
+                          .claim = absl::GetFlag(FLAGS_claim)};
+  for (absl::string_view up : absl::StrSplit(absl::GetFlag(FLAGS_after), ',', absl::SkipEmpty())) {
+    options.after.emplace_back(up);
+  }
+  auto consumer = Consumer::Register(ring->segment(), absl::GetFlag(FLAGS_name), options);
+  if (!consumer.ok()) return Fail(consumer.status());
+  std::FILE* log = std::fopen(absl::GetFlag(FLAGS_log).c_str(), "ab");
+  if (log == nullptr) return 2;
+  std::printf("ready\n");
+  std::fflush(stdout);
+  Worker worker{.log = log, .busy_ns = absl::GetFlag(FLAGS_busy_us) * 1000, .bad = 0,
+                .handled = 0, .pending = {}};
+  BatchEventProcessor<peer::PeerEvent, Worker> processor(*ring, *consumer, worker);
+  const WaitStatus why = processor.Run();
+  std::printf("worked %lld events, %lld bad, %llu taken over, end %s\n",
+              static_cast<long long>(worker.handled), static_cast<long long>(worker.bad),
+              static_cast<unsigned long long>(consumer->takeovers()),
+              std::string(WaitStatusName(why)).c_str());
+  std::fclose(log);
+  return worker.bad == 0 && why == WaitStatus::kClosed ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -302,6 +365,7 @@ int main(int argc, char** argv) {
   const std::string mode = args.size() > 1 ? args[1] : "";
   if (mode == "produce") return Produce();
   if (mode == "consume") return Consume();
+  if (mode == "work") return Work();
   if (mode == "chaos-consume") return ChaosConsume();
   std::fprintf(stderr, "usage: xdisruptor_test_peer produce|consume --ring=R ...\n");
   return 2;

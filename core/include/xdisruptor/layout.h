@@ -1,4 +1,4 @@
-// xdisruptor/layout.h — the shared-memory layout of a ring, version 2.
+// xdisruptor/layout.h — the shared-memory layout of a ring, version 4.
 //
 // Every type here lives inside the segment and is shared by processes that may be built by
 // different compilers and languages: standard-layout, trivially destructible, only fixed-width
@@ -35,8 +35,9 @@ namespace xdisruptor {
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kSpacing = 128;  // two lines: defeats the adjacent-line prefetcher
 inline constexpr std::uint64_t kMagic = 0x3152545044534958ull;  // "XISDPTR1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 3;  // 3: latency samples, flight records,
-                                                    // wait and full-ring counters
+inline constexpr std::uint32_t kLayoutVersion = 4;  // 3: latency samples, flight records,
+                                                    // wait and full-ring counters; 4: worker
+                                                    // groups (docs/worker-groups.md)
 inline constexpr std::size_t kMaxConsumers = 64;  // one bit each in the gating mask
 inline constexpr std::size_t kMaxAfter = 8;       // upstream stages one consumer may wait on
 inline constexpr std::size_t kMaxNameLength = 64;
@@ -119,6 +120,13 @@ struct OwnerState {
 inline constexpr std::uint32_t kGatingMode = 0;
 inline constexpr std::uint32_t kObserverMode = 1;
 inline constexpr std::uint32_t kCatchingUpMode = 2;
+inline constexpr std::uint32_t kMemberMode = 3;  // a worker group's member: the group gates
+
+// ConsumerState::group_role values (worker groups, docs/worker-groups.md).
+inline constexpr std::uint32_t kNoGroup = 0;
+inline constexpr std::uint32_t kGroupStage = 1;   // the group as one stage: it gates, stages
+                                                  // run after it, members move its sequence
+inline constexpr std::uint32_t kGroupMember = 2;  // one worker: claims runs of sequences
 
 // One producer process: a single-producer ring uses entry 0, a multi-producer ring up to 16.
 struct alignas(kCacheLine) ProducerEntryState {
@@ -187,7 +195,14 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::uint64_t> sleeps;   // 32: futex sleeps of its waits (blocking kinds)
   std::atomic<std::uint64_t> wakes;    // 40: of those, ended by a publisher's wake-up
   std::atomic<std::uint64_t> last_batch;  // 48: events of its last release
-  std::uint8_t reserved_56[kSpacing - 56];
+  std::uint8_t reserved_56[8];            // 56
+  // Worker groups. A group stage: `work` is the highest sequence any member claimed (members
+  // CAS it forward by a run at a time), `group_members` one bit per member entry (changed
+  // under the registry lock). A member: `takeovers` counts claims it took from dead members.
+  std::atomic<std::int64_t> work;            // 64
+  std::atomic<std::uint64_t> group_members;  // 72
+  std::atomic<std::uint64_t> takeovers;      // 80
+  std::uint8_t reserved_88[kSpacing - 88];
   NotificationState notification;  // 128: stages waiting on this one (blocking waits)
   // Cold part, 256..639: written under the registry lock while the entry is joining.
   std::atomic<ConsumerStatus> status;     // 256
@@ -232,7 +247,12 @@ struct alignas(kSpacing) ConsumerState {
   std::atomic<std::uint64_t> latency_count;                     // 728
   std::atomic<std::uint64_t> latency_sum_ns;                    // 736
   std::atomic<std::uint64_t> latency_max_ns;                    // 744
-  std::uint8_t reserved_752[768 - 752];                         // 752
+  // A member: the last sequence of the run it claimed (its `sequence` + 1 .. claim_hi is
+  // unfinished while sequence < claim_hi), stored before it claims, so a member that takes
+  // over from a dead one knows what to redo.
+  std::atomic<std::int64_t> claim_hi;                           // 752
+  std::atomic<std::int32_t> group;       // 760: a member: its group stage's entry; else -1
+  std::atomic<std::uint32_t> group_role;  // 764: kNoGroup, kGroupStage, kGroupMember
 };
 
 // One sampled publish: the sequence and when it was published (steady clock, ns). A seqlock
@@ -326,6 +346,8 @@ static_assert(XD_PIN(C, join_sequence, 496) && XD_PIN(C, registered_at_unix_ns, 
               XD_PIN(C, handler_errors, 528) && XD_PIN(C, latency_buckets, 536) &&
               XD_PIN(C, latency_count, 728) && XD_PIN(C, latency_sum_ns, 736) &&
               XD_PIN(C, latency_max_ns, 744));
+static_assert(XD_PIN(C, work, 64) && XD_PIN(C, group_members, 72) && XD_PIN(C, takeovers, 80) &&
+              XD_PIN(C, claim_hi, 752) && XD_PIN(C, group, 760) && XD_PIN(C, group_role, 764));
 }  // namespace layout_pins
 #undef XD_PIN
 static_assert(kMaxConsumers <= 64, "the gating mask is one 64-bit word");

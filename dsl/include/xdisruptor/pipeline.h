@@ -36,6 +36,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_format.h"
 #include "xdisruptor/batch_event_processor.h"
 #include "xdisruptor/consumer.h"
 #include "xdisruptor/journal.h"  // stage programs may catch up from a journal
@@ -49,6 +50,7 @@ struct StageOptions {
   std::int64_t max_lag = 0;     // slow-consumer limit (ConsumerOptions), kEvict only
   std::int64_t max_lag_ns = 0;
   ProcessorOptions processor{};
+  std::int64_t claim = 64;  // worker pools: events a member claims at a time (ConsumerOptions)
 };
 
 template <typename H>
@@ -81,6 +83,22 @@ ProcessorSpec<Factory> CustomStage(std::string_view name, Factory factory,
   return ProcessorSpec<Factory>{std::string(name), std::move(factory), options};
 }
 
+// A worker pool (docs/worker-groups.md): one stage named `group` whose events are shared by
+// its handlers, each a member of the worker group (registered as "group.0", "group.1", ...,
+// one thread each), each event handled by one of them. Stages after `group` see an event once
+// the member that had it released it. The handlers are kept by reference.
+template <typename H>
+struct WorkerPoolSpec {
+  std::string group;
+  std::vector<H*> handlers;
+  StageOptions options;
+};
+template <typename H>
+WorkerPoolSpec<H> WorkerPool(std::string_view group, const std::vector<H*>& handlers,
+                             const StageOptions& options = {}) {
+  return WorkerPoolSpec<H>{std::string(group), handlers, options};
+}
+
 struct StageResult {
   std::string name;
   WaitStatus status = WaitStatus::kHalted;  // why it ended (kClosed: the stream ended)
@@ -102,6 +120,7 @@ namespace internal {
 // One stage of a Pipeline, its handler's type erased behind functions called once per run.
 struct PipelineStage {
   std::string name;
+  std::string group;  // a worker pool's member: the pool's (group's) name
   std::vector<std::string> after;
   StageOptions options;
   std::function<void(PipelineStage&)> bind;  // makes the processor once registered
@@ -146,6 +165,12 @@ class StageGroup {
   StageGroup handle_events_with(S... stages) {
     return pipeline_->Add(names_, stages...);
   }
+  // A worker pool after these stages (WorkerPool).
+  template <typename H>
+  StageGroup handle_events_with_worker_pool(std::string_view group, const std::vector<H*>& handlers,
+                                            const StageOptions& options = {}) {
+    return pipeline_->Add(names_, WorkerPool(group, handlers, options));
+  }
   const std::vector<std::string>& names() const { return names_; }
 
  private:
@@ -172,6 +197,14 @@ class Pipeline {
   template <typename... S>
   StageGroup<T> handle_events_with(S... stages) {
     return Add({}, stages...);
+  }
+  // A worker pool on every event as it is published (the Disruptor's
+  // handleEventsWithWorkerPool): each event handled by one of `handlers`.
+  template <typename H>
+  StageGroup<T> handle_events_with_worker_pool(std::string_view group,
+                                               const std::vector<H*>& handlers,
+                                               const StageOptions& options = {}) {
+    return Add({}, WorkerPool(group, handlers, options));
   }
 
   // A group standing for stages already named (of this pipeline or of other processes);
@@ -200,8 +233,8 @@ class Pipeline {
   // stage. Stages gate from when they were added, so none misses an event published since.
   absl::Status Start() {
     if (started_) return absl::FailedPreconditionError("the pipeline was already started");
-    if (stages_.empty()) return absl::FailedPreconditionError("the pipeline has no stages");
     if (!add_error_.ok()) return add_error_;
+    if (stages_.empty()) return absl::FailedPreconditionError("the pipeline has no stages");
     if (absl::Status s = internal::RegisterStages(ring_->segment(), stages_, options_); !s.ok()) {
       return s;
     }
@@ -281,9 +314,10 @@ class Pipeline {
 
   template <typename H>
   void AddOne(const std::vector<std::string>& after, const StageSpec<H>& spec,
-              std::vector<std::string>* names) {
+              std::vector<std::string>* names, const std::string& group = {}) {
     static_assert(EventHandler<H, T>, "a stage's handler needs on_event(T&, int64_t, bool)");
     internal::PipelineStage& stage = NewStage(after, spec.name, spec.options, names);
+    stage.group = group;
     H* handler = spec.handler;
     Ring<T>* ring = ring_;
     stage.bind = [this, ring, handler](internal::PipelineStage& self) {
@@ -300,6 +334,23 @@ class Pipeline {
       self.failure = [processor] { return processor->failure(); };
     };
     RegisterAdded();
+  }
+
+  template <typename H>
+  void AddOne(const std::vector<std::string>& after, const WorkerPoolSpec<H>& spec,
+              std::vector<std::string>* names) {
+    static_assert(EventHandler<H, T>, "a worker's handler needs on_event(T&, int64_t, bool)");
+    if (spec.handlers.empty() && add_error_.ok()) {
+      add_error_ = absl::InvalidArgumentError(
+          absl::StrFormat("worker pool '%s' has no handlers", spec.group));
+    }
+    std::vector<std::string> members;
+    for (std::size_t i = 0; i < spec.handlers.size(); ++i) {
+      AddOne(after, StageSpec<H>{absl::StrFormat("%s.%d", spec.group, i), spec.handlers[i],
+                                 spec.options},
+             &members, spec.group);
+    }
+    names->push_back(spec.group);  // what runs after the pool runs after the group
   }
 
   internal::PipelineStage& NewStage(const std::vector<std::string>& after,
@@ -378,6 +429,7 @@ class Pipeline {
 //                              (seconds), XDISRUPTOR_MAX_BATCH
 //   XDISRUPTOR_MAX_LAG, XDISRUPTOR_MAX_LAG_S  the slow-consumer limit (events, seconds)
 //   XDISRUPTOR_ATTACH_TIMEOUT  seconds to wait for the ring and upstream stages (default 10)
+//   XDISRUPTOR_GROUP, XDISRUPTOR_CLAIM  a worker group's member: the group, events per claim
 struct StageEnvironment {
   std::string ring;
   std::string name;

@@ -35,6 +35,11 @@
     directory = "{root}/journal"              # fsync, segment_bytes, retain_bytes,
     name = "journal"                          # retain_seconds as `xdisruptor journal record`
 
+    [[stage]]                                 # a worker group: 4 processes share the
+    name = "scorers"                          # stream, each event to one of them
+    handler = "scoring:score"                 # (docs/worker-groups.md); claim = events
+    workers = 4                               # a member takes at a time (default 64)
+
     [[stage]]                                 # a stage may catch up from the journal:
     name = "late"                             # start_at = 0, journal = true (the [journal]
                                               # table's directory) or a directory
@@ -70,7 +75,8 @@ from ..errors import Error
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 STAGE_KEYS = {"name", "command", "handler", "options", "after", "wait", "wait_params",
               "error_policy", "max_retries", "retry_pause", "max_batch", "stall_policy",
-              "max_lag", "max_lag_s", "writable", "python_path", "env", "start_at", "journal"}
+              "max_lag", "max_lag_s", "writable", "python_path", "env", "start_at", "journal",
+              "workers", "claim"}
 JOURNAL_KEYS = {"directory", "name", "fsync", "segment_bytes", "retain_bytes", "retain_seconds",
                 "after"}
 # Keys of earlier releases, still read (with a warning) for one release: old -> new.
@@ -108,6 +114,14 @@ class StageSpec:
     env: dict = dataclasses.field(default_factory=dict)
     start_at: Optional[int] = None       # catch up from here (with journal)
     journal: Optional[str] = None        # the journal directory it catches up from
+    workers: int = 1                     # > 1: a worker group of this many processes
+    claim: int = 64                      # ... each claiming this many events at a time
+
+    def member_names(self) -> list[str]:
+        """The consumer names of its processes: itself, or NAME.0 .. NAME.(N-1) (members of
+        the worker group NAME)."""
+        return [self.name] if self.workers <= 1 else [f"{self.name}.{i}"
+                                                      for i in range(self.workers)]
 
     @property
     def language(self) -> str:
@@ -462,6 +476,15 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         elif (spec.max_lag or spec.max_lag_s) and spec.stall_policy != "evict":
             err(lines.stage(i, "max_lag"), f"{label}: a slow-consumer limit (max_lag, "
                 "max_lag_s) evicts, so it needs stall_policy = \"evict\"")
+        spec.workers = st.get("workers", 1)
+        if isinstance(spec.workers, bool) or not isinstance(spec.workers, int) or \
+                not 1 <= spec.workers <= 62:
+            err(lines.stage(i, "workers"), f"{label}: workers must be a whole number from 1 "
+                "to 62")
+            spec.workers = 1
+        spec.claim = st.get("claim", 64)
+        if isinstance(spec.claim, bool) or not isinstance(spec.claim, int) or spec.claim < 1:
+            err(lines.stage(i, "claim"), f"{label}: claim must be a whole number >= 1")
         spec.writable = bool(st.get("writable", False))
         spec.python_path = list(st.get("python_path", []))
         spec.env = {str(k): str(v) for k, v in st.get("env", {}).items()}
@@ -487,6 +510,9 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         if spec.journal and spec.start_at is None:
             err(lines.stage(i, "journal"), f"{label}: a journal is for catching up; say "
                 "where to start (start_at)")
+        if isinstance(spec.workers, int) and spec.workers > 1 and spec.journal:
+            err(lines.stage(i, "workers"), f"{label}: a worker group cannot catch up from a "
+                "journal")
         if any(s.name == sname for s in stages):
             err(line, f"{label}: a second stage of that name (each needs its own)")
             continue

@@ -45,6 +45,11 @@ class Stage:
     ``processor(consumer)`` given the stage's registered :class:`Consumer`, which runs its own
     loop on it (for example over ``consumer.batches()``, which ends when the pipeline halts or
     the stream ends) and returns its status ("closed", "halted"; None means "closed").
+    ``workers=N`` (N > 1) makes a worker pool (docs/worker-groups.md): N members of the
+    worker group ``name`` (consumers ``name.0`` .. ``name.N-1``, threads or processes as
+    ``mode`` says; "process" for CPU-bound Python handlers), each event handled by one of
+    them, taking ``claim`` events at a time; stages after ``name`` see an event once its
+    member released it. ``group`` makes this one stage a member of that group directly.
     ``on_error``, ``retries`` and ``policy`` are deprecated spellings of ``error_policy``,
     ``max_retries`` and ``stall_policy``."""
 
@@ -64,6 +69,9 @@ class Stage:
     exception_handler: Any = None   # see Consumer.run; None: the pipeline's default
     rewind_strategy: Any = None
     processor: Optional[Callable[[Any], Optional[str]]] = None
+    workers: int = 1
+    claim: int = 64
+    group: Optional[str] = None
     on_error: dataclasses.InitVar[Optional[str]] = None
     retries: dataclasses.InitVar[Optional[int]] = None
     policy: dataclasses.InitVar[Optional[str]] = None
@@ -92,6 +100,18 @@ class Stage:
         if self.stall_policy not in STALL_POLICIES:
             raise InvalidArgumentError(f"stage '{self.name}': stall_policy must be one of "
                                        f"{', '.join(STALL_POLICIES)}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or \
+                not 1 <= self.workers <= 62:
+            raise InvalidArgumentError(f"stage '{self.name}': workers must be from 1 to 62")
+        if self.workers > 1 and self.group is not None:
+            raise InvalidArgumentError(f"stage '{self.name}': give workers or group, not both")
+
+    def members(self) -> list["Stage"]:
+        """The stages it runs as: itself, or its ``workers`` members of group ``name``."""
+        if self.workers <= 1:
+            return [self]
+        return [dataclasses.replace(self, name=f"{self.name}.{i}", workers=1, group=self.name)
+                for i in range(self.workers)]
 
 
 @dataclasses.dataclass
@@ -201,7 +221,7 @@ class Pipeline:
         handleEventsWith does), so nothing published before start() is lost to it: it
         registers now if the stages it runs after are registered already; else at start().
         A process stage registers from its own process, at start()."""
-        if stage.mode != "thread":
+        if stage.mode != "thread" or stage.workers > 1:
             return
         registered = {c["name"] for c in self._ring.consumers()}
         if all(up in registered for up in after):
@@ -242,6 +262,7 @@ class Pipeline:
                                            writable=stage.writable, max_batch=stage.max_batch,
                                            stall_policy=stage.stall_policy,
                                            max_lag=stage.max_lag, max_lag_s=stage.max_lag_s,
+                                           group=stage.group, claim=stage.claim,
                                            **stage.wait_params)
             except NotFoundError:
                 if time.monotonic() >= deadline:
@@ -260,7 +281,7 @@ class Pipeline:
         self._started = True
         ctx = multiprocessing.get_context("fork")
         try:
-            for stage, after in order:
+            for stage, after in [(m, a) for st, a in order for m in st.members()]:
                 r = _Running(stage)
                 self._running.append(r)
                 if stage.mode == "thread":
@@ -322,7 +343,8 @@ class Pipeline:
                 os.kill(r.process.pid, signal.SIGTERM)
 
     def join(self, timeout: Optional[float] = None) -> list[StageResult]:
-        """Waits for every stage to end and returns how each did, in the order added."""
+        """Waits for every stage to end and returns how each did, in the order added (a
+        worker pool: each of its members, in its place)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pending = list(self._running)
         while pending:
@@ -356,7 +378,8 @@ class Pipeline:
             results.append(r.result)
         by_name = {r.name: r for r in results}
         self._running = []
-        return [by_name[s.name] for s, _ in self._stages]
+        # In the order the stages were added; a worker pool's members in its place.
+        return [by_name[m.name] for s, _ in self._stages for m in s.members()]
 
     def run(self) -> list[StageResult]:
         """start(), then join()."""

@@ -136,10 +136,10 @@ class Launcher:
     def _registered(self, name: str, pid: int) -> bool:
         return any(c["name"] == name and c["pid"] == pid for c in self._live_ring.consumers())
 
-    def _ready(self, s: StageSpec, pid: int) -> bool:
+    def _ready(self, s: StageSpec, name: str, pid: int) -> bool:
         """A stage is up once it has registered; the recorder once its journal opens too (the
         stages after it may catch up from that journal)."""
-        if not self._registered(s.name, pid):
+        if not self._registered(name, pid):
             return False
         if not self.spec.journal or s.name != self.spec.journal["name"]:
             return True
@@ -153,20 +153,28 @@ class Launcher:
         for s in self.spec.stages:
             argv = s.command if s.command else [sys.executable, "-m", "xdisruptor.pipeline",
                                                 "stage"]
-            proc = _Proc("stage", s.name, argv, self._stage_env(s))
-            self.stages[s.name] = proc
-            deadline = time.monotonic() + self.spec.start_timeout
-            while not self._ready(s, proc.popen.pid):
-                if proc.poll() is not None:
-                    return (f"stage '{s.name}' exited before it registered "
-                            f"({proc.exit_text()})")
-                if time.monotonic() > deadline:
-                    return (f"stage '{s.name}' did not register within "
-                            f"{self.spec.start_timeout:g} s")
-                time.sleep(0.02)
-            self._print(f"started stage {s.name} ({'Python ' + s.handler if s.handler else s.command[0]}"
-                        f", pid {proc.popen.pid}, wait {s.wait}"
-                        f"{', after ' + ', '.join(s.after) if s.after else ''})")
+            # A worker group: one process per member, each registered as NAME.i in group NAME.
+            for member in s.member_names():
+                env = self._stage_env(s)
+                if s.workers > 1:
+                    env.update({"XDISRUPTOR_STAGE": member, "XDISRUPTOR_GROUP": s.name,
+                                "XDISRUPTOR_CLAIM": str(s.claim)})
+                proc = _Proc("stage", member, argv, env)
+                self.stages[member] = proc
+                deadline = time.monotonic() + self.spec.start_timeout
+                while not self._ready(s, member, proc.popen.pid):
+                    if proc.poll() is not None:
+                        return (f"stage '{member}' exited before it registered "
+                                f"({proc.exit_text()})")
+                    if time.monotonic() > deadline:
+                        return (f"stage '{member}' did not register within "
+                                f"{self.spec.start_timeout:g} s")
+                    time.sleep(0.02)
+                self._print(f"started stage {member} ("
+                            f"{'Python ' + s.handler if s.handler else s.command[0]}"
+                            f", pid {proc.popen.pid}, wait {s.wait}"
+                            f"{', after ' + ', '.join(s.after) if s.after else ''}"
+                            f"{f', worker {member} of group {s.name}' if s.workers > 1 else ''})")
         return None
 
     # -- the live view -------------------------------------------------------------------

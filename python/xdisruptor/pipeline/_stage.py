@@ -5,7 +5,8 @@ stage``; it can also be started by hand with the same variables: XDISRUPTOR_RING
 XDISRUPTOR_STAGE, XDISRUPTOR_AFTER, XDISRUPTOR_WAIT, XDISRUPTOR_WAIT_PARAMS,
 XDISRUPTOR_STALL_POLICY, XDISRUPTOR_ERROR_POLICY, XDISRUPTOR_MAX_RETRIES,
 XDISRUPTOR_RETRY_PAUSE, XDISRUPTOR_MAX_BATCH, XDISRUPTOR_ATTACH_TIMEOUT, XDISRUPTOR_START_AT,
-XDISRUPTOR_JOURNAL (catch up from a journal directory), and for Python:
+XDISRUPTOR_JOURNAL (catch up from a journal directory), XDISRUPTOR_GROUP and XDISRUPTOR_CLAIM
+(a worker group's member), and for Python:
 XDISRUPTOR_HANDLER (module:attribute), XDISRUPTOR_OPTIONS (JSON keyword arguments),
 XDISRUPTOR_PYTHONPATH (directories, ':'-separated), XDISRUPTOR_WRITABLE (1 to change events).
 """
@@ -67,7 +68,8 @@ def main() -> int:
             writable=env.get("XDISRUPTOR_WRITABLE", "0") == "1",
             stall_policy=stage["stall_policy"], max_lag=stage["max_lag"],
             max_lag_s=stage["max_lag_s"], start_at=stage["start_at"],
-            journal=stage["journal"] or None, **stage["wait_params"]))
+            journal=stage["journal"] or None, group=stage["group"] or None,
+            claim=stage["claim"], **stage["wait_params"]))
     except (Error, ValueError) as e:
         print(f"stage {name}: {e}", file=sys.stderr)
         return 1

@@ -150,6 +150,7 @@ class BatchEventProcessor {
     if (consumer_->catching_up()) {
       if (const WaitStatus why = CatchUp(); why != WaitStatus::kOk) return why;
     }
+    if (consumer_->member()) return MemberLoop();
     SequenceBarrier& barrier = consumer_->barrier();
     const typename Ring<T>::Slots slots = ring_->slots();
     const bool observer = consumer_->observer();
@@ -176,6 +177,35 @@ class BatchEventProcessor {
       }
       if (done < hi) [[unlikely]] return WaitStatus::kHandlerFailed;  // the stage stopped
       next = hi + 1;
+    }
+  }
+
+  // A worker group's member (docs/worker-groups.md): the runs it claims, in batches of at most
+  // max_batch; a run taken over from a dead member comes first and may repeat events.
+  WaitStatus MemberLoop() {
+    const typename Ring<T>::Slots slots = ring_->slots();
+    for (;;) {
+      const ClaimedRun run = consumer_->NextRun();
+      if (run.status != WaitStatus::kOk) [[unlikely]] {
+        if (run.status != WaitStatus::kTimeout) return run.status;
+        if constexpr (requires { handler_->on_timeout(consumer_->sequence()); }) {
+          handler_->on_timeout(consumer_->sequence());
+        }
+        continue;
+      }
+      for (std::int64_t next = run.first; next <= run.last;) {
+        const std::int64_t hi = options_.max_batch > 0
+                                    ? std::min(run.last, next + options_.max_batch - 1)
+                                    : run.last;
+        released_ = next - 1;
+        const std::int64_t done = ProcessBatch(slots, next, hi, run.last);
+        if (done > released_) {
+          consumer_->Release(done, static_cast<std::uint64_t>(done - released_));
+          released_ = done;
+        }
+        if (done < hi) [[unlikely]] return WaitStatus::kHandlerFailed;
+        next = hi + 1;
+      }
     }
   }
 

@@ -62,6 +62,23 @@ struct ConsumerOptions {
   // does not hold, with no gap and no duplicate (catch_up.h). An evicted name that registers
   // again with a journal catches up from where it stopped instead of being refused.
   std::string journal{};
+  // Worker groups (docs/worker-groups.md): consumers registered with the same `group` share
+  // the stream, each event handled by one live member. The first member makes the group, a
+  // stage of its own named `group` that gates the producer, runs after `after` and that
+  // other stages may run after; its `after`, stall policy and limits are the first member's.
+  // A member takes runs of up to `claim` events at a time (NextRun), at most what is
+  // published; a member that dies mid-run has its run handed to another member (the handler
+  // sees those sequences again: at least once).
+  std::string group{};
+  std::int64_t claim = 64;
+};
+
+// A run of sequences a worker-group member handles, [first, last], or why there is none.
+struct ClaimedRun {
+  std::int64_t first = 0;
+  std::int64_t last = -1;
+  WaitStatus status = WaitStatus::kOk;
+  bool taken_over = false;  // the run of a member that died: it may have handled part of it
 };
 
 class CatchUpSource;
@@ -137,8 +154,27 @@ class Consumer {
   // Events this consumer released since its name registered (resumed: since the first).
   std::uint64_t events() const { return LoadCounter(state_->events); }
 
+  // --- Worker groups (ConsumerOptions::group; docs/worker-groups.md) ----------------------
+  // True for a member of a worker group.
+  bool member() const { return group_index_ >= 0; }
+  std::string group() const;
+  // The next run this member handles: its unfinished run first (after a restart, or one it
+  // took over from a dead member), else a new claim of up to `claim` published events.
+  // Handle it, Release up to `last` (in as many batches as wanted), then call again. Waits
+  // like barrier().WaitFor (max_wait_ns > 0: kCheckpoint after that long); kClosed once the
+  // stream ended and everything is claimed. Members only; the consuming thread only.
+  ClaimedRun NextRun(std::int64_t max_wait_ns = 0);
+  // Runs this member took over from members that died.
+  std::uint64_t takeovers() const { return LoadCounter(state_->takeovers); }
+
  private:
   Consumer(RingSegment& ring, int index, std::string name);
+  static absl::StatusOr<Consumer> RegisterMember(RingSegment& ring, std::string_view name,
+                                                 const ConsumerOptions& options);
+  // Worker groups (worker_group.cc): the group stage's sequence moved up to its slowest
+  // member; runs of dead members taken over.
+  void AdvanceGroup();
+  void TakeOverDeadMembers();
   // Records the samples from next_sample_ to `released` (latency.h).
   [[gnu::noinline]] void RecordSamples(std::int64_t released) {
     latency::RecordReleased(*ring_, *state_, next_sample_ - 1, released, sample_mask_);
@@ -157,6 +193,12 @@ class Consumer {
   std::int64_t next_sample_ = INT64_MAX;  // the next sampled sequence it will release
   bool registered_ = true;
   bool resumed_ = false;
+  // Worker-group members: the group stage's entry, events per claim, when to next look for
+  // dead members, and whether the run being handled was taken over.
+  int group_index_ = -1;
+  std::int64_t claim_ = 64;
+  std::int64_t takeover_due_ns_ = 0;
+  bool run_taken_over_ = false;
   std::shared_ptr<CatchUpSource> catch_up_;  // while catching up from a journal
 };
 

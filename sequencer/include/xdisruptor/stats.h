@@ -46,6 +46,14 @@ struct ConsumerStats {
   std::uint64_t wakes = 0;       // of those, ended by a wake-up
   std::uint64_t last_batch = 0;  // events of its last release
   latency::Histogram latency;    // publish -> release of the sampled events it released
+  // Worker groups (docs/worker-groups.md). role "group": the group as a stage (alive while a
+  // member is; `members` names them); "member": one worker of `group`, with the run it
+  // claimed up to claim_hi (unfinished while sequence < claim_hi) and the runs it took over.
+  std::string role;   // "", "group" or "member"
+  std::string group;  // the group's name (for a group stage, its own)
+  std::vector<std::string> members;
+  std::int64_t claim_hi = 0;
+  std::uint64_t takeovers = 0;
 };
 
 struct ProducerStats {

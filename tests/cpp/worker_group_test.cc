@@ -1,0 +1,159 @@
+// Worker groups in one process (threads; also under TSan): the DSL's worker pool, a stage
+// after the group, registration rules and what `stat` shows. Across processes, with members
+// killed and restarted, C++ and Python: tests/python/test_worker_groups.py.
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "test_util.h"
+#include "xdisruptor/pipeline.h"
+#include "xdisruptor/sequencer.h"
+#include "xdisruptor/stats.h"
+
+namespace xdisruptor {
+namespace {
+
+using testing::ScopedRingName;
+using testing::TestEvent;
+
+void Produce(Ring<TestEvent>& ring, std::int64_t events, std::int64_t batch) {
+  auto producer = SingleProducerSequencer::Attach(ring.segment());
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  for (std::int64_t done = 0; done < events;) {
+    const std::int64_t n = std::min(batch, events - done);
+    const std::int64_t hi = *producer->Next(n);
+    for (std::int64_t s = hi - n + 1; s <= hi; ++s) ring[s].Fill(s);
+    producer->Publish(hi - n + 1, hi);
+    done += n;
+  }
+  producer->Close();
+}
+
+// A member: checks each event, marks it for the stage after the group, counts what it saw.
+struct Worker {
+  std::vector<std::int64_t> seen;
+  std::uint64_t errors = 0;
+  void on_event(TestEvent& e, std::int64_t sequence, bool) {
+    errors += !e.Verify(sequence);
+    e.stage_mark = TestEvent::StageMark(sequence);
+    seen.push_back(sequence);
+  }
+};
+
+// After the group: every event, in order, with its member's mark.
+struct After {
+  std::int64_t expected = 0;
+  std::uint64_t errors = 0;
+  void on_event(TestEvent& e, std::int64_t sequence, bool) {
+    errors += sequence != expected || e.stage_mark != TestEvent::StageMark(sequence);
+    expected = sequence + 1;
+  }
+};
+
+TEST(WorkerGroupTest, ShouldHandleEachEventOnceAcrossThePoolAndThenRunTheStageAfterIt) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 1024});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  Worker w0, w1, w2;
+  After after;
+  Pipeline<TestEvent> pipeline(*ring);
+  pipeline
+      .handle_events_with_worker_pool("pool", std::vector<Worker*>{&w0, &w1, &w2},
+                                      {.wait = {.kind = WaitKind::kBlocking}, .claim = 16})
+      .then(Stage("after", after, {.wait = {.kind = WaitKind::kBlocking}}));
+  ASSERT_TRUE(pipeline.Start().ok());
+  constexpr std::int64_t kEvents = 200'000;
+  Produce(*ring, kEvents, 64);
+  const std::vector<StageResult> results = pipeline.Join();
+  ASSERT_EQ(results.size(), 4u);
+  for (const StageResult& r : results) EXPECT_EQ(r.status, WaitStatus::kClosed) << r.name;
+  EXPECT_EQ(results[0].name, "pool.0");
+  EXPECT_EQ(after.expected, kEvents);
+  EXPECT_EQ(after.errors, 0u);
+  std::vector<std::int64_t> all;
+  for (Worker* w : {&w0, &w1, &w2}) {
+    EXPECT_EQ(w->errors, 0u);
+    // Within a member, runs come in increasing order.
+    EXPECT_TRUE(std::is_sorted(w->seen.begin(), w->seen.end()));
+    all.insert(all.end(), w->seen.begin(), w->seen.end());
+  }
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(kEvents));  // none twice, none missing
+  for (std::int64_t s = 0; s < kEvents; ++s) ASSERT_EQ(all[static_cast<std::size_t>(s)], s);
+}
+
+TEST(WorkerGroupTest, ShouldShowTheGroupAndItsMembersInStatsAndLeaveWithTheLastMember) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  auto a = Consumer::Register(ring->segment(), "a", {.group = "G", .claim = 8});
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = Consumer::Register(ring->segment(), "b", {.group = "G"});
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(a->member());
+  EXPECT_EQ(a->group(), "G");
+  RingStats st = Stats(ring->segment());
+  ASSERT_EQ(st.consumers.size(), 3u);
+  EXPECT_EQ(st.consumers[0].name, "G");
+  EXPECT_EQ(st.consumers[0].role, "group");
+  EXPECT_TRUE(st.consumers[0].gating);
+  EXPECT_EQ(st.consumers[0].members, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(st.consumers[1].role, "member");
+  EXPECT_EQ(st.consumers[1].group, "G");
+  EXPECT_FALSE(st.consumers[1].gating);  // the group gates for its members
+  EXPECT_NE(StatsJson(st).find("\"role\": \"group\", \"group\": \"G\", \"members\": [\"a\", "
+                               "\"b\"]"),
+            std::string::npos);
+  // A claim: at most what is published, at most `claim`.
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
+  const std::int64_t hi = *producer->Next(20);
+  for (std::int64_t s = hi - 19; s <= hi; ++s) (*ring)[s].Fill(s);
+  producer->Publish(hi - 19, hi);
+  const ClaimedRun run = a->NextRun();
+  ASSERT_EQ(run.status, WaitStatus::kOk);
+  EXPECT_EQ(run.first, 0);
+  EXPECT_EQ(run.last, 7);
+  const ClaimedRun other = b->NextRun();
+  EXPECT_EQ(other.first, 8);
+  EXPECT_EQ(other.last, 19);  // b's claim is 64: everything published
+  b->Release(19, 12);
+  // The group waits for a's run: its sequence stays before it.
+  (void)b->NextRun(1'000'000);
+  EXPECT_EQ(LoadSequence(ring->segment().consumer(0)), -1);
+  a->Release(7, 8);
+  (void)a->NextRun(1'000'000);
+  EXPECT_EQ(LoadSequence(ring->segment().consumer(0)), 19);
+  ASSERT_TRUE(a->Deregister().ok());
+  EXPECT_TRUE(FindConsumer(ring->segment(), "G").ok());
+  ASSERT_TRUE(b->Deregister().ok());
+  EXPECT_FALSE(FindConsumer(ring->segment(), "G").ok());  // gone with its last member
+}
+
+TEST(WorkerGroupTest, ShouldRefuseBadGroupsClearly) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  auto plain = Consumer::Register(ring->segment(), "plain");
+  ASSERT_TRUE(plain.ok());
+  auto s = Consumer::Register(ring->segment(), "m", {.group = "plain"});
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(s.status().message().find("not a worker group"), std::string::npos);
+  s = Consumer::Register(ring->segment(), "G", {.group = "G"});
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  s = Consumer::Register(ring->segment(), "m", {.group = "G", .claim = 0});
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  s = Consumer::Register(ring->segment(), "m", {.gating = false, .group = "G"});
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  s = Consumer::Register(ring->segment(), "m", {.group = "bad name!"});
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  Pipeline<TestEvent> pipeline(*ring);
+  pipeline.handle_events_with_worker_pool("plain2", std::vector<Worker*>{});
+  EXPECT_EQ(pipeline.Start().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace xdisruptor
