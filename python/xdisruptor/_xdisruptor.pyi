@@ -108,7 +108,7 @@ class RawProducer:
     def remaining_capacity(self) -> int:
         ...
 class RawConsumer:
-    def __init__(self, ring: RawRing, name: str, after: collections.abc.Sequence[str], wait: str, params: dict, stall_policy: str = 'hold', rejoin_at_cursor: bool = False, max_lag: typing.SupportsInt | typing.SupportsIndex = 0, max_lag_s: typing.SupportsFloat | typing.SupportsIndex = 0.0, start_at: typing.SupportsInt | typing.SupportsIndex | None = None, gating: bool = True, journal: str = '') -> None:
+    def __init__(self, ring: RawRing, name: str, after: collections.abc.Sequence[str], wait: str, params: dict, stall_policy: str = 'hold', rejoin_at_cursor: bool = False, max_lag: typing.SupportsInt | typing.SupportsIndex = 0, max_lag_s: typing.SupportsFloat | typing.SupportsIndex = 0.0, start_at: typing.SupportsInt | typing.SupportsIndex | None = None, gating: bool = True, journal: str = '', group: str = '', claim: typing.SupportsInt | typing.SupportsIndex = 64) -> None:
         ...
     def available(self) -> int:
         ...
@@ -150,6 +150,9 @@ class RawConsumer:
     def events(self) -> int:
         ...
     @property
+    def group(self) -> str:
+        ...
+    @property
     def handler_errors(self) -> int:
         ...
     @property
@@ -157,6 +160,9 @@ class RawConsumer:
         ...
     @property
     def join_sequence(self) -> int:
+        ...
+    @property
+    def member(self) -> bool:
         ...
     @property
     def missed(self) -> int:
@@ -172,6 +178,9 @@ class RawConsumer:
         ...
     @property
     def sequence(self) -> int:
+        ...
+    @property
+    def takeovers(self) -> int:
         ...
 class RawJournal:
     def __init__(self, directory: str) -> None:
@@ -245,7 +254,7 @@ def wait_params(kind: str, params: dict) -> dict:
     """
 ERROR_ACTIONS: tuple = ('rewind', 'skip', 'stop')
 ERROR_POLICIES: tuple = ('stop', 'skip', 'retry')
-LAYOUT_VERSION: int = 3
+LAYOUT_VERSION: int = 4
 STALL_POLICIES: tuple = ('hold', 'evict')
 WAIT_KINDS: tuple = ('busy-spin', 'yielding', 'sleeping', 'blocking', 'timeout-blocking', 'phased-backoff')
 WAIT_PARAMS: tuple = (('spin_tries', 'count'), ('yield_tries', 'count'), ('sleep_ceiling', 'seconds'), ('timeout', 'seconds'), ('phase_spin', 'seconds'), ('phase_yield', 'seconds'), ('fallback', 'wait'))

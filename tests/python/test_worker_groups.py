@@ -296,3 +296,64 @@ def test_python_members_refuse_bad_input_clearly(ring_name):
     from xdisruptor.pipeline import Stage
     with pytest.raises(xdisruptor.errors.InvalidArgumentError, match="workers"):
         Stage("s", score, workers=0)
+
+
+def test_a_run_of_a_member_killed_midway_is_taken_over_by_another(ring_name, peer, tool,
+                                                                  tmp_path):
+    """Two slow C++ members (2 ms per event, runs of 16): one is SIGKILLed in the middle of a
+    run and not restarted; the other takes its run over within ~0.1 s: every event handled,
+    the duplicates all from the dead member's run, at most 16."""
+    events, claim = 400, 16
+    ring = xdisruptor.Ring.create(ring_name, capacity=1024, dtype=PEER_DTYPE)
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    a = start_cpp_member(peer, ring_name, "a", "G", logs[0], f"--claim={claim}", "--busy_us=2000")
+    b = start_cpp_member(peer, ring_name, "b", "G", logs[1], f"--claim={claim}", "--busy_us=2000")
+    producer = subprocess.run([peer, "produce", f"--ring={ring_name}", f"--events={events}"],
+                              capture_output=True, text=True, timeout=60)
+    assert producer.returncode == 0, producer.stderr
+    deadline = time.monotonic() + 30
+    while True:  # a's run in hand, partly done
+        e = next(c for c in ring.consumers() if c["name"] == "a")
+        if e["claim_hi"] > e["sequence"] + 4:
+            break
+        assert time.monotonic() < deadline, e
+        time.sleep(0.001)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    rc, out, err = finish(b, timeout=120)
+    assert rc == 0 and ", 1 taken over, end closed" in out, out + err
+    handled = read_logs(logs)
+    unique, counts = np.unique(handled, return_counts=True)
+    assert np.array_equal(unique, np.arange(events))
+    assert int((counts - 1).sum()) <= claim
+    assert set(unique[counts > 1].tolist()) <= set(np.fromfile(logs[0], np.int64).tolist())
+    stats = ring.stats()
+    assert all(c["name"] != "a" for c in stats["consumers"])  # dropped from the group
+
+
+def test_a_group_whose_members_all_died_holds_the_ring_until_one_comes_back(ring_name, peer,
+                                                                            fork_ctx, tmp_path):
+    """Hold: both members die; the producer waits (the group gates); a Python member of a new
+    name joins, takes the runs over, and the stream completes, every event handled."""
+    events = 3000
+    ring = xdisruptor.Ring.create(ring_name, capacity=256, dtype=PEER_DTYPE)
+    logs = [tmp_path / f"m{i}.log" for i in range(3)]
+    members = [start_cpp_member(peer, ring_name, f"m{i}", "G", logs[i], "--busy_us=500")
+               for i in range(2)]
+    producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}", f"--events={events}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while ring.cursor < 500:
+        time.sleep(0.005)
+    for m in members:
+        m.send_signal(signal.SIGKILL)
+        m.wait()
+    time.sleep(0.5)
+    held = ring.cursor
+    assert producer.poll() is None and held < events - 1, "the producer did not wait"
+    assert next(c for c in ring.stats()["consumers"] if c["name"] == "G")["gating"]
+    late = start_py_member(fork_ctx, ring_name, "late", "G", logs[2], claim=64)
+    assert producer.wait(60) == 0, producer.stderr.read()
+    late.join(60)
+    assert late.exitcode == 0
+    handled = read_logs(logs)
+    assert np.array_equal(np.unique(handled), np.arange(events))
