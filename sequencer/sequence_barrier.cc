@@ -86,7 +86,9 @@ WaitResult SequenceBarrier::WaitLoop(std::int64_t sequence, std::int64_t max_wai
     if (IsEvicted(*self_)) return {available, WaitStatus::kEvicted};
     // An observer waiting for an overwritten event (a multi-producer ring's slot then shows a
     // later lap and never this one) is told at once.
-    if (self_->observer.load(std::memory_order_relaxed) != 0 &&
+    // (A worker-group member does not gate either, but its group does, for it.)
+    if (const std::uint32_t mode = self_->observer.load(std::memory_order_relaxed);
+        mode != kGatingMode && mode != kMemberMode &&
         internal::ClaimFrontier(*ring_) - lap_ >= sequence) [[unlikely]] {
       return {available, WaitStatus::kLapped};
     }

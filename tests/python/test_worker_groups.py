@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import xdisruptor
-from conftest import PEER_DTYPE, finish, start_peer
+from conftest import PEER_DTYPE, finish, peer_events, start_peer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -123,7 +123,16 @@ def test_members_killed_at_random_and_restarted_lose_nothing(ring_name, peer, fo
     kills = interrupted = 0
     while producer.poll() is None and kills < 12:
         time.sleep(0.2)
+        # Prefer a member in the middle of a run (the case that matters), else any.
         victim = rng.choice(names)
+        until = time.monotonic() + 0.1
+        while time.monotonic() < until:
+            busy = [c["name"] for c in ring.consumers()
+                    if c["name"] in names and c["sequence"] < c["claim_hi"]]
+            if busy:
+                victim = rng.choice(busy)
+                break
+            time.sleep(0.002)
         proc, log = procs[victim]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait() if hasattr(proc, "wait") else proc.join()
@@ -357,3 +366,27 @@ def test_a_group_whose_members_all_died_holds_the_ring_until_one_comes_back(ring
     assert late.exitcode == 0
     handled = read_logs(logs)
     assert np.array_equal(np.unique(handled), np.arange(events))
+
+
+def test_a_python_producer_feeds_a_group_of_cpp_and_python_members(ring_name, peer, fork_ctx,
+                                                                   tmp_path):
+    events = 30_000
+    ring = xdisruptor.Ring.create(ring_name, capacity=1024, dtype=PEER_DTYPE)
+    logs = [tmp_path / f"m{i}.log" for i in range(3)]
+    cpp = [start_cpp_member(peer, ring_name, f"cpp{i}", "G", logs[i], "--claim=16")
+           for i in range(2)]
+    py = start_py_member(fork_ctx, ring_name, "py", "G", logs[2], claim=16)
+    after = start_peer(peer, "consume", f"--ring={ring_name}", "--name=after", "--after=G",
+                       "--expect_mark", f"--events={events}", "--wait=blocking")
+    with ring.producer() as p:
+        for i in range(0, events, 100):
+            p.publish_batch(peer_events(i, 100))
+        p.close()
+    rc, out, err = finish(after, timeout=120)
+    assert rc == 0, out + err
+    for c in cpp:
+        rc, out, err = finish(c, timeout=60)
+        assert rc == 0, out + err
+    py.join(60)
+    assert py.exitcode == 0
+    assert np.array_equal(np.sort(read_logs(logs)), np.arange(events))
