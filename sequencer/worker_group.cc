@@ -165,7 +165,13 @@ ClaimedRun Consumer::NextRun(std::int64_t max_wait_ns) {
           g.work.load(std::memory_order_acquire) != work) {
         continue;  // someone claimed meanwhile: the stream's end is past what we looked at
       }
-      if (r.status == WaitStatus::kClosed) AdvanceGroup();
+      if (r.status == WaitStatus::kClosed) {
+        // The end: but a member that died with a run in hand must not take its run with it.
+        // Look now (not at the next period): its run is ours to finish before we stop.
+        TakeOverDeadMembers();
+        if (LoadSequence(*state_) < state_->claim_hi.load(std::memory_order_relaxed)) continue;
+        AdvanceGroup();
+      }
       return {.status = r.status};
     }
     const std::int64_t last = std::min(work + claim_, r.available);
