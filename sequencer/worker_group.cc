@@ -11,12 +11,14 @@
 // (and `work`): every member moves it up (a CAS to the maximum) when it starts a claim, so it
 // never passes a run that is not finished. A member that dies keeps its bit in
 // `group_members` and its `sequence` < `claim_hi`: the next live member to look (every
-// kTakeoverCheckNs, under the registry lock) takes the unfinished part over and handles it
-// again (at least once), and drops dead members from the group so they stop holding it back.
+// kTakeoverCheckNs with nothing in hand, waiting or not, and before it reports the end of the
+// stream; under the registry lock) takes the unfinished part over and handles it again (at
+// least once), and drops dead members from the group so they stop holding it back.
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
+#include <climits>
 
 #include "absl/strings/str_format.h"
 #include "internal/consumer_table.h"
@@ -137,11 +139,21 @@ ClaimedRun Consumer::NextRun(std::int64_t max_wait_ns) {
     return {.status = WaitStatus::kUpstreamGone};  // not a member (a programming error)
   }
   ConsumerState& g = ring_->consumer(static_cast<std::size_t>(group_index_));
+  // Waits go in slices of at most kTakeoverCheckNs: a member waiting for events that never
+  // come because a dead member's run holds the ring full must still look for the dead.
+  const std::int64_t give_up = max_wait_ns > 0 ? MonotonicNanos() + max_wait_ns : INT64_MAX;
+  const auto slice = [&] {
+    return std::max<std::int64_t>(1, std::min(kTakeoverCheckNs, give_up - MonotonicNanos()));
+  };
   for (;;) {
     const std::int64_t done = LoadSequence(*state_);
     const std::int64_t hi = state_->claim_hi.load(std::memory_order_relaxed);
     if (done < hi) {  // an unfinished run: resumed after a restart, or taken over
-      const WaitResult r = barrier_.WaitFor(hi, max_wait_ns);
+      const WaitResult r = barrier_.WaitFor(hi, slice());
+      if (r.status == WaitStatus::kCheckpoint && r.available < hi &&
+          MonotonicNanos() < give_up) {
+        continue;
+      }
       if (r.status != WaitStatus::kOk && r.available < hi) return {.status = r.status};
       return {.first = done + 1, .last = hi, .taken_over = run_taken_over_ || resumed_};
     }
@@ -158,9 +170,12 @@ ClaimedRun Consumer::NextRun(std::int64_t max_wait_ns) {
     state_->sequence.store(work, std::memory_order_release);
     next_sample_ = latency::NextSample(work, sample_mask_);
     AdvanceGroup();
-    const WaitResult r = barrier_.WaitFor(work + 1, max_wait_ns);
+    const WaitResult r = barrier_.WaitFor(work + 1, slice());
     if (r.available <= work) {
       if (r.status == WaitStatus::kOk) continue;
+      // A slice ended: look for dead members (when due) and wait on, unless the caller's
+      // own limit is reached.
+      if (r.status == WaitStatus::kCheckpoint && MonotonicNanos() < give_up) continue;
       if (r.status == WaitStatus::kClosed &&
           g.work.load(std::memory_order_acquire) != work) {
         continue;  // someone claimed meanwhile: the stream's end is past what we looked at

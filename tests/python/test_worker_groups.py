@@ -21,14 +21,19 @@ from conftest import PEER_DTYPE, finish, peer_events, start_peer
 pytestmark = pytest.mark.timeout(300)
 
 
-def python_member(ring_name, name, group, log, claim=64, ready=None, busy_us=0):
+def python_member(ring_name, name, group, log, claim=64, ready=None, busy_us=0,
+                  leave_after=0):
     """A Python member: marks each event (for the stage after the group), appends the
-    sequences of each batch to `log` before asking for the next (which releases it)."""
+    sequences of each batch to `log` before asking for the next (which releases it); with
+    `leave_after`, it leaves the group (close) after that many batches."""
     ring = xdisruptor.Ring.attach(ring_name)
     with ring.consumer(name, group=group, claim=claim, writable=True) as c, open(log, "ab") as f:
         if ready is not None:
             ready.set()
-        for batch in c.batches():
+        for n, batch in enumerate(c.batches()):
+            if leave_after and n == leave_after:
+                c.close()  # the batch in hand was released with this one asked for
+                break
             seq = batch["sequence"]
             if not np.array_equal(seq, np.arange(c.batch_first, c.batch_first + len(batch))):
                 os._exit(3)
@@ -344,8 +349,9 @@ def test_a_run_of_a_member_killed_midway_is_taken_over_by_another(ring_name, pee
 
 def test_a_group_whose_members_all_died_holds_the_ring_until_one_comes_back(ring_name, peer,
                                                                             fork_ctx, tmp_path):
-    """Hold: both members die; the producer waits (the group gates); a Python member of a new
-    name joins, takes the runs over, and the stream completes, every event handled."""
+    """Hold: both members die; the producer waits (the group gates); one comes back by its
+    name (as a Python process), resumes its run, takes the other's over, and the stream
+    completes, every event handled."""
     events = 3000
     ring = xdisruptor.Ring.create(ring_name, capacity=256, dtype=PEER_DTYPE)
     logs = [tmp_path / f"m{i}.log" for i in range(3)]
@@ -362,7 +368,8 @@ def test_a_group_whose_members_all_died_holds_the_ring_until_one_comes_back(ring
     held = ring.cursor
     assert producer.poll() is None and held < events - 1, "the producer did not wait"
     assert next(c for c in ring.stats()["consumers"] if c["name"] == "G")["gating"]
-    late = start_py_member(fork_ctx, ring_name, "late", "G", logs[2], claim=64)
+    # m0 comes back by its name, in Python this time: it resumes its own run, then takes m1's.
+    late = start_py_member(fork_ctx, ring_name, "m0", "G", logs[2], claim=64)
     assert producer.wait(60) == 0, producer.stderr.read()
     late.join(60)
     assert late.exitcode == 0
@@ -392,3 +399,30 @@ def test_a_python_producer_feeds_a_group_of_cpp_and_python_members(ring_name, pe
     py.join(60)
     assert py.exitcode == 0
     assert np.array_equal(np.sort(read_logs(logs)), np.arange(events))
+
+
+def test_members_join_and_leave_while_the_stream_runs(ring_name, peer, fork_ctx, tmp_path):
+    """A Python member leaves (close) after 20 batches, another joins midway: every event
+    handled exactly once, by whoever was a member when it was claimed."""
+    events = 200_000
+    ring = xdisruptor.Ring.create(ring_name, capacity=4096, dtype=PEER_DTYPE)
+    logs = [tmp_path / f"m{i}.log" for i in range(3)]
+    stay = start_cpp_member(peer, ring_name, "stay", "G", logs[0], "--claim=32", "--busy_us=2")
+    leaver = start_py_member(fork_ctx, ring_name, "leaver", "G", logs[1], claim=32,
+                             leave_after=20, busy_us=2)
+    producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}", f"--events={events}",
+                                 "--rate=100000"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    while ring.cursor < events // 3:
+        time.sleep(0.01)
+    joiner = start_py_member(fork_ctx, ring_name, "joiner", "G", logs[2], claim=32, busy_us=2)
+    assert producer.wait(120) == 0, producer.stderr.read()
+    rc, out, err = finish(stay, timeout=120)
+    assert rc == 0, out + err
+    for p in (leaver, joiner):
+        p.join(60)
+        assert p.exitcode == 0
+    handled = read_logs(logs)
+    assert len(handled) == events and np.array_equal(np.sort(handled), np.arange(events))
+    counts = [len(np.fromfile(l, dtype=np.int64)) for l in logs]
+    assert all(c > 0 for c in counts), counts
