@@ -170,6 +170,7 @@ struct InFlight {
 };
 
 constexpr std::int64_t kAckTimeoutNs = 2'000'000'000;  // libnats 3.4 has no async ack timeout
+constexpr absl::Duration kFetchFailureLimit = absl::Seconds(60);  // in: then it gives up
 constexpr int kMaxResetsWithoutProgress = 100;
 constexpr absl::Duration kGapTimeout = absl::Seconds(60);  // in: how long a gap may wait
 
@@ -460,6 +461,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
   absl::Time gap_since = absl::InfinitePast();  // since when batches arrive ahead of the ring
   std::uint32_t event_size = 0;
   StatusLine status("bridge in", counters, o.status_line);
+  absl::Time fetch_failing_since = absl::InfinitePast();  // fetches failing in a row since
   // Opens (or creates) the far ring for the first batch's schema.
   auto open_ring = [&](const WireBatch& b) -> absl::Status {
     auto attached = RingSegment::Attach(o.ring);
@@ -504,12 +506,21 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
     const natsStatus s = natsSubscription_Fetch(&list, sub.get(), o.fetch, 200, &code);
     if (s == NATS_TIMEOUT) continue;
     if (s != NATS_OK) {
-      if (s == NATS_CONNECTION_DISCONNECTED || s == NATS_NO_SERVER || s == NATS_CONNECTION_CLOSED) {
-        absl::SleepFor(absl::Milliseconds(100));  // libnats reconnects; fetch again
-        continue;
+      // A server gone (libnats reconnects), or a cluster electing a new leader for the stream
+      // or the durable consumer (no responders, JetStream errors meanwhile): fetch again,
+      // for up to kFetchFailureLimit in a row.
+      const absl::Time now = absl::Now();
+      if (fetch_failing_since == absl::InfinitePast()) {
+        fetch_failing_since = now;
+        std::fprintf(stderr, "%sbridge in: fetch failed (%s), retrying\n",
+                     o.status_line ? "\n" : "", natsStatus_GetText(s));
+      } else if (now - fetch_failing_since > kFetchFailureLimit) {
+        return NatsError(s, "fetch from stream " + o.stream, code);
       }
-      return NatsError(s, "fetch from stream " + o.stream, code);
+      absl::SleepFor(absl::Milliseconds(100));
+      continue;
     }
+    fetch_failing_since = absl::InfinitePast();
     std::unique_ptr<natsMsgList, void (*)(natsMsgList*)> owned(&list, natsMsgList_Destroy);
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* m = list.Msgs[i];

@@ -393,6 +393,14 @@ def test_a_replicated_stream_loses_nothing_when_its_leader_is_killed(
         cluster.kill(leader)  # mid-stream, the member holding the stream's leadership
         killed_at = far.cursor
         assert producer.wait(240) == 0, producer.stderr.read()
+        deadline = time.monotonic() + 120
+        while far.cursor < events - 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if far.cursor < events - 1:  # say what each side saw
+            for p in (out, inn):
+                p.send_signal(signal.SIGTERM)
+            raise AssertionError(f"the far ring stopped at {far.cursor}:\n"
+                                 f"out: {out.stderr.read()}\nin: {inn.stderr.read()}")
         finish_far_consumers(cpp, py, done)
         assert out.wait(120) == 0, out.stderr.read()
         assert inn.wait(120) == 0, inn.stderr.read()
