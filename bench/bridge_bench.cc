@@ -210,24 +210,19 @@ int main(int argc, char** argv) {
     threads.emplace_back([&, n, o] { out_status = bridge::RunOut(n, o, stop, out_counters); });
   } else {
     // Each side its own connection, as on two hosts.
-    threads.emplace_back([&] {
-      natsConnection* c = nullptr;
-      Must(natsConnection_ConnectTo(&c, absl::GetFlag(FLAGS_nats).c_str()), "connect in");
-      jsCtx* j = nullptr;
-      Must(natsConnection_JetStream(&j, c, nullptr), "JetStream in");
-      HandIn(far, j, subject);
-      jsCtx_Destroy(j);
-      natsConnection_Destroy(c);
-    });
-    threads.emplace_back([&] {
-      natsConnection* c = nullptr;
-      Must(natsConnection_ConnectTo(&c, absl::GetFlag(FLAGS_nats).c_str()), "connect out");
-      jsCtx* j = nullptr;
-      Must(natsConnection_JetStream(&j, c, nullptr), "JetStream out");
-      HandOut(src, j, subject);
-      jsCtx_Destroy(j);
-      natsConnection_Destroy(c);
-    });
+    auto with_connection = [&](auto side) {
+      return [&, side] {
+        natsConnection* c = nullptr;
+        Must(natsConnection_ConnectTo(&c, absl::GetFlag(FLAGS_nats).c_str()), "connect");
+        jsCtx* j = nullptr;
+        Must(natsConnection_JetStream(&j, c, nullptr), "JetStream");
+        side(j);
+        jsCtx_Destroy(j);
+        natsConnection_Destroy(c);
+      };
+    };
+    threads.emplace_back(with_connection([&](jsCtx* j) { HandIn(far, j, subject); }));
+    threads.emplace_back(with_connection([&](jsCtx* j) { HandOut(src, j, subject); }));
   }
   const char* gate = mode == "bridge" ? "bridge" : "hand";
   const std::int64_t deadline = MonotonicNanos() + 20'000'000'000;

@@ -17,20 +17,8 @@ namespace xdisruptor {
 namespace {
 
 using testing::ScopedRingName;
+using testing::Produce;
 using testing::TestEvent;
-
-void Produce(Ring<TestEvent>& ring, std::int64_t events, std::int64_t batch) {
-  auto producer = SingleProducerSequencer::Attach(ring.segment());
-  ASSERT_TRUE(producer.ok()) << producer.status();
-  for (std::int64_t done = 0; done < events;) {
-    const std::int64_t n = std::min(batch, events - done);
-    const std::int64_t hi = *producer->Next(n);
-    for (std::int64_t s = hi - n + 1; s <= hi; ++s) ring[s].Fill(s);
-    producer->Publish(hi - n + 1, hi);
-    done += n;
-  }
-  producer->Close();
-}
 
 // Checks order and content; optionally writes or checks an upstream's in-place mark.
 struct Checker {

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -19,7 +20,9 @@
 
 #include "gtest/gtest.h"
 #include "xdisruptor/consumer.h"
+#include "xdisruptor/ring.h"
 #include "xdisruptor/ring_segment.h"
+#include "xdisruptor/sequencer.h"
 
 namespace xdisruptor::testing {
 
@@ -130,6 +133,20 @@ struct TestEvent {
   static std::uint64_t StageMark(std::int64_t s) { return static_cast<std::uint64_t>(s) * 7 + 1; }
 };
 static_assert(sizeof(TestEvent) == 64);
+
+// Publishes `events` TestEvents in claims of `batch` from one producer, then closes the stream.
+inline void Produce(Ring<TestEvent>& ring, std::int64_t events, std::int64_t batch) {
+  auto producer = SingleProducerSequencer::Attach(ring.segment());
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  for (std::int64_t done = 0; done < events;) {
+    const std::int64_t n = std::min(batch, events - done);
+    const std::int64_t hi = *producer->Next(n);
+    for (std::int64_t s = hi - n + 1; s <= hi; ++s) ring[s].Fill(s);
+    producer->Publish(hi - n + 1, hi);
+    done += n;
+  }
+  producer->Close();
+}
 
 }  // namespace xdisruptor::testing
 

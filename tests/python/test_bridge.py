@@ -163,6 +163,17 @@ def finish_far_consumers(cpp, py, done):
     assert done.is_set(), "the Python consumer did not see every event exactly once"
 
 
+def carry_and_check(peer, fork_ctx, ring_name, events, out, inn):
+    """C++ and Python consumers on the far ring, then the C++ producer's `events` into the
+    source ring: both consumers see every event exactly once in order; both bridges end."""
+    cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
+    producer = subprocess.run([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
+                               "--consumers=1"], capture_output=True, text=True, timeout=240)
+    assert producer.returncode == 0, producer.stderr
+    finish_far_consumers(cpp, py, done)
+    assert out.wait(60) == 0 and inn.wait(60) == 0
+
+
 @needs_nats
 def test_a_million_events_cross_exactly_once_in_order(nats, tool, peer, fork_ctx, ring_name,
                                                        cleanup_rings):
@@ -171,12 +182,7 @@ def test_a_million_events_cross_exactly_once_in_order(nats, tool, peer, fork_ctx
     src, far = rings(ring_name)
     out = bridge(tool, "out", ring_name + "-src", server, "S")
     inn = bridge(tool, "in", ring_name + "-far", server, "S")
-    cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
-    producer = subprocess.run([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
-                               "--consumers=1"], capture_output=True, text=True, timeout=240)
-    assert producer.returncode == 0, producer.stderr
-    finish_far_consumers(cpp, py, done)
-    assert out.wait(60) == 0 and inn.wait(60) == 0
+    carry_and_check(peer, fork_ctx, ring_name, events, out, inn)
     summary = inn.stderr.read()
     assert f"bridge in: {events} events" in summary and "0 bad messages" in summary, summary
 
@@ -472,12 +478,7 @@ def test_across_two_network_namespaces_joined_by_a_veth_pair(tmp_path, tool, pee
                                 "--stream", "S"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
         assert inn.stderr.readline().startswith("bridge in:"), inn.stderr.read()
-        cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
-        producer = subprocess.run([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
-                                   "--consumers=1"], capture_output=True, text=True, timeout=240)
-        assert producer.returncode == 0, producer.stderr
-        finish_far_consumers(cpp, py, done)
-        assert out.wait(60) == 0 and inn.wait(60) == 0
+        carry_and_check(peer, fork_ctx, ring_name, events, out, inn)
     finally:
         if server is not None:
             server.terminate()
