@@ -170,8 +170,6 @@ struct InFlight {
 };
 
 constexpr std::int64_t kAckTimeoutNs = 2'000'000'000;  // libnats 3.4 has no async ack timeout
-constexpr absl::Duration kFetchFailureLimit = absl::Seconds(60);  // in: then it gives up
-constexpr int kMaxResetsWithoutProgress = 100;
 constexpr absl::Duration kGapTimeout = absl::Seconds(60);  // in: how long a gap may wait
 
 struct AckState {
@@ -209,19 +207,11 @@ void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure)
   natsMsg_Destroy(msg);
 }
 
-}  // namespace
-
-absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::atomic<bool>& stop,
-                    Counters& counters) {
-  if (!o.consumer.journal.empty()) {
-    return absl::InvalidArgumentError(
-        "bridge out reads the live ring; it does not catch up from a journal (to send a "
-        "recorded stream, replay the journal into a ring and bridge that ring)");
-  }
-  auto ring = RingSegment::Attach(o.ring);
-  if (!ring.ok()) return ring.status();
-  auto consumer = Consumer::Register(*ring, o.name, o.consumer);
-  if (!consumer.ok()) return consumer.status();
+absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
+                        const std::atomic<bool>& stop, Counters& counters, RingSegment& ring_ref,
+                        Consumer& consumer_ref, bool& sending) {
+  RingSegment* ring = &ring_ref;
+  Consumer* consumer = &consumer_ref;
   const std::string subject = o.subject.empty() ? "xdisruptor." + o.ring : o.subject;
   auto conn = Connect(nats, ("xdisruptor bridge out " + o.ring).c_str());
   if (!conn.ok()) return conn.status();
@@ -338,7 +328,10 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
   // them): forget what is in flight and send again from the last released event. JetStream
   // drops what it stored already (same message id) within its duplicate window; the in side
   // drops the rest by sequence.
-  int resets_without_progress = 0;
+  // Resets follow one another every 200 ms while the stream has no leader; only
+  // nats.give_up of them in a row with nothing released ends the bridge.
+  absl::Time failing_since = absl::InfinitePast();
+  absl::Time said_at = absl::InfinitePast();
   std::int64_t released_at_reset = consumer->sequence();
   auto reset = [&](const absl::Status& why) -> absl::Status {
     natsMsgList pending{};
@@ -348,13 +341,24 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
       acks.flights.clear();
       acks.error.clear();
     }
-    resets_without_progress =
-        consumer->sequence() > released_at_reset ? 0 : resets_without_progress + 1;
+    const absl::Time now = absl::Now();
+    if (consumer->sequence() > released_at_reset || failing_since == absl::InfinitePast()) {
+      failing_since = now;
+    }
     released_at_reset = consumer->sequence();
-    if (resets_without_progress > kMaxResetsWithoutProgress) return why;
-    std::fprintf(stderr, "%sbridge out: sending again from %lld: %s\n", o.status_line ? "\n" : "",
-                 static_cast<long long>(consumer->sequence() + 1),
-                 std::string(why.message()).c_str());
+    if (now - failing_since > nats.give_up) {
+      return absl::UnavailableError(absl::StrFormat(
+          "nothing acknowledged for %s: %s", absl::FormatDuration(nats.give_up),
+          why.message()));
+    }
+    if (failing_since == now || now - said_at >= absl::Seconds(5)) {  // not every 200 ms
+      said_at = now;
+      std::fprintf(stderr, "%sbridge out: sending again from %lld (failing for %s): %s\n",
+                   o.status_line ? "\n" : "", static_cast<long long>(consumer->sequence() + 1),
+                   absl::FormatDuration(absl::Trunc(now - failing_since, absl::Milliseconds(100)))
+                       .c_str(),
+                   std::string(why.message()).c_str());
+    }
     published_to = consumer->sequence();
     last_progress_ns = MonotonicNanos();
     absl::SleepFor(absl::Milliseconds(200));
@@ -362,6 +366,7 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
   };
   const std::int64_t delay_ns = o.max_delay_us * 1000;
   StatusLine status("bridge out", counters, o.status_line);
+  sending = true;
   while (!stop.load()) {
     if (absl::Status s = settle(); !s.ok()) {
       if (absl::Status r = reset(s); !r.ok()) return r;
@@ -425,6 +430,35 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
   }
   return absl::CancelledError("stopped");
 }
+
+}  // namespace
+
+absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::atomic<bool>& stop,
+                    Counters& counters) {
+  if (!o.consumer.journal.empty()) {
+    return absl::InvalidArgumentError(
+        "bridge out reads the live ring; it does not catch up from a journal (to send a "
+        "recorded stream, replay the journal into a ring and bridge that ring)");
+  }
+  auto ring = RingSegment::Attach(o.ring);
+  if (!ring.ok()) return ring.status();
+  auto consumer = Consumer::Register(*ring, o.name, o.consumer);
+  if (!consumer.ok()) return consumer.status();
+  bool sending = false;
+  absl::Status result = RunOutLoop(nats, o, stop, counters, *ring, *consumer, sending);
+  // Given up on an error once it was sending, or as a restart of a bridge that was (JetStream
+  // unreachable for long, a refused publish, ...): the entry stays, so the ring keeps what was
+  // not stored and the next start of the bridge resumes from it. A clean end (everything
+  // stored, or stopped) and a first start that never got going free it.
+  if (!result.ok() && !absl::IsCancelled(result) && (sending || consumer->resumed())) {
+    std::fprintf(stderr, "bridge out: consumer %s stays registered at %lld, holding the ring "
+                 "for the next start of the bridge (or `xdisruptor evict`)\n", o.name.c_str(),
+                 static_cast<long long>(consumer->sequence()));
+    consumer->Abandon();
+  }
+  return result;
+}
+
 
 // --- in ----------------------------------------------------------------------------------
 absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomic<bool>& stop,
@@ -508,13 +542,13 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
     if (s != NATS_OK) {
       // A server gone (libnats reconnects), or a cluster electing a new leader for the stream
       // or the durable consumer (no responders, JetStream errors meanwhile): fetch again,
-      // for up to kFetchFailureLimit in a row.
+      // for up to nats.give_up in a row.
       const absl::Time now = absl::Now();
       if (fetch_failing_since == absl::InfinitePast()) {
         fetch_failing_since = now;
         std::fprintf(stderr, "%sbridge in: fetch failed (%s), retrying\n",
                      o.status_line ? "\n" : "", natsStatus_GetText(s));
-      } else if (now - fetch_failing_since > kFetchFailureLimit) {
+      } else if (now - fetch_failing_since > nats.give_up) {
         return NatsError(s, "fetch from stream " + o.stream, code);
       }
       absl::SleepFor(absl::Milliseconds(100));

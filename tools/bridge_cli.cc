@@ -33,6 +33,8 @@ ABSL_FLAG(std::string, creds, "", "bridge: NATS credentials file");
 ABSL_FLAG(std::string, tls_ca, "", "bridge: CA file (turns TLS on)");
 ABSL_FLAG(std::string, tls_cert, "", "bridge: client certificate (with --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "bridge: client key");
+ABSL_FLAG(double, give_up_s, 60, "bridge: seconds with nothing acknowledged (out) or no fetch "
+          "answered (in) before it gives up (a cluster electing a leader takes seconds)");
 
 namespace xdisruptor::tool {
 namespace {
@@ -50,6 +52,7 @@ bridge::NatsOptions Nats() {
   n.tls_ca = absl::GetFlag(FLAGS_tls_ca);
   n.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   n.tls_key = absl::GetFlag(FLAGS_tls_key);
+  n.give_up = absl::Seconds(absl::GetFlag(FLAGS_give_up_s));
   return n;
 }
 
@@ -65,10 +68,14 @@ int Finish(const char* side, const absl::Status& s, const bridge::Counters& c) {
   return 1;
 }
 
-// Both sides need --stream; false (after saying so) when it is missing.
-bool HasStream(const char* side) {
+// Both sides need --stream and a positive --give_up_s; false (after saying so) otherwise.
+bool CommonFlagsOk(const char* side) {
   if (absl::GetFlag(FLAGS_stream).empty()) {
     std::fprintf(stderr, "xdisruptor: bridge %s needs --stream NAME\n", side);
+    return false;
+  }
+  if (!(absl::GetFlag(FLAGS_give_up_s) > 0)) {
+    std::fprintf(stderr, "xdisruptor: --give_up_s must be > 0 seconds\n");
     return false;
   }
   return true;
@@ -84,7 +91,7 @@ void HandleSignals() {
 }  // namespace
 
 int BridgeOut(const std::string& ring) {
-  if (!HasStream("out")) return 2;
+  if (!CommonFlagsOk("out")) return 2;
   HandleSignals();
   bridge::OutOptions o;
   o.ring = ring;
@@ -122,7 +129,7 @@ int BridgeOut(const std::string& ring) {
 }
 
 int BridgeIn(const std::string& ring) {
-  if (!HasStream("in")) return 2;
+  if (!CommonFlagsOk("in")) return 2;
   HandleSignals();
   bridge::InOptions o;
   o.ring = ring;

@@ -22,7 +22,8 @@
 //                  [--max_batch N] [--max_delay_us N] [--replicas N]
 //   xdisruptor bridge in RING --nats URL[,URL] --stream NAME [--create [--capacity N]]
 //                  [--name bridge-in]       (credentials: --user/--password, --token, --creds;
-//                                            TLS: --tls_ca [--tls_cert --tls_key])
+//                                            TLS: --tls_ca [--tls_cert --tls_key]; both
+//                                            sides: --give_up_s S, default 60)
 //   xdisruptor journal record RING DIR [--name journal] [--fsync none|batch|every:MS]
 //                  [--segment-bytes N] [--retain-bytes N] [--retain-seconds N]
 //   xdisruptor journal replay DIR RING [--from SEQ] [--to SEQ] [--rate EVENTS_PER_S]

@@ -224,6 +224,46 @@ def test_nothing_lost_nothing_duplicated_when_a_side_is_killed(nats, tool, peer,
 
 
 @needs_nats
+def test_a_bridge_that_gives_up_keeps_its_place_in_the_ring(nats, tool, peer, fork_ctx,
+                                                           ring_name, cleanup_rings):
+    """JetStream gone for longer than --give_up_s: the out side exits 1 saying so and its
+    consumer stays registered, so the ring holds what was not stored (the producer waits);
+    restarted once the server is back, it resumes there: every event once, in order."""
+    events = 200_000
+    server = nats()
+    src, far = rings(ring_name, capacity=4096)
+    out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256", "--give_up_s=2")
+    inn = bridge(tool, "in", ring_name + "-far", server, "S", "--give_up_s=2")
+    cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
+    producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
+                                 "--consumers=1", "--rate=200000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while far.cursor < events // 3:
+        assert time.monotonic() < deadline, "the stream did not get going"
+        time.sleep(0.01)
+    server.kill()  # and it stays down past --give_up_s
+    assert out.wait(60) == 1
+    said = out.stderr.read()
+    assert "nothing acknowledged for 2s" in said and "stays registered" in said, said
+    entry = [c for c in src.consumers() if c["name"] == "bridge"]
+    assert entry and entry[0]["gating"] and not entry[0]["alive"], entry
+    held = src.cursor
+    assert held <= entry[0]["sequence"] + 4096 and held < events - 1
+    time.sleep(0.5)
+    assert src.cursor == held and producer.poll() is None, "the ring did not hold"
+    server.start()  # same port, same store
+    if inn.poll() is not None:  # the in side may have given up too (no fetch answered)
+        assert inn.returncode == 1, inn.stderr.read()
+        inn = bridge(tool, "in", ring_name + "-far", server, "S")
+    out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
+    assert producer.wait(240) == 0, producer.stderr.read()
+    finish_far_consumers(cpp, py, done)
+    assert out.wait(120) == 0, out.stderr.read()
+    assert inn.wait(120) == 0, inn.stderr.read()
+
+
+@needs_nats
 def test_the_schema_travels_with_the_stream_and_bad_input_is_counted(
         nats, tool, peer, fork_ctx, ring_name, cleanup_rings):
     server = nats()
@@ -410,6 +450,7 @@ def test_a_replicated_stream_loses_nothing_when_its_leader_is_killed(
         finish_far_consumers(cpp, py, done)
         assert out.wait(120) == 0, out.stderr.read()
         assert inn.wait(120) == 0, inn.stderr.read()
+        print(f"out: {out.stderr.read()}\nin: {inn.stderr.read()}")  # shown with -rP
         assert killed_at < events - 1, "the stream ended before the kill"
         new_leader = cluster.stream_leader("S")
         assert new_leader is not None and new_leader != leader

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "absl/status/statusor.h"
 #include "xdisruptor/consumer.h"
 
@@ -36,6 +37,10 @@ struct NatsOptions {
   std::string tls_ca, tls_cert, tls_key;  // a CA file turns TLS on
   int max_reconnect = -1;                 // -1: forever
   std::int64_t reconnect_wait_ms = 250;
+  // How long a side keeps trying while nothing moves (out: nothing acknowledged; in: no fetch
+  // answered) before it ends with the error. A replicated stream electing a new leader
+  // answers "no responders" for seconds meanwhile.
+  absl::Duration give_up = absl::Seconds(60);
 };
 
 struct OutOptions {

@@ -96,6 +96,11 @@ class Consumer {
 
   // Stops gating the producer and frees the entry (name and last sequence stay readable).
   absl::Status Deregister();
+  // Lets go of the entry without freeing it: it keeps gating as a crashed consumer's does
+  // (its stall policy decides), and a later registration by this name resumes from its
+  // sequence. For a process about to exit on an error that must not lose the stream (the
+  // bridge's out side).
+  void Abandon() { registered_ = false; }
 
   // The last sequence this consumer released (-1 before its first event after joining at the
   // start of the ring). Hot path; the consuming thread only.
