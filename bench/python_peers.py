@@ -12,10 +12,15 @@ bench/python_consumer.py.) The consumer checks every
 event: per event its sequence; per batch the sequences (against an arange) and the sum of a
 second word, so a lost, repeated or torn event fails the run.
 
+Per event, every Python producer makes its events 256 at a time (one numpy array) and sends
+each event's 64 bytes (a bytes slice) with one call; xdisruptor with --records tuples publishes
+a tuple of the 8 fields instead (ndarray.tolist(), which costs more than the publish).
+
 Implementations (--impl) and what per event / per batch mean for each:
   xdisruptor-py   Python producer (publish / publish_batch of 256); the consumer iterates
                   tuples / takes numpy batches
-  zmq-cpp         C++ PUSH, pyzmq PULL, one message per event (per event only)
+  zmq-cpp         C++ PUSH, pyzmq PULL, one message per event (per event only; the consumer
+                  reads the two words it checks with struct)
   zmq-py          pyzmq PUSH/PULL: a message per event, or per 256 events
   iceoryx2-py     iceoryx2 publish-subscribe (no overflow, blocking publisher): a sample per
                   event, or a sample of 256 events
@@ -30,6 +35,7 @@ import mmap
 import multiprocessing
 import os
 import pathlib
+import struct
 import subprocess
 import sys
 import time
@@ -54,6 +60,16 @@ def make_events(first, n):
     return out
 
 
+PREBUILT = None  # with --prebuilt: every event made before the clock starts (one array)
+
+
+def events_at(first, n):
+    """The producer's events first..first+n-1: made now, or a slice of the prebuilt array."""
+    if PREBUILT is not None:
+        return PREBUILT[first:first + n]
+    return make_events(first, n)
+
+
 class BatchCheck:
     """Checks batches of FLAT records arrive complete and in order."""
 
@@ -74,6 +90,9 @@ class BatchCheck:
 
 # ---------------------------------------------------------------- producers (Python side)
 def py_producer(impl, mode, events, ready, go, arg):
+    global PREBUILT
+    if PREBUILD:
+        PREBUILT = make_events(0, events)
     if impl == "xdisruptor-py":
         import xdisruptor
         ring = xdisruptor.Ring.attach(arg)
@@ -84,11 +103,18 @@ def py_producer(impl, mode, events, ready, go, arg):
             go.wait()
             if mode == "batch":
                 for lo in range(0, events, BATCH):
-                    producer.publish_batch(make_events(lo, min(BATCH, events - lo)))
-            else:
+                    producer.publish_batch(events_at(lo, min(BATCH, events - lo)))
+            elif RECORDS == "tuples":
+                publish = producer.publish
                 for lo in range(0, events, BATCH):
-                    for rec in make_events(lo, min(BATCH, events - lo)).tolist():
-                        producer.publish(rec)
+                    for rec in events_at(lo, min(BATCH, events - lo)).tolist():
+                        publish(rec)
+            else:  # each event as its 64 bytes, as every peer below gets it
+                publish = producer.publish
+                for lo in range(0, events, BATCH):
+                    raw = events_at(lo, min(BATCH, events - lo)).tobytes()
+                    for i in range(0, len(raw), 64):
+                        publish(raw[i:i + 64])
         ring.close()
     elif impl == "zmq-py":
         import zmq
@@ -99,12 +125,14 @@ def py_producer(impl, mode, events, ready, go, arg):
         ready.set()
         go.wait()
         for lo in range(0, events, BATCH):
-            chunk = make_events(lo, min(BATCH, events - lo))
+            chunk = events_at(lo, min(BATCH, events - lo))
             if mode == "batch":
                 s.send(chunk.tobytes(), copy=False)
             else:
-                for i in range(len(chunk)):
-                    s.send(chunk[i:i + 1].tobytes())
+                raw = chunk.tobytes()
+                send = s.send
+                for i in range(0, len(raw), 64):
+                    send(raw[i:i + 64])
         s.close(linger=-1)
         ctx.term()
     elif impl == "iceoryx2-py":
@@ -119,7 +147,7 @@ def py_producer(impl, mode, events, ready, go, arg):
         ready.set()
         go.wait()
         for lo in range(0, events, BATCH):
-            chunk = make_events(lo, min(BATCH, events - lo))
+            chunk = events_at(lo, min(BATCH, events - lo))
             if mode == "batch":
                 sample = publisher.loan_uninit()
                 raw = len(chunk).to_bytes(8, "little").ljust(64, b"\0") + chunk.tobytes()
@@ -137,7 +165,7 @@ def py_producer(impl, mode, events, ready, go, arg):
         ready.set()
         go.wait()
         for lo in range(0, events, BATCH):
-            raw = make_events(lo, min(BATCH, events - lo)).tobytes()
+            raw = events_at(lo, min(BATCH, events - lo)).tobytes()
             if mode == "batch":
                 if impl == "faster-fifo-py":
                     q.put_many([raw[i:i + 64] for i in range(0, len(raw), 64)], timeout=60)
@@ -224,10 +252,10 @@ def run(impl, mode, events, build):
                 check.check(np.frombuffer(s.recv(copy=False), dtype=FLAT))
         else:
             recv = s.recv
-            unpack = np.frombuffer
+            unpack = struct.Struct("<Q48xQ").unpack  # the two words checked: its cheapest read
             while expected < events:
-                w = unpack(recv(), dtype=np.uint64)
-                if w[0] != expected or w[7] != expected ^ TAG:
+                first, tag = unpack(recv())
+                if first != expected or tag != expected ^ TAG:
                     check.ok = False
                 expected += 1
             check.next = expected
@@ -289,20 +317,31 @@ def run(impl, mode, events, build):
 
 
 WAIT = "yielding"
+RECORDS = "bytes"
+PREBUILD = False
 
 
 def main():
-    global WAIT
+    global WAIT, RECORDS, PREBUILD
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", required=True)
     parser.add_argument("--mode", choices=("event", "batch"), default="batch")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--wait", default="yielding", help="xdisruptor consumer wait")
     parser.add_argument("--build", default="build/release", type=pathlib.Path)
+    parser.add_argument("--records", choices=("bytes", "tuples"), default="bytes",
+                        help="xdisruptor per event: publish each event's 64 bytes (as every "
+                        "peer sends them) or a tuple of its fields (ndarray.tolist())")
+    parser.add_argument("--prebuilt", action="store_true",
+                        help="Python producers make every event before the clock starts (one "
+                        "structured array) and send slices of it: the transport alone")
     args = parser.parse_args()
     WAIT = args.wait
+    RECORDS = args.records
+    PREBUILD = args.prebuilt
     elapsed, ok = run(args.impl, args.mode, args.events, args.build)
     print(json.dumps({"impl": args.impl, "mode": args.mode, "wait": args.wait,
+                      "records": args.records, "prebuilt": args.prebuilt,
                       "events": args.events, "seconds": elapsed,
                       "events_per_s": args.events / elapsed if ok else 0.0, "ok": ok}))
     return 0 if ok else 1

@@ -41,11 +41,49 @@ std::vector<PackOp> CompileOps(const py::list& fields) {
   return ops;
 }
 
+// Plain ints read straight from CPython 3.11's digits (PyLong_AsUnsignedLongLong goes
+// through _PyLong_AsByteArray: about 40 instructions a field more). False for what the API
+// path must judge (not an exact int, negative for unsigned, more than 64 bits, other
+// layouts); then the caller takes that path.
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+inline bool DigitsOf(PyObject* v, std::uint64_t& magnitude, bool& negative) {
+  if (!PyLong_CheckExact(v)) return false;
+  const Py_ssize_t size = Py_SIZE(v);
+  const digit* d = reinterpret_cast<PyLongObject*>(v)->ob_digit;
+  negative = size < 0;
+  switch (negative ? -size : size) {
+    case 0: magnitude = 0; return true;
+    case 1: magnitude = d[0]; return true;
+    case 2: magnitude = d[0] | static_cast<std::uint64_t>(d[1]) << 30; return true;
+    case 3:
+      if ((d[2] >> 4) != 0) return false;  // more than 64 bits
+      magnitude = d[0] | static_cast<std::uint64_t>(d[1]) << 30 |
+                  static_cast<std::uint64_t>(d[2]) << 60;
+      return true;
+    default: return false;
+  }
+}
+#else
+inline bool DigitsOf(PyObject*, std::uint64_t&, bool&) { return false; }
+#endif
+
 // Writes one Python value of `op`'s kind at `out`; false (a Python error set) when it does not
 // convert exactly (the caller then lets numpy try, for its error message or its conversions).
 bool PackScalar(const PackOp& op, PyObject* v, char* out) {
   switch (op.kind) {
     case 'i': {
+      std::uint64_t m;
+      bool negative;
+      if (DigitsOf(v, m, negative)) {
+        const int bits = static_cast<int>(op.size * 8);
+        const std::uint64_t limit = std::uint64_t{1} << (bits - 1);  // |min|; max is limit - 1
+        if (negative ? m <= limit : m < limit) {
+          const std::int64_t x = negative ? static_cast<std::int64_t>(0 - m)
+                                          : static_cast<std::int64_t>(m);
+          std::memcpy(out, &x, op.size);  // little-endian: the low bytes
+          return true;
+        }
+      }
       const long long x = PyLong_AsLongLong(v);
       if (x == -1 && PyErr_Occurred()) return false;
       const int bits = static_cast<int>(op.size * 8);
@@ -57,6 +95,12 @@ bool PackScalar(const PackOp& op, PyObject* v, char* out) {
       return true;
     }
     case 'u': {
+      std::uint64_t m;
+      bool negative;
+      if (DigitsOf(v, m, negative) && !negative && (op.size == 8 || m < (1ull << (op.size * 8)))) {
+        std::memcpy(out, &m, op.size);
+        return true;
+      }
       if (!PyLong_Check(v)) {
         PyErr_SetString(PyExc_TypeError, "not an int");
         return false;
@@ -71,7 +115,7 @@ bool PackScalar(const PackOp& op, PyObject* v, char* out) {
       return true;
     }
     case 'f': {
-      const double x = PyFloat_AsDouble(v);
+      const double x = PyFloat_CheckExact(v) ? PyFloat_AS_DOUBLE(v) : PyFloat_AsDouble(v);
       if (x == -1.0 && PyErr_Occurred()) return false;
       if (op.size == 4) {
         const auto f = static_cast<float>(x);
@@ -150,6 +194,88 @@ bool PackValues(const std::vector<PackOp>& ops, PyObject* record, char* out) {
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (!PackField(ops[i], PyTuple_GET_ITEM(record, static_cast<Py_ssize_t>(i)), out)) {
       return false;
+    }
+  }
+  return true;
+}
+
+// A dtype of scalar fields only (ints, floats, bools, bytes; no sub-arrays or nested records),
+// flattened: a tuple of exact Python values packs in one tight loop with fixed-size stores.
+struct FlatOp {
+  std::uint32_t offset;
+  char kind;  // 'i', 'u', 'f', 'b', 'S'
+  std::uint32_t size;
+};
+
+std::vector<FlatOp> Flatten(const std::vector<PackOp>& ops) {
+  std::vector<FlatOp> flat;
+  for (const PackOp& op : ops) {
+    const bool sized = op.kind == 'S' || op.kind == 'b' ||
+                       (op.kind == 'f' ? op.size == 4 || op.size == 8
+                                       : op.size == 1 || op.size == 2 || op.size == 4 || op.size == 8);
+    if (op.kind == 'R' || op.count != 1 || !sized) return {};
+    flat.push_back({static_cast<std::uint32_t>(op.offset), op.kind,
+                    static_cast<std::uint32_t>(op.size)});
+  }
+  return flat;
+}
+
+template <typename T>
+inline void Store(char* out, T v) {
+  std::memcpy(out, &v, sizeof v);
+}
+
+// False (no Python error set) for anything but exact ints/floats/bools/bytes that fit: the
+// general packer then converts it or says why not.
+bool PackFlat(const std::vector<FlatOp>& flat, PyObject* tuple, char* out) {
+  if (static_cast<std::size_t>(PyTuple_GET_SIZE(tuple)) != flat.size()) return false;
+  for (std::size_t i = 0; i < flat.size(); ++i) {
+    const FlatOp& op = flat[i];
+    PyObject* v = PyTuple_GET_ITEM(tuple, static_cast<Py_ssize_t>(i));
+    char* at = out + op.offset;
+    std::uint64_t m;
+    bool negative;
+    switch (op.kind) {
+      case 'u':
+        if (!DigitsOf(v, m, negative) || negative) return false;
+        switch (op.size) {
+          case 8: Store(at, m); break;
+          case 4: if (m >> 32) return false; Store(at, static_cast<std::uint32_t>(m)); break;
+          case 2: if (m >> 16) return false; Store(at, static_cast<std::uint16_t>(m)); break;
+          default: if (m >> 8) return false; Store(at, static_cast<std::uint8_t>(m)); break;
+        }
+        break;
+      case 'i': {
+        if (!DigitsOf(v, m, negative)) return false;
+        const std::uint64_t limit = std::uint64_t{1} << (op.size * 8 - 1);
+        if (negative ? m > limit : m >= limit) return false;
+        const auto x = static_cast<std::int64_t>(negative ? 0 - m : m);
+        switch (op.size) {
+          case 8: Store(at, x); break;
+          case 4: Store(at, static_cast<std::int32_t>(x)); break;
+          case 2: Store(at, static_cast<std::int16_t>(x)); break;
+          default: Store(at, static_cast<std::int8_t>(x)); break;
+        }
+        break;
+      }
+      case 'f':
+        if (!PyFloat_CheckExact(v)) return false;
+        if (op.size == 8) {
+          Store(at, PyFloat_AS_DOUBLE(v));
+        } else {
+          Store(at, static_cast<float>(PyFloat_AS_DOUBLE(v)));
+        }
+        break;
+      case 'b':
+        if (v != Py_True && v != Py_False) return false;
+        *at = static_cast<char>(v == Py_True);
+        break;
+      default:  // 'S'
+        if (!PyBytes_CheckExact(v) || static_cast<std::size_t>(PyBytes_GET_SIZE(v)) > op.size) {
+          return false;
+        }
+        std::memcpy(at, PyBytes_AS_STRING(v), static_cast<std::size_t>(PyBytes_GET_SIZE(v)));
+        break;
     }
   }
   return true;
@@ -309,6 +435,7 @@ class PyProducer {
     }
     has_ops_ = !fields.is_none();
     ops_ = has_ops_ ? CompileOps(fields.cast<py::list>()) : std::vector<PackOp>{};
+    flat_ = Flatten(ops_);
     itemsize_ = itemsize;
     fallback_ = std::move(fallback);
     record_.assign(itemsize, 0);
@@ -424,8 +551,13 @@ class PyProducer {
     if (fallback_.is_none()) ThrowStatus(absl::FailedPreconditionError("no packer set"));
     if (has_ops_ && PyTuple_Check(record.ptr())) {
       std::memset(record_.data(), 0, itemsize_);
+      if (!flat_.empty() && PackFlat(flat_, record.ptr(), record_.data())) return record_.data();
       if (PackValues(ops_, record.ptr(), record_.data())) return record_.data();
       PyErr_Clear();  // numpy may still convert it (or say why not)
+    }
+    if (PyBytes_CheckExact(record.ptr()) &&
+        static_cast<std::size_t>(PyBytes_GET_SIZE(record.ptr())) == itemsize_) {
+      return PyBytes_AS_STRING(record.ptr());  // one record already packed: copied as it is
     }
     fallback_bytes_ = fallback_(record);
     const py::buffer_info info = py::cast<py::buffer>(fallback_bytes_).request();
@@ -450,11 +582,47 @@ class PyProducer {
   std::atomic<bool> closing_{false};
   bool has_ops_ = false;
   std::vector<PackOp> ops_;
+  std::vector<FlatOp> flat_;  // ops_ flattened when every field is a scalar
   std::size_t itemsize_ = 0;
   py::object fallback_ = py::none();
   py::object fallback_bytes_;  // keeps the fallback's buffer alive until it is copied
   std::vector<char> record_;
 };
+
+// Producer.publish as a builtin function of one argument (METH_O) bound to the producer: a
+// call costs what calling len() does, not pybind11's dispatch (argument loaders, overloads).
+// The capsule holds the C++ producer and, as its context, a reference to its Python owner.
+PyObject* PublishOne(PyObject* capsule, PyObject* record) {
+  auto* p = static_cast<PyProducer*>(PyCapsule_GetPointer(capsule, nullptr));
+  if (p == nullptr) return nullptr;
+  try {
+    return PyLong_FromLongLong(p->PublishRecord(record));
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyMethodDef kPublishOne = {"publish", PublishOne, METH_O,
+                           "publish(record) -> int: one record (see Producer.publish)"};
+
+py::object PublishFunction(const py::object& owner) {
+  auto* p = owner.cast<PyProducer*>();
+  PyObject* capsule = PyCapsule_New(p, nullptr, [](PyObject* c) {
+    Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(c)));
+  });
+  if (capsule == nullptr) throw py::error_already_set();
+  Py_INCREF(owner.ptr());
+  PyCapsule_SetContext(capsule, owner.ptr());
+  PyObject* f = PyCFunction_New(&kPublishOne, capsule);
+  Py_DECREF(capsule);  // the function holds it
+  if (f == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(f);
+}
 
 }  // namespace
 
@@ -490,6 +658,7 @@ void RegisterProducer(py::module_& m) {
       .def("set_packer", &PyProducer::SetPacker, py::arg("fields"), py::arg("itemsize"),
            py::arg("fallback"))
       .def("publish_record", &PyProducer::PublishRecord, py::arg("record"))
+      .def("publish_function", &PublishFunction)
       .def("publish_many", &PyProducer::PublishMany, py::arg("records"))
       .def("close", &PyProducer::Close)
       .def("detach", &PyProducer::Detach)

@@ -127,8 +127,8 @@ async def batches(consumer: "Consumer", max_size: Optional[int],
 
 async def events(consumer: "Consumer") -> AsyncGenerator[tuple, None]:
     """Tuples, one event at a time (as synchronous iteration)."""
-    tuples = consumer._ring_raw.tuples
     fields = consumer._tuple_fields
+    tuples = None if fields is None else consumer._ring_raw.tuple_reader(fields)
     async for first, count, journal in ranges(consumer, consumer._max_batch, None):
         if journal is not None or fields is None:
             batch = journal if journal is not None else consumer._ring_raw.view(
@@ -136,7 +136,8 @@ async def events(consumer: "Consumer") -> AsyncGenerator[tuple, None]:
             for item in batch.tolist():
                 yield item
         else:
-            for item in tuples(first, count, fields):
+            assert tuples is not None  # fields is not None
+            for item in tuples(first, count):
                 yield item
 
 

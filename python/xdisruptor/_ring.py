@@ -419,10 +419,11 @@ class Producer:
         if self._packer is not None and [fields[n][1] for n in names] \
                 != sorted(fields[n][1] for n in names):
             self._packer = None
-        # publish() is the compiled packer itself: no Python frame per record on the fast
-        # path (a tuple of plain values); anything else goes through _pack_one.
+        # publish() is the compiled packer itself, a METH_O builtin (no pybind11 dispatch): no
+        # Python frame per record on the fast path (a tuple of plain values, or one record's
+        # bytes); anything else goes through _pack_one.
         raw.set_packer(_pack_ops(self._dtype), self._dtype.itemsize, self._pack_one)
-        self.publish = raw.publish_record  # type: ignore[method-assign]
+        self.publish = raw.publish_function()  # type: ignore[method-assign]
 
     def _as_records(self, data: Any) -> np.ndarray:
         if isinstance(data, (bytes, bytearray, memoryview)):
@@ -463,9 +464,11 @@ class Producer:
         """Publishes one record: a tuple in field order, a numpy record, or exactly
         ``dtype.itemsize`` bytes. Returns the ring's cursor after it: the record's sequence on
         a single-producer ring (on a multi-producer ring, the highest claimed by anyone).
-        (Each producer replaces this method with its compiled packer: a tuple of plain values
-        (numbers, bytes, sequences for sub-array fields, tuples for nested records) is packed
-        in C++ with no Python frame; anything else goes through numpy.)"""
+        (Each producer replaces this method with its compiled packer, a builtin function of
+        one argument: a tuple of plain values (numbers, bytes, sequences for sub-array fields,
+        tuples for nested records) is packed in C++ with no Python frame, in one flat loop when
+        every field is a scalar; one record's bytes are copied as they are; anything else goes
+        through numpy.)"""
         return self._raw.publish_record(record)
 
     def publish_many(self, records: Any) -> int:
@@ -817,10 +820,9 @@ class Consumer:
         # for the next batch (releasing this one) only once every tuple of it was taken.
         if self._tuple_fields is None:
             return itertools.chain.from_iterable(b.tolist() for b in self.batches())
-        tuples = self._ring_raw.tuples
-        fields = self._tuple_fields
+        tuples = self._ring_raw.tuple_reader(self._tuple_fields)
         return itertools.chain.from_iterable(
-            tuples(first, count, fields) if journal is None else journal.tolist()
+            tuples(first, count) if journal is None else journal.tolist()
             for first, count, journal in self._ranges(self._max_batch, None))
 
     def arrow_batches(self, max_size: Optional[int] = None) -> Iterator[Any]:

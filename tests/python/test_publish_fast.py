@@ -48,6 +48,55 @@ def test_should_pack_every_field_kind_exactly_as_numpy_does(ring_name_factory, r
     xdisruptor.Ring.remove(name)
 
 
+SCALARS = np.dtype([d for d in FAST.descr if d[0] not in ("levels", "grid")])  # the flat loop
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records)
+def test_should_pack_scalar_records_in_the_flat_loop_exactly_as_numpy_does(ring_name_factory,
+                                                                           record):
+    record = record[:12]  # the scalar fields
+    name = ring_name_factory()
+    with xdisruptor.Ring.create(name, capacity=8, dtype=SCALARS) as ring:
+        with ring.producer() as p:
+            seq = p.publish(record)
+            assert slot_bytes(ring, SCALARS, seq) == np.array([record], SCALARS).tobytes()
+    xdisruptor.Ring.remove(name)
+
+
+def test_should_leave_to_numpy_what_the_flat_loop_does_not_take_and_refuse_what_numpy_refuses(
+        ring_name):
+    base = (-1, -2, -3, -4, 1, 2, 3, 4, 1.5, 2.5, True, b"AB")
+
+    def at(i, v):
+        return base[:i] + (v,) + base[i + 1:]
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=SCALARS) as ring:
+        p = ring.producer()
+        # The limits of each width, exact; values numpy converts (an int for a float or a bool,
+        # a numpy scalar, a bytearray) the same as numpy does.
+        for record in [at(3, -(1 << 63)), at(3, (1 << 63) - 1), at(7, (1 << 64) - 1),
+                       at(0, -128), at(0, 127), at(4, 255), at(1, -(1 << 15)), at(6, (1 << 32) - 1),
+                       at(2, -(1 << 31)), at(5, (1 << 16) - 1), at(7, 0), at(3, 0), at(3, -(1 << 30)),
+                       at(3, -(1 << 60)), at(7, 1 << 60), at(9, 3), at(8, -2), at(10, 1),
+                       at(10, False), at(3, np.int64(-5)), at(9, np.float32(0.25)),
+                       at(11, b"ABCDEF"), at(11, b"")]:
+            want = np.array([record], SCALARS).tobytes()
+            assert slot_bytes(ring, SCALARS, p.publish(record)) == want, record
+        before = p.cursor
+        for bad in [at(0, 128), at(0, -129), at(4, 256), at(4, -1), at(7, -1), at(7, 1 << 64),
+                    at(3, 1 << 63), at(3, -(1 << 63) - 1), at(3, 1 << 100), at(1, 1 << 15),
+                    at(5, 1 << 16), at(2, 1 << 31), at(6, 1 << 32), base[:11], base + (1,),
+                    b"\0" * (SCALARS.itemsize - 1), b"\0" * (SCALARS.itemsize + 1)]:
+            with pytest.raises(RecordError):
+                p.publish(bad)
+        assert p.cursor == before  # a refused record claims nothing
+        # One record's bytes exactly: copied as they are.
+        raw = np.array([base], SCALARS).tobytes()
+        assert slot_bytes(ring, SCALARS, p.publish(raw)) == raw
+        p.close()
+
+
 @pytest.fixture
 def ring_name_factory(ring_name):
     count = iter(range(10 ** 6))
