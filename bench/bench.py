@@ -146,14 +146,16 @@ def python_rows(cfg, args):
              [("cpp", "naive", "event", "busy-spin"), ("cpp", "zmq", "event", own),
               ("py", "xdisruptor", "event", "yielding"), ("py", "xdisruptor", "batch", "yielding"),
               ("py", "iceoryx2", "event", own), ("py", "iceoryx2", "batch", own),
+              ("py", "xdisruptor", "prebuilt-batch", "yielding"),
               ("py", "zmq", "event", own), ("py", "zmq", "batch", own),
+              ("py", "zmq", "prebuilt-batch", own),
               ("py", "faster-fifo", "event", own), ("py", "faster-fifo", "batch", own),
               ("py", "mpqueue", "event", own), ("py", "mpqueue", "batch", own)]
     cpp_cache = {}
 
     def one(combo):
         producer, impl, mode, wait = combo
-        events = cfg["py_batch_events"] if mode == "batch" else cfg["py_events"]
+        events = cfg["py_batch_events"] if mode.endswith("batch") else cfg["py_events"]
         if producer == "cpp" and impl in ("xdisruptor", "naive"):
             # python_consumer.py measures per event and per batch (and the naive ring, whose
             # reader spins) in one go: run it at the first of those rows in a round and hand
@@ -178,8 +180,12 @@ def python_rows(cfg, args):
                                         "events": data["events"],
                                         "events_per_s": data["median"][k]}
             return 0, cpp_cache.pop(combo), ""
+        # prebuilt-batch: every event made before the clock starts (issue 19's per-batch
+        # figure: the transport, not the producer's numpy work per batch)
         return run_json([sys.executable, "bench/python_peers.py", "--impl", f"{impl}-{producer}",
-                         "--mode", mode, "--events", str(events), "--build", str(build)])
+                         "--mode", mode.removeprefix("prebuilt-"), "--events", str(events),
+                         "--build", str(build), *(["--prebuilt"] if mode.startswith("prebuilt")
+                                                  else [])])
 
     log("python: C++ and Python producers -> one Python consumer")
     results, _ = rounds(combos, args.runs, one)

@@ -40,7 +40,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+# numpy's OpenBLAS starts a thread per core that spins for a while after numpy calls: on a
+# 2-core machine it takes CPU from the other side of every transport alike. No BLAS here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
 
 TAG = 0x9E3779B97F4A7C15
 BATCH = 256

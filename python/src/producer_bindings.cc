@@ -370,15 +370,16 @@ class PyProducer {
     Use([&](auto& s) { s.Publish(lo, hi); });
   }
 
-  // Publishes `count` records of `itemsize` bytes laid out back to back in `data`.
-  void PublishRecords(const char* data, std::int64_t count, std::int64_t itemsize) {
+  // Publishes `count` records of `itemsize` bytes laid out back to back in `data`. Returns
+  // the cursor after them.
+  std::int64_t PublishRecords(const char* data, std::int64_t count, std::int64_t itemsize) {
     CheckUsable();
     if (itemsize <= 0 || itemsize > static_cast<std::int64_t>(ring_->slot_size())) {
       ThrowStatus(absl::InvalidArgumentError("record size does not fit the ring's slots"));
     }
     const auto capacity = static_cast<std::int64_t>(ring_->capacity());
     const std::int64_t chunk = std::max<std::int64_t>(1, capacity / 2);
-    Use([&](auto& s) {
+    return Use([&](auto& s) {
       for (std::int64_t done = 0; done < count;) {
         const std::int64_t n = std::min(chunk, count - done);
         const std::int64_t hi = Claim(s, n);
@@ -391,6 +392,7 @@ class PyProducer {
         s.Publish(hi - n + 1, hi);
         done += n;
       }
+      return s.cursor();
     });
   }
 
@@ -589,6 +591,18 @@ class PyProducer {
   std::vector<char> record_;
 };
 
+// The records of a buffer are copied as one run of bytes: it must be C-contiguous (a structured
+// array handed over as it is, or a byte view of one).
+void RequireContiguous(const py::buffer_info& info) {
+  py::ssize_t expect = info.itemsize;
+  for (py::ssize_t d = info.ndim - 1; d >= 0; --d) {
+    if (info.shape[d] > 1 && info.strides[d] != expect) {
+      ThrowStatus(absl::InvalidArgumentError("the records are not contiguous in memory"));
+    }
+    expect *= info.shape[d];
+  }
+}
+
 // Producer.publish as a builtin function of one argument (METH_O) bound to the producer: a
 // call costs what calling len() does, not pybind11's dispatch (argument loaders, overloads).
 // The capsule holds the C++ producer and, as its context, a reference to its Python owner.
@@ -640,7 +654,8 @@ void RegisterProducer(py::module_& m) {
             if (info.size * info.itemsize != count * itemsize) {
               ThrowStatus(absl::InvalidArgumentError("buffer size is not count * itemsize"));
             }
-            p.PublishRecords(static_cast<const char*>(info.ptr), count, itemsize);
+            RequireContiguous(info);
+            return p.PublishRecords(static_cast<const char*>(info.ptr), count, itemsize);
           },
           py::arg("data"), py::arg("count"), py::arg("itemsize"))
       .def(
@@ -651,6 +666,7 @@ void RegisterProducer(py::module_& m) {
             if (info.size * info.itemsize != count * itemsize) {
               ThrowStatus(absl::InvalidArgumentError("buffer size is not count * itemsize"));
             }
+            RequireContiguous(info);
             return p.PublishRecordsFor(static_cast<const char*>(info.ptr), count, itemsize,
                                        static_cast<std::int64_t>(max_wait_s * 1e9));
           },

@@ -410,6 +410,8 @@ class Producer:
         self._ring = ring
         self._raw = raw
         self._dtype = ring.dtype
+        self._itemsize = self._dtype.itemsize
+        self._equal_dtype: Optional[np.dtype] = None  # a dtype object found == self._dtype
         self._ring_raw = ring._raw
         self._capacity = ring.capacity
         self._async_helper: Optional[_async._Helper] = None
@@ -500,10 +502,19 @@ class Producer:
     def publish_batch(self, records: Any) -> int:
         """Publishes every record of a structured array of the ring's dtype (or bytes), in
         order, claiming many slots at once. Returns the sequence of the last one."""
+        if records.__class__ is np.ndarray and records.ndim == 1 and \
+                (records.dtype is self._dtype or records.dtype is self._equal_dtype) and \
+                records.flags.c_contiguous:
+            # The common case, handed over as it is.
+            n = len(records)
+            data: Any = records  # a buffer (numpy's stubs say so only from 3.12)
+            return self._raw.publish_bytes(data, n, self._itemsize) if n else self._raw.cursor
+        if records.__class__ is np.ndarray and records.dtype == self._dtype:
+            self._equal_dtype = records.dtype  # the next array of it skips the compare (~1 us)
         arr = self._as_records(records)
         if len(arr):
-            data: Any = arr.view(np.uint8)  # a buffer (numpy's stubs say so only from 3.12)
-            self._raw.publish_bytes(data, len(arr), self._dtype.itemsize)
+            data = arr.view(np.uint8)
+            return self._raw.publish_bytes(data, len(arr), self._itemsize)
         return self._raw.cursor
 
     def claim(self, n: int = 1) -> "_Claim":

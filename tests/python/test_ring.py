@@ -53,6 +53,34 @@ def test_should_see_batches_and_iteration_deliver_the_same_events(ring_name):
         batching.close()
 
 
+def test_should_publish_any_array_of_the_dtype_as_its_records(ring_name):
+    """publish_batch hands a contiguous array of the ring's dtype (its own dtype object or an
+    equal one) to the ring as it is; strided views, 2-D arrays, other byte orders, bytes and
+    lists go through numpy first: the ring holds the same records either way, and publish_batch
+    returns the last one's sequence."""
+    with xdisruptor.Ring.create(ring_name, capacity=1024, dtype=TICK) as ring:
+        reader = ring.consumer("reader")
+        big = TICK.newbyteorder(">")
+        inputs = [ticks(0, 10).astype(ring.dtype),          # the ring's dtype object
+                  ticks(10, 10), ticks(20, 10),               # an equal one, twice
+                  ticks(30, 20)[::2],                         # strided: every other record
+                  ticks(40, 10).reshape(2, 5),                # 2-D
+                  ticks(50, 10).astype(big),                  # big-endian, converted
+                  ticks(60, 10).tobytes(),                    # bytes
+                  ticks(70, 10)[5:]]                          # a contiguous slice
+        want = [ticks(0, 10), ticks(10, 10), ticks(20, 10), ticks(30, 20)[::2],
+                ticks(40, 10), ticks(50, 10), ticks(60, 10), ticks(70, 10)[5:]]
+        with ring.producer() as producer:
+            last = -1
+            for arr, expect in zip(inputs, want):
+                last = producer.publish_batch(arr)
+                assert last == ring.cursor
+            assert producer.publish_batch(ticks(0, 0)) == last  # nothing: the cursor
+        got = np.concatenate([b.copy() for b in reader.batches()])
+        assert np.array_equal(got, np.concatenate(want))
+        reader.close()
+
+
 def test_should_hand_out_read_only_views_unless_asked(ring_name):
     with xdisruptor.Ring.create(ring_name, capacity=16, dtype=TICK) as ring:
         reader = ring.consumer("reader")
