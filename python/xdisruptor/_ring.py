@@ -415,6 +415,7 @@ class Producer:
         self._ring_raw = ring._raw
         self._capacity = ring.capacity
         self._async_helper: Optional[_async._Helper] = None
+        self._turns = _async.Turns()  # when apublish last let the event loop run others
         self._packer = _struct_for(self._dtype)
         # Field order of the dtype (tuples come in this order) is offset order for the packer.
         names, fields = self._dtype.names or (), dict(self._dtype.fields or {})

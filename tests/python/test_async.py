@@ -80,6 +80,36 @@ async def test_should_hand_out_every_event_while_the_loop_serves_other_tasks(
 
 
 @pytest.mark.asyncio
+async def test_should_share_the_loop_when_events_never_have_to_be_waited_for(ring_name):
+    """A consumer behind its producer finds every batch ready, and a producer with room never
+    waits: neither ever has to suspend, yet each gives the loop's other tasks a turn every few
+    milliseconds (without that, a long catch-up or burst starved them: no tick mid-stream)."""
+    dtype = np.dtype([("seq", "<i8")])
+    n = 60_000
+    with xdisruptor.Ring.create(ring_name, capacity=65536, dtype=dtype) as ring:
+        consumer = ring.consumer("behind")
+        producer = ring.producer()
+        sent = 0
+        ticker = Ticker(lambda: sent)
+        tick_task = asyncio.create_task(ticker.run())
+        for i in range(n):  # the ring has room for all: apublish never waits
+            await producer.apublish((i,))
+            sent += 1
+        producer.close()
+        assert len({g for g in ticker.seen if 0 < g < n}) >= 3, sorted(ticker.seen)
+        got = 0
+        ticker.progress, ticker.seen = (lambda: got), set()
+        async with contextlib.aclosing(consumer.abatches(max_size=16)) as batches:
+            async for batch in batches:  # everything is published already: always ready
+                assert batch["seq"][0] == got
+                got += len(batch)
+        tick_task.cancel()
+        assert got == n
+        assert len({g for g in ticker.seen if 0 < g < n}) >= 3, sorted(ticker.seen)
+        consumer.close()
+
+
+@pytest.mark.asyncio
 async def test_should_iterate_events_as_tuples(peer_ring, ring_name, peer):
     consumer = peer_ring.consumer("tuples")
     proc = subprocess.Popen(producer_cmd(peer, "cpp", ring_name, "--events=5000", "--batch=16"),
