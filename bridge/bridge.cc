@@ -459,7 +459,6 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
   return result;
 }
 
-
 // --- in ----------------------------------------------------------------------------------
 absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomic<bool>& stop,
                    Counters& counters) {

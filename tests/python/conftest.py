@@ -3,6 +3,7 @@
 import multiprocessing
 import os
 import pathlib
+import signal
 import subprocess
 import uuid
 
@@ -10,6 +11,15 @@ import numpy as np
 import pytest
 
 import xdisruptor
+
+
+# Tests press Ctrl-C (SIGINT) on the processes they start, as a terminal would. A suite started
+# in the background by a non-interactive shell (`nohup ... &`, some CI runners) inherits SIGINT
+# ignored, and an ignored signal stays ignored across exec: every child would then ignore the
+# Ctrl-C. Catching it here (a handler is reset to the default at exec) gives children the
+# disposition a terminal gives them.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

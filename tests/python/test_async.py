@@ -99,7 +99,7 @@ async def test_should_share_the_loop_when_events_never_have_to_be_waited_for(rin
         assert len({g for g in ticker.seen if 0 < g < n}) >= 3, sorted(ticker.seen)
         got = 0
         ticker.progress, ticker.seen = (lambda: got), set()
-        async with contextlib.aclosing(consumer.abatches(max_size=16)) as batches:
+        async with contextlib.aclosing(consumer.abatches(max_size=1)) as batches:
             async for batch in batches:  # everything is published already: always ready
                 assert batch["seq"][0] == got
                 got += len(batch)
