@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "bindings.h"
+#include "python_ints.h"
 
 namespace xdisruptor::python {
 
@@ -41,49 +42,12 @@ std::vector<PackOp> CompileOps(const py::list& fields) {
   return ops;
 }
 
-// Plain ints read straight from CPython 3.11's digits (PyLong_AsUnsignedLongLong goes
-// through _PyLong_AsByteArray: about 40 instructions a field more). False for what the API
-// path must judge (not an exact int, negative for unsigned, more than 64 bits, other
-// layouts); then the caller takes that path.
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
-inline bool DigitsOf(PyObject* v, std::uint64_t& magnitude, bool& negative) {
-  if (!PyLong_CheckExact(v)) return false;
-  const Py_ssize_t size = Py_SIZE(v);
-  const digit* d = reinterpret_cast<PyLongObject*>(v)->ob_digit;
-  negative = size < 0;
-  switch (negative ? -size : size) {
-    case 0: magnitude = 0; return true;
-    case 1: magnitude = d[0]; return true;
-    case 2: magnitude = d[0] | static_cast<std::uint64_t>(d[1]) << 30; return true;
-    case 3:
-      if ((d[2] >> 4) != 0) return false;  // more than 64 bits
-      magnitude = d[0] | static_cast<std::uint64_t>(d[1]) << 30 |
-                  static_cast<std::uint64_t>(d[2]) << 60;
-      return true;
-    default: return false;
-  }
-}
-#else
-inline bool DigitsOf(PyObject*, std::uint64_t&, bool&) { return false; }
-#endif
-
 // Writes one Python value of `op`'s kind at `out`; false (a Python error set) when it does not
 // convert exactly (the caller then lets numpy try, for its error message or its conversions).
 bool PackScalar(const PackOp& op, PyObject* v, char* out) {
   switch (op.kind) {
     case 'i': {
-      std::uint64_t m;
-      bool negative;
-      if (DigitsOf(v, m, negative)) {
-        const int bits = static_cast<int>(op.size * 8);
-        const std::uint64_t limit = std::uint64_t{1} << (bits - 1);  // |min|; max is limit - 1
-        if (negative ? m <= limit : m < limit) {
-          const std::int64_t x = negative ? static_cast<std::int64_t>(0 - m)
-                                          : static_cast<std::int64_t>(m);
-          std::memcpy(out, &x, op.size);  // little-endian: the low bytes
-          return true;
-        }
-      }
+      if (StoreExactInt('i', op.size, v, out)) return true;
       const long long x = PyLong_AsLongLong(v);
       if (x == -1 && PyErr_Occurred()) return false;
       const int bits = static_cast<int>(op.size * 8);
@@ -95,12 +59,7 @@ bool PackScalar(const PackOp& op, PyObject* v, char* out) {
       return true;
     }
     case 'u': {
-      std::uint64_t m;
-      bool negative;
-      if (DigitsOf(v, m, negative) && !negative && (op.size == 8 || m < (1ull << (op.size * 8)))) {
-        std::memcpy(out, &m, op.size);
-        return true;
-      }
+      if (StoreExactInt('u', op.size, v, out)) return true;
       if (!PyLong_Check(v)) {
         PyErr_SetString(PyExc_TypeError, "not an int");
         return false;
@@ -220,11 +179,6 @@ std::vector<FlatOp> Flatten(const std::vector<PackOp>& ops) {
   return flat;
 }
 
-template <typename T>
-inline void Store(char* out, T v) {
-  std::memcpy(out, &v, sizeof v);
-}
-
 // False (no Python error set) for anything but exact ints/floats/bools/bytes that fit: the
 // general packer then converts it or says why not.
 bool PackFlat(const std::vector<FlatOp>& flat, PyObject* tuple, char* out) {
@@ -233,31 +187,11 @@ bool PackFlat(const std::vector<FlatOp>& flat, PyObject* tuple, char* out) {
     const FlatOp& op = flat[i];
     PyObject* v = PyTuple_GET_ITEM(tuple, static_cast<Py_ssize_t>(i));
     char* at = out + op.offset;
-    std::uint64_t m;
-    bool negative;
     switch (op.kind) {
       case 'u':
-        if (!DigitsOf(v, m, negative) || negative) return false;
-        switch (op.size) {
-          case 8: Store(at, m); break;
-          case 4: if (m >> 32) return false; Store(at, static_cast<std::uint32_t>(m)); break;
-          case 2: if (m >> 16) return false; Store(at, static_cast<std::uint16_t>(m)); break;
-          default: if (m >> 8) return false; Store(at, static_cast<std::uint8_t>(m)); break;
-        }
+      case 'i':
+        if (!StoreExactInt(op.kind, op.size, v, at)) return false;
         break;
-      case 'i': {
-        if (!DigitsOf(v, m, negative)) return false;
-        const std::uint64_t limit = std::uint64_t{1} << (op.size * 8 - 1);
-        if (negative ? m > limit : m >= limit) return false;
-        const auto x = static_cast<std::int64_t>(negative ? 0 - m : m);
-        switch (op.size) {
-          case 8: Store(at, x); break;
-          case 4: Store(at, static_cast<std::int32_t>(x)); break;
-          case 2: Store(at, static_cast<std::int16_t>(x)); break;
-          default: Store(at, static_cast<std::int8_t>(x)); break;
-        }
-        break;
-      }
       case 'f':
         if (!PyFloat_CheckExact(v)) return false;
         if (op.size == 8) {

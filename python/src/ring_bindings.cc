@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "python_ints.h"
 
 namespace xdisruptor::python {
 
@@ -49,30 +50,6 @@ struct FieldSpec {
   char kind;
   std::size_t size;
 };
-
-// A Python int of `magnitude` (negated when `negative`): below 2**30 through PyLong_FromLong
-// (its small-int cache and one-digit path), above it with CPython 3.11's digits written
-// directly (PyLong_FromUnsignedLongLong counts and writes them in loops: about a third of the
-// cost of a per-event tuple of 8-byte ints). Other versions: the API.
-PyObject* IntOf(std::uint64_t magnitude, bool negative) {
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
-  constexpr std::uint64_t kMask = (std::uint64_t{1} << 30) - 1;
-  if (magnitude <= kMask) {
-    return PyLong_FromLong(negative ? -static_cast<long>(magnitude) : static_cast<long>(magnitude));
-  }
-  const Py_ssize_t n = magnitude >> 60 ? 3 : 2;
-  PyLongObject* v = _PyLong_New(n);
-  if (v == nullptr) return nullptr;
-  v->ob_digit[0] = static_cast<digit>(magnitude & kMask);
-  v->ob_digit[1] = static_cast<digit>((magnitude >> 30) & kMask);
-  if (n == 3) v->ob_digit[2] = static_cast<digit>(magnitude >> 60);
-  if (negative) Py_SET_SIZE(v, -n);
-  return reinterpret_cast<PyObject*>(v);
-#else
-  if (!negative) return PyLong_FromUnsignedLongLong(magnitude);
-  return PyLong_FromLongLong(static_cast<long long>(0 - magnitude));
-#endif
-}
 
 template <typename T>
 T Load(const std::byte* p) {

@@ -187,6 +187,20 @@ def test_a_million_events_cross_exactly_once_in_order(nats, tool, peer, fork_ctx
     assert f"bridge in: {events} events" in summary and "0 bad messages" in summary, summary
 
 
+def mid_stream(peer, fork_ctx, ring_name, far, events):
+    """Far consumers (C++ and Python), then the C++ producer's `events` into the source ring at
+    200,000/s; returns once the far ring holds a third of them: (cpp, py, done, producer)."""
+    cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
+    producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
+                                 "--consumers=1", "--rate=200000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while far.cursor < events // 3:
+        assert time.monotonic() < deadline, "the stream did not get going"
+        time.sleep(0.01)
+    return cpp, py, done, producer
+
+
 @needs_nats
 @pytest.mark.parametrize("victim", ["out", "in", "server"])
 def test_nothing_lost_nothing_duplicated_when_a_side_is_killed(nats, tool, peer, fork_ctx,
@@ -196,15 +210,7 @@ def test_nothing_lost_nothing_duplicated_when_a_side_is_killed(nats, tool, peer,
     src, far = rings(ring_name, capacity=4096)
     out = bridge(tool, "out", ring_name + "-src", server, "S", "--max-batch=256")  # as the issue
     inn = bridge(tool, "in", ring_name + "-far", server, "S")                      # spells it
-    cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
-    producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
-                                 "--consumers=1", "--rate=200000"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # Mid-stream: the far ring holds some, not all.
-    deadline = time.monotonic() + 60
-    while far.cursor < events // 3:
-        assert time.monotonic() < deadline, "the stream did not get going"
-        time.sleep(0.01)
+    cpp, py, done, producer = mid_stream(peer, fork_ctx, ring_name, far, events)
     if victim == "out":
         out.send_signal(signal.SIGKILL)
         out.wait()
@@ -234,14 +240,7 @@ def test_a_bridge_that_gives_up_keeps_its_place_in_the_ring(nats, tool, peer, fo
     src, far = rings(ring_name, capacity=4096)
     out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256", "--give_up_s=2")
     inn = bridge(tool, "in", ring_name + "-far", server, "S", "--give_up_s=2")
-    cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
-    producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
-                                 "--consumers=1", "--rate=200000"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while far.cursor < events // 3:
-        assert time.monotonic() < deadline, "the stream did not get going"
-        time.sleep(0.01)
+    cpp, py, done, producer = mid_stream(peer, fork_ctx, ring_name, far, events)
     server.kill()  # and it stays down past --give_up_s
     assert out.wait(60) == 1
     said = out.stderr.read()

@@ -40,11 +40,14 @@ records = st.tuples(
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records)
 def test_should_pack_every_field_kind_exactly_as_numpy_does(ring_name_factory, record):
-    name = ring_name_factory()
-    with xdisruptor.Ring.create(name, capacity=8, dtype=FAST) as ring:
+    assert_packs_as_numpy(ring_name_factory(), FAST, record)
+
+
+def assert_packs_as_numpy(name, dtype, record):
+    with xdisruptor.Ring.create(name, capacity=8, dtype=dtype) as ring:
         with ring.producer() as p:
             seq = p.publish(record)
-            assert slot_bytes(ring, FAST, seq) == np.array([record], FAST).tobytes()
+            assert slot_bytes(ring, dtype, seq) == np.array([record], dtype).tobytes()
     xdisruptor.Ring.remove(name)
 
 
@@ -56,13 +59,7 @@ SCALARS = np.dtype([d for d in FAST.descr if d[0] not in ("levels", "grid")])  #
 @given(records)
 def test_should_pack_scalar_records_in_the_flat_loop_exactly_as_numpy_does(ring_name_factory,
                                                                            record):
-    record = record[:12]  # the scalar fields
-    name = ring_name_factory()
-    with xdisruptor.Ring.create(name, capacity=8, dtype=SCALARS) as ring:
-        with ring.producer() as p:
-            seq = p.publish(record)
-            assert slot_bytes(ring, SCALARS, seq) == np.array([record], SCALARS).tobytes()
-    xdisruptor.Ring.remove(name)
+    assert_packs_as_numpy(ring_name_factory(), SCALARS, record[:12])  # the scalar fields
 
 
 def test_should_leave_to_numpy_what_the_flat_loop_does_not_take_and_refuse_what_numpy_refuses(
