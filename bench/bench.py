@@ -146,9 +146,10 @@ def python_rows(cfg, args):
              [("cpp", "naive", "event", "busy-spin"), ("cpp", "zmq", "event", own),
               ("py", "xdisruptor", "event", "yielding"), ("py", "xdisruptor", "batch", "yielding"),
               ("py", "iceoryx2", "event", own), ("py", "iceoryx2", "batch", own),
+              ("py", "xdisruptor", "prebuilt-event", "yielding"),
               ("py", "xdisruptor", "prebuilt-batch", "yielding"),
               ("py", "zmq", "event", own), ("py", "zmq", "batch", own),
-              ("py", "zmq", "prebuilt-batch", own),
+              ("py", "zmq", "prebuilt-event", own), ("py", "zmq", "prebuilt-batch", own),
               ("py", "faster-fifo", "event", own), ("py", "faster-fifo", "batch", own),
               ("py", "mpqueue", "event", own), ("py", "mpqueue", "batch", own)]
     cpp_cache = {}
@@ -180,8 +181,8 @@ def python_rows(cfg, args):
                                         "events": data["events"],
                                         "events_per_s": data["median"][k]}
             return 0, cpp_cache.pop(combo), ""
-        # prebuilt-batch: every event made before the clock starts (issue 19's per-batch
-        # figure: the transport, not the producer's numpy work per batch)
+        # prebuilt-event / prebuilt-batch: every event made before the clock starts (issue
+        # 19's figures: the transport, not the producer's numpy work making the events)
         return run_json([sys.executable, "bench/python_peers.py", "--impl", f"{impl}-{producer}",
                          "--mode", mode.removeprefix("prebuilt-"), "--events", str(events),
                          "--build", str(build), *(["--prebuilt"] if mode.startswith("prebuilt")

@@ -9,16 +9,19 @@ Producers: the "-py" rows take a Python producer process (iceoryx2, faster-fifo 
 multiprocessing.Queue exist only in Python here); zmq-cpp a C++ PUSH program. (The C++
 producer -> Python consumer rows of xdisruptor and of the naive ctypes ring come from
 bench/python_consumer.py.) The consumer checks every
-event: per event its sequence; per batch the sequences (against an arange) and the sum of a
-second word, so a lost, repeated or torn event fails the run.
+event: per event its sequence and tag word; per batch every event's sequence and tag word
+against the expected ones, so a lost, repeated or torn event fails the run.
 
 Per event, every Python producer makes its events 256 at a time (one numpy array) and sends
 each event's 64 bytes (a bytes slice) with one call; xdisruptor with --records tuples publishes
-a tuple of the 8 fields instead (ndarray.tolist(), which costs more than the publish).
+a tuple of the 8 fields instead (ndarray.tolist(), which costs more than the publish). With
+--prebuilt every event is made before the clock starts (per event: a list of every event's
+bytes or tuple), so the figure is the transport's alone.
 
 Implementations (--impl) and what per event / per batch mean for each:
-  xdisruptor-py   Python producer (publish / publish_batch of 256); the consumer iterates
-                  tuples / takes numpy batches
+  xdisruptor-py   Python producer (publish / publish_batch of 256); the consumer reads the
+                  two words it checks (consumer.values; with --records tuples it iterates
+                  whole tuples) / takes numpy batches
   zmq-cpp         C++ PUSH, pyzmq PULL, one message per event (per event only; the consumer
                   reads the two words it checks with struct)
   zmq-py          pyzmq PUSH/PULL: a message per event, or per 256 events
@@ -63,7 +66,10 @@ def make_events(first, n):
     return out
 
 
-PREBUILT = None  # with --prebuilt: every event made before the clock starts (one array)
+# With --prebuilt every event is made before the clock starts: one array for per-batch
+# producers, each event's 64 bytes (or its tuple) for per-event ones.
+PREBUILT = None
+PREBUILT_EVENTS = None
 
 
 def events_at(first, n):
@@ -73,29 +79,48 @@ def events_at(first, n):
     return make_events(first, n)
 
 
-class BatchCheck:
-    """Checks batches of FLAT records arrive complete and in order."""
+def event_items(first, n):
+    """Per event: events first..first+n-1, each as its 64 bytes (a tuple of its fields with
+    --records tuples), made now or taken from the prebuilt list."""
+    if PREBUILT_EVENTS is not None:
+        return PREBUILT_EVENTS[first:first + n]
+    if RECORDS == "tuples":
+        return make_events(first, n).tolist()
+    raw = make_events(first, n).tobytes()
+    return [raw[i:i + 64] for i in range(0, len(raw), 64)]
 
-    def __init__(self):
+
+class BatchCheck:
+    """Checks batches of FLAT records arrive complete and in order: every event's sequence
+    and tag word against the expected ones, computed before the clock starts."""
+
+    def __init__(self, events):
         self.next = 0
         self.ok = True
+        self.sequences = np.arange(events, dtype=np.uint64)
+        self.tags = self.sequences ^ np.uint64(TAG)
 
     def check(self, arr):
         n = len(arr)
         if n == 0:
             return
-        seq = arr["sequence"]
-        if seq[0] != self.next or seq[-1] != self.next + n - 1 or \
-                not np.array_equal(arr["tag"], seq ^ np.uint64(TAG)):
+        lo, hi = self.next, self.next + n
+        # tobytes of a field gathers its words; comparing bytes is a memcmp (numpy's
+        # array_equal with a uint64 scalar cost ~10 us per batch, more than the transports)
+        if hi > len(self.sequences) or \
+                arr["sequence"].tobytes() != self.sequences[lo:hi].tobytes() or \
+                arr["tag"].tobytes() != self.tags[lo:hi].tobytes():
             self.ok = False
-        self.next += n
+        self.next = hi
 
 
 # ---------------------------------------------------------------- producers (Python side)
 def py_producer(impl, mode, events, ready, go, arg):
-    global PREBUILT
-    if PREBUILD:
+    global PREBUILT, PREBUILT_EVENTS
+    if PREBUILD and mode == "batch":
         PREBUILT = make_events(0, events)
+    elif PREBUILD:
+        PREBUILT_EVENTS = event_items(0, events)
     if impl == "xdisruptor-py":
         import xdisruptor
         ring = xdisruptor.Ring.attach(arg)
@@ -107,17 +132,11 @@ def py_producer(impl, mode, events, ready, go, arg):
             if mode == "batch":
                 for lo in range(0, events, BATCH):
                     producer.publish_batch(events_at(lo, min(BATCH, events - lo)))
-            elif RECORDS == "tuples":
+            else:  # each event as its 64 bytes, as every peer below gets it (or a tuple)
                 publish = producer.publish
                 for lo in range(0, events, BATCH):
-                    for rec in events_at(lo, min(BATCH, events - lo)).tolist():
-                        publish(rec)
-            else:  # each event as its 64 bytes, as every peer below gets it
-                publish = producer.publish
-                for lo in range(0, events, BATCH):
-                    raw = events_at(lo, min(BATCH, events - lo)).tobytes()
-                    for i in range(0, len(raw), 64):
-                        publish(raw[i:i + 64])
+                    for item in event_items(lo, min(BATCH, events - lo)):
+                        publish(item)
         ring.close()
     elif impl == "zmq-py":
         import zmq
@@ -127,15 +146,13 @@ def py_producer(impl, mode, events, ready, go, arg):
         s.connect(arg)
         ready.set()
         go.wait()
+        send = s.send
         for lo in range(0, events, BATCH):
-            chunk = events_at(lo, min(BATCH, events - lo))
             if mode == "batch":
-                s.send(chunk.tobytes(), copy=False)
+                send(events_at(lo, min(BATCH, events - lo)).tobytes(), copy=False)
             else:
-                raw = chunk.tobytes()
-                send = s.send
-                for i in range(0, len(raw), 64):
-                    send(raw[i:i + 64])
+                for item in event_items(lo, min(BATCH, events - lo)):
+                    send(item)
         s.close(linger=-1)
         ctx.term()
     elif impl == "iceoryx2-py":
@@ -150,34 +167,32 @@ def py_producer(impl, mode, events, ready, go, arg):
         ready.set()
         go.wait()
         for lo in range(0, events, BATCH):
-            chunk = events_at(lo, min(BATCH, events - lo))
             if mode == "batch":
+                chunk = events_at(lo, min(BATCH, events - lo))
                 sample = publisher.loan_uninit()
                 raw = len(chunk).to_bytes(8, "little").ljust(64, b"\0") + chunk.tobytes()
                 buf = payload.from_buffer_copy(raw.ljust(ctypes.sizeof(payload), b"\0"))
                 sample = sample.write_payload(buf)
                 sample.send()
             else:
-                raw = chunk.tobytes()
-                for i in range(len(chunk)):
+                for item in event_items(lo, min(BATCH, events - lo)):
                     sample = publisher.loan_uninit()
-                    sample = sample.write_payload(payload.from_buffer_copy(raw, i * 64))
+                    sample = sample.write_payload(payload.from_buffer_copy(item))
                     sample.send()
     elif impl in ("faster-fifo-py", "mpqueue-py"):
         q = arg
         ready.set()
         go.wait()
         for lo in range(0, events, BATCH):
-            raw = events_at(lo, min(BATCH, events - lo)).tobytes()
             if mode == "batch":
+                raw = events_at(lo, min(BATCH, events - lo)).tobytes()
                 if impl == "faster-fifo-py":
                     q.put_many([raw[i:i + 64] for i in range(0, len(raw), 64)], timeout=60)
                 else:
                     q.put(raw)
             else:
-                for i in range(0, len(raw), 64):
-                    q.put(raw[i:i + 64], timeout=60) if impl == "faster-fifo-py" \
-                        else q.put(raw[i:i + 64])
+                for item in event_items(lo, min(BATCH, events - lo)):
+                    q.put(item, timeout=60) if impl == "faster-fifo-py" else q.put(item)
 
 
 class IoxEvent(ctypes.Structure):
@@ -207,7 +222,7 @@ def run(impl, mode, events, build):
     ctx = multiprocessing.get_context("fork")
     ready, go = ctx.Event(), ctx.Event()
     name = f"xdbench-{impl}-{os.getpid()}"
-    check = BatchCheck()
+    check = BatchCheck(events)
     expected = 0
     procs = []
     cleanup = []
@@ -224,9 +239,15 @@ def run(impl, mode, events, build):
         if mode == "batch":
             for batch in consumer.batches():
                 check.check(batch)
-        else:
+        elif RECORDS == "tuples":
             for rec in consumer:
                 if rec[0] != expected or rec[7] != rec[0] ^ TAG:
+                    check.ok = False
+                expected += 1
+            check.next = expected
+        else:  # the two words checked, as pyzmq's consumer reads them with struct
+            for first, tag in consumer.values("sequence", "tag"):
+                if first != expected or tag != expected ^ TAG:
                     check.ok = False
                 expected += 1
             check.next = expected
@@ -334,7 +355,8 @@ def main():
     parser.add_argument("--build", default="build/release", type=pathlib.Path)
     parser.add_argument("--records", choices=("bytes", "tuples"), default="bytes",
                         help="xdisruptor per event: publish each event's 64 bytes (as every "
-                        "peer sends them) or a tuple of its fields (ndarray.tolist())")
+                        "peer sends them) and read the two checked fields, or publish a tuple "
+                        "of its fields (ndarray.tolist()) and iterate whole tuples")
     parser.add_argument("--prebuilt", action="store_true",
                         help="Python producers make every event before the clock starts (one "
                         "structured array) and send slices of it: the transport alone")

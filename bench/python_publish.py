@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The Python per-record paths alone, in one process: Producer.publish of a tuple and of one
-record's bytes, a consumer's tuples (TupleReader), each beside a len() call as the floor of a
+record's bytes, a consumer's tuples and its values of two fields (TupleReader), each beside a len() call as the floor of a
 Python loop calling a builtin. 64-byte records of eight u64 fields (bench/python_peers.py's
 FLAT), 256 records reused so they stay in cache; medians of --runs.
 
@@ -40,7 +40,8 @@ def main():
     raw = make_events(1 << 40, CHUNK).tobytes()
     byte_records = [raw[i:i + 64] for i in range(0, len(raw), 64)]
     results = {"len() of a tuple (floor)": [], "publish(tuple)": [], "publish(bytes)": [],
-               "consumer tuples (reader, 256 a call)": []}
+               "consumer tuples (reader, 256 a call)": [],
+               "consumer values of 2 fields (256 a call)": []}
     try:
         for _ in range(args.runs):
             for label, items in (("len() of a tuple (floor)", records),
@@ -58,6 +59,9 @@ def main():
             reader = ring._raw.tuple_reader(xdisruptor._ring._tuple_fields(FLAT))
             results["consumer tuples (reader, 256 a call)"].append(
                 timed(args.loops, lambda: reader(0, CHUNK)))
+            two = ring._raw.tuple_reader(xdisruptor._ring._tuple_fields(FLAT, ("sequence", "tag")))
+            results["consumer values of 2 fields (256 a call)"].append(
+                timed(args.loops, lambda: two(0, CHUNK)))
     finally:
         ring.close()
         xdisruptor.Ring.remove(name)

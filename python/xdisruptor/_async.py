@@ -155,20 +155,12 @@ async def batches(consumer: "Consumer", max_size: Optional[int],
         yield whole[start:start + count]
 
 
-async def events(consumer: "Consumer") -> AsyncGenerator[tuple, None]:
-    """Tuples, one event at a time (as synchronous iteration)."""
-    fields = consumer._tuple_fields
-    tuples = None if fields is None else consumer._ring_raw.tuple_reader(fields)
+async def events(consumer: "Consumer", names: Optional[tuple]) -> AsyncGenerator[Any, None]:
+    """One event at a time, as synchronous iteration (``names`` None) or ``values(*names)``."""
+    lists = consumer._lists(names)
     async for first, count, journal in ranges(consumer, consumer._max_batch, None):
-        if journal is not None or fields is None:
-            batch = journal if journal is not None else consumer._ring_raw.view(
-                first, count, consumer._dtype, False)
-            for item in batch.tolist():
-                yield item
-        else:
-            assert tuples is not None  # fields is not None
-            for item in tuples(first, count):
-                yield item
+        for item in lists(first, count, journal):
+            yield item
 
 
 async def publish_bytes(producer: "Producer", data: Any, count: int) -> int:

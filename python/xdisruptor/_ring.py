@@ -63,15 +63,15 @@ def _slot_size_for(dtype: np.dtype) -> int:
     return max(8, (dtype.itemsize + 7) // 8 * 8)
 
 
-def _tuple_fields(dtype: np.dtype):
-    """(offset, kind, size) per field when every field is a scalar the compiled reader
-    handles (integers, floats, bytes, bools in this machine's byte order); else None, and
-    iteration falls back to numpy's tolist()."""
+def _tuple_fields(dtype: np.dtype, names: Optional[Sequence[str]] = None):
+    """(offset, kind, size) per field (of ``names``, else all) when every one is a scalar the
+    compiled reader handles (integers, floats, bytes, bools in this machine's byte order);
+    else None, and iteration falls back to numpy's tolist()."""
     if sys.byteorder != "little":
         return None
     spec = []
     assert dtype.names is not None and dtype.fields is not None  # a ring's dtype is structured
-    for name in dtype.names:
+    for name in dtype.names if names is None else names:
         fdt, offset = dtype.fields[name][:2]
         if fdt.subdtype is not None or fdt.byteorder == ">":
             return None
@@ -828,13 +828,57 @@ class Consumer:
 
     def __iter__(self) -> Iterator[tuple]:
         """One event at a time as a tuple of field values (a copy), until the stream ends."""
+        return self._per_event(None)
+
+    def values(self, *fields: str) -> Iterator[Any]:
+        """One event at a time, only the fields named: ``for seq, price in
+        consumer.values("seq", "price")`` yields tuples of their values, ``values("price")``
+        the values themselves (copies). Otherwise as iteration; cheaper when a record has
+        more fields than the loop reads (a Python value is made only for those)."""
+        return self._per_event(self._field_names(fields))
+
+    def _field_names(self, fields: tuple) -> tuple:
+        """``fields`` checked against the ring's dtype: one or more distinct field names."""
+        known = self._dtype.names or ()
+        if not fields:
+            raise InvalidArgumentError(f"name one field or more (of {', '.join(known)})")
+        for name in fields:
+            if not isinstance(name, str) or name not in known:
+                raise InvalidArgumentError(
+                    f"{name!r} is not a field of ring {self._ring.name!r} "
+                    f"(its fields: {', '.join(known)})")
+        if len(set(fields)) != len(fields):
+            raise InvalidArgumentError(f"a field is named twice in {fields!r}")
+        return fields
+
+    def _lists(self, names: Optional[tuple]) -> Callable[[int, int, Any], list]:
+        """The per-event values of one batch (first, count, journal array or None) as a list:
+        tuples of every field (``names`` None) or of ``names``, one name's values bare. Read
+        straight from the slots in C++ when the fields allow, else through numpy."""
+        bare = names is not None and len(names) == 1
+        columns: Sequence[str] = names if names is not None else (self._dtype.names or ())
+
+        def through_numpy(batch: np.ndarray) -> list:
+            # Column by column: a record array's tolist() gives its sub-array fields as views
+            # of the batch (of ring slots the producer reuses); a column's gives lists.
+            values = [batch[name].tolist() for name in columns]
+            return values[0] if bare else list(zip(*values))
+
+        spec = self._tuple_fields if names is None else _tuple_fields(self._dtype, names)
+        if spec is None:
+            view, dtype = self._ring_raw.view, self._dtype
+            return lambda first, count, journal: through_numpy(
+                view(first, count, dtype, False) if journal is None else journal)
+        read = self._ring_raw.tuple_reader(spec, bare)
+        return lambda first, count, journal: (
+            read(first, count) if journal is None else through_numpy(journal))
+
+    def _per_event(self, names: Optional[tuple]) -> Iterator[Any]:
         # chain.from_iterable walks each batch's list in C: no Python frame per event. It asks
-        # for the next batch (releasing this one) only once every tuple of it was taken.
-        if self._tuple_fields is None:
-            return itertools.chain.from_iterable(b.tolist() for b in self.batches())
-        tuples = self._ring_raw.tuple_reader(self._tuple_fields)
+        # for the next batch (releasing this one) only once every value of it was taken.
+        lists = self._lists(names)
         return itertools.chain.from_iterable(
-            tuples(first, count) if journal is None else journal.tolist()
+            lists(first, count, journal)
             for first, count, journal in self._ranges(self._max_batch, None))
 
     def arrow_batches(self, max_size: Optional[int] = None) -> Iterator[Any]:
@@ -870,7 +914,13 @@ class Consumer:
         """``async for seq, price, symbol in consumer:`` one event at a time as a tuple, as
         synchronous iteration, awaiting as :meth:`abatches` does."""
         self._not_a_member("async iteration")
-        return _async.events(self)
+        return _async.events(self, None)
+
+    def avalues(self, *fields: str) -> AsyncGenerator[Any, None]:
+        """``async for seq, price in consumer.avalues("seq", "price"):`` :meth:`values`,
+        awaiting as :meth:`abatches` does."""
+        self._not_a_member("avalues()")
+        return _async.events(self, self._field_names(fields))
 
     def _helper(self) -> "_async._Helper":
         if self._async_helper is None:

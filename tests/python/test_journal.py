@@ -170,6 +170,11 @@ def test_should_catch_up_in_python_loops_and_an_evicted_consumer_too(peer_ring, 
     got = []
     assert late.run(lambda e, s, end: got.append(int(e["sequence"]))) == "closed"
     assert got == list(range(8010))
+    # values(): the journal's batches too, one field or two.
+    late = peer_ring.consumer("values", start_at=0, journal=str(tmp_path / "j"))
+    assert list(late.values("sequence")) == list(range(8010))
+    late = peer_ring.consumer("pairs", start_at=0, journal=str(tmp_path / "j"))
+    assert list(late.values("value", "sequence")) == [(i * 3 + 1, i) for i in range(8010)]
     assert recorder.wait(timeout=60) == 0
 
 

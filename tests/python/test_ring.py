@@ -53,6 +53,33 @@ def test_should_see_batches_and_iteration_deliver_the_same_events(ring_name):
         batching.close()
 
 
+@pytest.mark.parametrize("dtype, fills", [
+    (np.dtype([("seq", "<i8"), ("qty", "<i8"), ("price", "<f8"), ("mark", "<u8")]), True),
+    (np.dtype([("seq", "<i8"), ("qty", "<i4")]), False)],
+    ids=["records-fill-their-slots", "records-smaller-than-slots"])
+def test_should_publish_batches_across_the_rings_end(ring_name, dtype, fills):
+    """publish_batch copies records that fill their slots as runs of adjacent slots, split at
+    the ring's end; smaller records slot by slot: both land where a reader expects them."""
+    with xdisruptor.Ring.create(ring_name, capacity=16, dtype=dtype) as ring:
+        assert (ring.slot_size == dtype.itemsize) == fills
+        consumer = ring.consumer("reader")
+        batches = consumer.batches()
+        with ring.producer() as producer:
+            for first in range(0, 70, 7):  # crosses the end of 16 slots again and again
+                records = np.zeros(7, dtype=dtype)
+                records["seq"] = np.arange(first, first + 7)
+                records["qty"] = records["seq"] * 3
+                assert producer.publish_batch(records) == first + 6
+                got = []
+                while len(got) < 7:
+                    got.extend(next(batches).tolist())
+                assert [r[0] for r in got] == list(range(first, first + 7))
+                assert [r[dtype.names.index("qty")] for r in got] == [
+                    s * 3 for s in range(first, first + 7)]
+        batches.close()
+        consumer.close()
+
+
 def test_should_publish_any_array_of_the_dtype_as_its_records(ring_name):
     """publish_batch hands a contiguous array of the ring's dtype (its own dtype object or an
     equal one) to the ring as it is; strided views, 2-D arrays, other byte orders, bytes and
