@@ -427,6 +427,10 @@ class Producer:
         # bytes); anything else goes through _pack_one.
         raw.set_packer(_pack_ops(self._dtype), self._dtype.itemsize, self._pack_one)
         self.publish = raw.publish_function()  # type: ignore[method-assign]
+        # publish_batch() likewise: a 1-D contiguous ndarray of the ring's dtype goes to the
+        # ring from C++; anything else to the method below (the general path).
+        raw.set_batch_path(self._dtype, np.ndarray, Producer.publish_batch.__get__(self))
+        self.publish_batch = raw.publish_batch_function()  # type: ignore[method-assign]
 
     def _as_records(self, data: Any) -> np.ndarray:
         if isinstance(data, (bytes, bytearray, memoryview)):

@@ -81,10 +81,10 @@ def test_should_publish_batches_across_the_rings_end(ring_name, dtype, fills):
 
 
 def test_should_publish_any_array_of_the_dtype_as_its_records(ring_name):
-    """publish_batch hands a contiguous array of the ring's dtype (its own dtype object or an
-    equal one) to the ring as it is; strided views, 2-D arrays, other byte orders, bytes and
-    lists go through numpy first: the ring holds the same records either way, and publish_batch
-    returns the last one's sequence."""
+    """publish_batch hands a 1-D contiguous ndarray of the ring's dtype (its own dtype object or
+    an equal one) to the ring from C++ as it is; strided views, 2-D and 0-d arrays, subclasses,
+    other byte orders, bytes and lists go through numpy first: the ring holds the same records
+    either way, and publish_batch returns the last one's sequence."""
     with xdisruptor.Ring.create(ring_name, capacity=1024, dtype=TICK) as ring:
         reader = ring.consumer("reader")
         big = TICK.newbyteorder(">")
@@ -94,9 +94,12 @@ def test_should_publish_any_array_of_the_dtype_as_its_records(ring_name):
                   ticks(40, 10).reshape(2, 5),                # 2-D
                   ticks(50, 10).astype(big),                  # big-endian, converted
                   ticks(60, 10).tobytes(),                    # bytes
-                  ticks(70, 10)[5:]]                          # a contiguous slice
+                  ticks(70, 10)[5:],                          # a contiguous slice
+                  ticks(80, 3).view(np.recarray),             # a subclass of ndarray
+                  ticks(83, 1).reshape(())]                   # 0-d: one record
         want = [ticks(0, 10), ticks(10, 10), ticks(20, 10), ticks(30, 20)[::2],
-                ticks(40, 10), ticks(50, 10), ticks(60, 10), ticks(70, 10)[5:]]
+                ticks(40, 10), ticks(50, 10), ticks(60, 10), ticks(70, 10)[5:],
+                ticks(80, 3), ticks(83, 1)]
         with ring.producer() as producer:
             last = -1
             for arr, expect in zip(inputs, want):
