@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The Python per-record paths alone, in one process: Producer.publish of a tuple and of one
-record's bytes, a consumer's tuples and its values of two fields (TupleReader), each beside a len() call as the floor of a
+record's bytes, publish_batch of 1 and of 256 records of a prebuilt array, a consumer's tuples
+and its values of two fields (TupleReader), each beside a len() call as the floor of a
 Python loop calling a builtin. 64-byte records of eight u64 fields (bench/python_peers.py's
 FLAT), 256 records reused so they stay in cache; medians of --runs.
 
@@ -39,7 +40,9 @@ def main():
     records = make_events(1 << 40, CHUNK).tolist()  # wide ints, as a real stream has
     raw = make_events(1 << 40, CHUNK).tobytes()
     byte_records = [raw[i:i + 64] for i in range(0, len(raw), 64)]
+    prebuilt = make_events(1 << 40, CHUNK)
     results = {"len() of a tuple (floor)": [], "publish(tuple)": [], "publish(bytes)": [],
+               "publish_batch of 1 (per call)": [], "publish_batch of 256 (per record)": [],
                "consumer tuples (reader, 256 a call)": [],
                "consumer values of 2 fields (256 a call)": []}
     try:
@@ -55,6 +58,19 @@ def main():
                         for x in items:
                             call(x)
                     results[label].append(timed(loops, body))
+                consumer.close()
+            for label, size in (("publish_batch of 1 (per call)", 1),
+                                ("publish_batch of 256 (per record)", CHUNK)):
+                consumer = ring.consumer("gate")
+                with ring.producer() as producer:
+                    loops = min(args.loops, (ring.capacity // CHUNK) - 1)
+                    arrays = [prebuilt[i:i + size] for i in range(0, CHUNK, size)]
+
+                    def batch_body(arrays=arrays, call=producer.publish_batch):
+                        for a in arrays:
+                            call(a)
+                    per = timed(loops, batch_body)  # per record (= per call of 1)
+                    results[label].append(per)
                 consumer.close()
             reader = ring._raw.tuple_reader(xdisruptor._ring._tuple_fields(FLAT))
             results["consumer tuples (reader, 256 a call)"].append(
