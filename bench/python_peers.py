@@ -83,12 +83,12 @@ def events_at(first, n):
     return make_events(first, n)
 
 
-def event_items(first, n):
+def event_items(first, n, tuples=False):
     """Per event: events first..first+n-1, each as its 64 bytes (a tuple of its fields with
-    --records tuples), made now or taken from the prebuilt list."""
+    `tuples`: xdisruptor with --records tuples), made now or taken from the prebuilt list."""
     if PREBUILT_EVENTS is not None:
         return PREBUILT_EVENTS[first:first + n]
-    if RECORDS == "tuples":
+    if tuples:
         return make_events(first, n).tolist()
     raw = make_events(first, n).tobytes()
     return [raw[i:i + 64] for i in range(0, len(raw), 64)]
@@ -124,7 +124,7 @@ def py_producer(impl, mode, events, ready, go, arg):
     if PREBUILD and mode == "batch":
         PREBUILT = make_events(0, events)
     elif PREBUILD:
-        PREBUILT_EVENTS = event_items(0, events)
+        PREBUILT_EVENTS = event_items(0, events, tuples=TUPLES and impl == "xdisruptor-py")
     if impl == "xdisruptor-py":
         import xdisruptor
         ring = xdisruptor.Ring.attach(arg)
@@ -139,7 +139,7 @@ def py_producer(impl, mode, events, ready, go, arg):
             else:  # each event as its 64 bytes, as every peer below gets it (or a tuple)
                 publish = producer.publish
                 for lo in range(0, events, BATCH):
-                    for item in event_items(lo, min(BATCH, events - lo)):
+                    for item in event_items(lo, min(BATCH, events - lo), tuples=TUPLES):
                         publish(item)
         ring.close()
     elif impl == "zmq-py":
@@ -346,11 +346,12 @@ def run(impl, mode, events, build):
 
 WAIT = "yielding"
 RECORDS = "bytes"
+TUPLES = False  # xdisruptor per event with --records tuples
 PREBUILD = False
 
 
 def main():
-    global WAIT, RECORDS, PREBUILD
+    global WAIT, RECORDS, TUPLES, PREBUILD
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", required=True)
     parser.add_argument("--mode", choices=("event", "batch"), default="batch")
@@ -362,11 +363,13 @@ def main():
                         "peer sends them) and read the two checked fields, or publish a tuple "
                         "of its fields (ndarray.tolist()) and iterate whole tuples")
     parser.add_argument("--prebuilt", action="store_true",
-                        help="Python producers make every event before the clock starts (one "
-                        "structured array) and send slices of it: the transport alone")
+                        help="Python producers make every event before the clock starts (per "
+                        "batch one structured array they send slices of, per event a list of "
+                        "every event's bytes): the transport alone")
     args = parser.parse_args()
     WAIT = args.wait
     RECORDS = args.records
+    TUPLES = RECORDS == "tuples"
     PREBUILD = args.prebuilt
     elapsed, ok = run(args.impl, args.mode, args.events, args.build)
     print(json.dumps({"impl": args.impl, "mode": args.mode, "wait": args.wait,

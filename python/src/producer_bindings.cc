@@ -216,6 +216,43 @@ bool PackFlat(const std::vector<FlatOp>& flat, PyObject* tuple, char* out) {
   return true;
 }
 
+// A buffer's bytes, when they are C-contiguous (ok() false, no error set, when they are not:
+// numpy says so with ValueError, other exporters with BufferError). Asked for without a
+// format: numpy builds the format string of a structured dtype on every request that wants
+// one (pybind11's buffer::request does), ~7 us for 8 fields, more than copying 256 records.
+class ContiguousBytes {
+ public:
+  explicit ContiguousBytes(PyObject* obj) {
+    ok_ = PyObject_GetBuffer(obj, &view_, PyBUF_C_CONTIGUOUS) == 0;
+    if (ok_) return;
+    if (!PyErr_ExceptionMatches(PyExc_BufferError) && !PyErr_ExceptionMatches(PyExc_ValueError)) {
+      throw py::error_already_set();
+    }
+    PyErr_Clear();
+  }
+  ~ContiguousBytes() {
+    if (ok_) PyBuffer_Release(&view_);
+  }
+  ContiguousBytes(const ContiguousBytes&) = delete;
+  ContiguousBytes& operator=(const ContiguousBytes&) = delete;
+
+  bool ok() const { return ok_; }
+  const Py_buffer& view() const { return view_; }
+
+  // The bytes of `count` records of `itemsize`: they must be contiguous and exactly that long.
+  const char* Records(std::int64_t count, std::int64_t itemsize) const {
+    if (!ok_) ThrowStatus(absl::InvalidArgumentError("the records are not contiguous in memory"));
+    if (view_.len != count * itemsize) {
+      ThrowStatus(absl::InvalidArgumentError("buffer size is not count * itemsize"));
+    }
+    return static_cast<const char*>(view_.buf);
+  }
+
+ private:
+  Py_buffer view_;
+  bool ok_ = false;
+};
+
 class PyProducer {
  private:
   // Counts a use of the sequencer for its whole length, after checking it may be used here.
@@ -330,7 +367,8 @@ class PyProducer {
   }
 
   // Publishes `count` records of `itemsize` bytes laid out back to back in `data`. Returns
-  // the cursor after them.
+  // the last one's sequence (with other producers on the ring, the cursor may be past it;
+  // with no records, the cursor).
   std::int64_t PublishRecords(const char* data, std::int64_t count, std::int64_t itemsize) {
     CheckUsable();
     if (itemsize <= 0 || itemsize > static_cast<std::int64_t>(ring_->slot_size())) {
@@ -339,20 +377,21 @@ class PyProducer {
     const auto capacity = static_cast<std::int64_t>(ring_->capacity());
     const std::int64_t chunk = std::max<std::int64_t>(1, capacity / 2);
     return Use([&](auto& s) {
+      std::int64_t last = s.cursor();
       for (std::int64_t done = 0; done < count;) {
         const std::int64_t n = std::min(chunk, count - done);
         const std::int64_t hi = Claim(s, n);
-        if (n * itemsize >= kReleaseGilBytes) {
-          py::gil_scoped_release release;
-          CopyIn(data, hi - n + 1, hi, itemsize);
-        } else {
+        {
+          std::optional<py::gil_scoped_release> release;
+          if (n * itemsize >= kReleaseGilBytes) release.emplace();
           CopyIn(data, hi - n + 1, hi, itemsize);
         }
         data += n * itemsize;
         s.Publish(hi - n + 1, hi);
         done += n;
+        last = hi;
       }
-      return s.cursor();
+      return last;
     });
   }
 
@@ -414,12 +453,9 @@ class PyProducer {
       if (equal == 0) return std::nullopt;
       batch_equal_dtype_ = dtype;  // the next array of it skips the compare
     }
-    Py_buffer view;
-    if (PyObject_GetBuffer(records, &view, PyBUF_C_CONTIGUOUS) != 0) {
-      PyErr_Clear();  // strided: the general path makes it contiguous
-      return std::nullopt;
-    }
-    const std::unique_ptr<Py_buffer, void (*)(Py_buffer*)> release(&view, PyBuffer_Release);
+    const ContiguousBytes bytes(records);
+    if (!bytes.ok()) return std::nullopt;  // strided: the general path makes it contiguous
+    const Py_buffer& view = bytes.view();
     const auto itemsize = static_cast<std::int64_t>(itemsize_);  // the dtype's (SetPacker)
     if (view.ndim != 1 || view.len != view.shape[0] * itemsize) return std::nullopt;
     if (view.shape[0] == 0) return Cursor();
@@ -595,41 +631,14 @@ class PyProducer {
   std::vector<char> record_;
 };
 
-// The records of a buffer, copied as one run of bytes: it must be C-contiguous (a structured
-// array handed over as it is, or a byte view of one). Asked for without a format: numpy builds
-// the format string of a structured dtype on every request that wants one (pybind11's
-// buffer::request does), ~7 us for 8 fields, more than copying 256 records.
-class RecordBytes {
- public:
-  RecordBytes(const py::buffer& data, std::int64_t count, std::int64_t itemsize) {
-    if (PyObject_GetBuffer(data.ptr(), &view_, PyBUF_C_CONTIGUOUS) != 0) {
-      if (!PyErr_ExceptionMatches(PyExc_BufferError)) throw py::error_already_set();
-      PyErr_Clear();
-      ThrowStatus(absl::InvalidArgumentError("the records are not contiguous in memory"));
-    }
-    if (view_.len != count * itemsize) {
-      PyBuffer_Release(&view_);
-      ThrowStatus(absl::InvalidArgumentError("buffer size is not count * itemsize"));
-    }
-  }
-  ~RecordBytes() { PyBuffer_Release(&view_); }
-  RecordBytes(const RecordBytes&) = delete;
-  RecordBytes& operator=(const RecordBytes&) = delete;
-
-  const char* data() const { return static_cast<const char*>(view_.buf); }
-
- private:
-  Py_buffer view_;
-};
-
-// Producer.publish as a builtin function of one argument (METH_O) bound to the producer: a
-// call costs what calling len() does, not pybind11's dispatch (argument loaders, overloads).
-// The capsule holds the C++ producer and, as its context, a reference to its Python owner.
-PyObject* PublishOne(PyObject* capsule, PyObject* record) {
+// Runs `body` (returning a new reference) for a builtin below, turning C++ exceptions into the
+// Python error they stand for.
+template <typename Body>
+PyObject* Guarded(PyObject* capsule, Body body) {
   auto* p = static_cast<PyProducer*>(PyCapsule_GetPointer(capsule, nullptr));
   if (p == nullptr) return nullptr;
   try {
-    return PyLong_FromLongLong(p->PublishRecord(record));
+    return body(*p);
   } catch (py::error_already_set& e) {
     e.restore();
   } catch (const py::builtin_exception& e) {
@@ -640,6 +649,13 @@ PyObject* PublishOne(PyObject* capsule, PyObject* record) {
   return nullptr;
 }
 
+// Producer.publish as a builtin function of one argument (METH_O) bound to the producer: a
+// call costs what calling len() does, not pybind11's dispatch (argument loaders, overloads).
+PyObject* PublishOne(PyObject* capsule, PyObject* record) {
+  return Guarded(capsule,
+                 [&](PyProducer& p) { return PyLong_FromLongLong(p.PublishRecord(record)); });
+}
+
 PyMethodDef kPublishOne = {"publish", PublishOne, METH_O,
                            "publish(record) -> int: one record (see Producer.publish)"};
 
@@ -647,21 +663,13 @@ PyMethodDef kPublishOne = {"publish", PublishOne, METH_O,
 // ring's dtype goes to the ring without a Python frame or pybind11's dispatch (~1 us of the
 // ~4.6 us a batch of 256 took); anything else to the general path in Python.
 PyObject* PublishBatch(PyObject* capsule, PyObject* records) {
-  auto* p = static_cast<PyProducer*>(PyCapsule_GetPointer(capsule, nullptr));
-  if (p == nullptr) return nullptr;
-  try {
-    if (const std::optional<std::int64_t> cursor = p->PublishArray(records)) {
-      return PyLong_FromLongLong(*cursor);
+  return Guarded(capsule, [&](PyProducer& p) -> PyObject* {
+    if (const std::optional<std::int64_t> last = p.PublishArray(records)) {
+      return PyLong_FromLongLong(*last);
     }
-    return PyObject_CallOneArg(p->batch_fallback().ptr(), records);
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (const py::builtin_exception& e) {
-    e.set_error();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  }
-  return nullptr;
+    const py::object general = p.batch_fallback();  // a reference of its own for the call
+    return PyObject_CallOneArg(general.ptr(), records);
+  });
 }
 
 PyMethodDef kPublishBatch = {
@@ -696,16 +704,16 @@ void RegisterProducer(py::module_& m) {
       .def(
           "publish_bytes",
           [](PyProducer& p, const py::buffer& data, std::int64_t count, std::int64_t itemsize) {
-            const RecordBytes bytes(data, count, itemsize);
-            return p.PublishRecords(bytes.data(), count, itemsize);
+            const ContiguousBytes bytes(data.ptr());
+            return p.PublishRecords(bytes.Records(count, itemsize), count, itemsize);
           },
           py::arg("data"), py::arg("count"), py::arg("itemsize"))
       .def(
           "publish_bytes_for",
           [](PyProducer& p, const py::buffer& data, std::int64_t count, std::int64_t itemsize,
              double max_wait_s) {
-            const RecordBytes bytes(data, count, itemsize);
-            return p.PublishRecordsFor(bytes.data(), count, itemsize,
+            const ContiguousBytes bytes(data.ptr());
+            return p.PublishRecordsFor(bytes.Records(count, itemsize), count, itemsize,
                                        static_cast<std::int64_t>(max_wait_s * 1e9));
           },
           py::arg("data"), py::arg("count"), py::arg("itemsize"), py::arg("max_wait_s"))

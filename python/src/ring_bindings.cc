@@ -44,7 +44,7 @@ py::array PyRing::View(std::int64_t first, std::int64_t count, const py::dtype& 
 
 namespace {
 
-// One field of a record as Tuples() reads it: where, what kind ('i', 'u', 'f', 'S', 'b'), size.
+// One field of a record as TupleReader reads it: where, what kind ('i', 'u', 'f', 'S', 'b'), size.
 struct FieldSpec {
   std::size_t offset;
   char kind;

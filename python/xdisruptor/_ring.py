@@ -28,7 +28,7 @@ from ._dtype import dtype_to_schema, schema_to_dtype
 from ._handling import Handling
 from ._vocabulary import WAIT_STRATEGIES, WaitStatus, renamed
 from .errors import (DTypeError, HandlerError, InvalidArgumentError, RecordError,
-                     SchemaMismatchError, error_for_wait_status)
+                     SchemaMismatchError, StateError, error_for_wait_status)
 
 __all__ = ["Ring", "Producer", "Consumer"]
 
@@ -403,6 +403,21 @@ class Ring:
                 f"dtype={self.dtype} cursor={self.cursor}>")
 
 
+def _weakly_bound(obj: Any, function: Callable[[Any, Any], Any]) -> Callable[[Any], Any]:
+    """``function`` bound to ``obj`` through a weak reference. The C++ producer holds the
+    Python functions it falls back to; a bound method there would make a reference cycle the
+    garbage collector cannot see (pybind11 objects do not show it what their C++ side holds),
+    and a producer dropped without close() would never be freed."""
+    ref = weakref.ref(obj)
+
+    def call(arg: Any) -> Any:
+        target = ref()
+        if target is None:
+            raise StateError("the producer this function belonged to is gone")
+        return function(target, arg)
+    return call
+
+
 class Producer:
     """Publishes events into a ring. Made by :meth:`Ring.producer`; one thread uses it."""
 
@@ -424,11 +439,13 @@ class Producer:
         # publish() is the compiled packer itself, a METH_O builtin (no pybind11 dispatch): no
         # Python frame per record on the fast path (a tuple of plain values, or one record's
         # bytes); anything else goes through _pack_one.
-        raw.set_packer(_pack_ops(self._dtype), self._dtype.itemsize, self._pack_one)
+        # (Both take their argument by position only, as builtins do.)
+        raw.set_packer(_pack_ops(self._dtype), self._dtype.itemsize,
+                       _weakly_bound(self, Producer._pack_one))
         self.publish = raw.publish_function()  # type: ignore[method-assign]
         # publish_batch() likewise: a 1-D contiguous ndarray of the ring's dtype goes to the
         # ring from C++; anything else to the method below (the general path).
-        raw.set_batch_path(self._dtype, np.ndarray, Producer.publish_batch.__get__(self))
+        raw.set_batch_path(self._dtype, np.ndarray, _weakly_bound(self, Producer.publish_batch))
         self.publish_batch = raw.publish_batch_function()  # type: ignore[method-assign]
 
     def _as_records(self, data: Any) -> np.ndarray:
@@ -453,6 +470,16 @@ class Producer:
         except (ValueError, TypeError, OverflowError) as e:
             raise RecordError(
                 f"cannot make a record of {self._dtype} from {data!r}: {e}") from None
+
+    def _batch_records(self, records: Any) -> np.ndarray:
+        """What publish_batch and apublish_batch take, as contiguous records of the dtype: a
+        list is a list of records (anything else as _as_records takes it)."""
+        if not isinstance(records, list):
+            return self._as_records(records)
+        try:
+            return np.array(records, dtype=self._dtype).reshape(-1)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise RecordError(f"cannot make records of {self._dtype} from the list: {e}") from None
 
     def _pack_one(self, record: Any) -> Any:  # bytes, or a uint8 ndarray
         """One record as ``dtype.itemsize`` bytes (or a uint8 view of them)."""
@@ -493,7 +520,7 @@ class Producer:
         """As :meth:`publish_batch`, awaiting room without blocking the event loop. More
         records than half the ring go in several claims; a cancellation stops it between
         claims (the records before are published). Returns the last one's sequence."""
-        arr = self._as_records(records)
+        arr = self._batch_records(records)
         if not len(arr):
             return self._raw.cursor
         return await _async.publish_bytes(self, arr.view(np.uint8), len(arr))
@@ -504,11 +531,12 @@ class Producer:
         return self._async_helper
 
     def publish_batch(self, records: Any) -> int:
-        """Publishes every record of a structured array of the ring's dtype (or bytes), in
-        order, claiming many slots at once. Returns the sequence of the last one."""
+        """Publishes every record of a structured array of the ring's dtype (or its bytes, or
+        a list of record tuples), in order, claiming many slots at once. Returns the sequence
+        of the last one."""
         # A producer's publish_batch is a builtin (see __init__) that hands a 1-D contiguous
         # ndarray of the ring's dtype to the ring itself; this is the path of everything else.
-        arr = self._as_records(records)
+        arr = self._batch_records(records)
         if len(arr):
             data: Any = arr  # a buffer (numpy's stubs say so only from 3.12)
             return self._raw.publish_bytes(data, len(arr), self._itemsize)
@@ -904,7 +932,7 @@ class Consumer:
         if self._raw.member:
             raise InvalidArgumentError(
                 f"{what} is not for a worker-group member ({self.name!r} of {self.group!r}); "
-                "read it with batches(), iteration or run()")
+                "read it with batches(), iteration, values() or run()")
 
     def __aiter__(self) -> AsyncGenerator[tuple, None]:
         """``async for seq, price, symbol in consumer:`` one event at a time as a tuple, as

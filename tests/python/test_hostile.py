@@ -179,8 +179,10 @@ def test_should_refuse_a_forked_child_the_parents_producer_and_consumer(ring_nam
 
     def in_child(conn):
         results = []
-        for call in (lambda: producer.publish((99, 0.0)), lambda: next(iter(consumer)),
-                     lambda: producer.close()):
+        for call in (lambda: producer.publish((99, 0.0)),
+                     lambda: producer.publish_batch(batch(99, 3)),
+                     lambda: producer.publish_batch([(99, 0.0), (100, 0.0)]),
+                     lambda: next(iter(consumer)), lambda: producer.close()):
             try:
                 call()
                 results.append("no error")

@@ -1,5 +1,6 @@
 """Rings, producers and consumers in one process (threads) and across Python processes."""
 
+import gc
 import os
 import signal
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -53,6 +55,26 @@ def test_should_see_batches_and_iteration_deliver_the_same_events(ring_name):
         batching.close()
 
 
+def test_should_free_a_producer_and_its_role_when_dropped_without_close(ring_name):
+    """The C++ producer holds the Python functions publish and publish_batch fall back to,
+    weakly: a producer dropped without close() is freed (a bound method there made a cycle
+    the garbage collector could not see), and its role with it."""
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=TICK) as ring:
+        producer = ring.producer()
+        producer.publish_batch(ticks(0, 4)[::2])  # strided: the general path
+        publish_batch = producer.publish_batch
+        gone = weakref.ref(producer)
+        del producer
+        gc.collect()
+        assert gone() is None
+        with pytest.raises(xdisruptor.StateError, match="is gone"):
+            publish_batch(ticks(2, 4)[::2])  # the builtin kept: only the C++ side is left
+        del publish_batch
+        gc.collect()
+        with ring.producer() as again:  # the role is free again
+            assert again.publish_batch(ticks(2, 2)) == 3
+
+
 @pytest.mark.parametrize("dtype, fills", [
     (np.dtype([("seq", "<i8"), ("qty", "<i8"), ("price", "<f8"), ("mark", "<u8")]), True),
     (np.dtype([("seq", "<i8"), ("qty", "<i4")]), False)],
@@ -96,16 +118,24 @@ def test_should_publish_any_array_of_the_dtype_as_its_records(ring_name):
                   ticks(60, 10).tobytes(),                    # bytes
                   ticks(70, 10)[5:],                          # a contiguous slice
                   ticks(80, 3).view(np.recarray),             # a subclass of ndarray
-                  ticks(83, 1).reshape(())]                   # 0-d: one record
+                  ticks(83, 1).reshape(()),                   # 0-d: one record
+                  ticks(84, 3).tolist(),                      # a list of record tuples
+                  [tuple(ticks(87, 1)[0])]]                   # a list of one
         want = [ticks(0, 10), ticks(10, 10), ticks(20, 10), ticks(30, 20)[::2],
                 ticks(40, 10), ticks(50, 10), ticks(60, 10), ticks(70, 10)[5:],
-                ticks(80, 3), ticks(83, 1)]
+                ticks(80, 3), ticks(83, 1), ticks(84, 3), ticks(87, 1)]
         with ring.producer() as producer:
             last = -1
             for arr, expect in zip(inputs, want):
                 last = producer.publish_batch(arr)
                 assert last == ring.cursor
             assert producer.publish_batch(ticks(0, 0)) == last  # nothing: the cursor
+            assert producer.publish_batch([]) == last
+            with pytest.raises(xdisruptor.RecordError, match="from the list"):
+                producer.publish_batch([(1, 2.0), "not a record"])
+            with pytest.raises(xdisruptor.InvalidArgumentError, match="not contiguous"):
+                producer._raw.publish_bytes(ticks(0, 4)[::2], 2, TICK.itemsize)
+            assert ring.cursor == last  # refused: nothing claimed
         got = np.concatenate([b.copy() for b in reader.batches()])
         assert np.array_equal(got, np.concatenate(want))
         reader.close()

@@ -120,6 +120,10 @@ def test_should_refuse_no_unknown_or_repeated_fields(ring_name):
             consumer.values("price", "price")
         with pytest.raises(InvalidArgumentError, match="is not a field"):
             consumer.avalues(3)
+        member = ring.consumer("m", group="workers")
+        with pytest.raises(InvalidArgumentError, match="not for a worker-group member"):
+            member.avalues("sequence")
+        member.close()
         # Refused before it reads: the events are still there for the next loop.
         with ring.producer() as producer:
             producer.publish_batch(peer_events(0, 3))
