@@ -67,11 +67,25 @@ def peer():
                 "XDISRUPTOR_TEST_PEER)")
 
 
+def read_line(proc):
+    """The next line of `proc`'s stdout (with its newline; "" at the end), read from the pipe a
+    byte at a time. `proc.stdout.readline()` may take the lines after it into its buffer too,
+    and `communicate()` reads the pipe itself: a process that printed its last line before the
+    test read the first would lose the last (seen: a worker's summary missing in CI)."""
+    fd, line = proc.stdout.fileno(), bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode()
+
+
 def start_peer(peer_path, *args):
     """Starts the C++ peer and waits for its 'ready' line."""
     proc = subprocess.Popen([peer_path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    line = proc.stdout.readline()
+    line = read_line(proc)
     if line.strip() != "ready":
         proc.wait(timeout=10)
         raise AssertionError(f"peer did not start: {line!r} {proc.stderr.read()}")

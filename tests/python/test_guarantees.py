@@ -13,7 +13,7 @@ import time
 import pytest
 
 import xdisruptor
-from conftest import REPO
+from conftest import REPO, read_line
 
 PEER_PY = REPO / "tests" / "peer" / "peer.py"
 LANGS = ["cpp", "py"]
@@ -37,7 +37,7 @@ class Cast:
                                 stderr=subprocess.PIPE, text=True)
         self.procs.append(proc)
         if expect:
-            line = proc.stdout.readline().strip()
+            line = read_line(proc).strip()
             if line != expect:
                 proc.kill()
                 raise AssertionError(f"{lang} {mode} did not start: {line!r} "
@@ -202,7 +202,7 @@ def test_should_evict_a_killed_child_its_producer_has_not_reaped(cast, producer)
     prod = cast.producer(producer, "--create", "--capacity=64", "--until=5000", "--rate=10000",
                          "--consumers=1", "--spawn=child", f"--log={cast.log('child')}",
                          expect=None)
-    line = prod.stdout.readline().split()
+    line = read_line(prod).split()
     assert line[0] == "child", line
     child = int(line[1])
     cast.wait_until(lambda: cast.cursor() > 300)
@@ -234,7 +234,7 @@ def test_should_report_a_multi_producer_that_died_mid_claim(cast, producer, cons
     cons = cast.consumer(consumer, "reader")
     assert cast.finish(feed)[0] == 0
     staller = cast.producer(producer, "--multi", "--stall", expect="ready")
-    assert staller.stdout.readline().strip() == "stalled"
+    assert read_line(staller).strip() == "stalled"
     cast.kill(staller)  # its claimed events will never be published
     code, _, err = cast.finish(cons)
     assert code == 5, err

@@ -18,7 +18,7 @@ import pytest
 import xdisruptor
 from xdisruptor.errors import (CorruptJournalError, InvalidArgumentError, MissedEventsError,
                                NotFoundError)
-from conftest import PEER_DTYPE, REPO, check_peer_events, peer_events
+from conftest import PEER_DTYPE, REPO, check_peer_events, peer_events, read_line
 
 PEER_PY = REPO / "tests" / "peer" / "peer.py"
 LANGS = ["cpp", "py"]
@@ -32,7 +32,7 @@ def peer_cmd(peer, lang, mode, ring, *args):
 def start(cmd, expect="ready"):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if expect:
-        line = proc.stdout.readline().strip()
+        line = read_line(proc).strip()
         if line != expect:
             proc.kill()
             raise AssertionError(f"{cmd[:3]} did not start: {line!r} {proc.stderr.read()}")
@@ -43,7 +43,7 @@ def record(tool, ring, directory, *args):
     """Starts `xdisruptor journal record` and waits until it recorded its first line."""
     proc = subprocess.Popen([tool, "journal", "record", ring, str(directory), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
+    line = read_line(proc)
     assert line.startswith("recording"), (line, proc.stderr.read() if proc.poll() else "")
     return proc
 

@@ -23,7 +23,7 @@ import pytest
 
 import xdisruptor
 import xdisruptor.metrics
-from conftest import PEER_DTYPE, REPO, start_peer, finish
+from conftest import PEER_DTYPE, REPO, start_peer, finish, read_line
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -119,7 +119,7 @@ def serve_tool_metrics(tool, *rings):
     """`xdisruptor metrics RING... --listen 127.0.0.1:0`: the process and its port."""
     proc = subprocess.Popen([tool, "metrics", *rings, "--listen", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
+    line = read_line(proc)
     assert line.startswith("serving http://127.0.0.1:"), line + proc.stderr.read()
     return proc, int(line.rsplit(":", 1)[1].split("/")[0])
 

@@ -18,7 +18,7 @@ from xdisruptor import AlwaysRewind, RewindUpTo
 from xdisruptor.errors import (InvalidArgumentError, LappedError, MissedEventsError,
                                RewindableError, StateError)
 from xdisruptor.pipeline import Pipeline, Stage
-from conftest import PEER_DTYPE, REPO
+from conftest import PEER_DTYPE, REPO, read_line
 
 STUB = np.dtype([("value", "<i8"), ("text", "S40")])
 PRODUCERS = ["single", "multi"]
@@ -673,7 +673,7 @@ def peer_cmd(peer, lang, mode, ring, *args):
 
 def start(cmd):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().strip()
+    line = read_line(proc).strip()
     return proc, line
 
 

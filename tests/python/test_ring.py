@@ -15,6 +15,8 @@ import pytest
 
 import xdisruptor
 
+from conftest import read_line
+
 TICK = np.dtype([("seq", "<i8"), ("price", "<f8"), ("qty", "<i4"), ("symbol", "S8")])
 
 
@@ -322,7 +324,7 @@ def test_should_stop_cleanly_on_ctrl_c_while_waiting(ring_name):
                 sys.exit(3)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "waiting"
+    assert read_line(proc).strip() == "waiting"
     time.sleep(0.2)
     start = time.monotonic()
     proc.send_signal(signal.SIGINT)
