@@ -53,6 +53,12 @@ ABSL_FLAG(std::string, wait, "yielding",
 ABSL_FLAG(int64_t, events, 10'000'000, "events published in total");
 ABSL_FLAG(int64_t, capacity, 65536, "ring slots / queue messages");
 ABSL_FLAG(int64_t, batch, 64, "events a ring producer claims and publishes at once");
+ABSL_FLAG(int64_t, max_batch, 0,
+          "most events an xdisruptor consumer handles before it releases them (0: the "
+          "library's default, DefaultMaxBatch; >= capacity: no cap), and with --hand_cap the "
+          "hand ring's consumers too");
+ABSL_FLAG(bool, hand_cap, false, "the hand ring's consumers release every --max_batch events "
+          "(the default cap when 0) instead of once per batch");
 
 namespace {
 
@@ -249,7 +255,8 @@ double RunXdisruptor(const Plan& plan, xdisruptor::WaitKind kind) {
     });
     if (!consumer.ok()) _exit(2);
     Handler handler{checker};
-    BatchEventProcessor<Event, Handler> processor(*mine, *consumer, handler);
+    BatchEventProcessor<Event, Handler> processor(
+        *mine, *consumer, handler, {.max_batch = absl::GetFlag(FLAGS_max_batch)});
     if (processor.Run() != WaitStatus::kClosed) ++checker->errors;
   };
   auto produce = [&](int p) {
@@ -333,6 +340,10 @@ double RunHand(const Plan& plan, bool yield) {
   auto* ring = new (mem) HandRing{};
   auto* slots = reinterpret_cast<Event*>(static_cast<char*>(mem) + sizeof(HandRing));
   const std::uint64_t mask = capacity - 1;
+  const std::uint64_t cap =
+      !absl::GetFlag(FLAGS_hand_cap) ? UINT64_MAX
+      : static_cast<std::uint64_t>(xdisruptor::EffectiveMaxBatch(
+            {.max_batch = absl::GetFlag(FLAGS_max_batch)}, capacity));
   auto idle = [yield] { yield ? (void)sched_yield() : xdisruptor::wait::CpuRelax(); };
   const std::uint64_t events = plan.events;
   const int consumers = plan.consumers;
@@ -342,8 +353,11 @@ double RunHand(const Plan& plan, bool yield) {
         std::uint64_t r = 0, h = 0;
         while (r < events) {
           while ((h = ring->head.v.load(std::memory_order_acquire)) == r) idle();
-          for (; r < h; ++r) checker->Check(slots[r & mask]);
-          ring->tail[c].v.store(r, std::memory_order_release);
+          while (r < h) {
+            const std::uint64_t end = h - r > cap ? r + cap : h;
+            for (; r < end; ++r) checker->Check(slots[r & mask]);
+            ring->tail[c].v.store(r, std::memory_order_release);
+          }
         }
       },
       [&](int) {

@@ -148,6 +148,11 @@ void RegisterVocabulary(py::module_& m) {
         return std::string(ErrorActionReport(Unwrap(ParseEnum<ErrorAction>(action))));
       },
       py::arg("action"));
+  m.def(
+      "default_max_batch",
+      [](std::uint64_t capacity) { return DefaultMaxBatch(capacity); }, py::arg("capacity"),
+      "The batch cap of a consumer that names none, for a ring of this capacity (C++'s "
+      "DefaultMaxBatch: half the ring, at most 4096 events).");
   m.def("stage_environment", &StageEnvironmentDict,
         "The XDISRUPTOR_* stage variables of this process, parsed as C++ stages parse them.");
 }

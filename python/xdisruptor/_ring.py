@@ -725,7 +725,8 @@ class Consumer:
         self._raw = raw
         self._dtype = ring.dtype
         self._writable = writable
-        self._max_batch = int(max_batch) if max_batch else max(1, min(4096, ring.capacity // 2))
+        self._max_batch = (int(max_batch) if max_batch
+                           else _core.default_max_batch(ring.capacity))
         self._tuple_fields = _tuple_fields(self._dtype)
         self._async_helper: Optional[_async._Helper] = None
         self._batch_first = -1
@@ -835,7 +836,7 @@ class Consumer:
     def batches(self, max_size: Optional[int] = None, *,
                 on_timeout: Optional[Callable[[int], None]] = None) -> Iterator[np.ndarray]:
         """Yields structured views of every available event (at most ``max_size`` at a time,
-        never wrapping the ring's end), waiting when there are none. Ends when the producer
+        by default half the ring up to 4096 events, never wrapping the ring's end), waiting when there are none. Ends when the producer
         closed the stream and everything was read, or after :meth:`halt`; raises
         UpstreamGoneError if a stage this one runs after left."""
         limit = int(max_size) if max_size else self._max_batch
@@ -973,7 +974,7 @@ class Consumer:
         optionally ``on_start()`` and ``on_shutdown()`` (once each per run, also when halted
         before it started), ``on_timeout(sequence)``, ``on_batch_start(batch_size,
         queue_depth)`` (before each batch: its size and how many events were ready;
-        ``max_batch`` caps the size), ``set_sequence_callback(release)`` (given before
+        ``max_batch`` caps the size; None: half the ring, at most 4096 events, as in C++), ``set_sequence_callback(release)`` (given before
         ``on_start``: ``release(sequence)`` from inside ``on_event`` releases the events up to
         it before the batch ends) and ``on_handler_error(event_or_batch, sequence,
         exception)`` (told of every failure, instead of the default report on stderr).

@@ -241,6 +241,10 @@ class RawRecorder:
     @property
     def recorded(self) -> int:
         ...
+def default_max_batch(capacity: typing.SupportsInt | typing.SupportsIndex) -> int:
+    """
+    The batch cap of a consumer that names none, for a ring of this capacity (C++'s DefaultMaxBatch: half the ring, at most 4096 events).
+    """
 def error_action(policy: str, rewindable: bool, attempts: typing.SupportsInt | typing.SupportsIndex, max_retries: typing.SupportsInt | typing.SupportsIndex) -> str:
     """
     What a preset error policy does about a handler failure (rewind, skip or stop) in a batch that failed `attempts` times in a row, by the C++ rule (PresetAction).

@@ -802,6 +802,48 @@ TEST(MaxBatchSizeParity, ShouldLimitTheBatchAndAnnounceSizeAndQueueDepth) {
   EXPECT_EQ(handler.depths, (std::vector<std::int64_t>{5, 2}));
 }
 
+// Not in the Disruptor (its batches are uncapped unless asked): a processor that names no cap
+// takes at most half the ring (at most 4096 events) at once, and one that asks for the ring's
+// capacity or more is uncapped.
+TEST(MaxBatchSizeParity, ShouldCapAtHalfTheRingByDefaultAndNotAtAllWhenAskedForAWholeRing) {
+  EXPECT_EQ(DefaultMaxBatch(1), 1);
+  EXPECT_EQ(DefaultMaxBatch(16), 8);
+  EXPECT_EQ(DefaultMaxBatch(8192), 4096);
+  EXPECT_EQ(DefaultMaxBatch(1 << 20), 4096);
+  for (const std::int64_t max_batch : {0, 16, 1000}) {
+    ScopedRingName name;
+    Ring<StubEvent> ring = MakeRing(name, 16, SequencerKind::kSingleProducer);
+    Consumer consumer = Register(ring, "processor");
+    struct Recorder {
+      std::latch* all;
+      std::vector<std::int64_t> sizes, depths;
+      void on_batch_start(std::int64_t size, std::int64_t depth) {
+        sizes.push_back(size);
+        depths.push_back(depth);
+      }
+      void on_event(StubEvent&, std::int64_t, bool) { all->count_down(); }
+    };
+    std::latch all(16);
+    Recorder handler{&all, {}, {}};
+    BatchEventProcessor<StubEvent, Recorder> processor(ring, consumer, handler,
+                                                       {.max_batch = max_batch});
+    auto p = Attach<SingleProducerSequencer>(ring);
+    for (int i = 0; i < 16; ++i) p.Next();
+    p.Publish(15);  // a whole ring ready before the processor starts
+    std::thread t([&] { processor.Run(); });
+    all.wait();
+    processor.Halt();
+    t.join();
+    if (max_batch == 0) {
+      EXPECT_EQ(handler.sizes, (std::vector<std::int64_t>{8, 8}));
+      EXPECT_EQ(handler.depths, (std::vector<std::int64_t>{16, 8}));
+    } else {
+      EXPECT_EQ(handler.sizes, (std::vector<std::int64_t>{16})) << max_batch;
+      EXPECT_EQ(handler.depths, (std::vector<std::int64_t>{16})) << max_batch;
+    }
+  }
+}
+
 // --------------------------------------------------------- RewindBatchEventProcessorTest
 
 struct RewindRule {

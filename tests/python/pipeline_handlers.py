@@ -71,11 +71,18 @@ def count(tick, sequence, end_of_batch):
 
 
 class Slow:
-    """Sleeps `seconds` per batch: a stage that cannot keep up."""
+    """Sleeps `seconds` per batch: a stage that cannot keep up. With `result`, writes the
+    largest batch it was handed there at the end."""
 
-    def __init__(self, seconds: float = 0.05):
-        self.seconds = seconds
+    def __init__(self, seconds: float = 0.05, result: str = ""):
+        self.seconds, self.result, self.largest = seconds, result, 0
 
     def on_batch(self, ticks, first):
         import time
+        self.largest = max(self.largest, len(ticks))
         time.sleep(self.seconds)
+
+    def on_shutdown(self):
+        if self.result:
+            with open(self.result, "w") as f:
+                json.dump({"largest": self.largest}, f)

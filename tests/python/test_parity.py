@@ -359,6 +359,21 @@ def test_should_limit_the_batch_to_max_batch_size_and_announce_size_and_depth(ri
         assert h.events == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("max_batch", [None, 16, 1000])
+def test_should_cap_at_half_the_ring_by_default_and_not_at_all_when_asked_for_a_whole_ring(
+        ring_name, max_batch):
+    # the C++ processor's default (DefaultMaxBatch), through the compiled module
+    assert [xdisruptor._xdisruptor.default_max_batch(c) for c in (1, 16, 8192, 1 << 20)] == [
+        1, 8, 4096, 4096]
+    with make(ring_name) as ring, ring.consumer("c") as c, ring.producer() as p:
+        with p.claim(16):
+            pass  # a whole ring visible at once
+        h = Recorder(c, 16)
+        c.run(h, max_batch=max_batch)
+        assert (h.sizes, h.depths) == (([8, 8], [16, 8]) if max_batch is None else ([16], [16]))
+        assert h.events == list(range(16))
+
+
 # --------------------------------------------------------- RewindBatchEventProcessorTest
 
 def events(*ranges):

@@ -89,6 +89,7 @@ class BatchEventProcessor {
         consumer_(&consumer),
         handler_(&handler),
         options_(options),
+        max_batch_(EffectiveMaxBatch(options, ring.capacity())),
         preset_handler_(options.error_policy, std::string(consumer.name())),
         preset_rewind_(options) {
     if constexpr (requires(const std::exception& e) { handler.on_handler_error(
@@ -162,9 +163,7 @@ class BatchEventProcessor {
         if constexpr (requires { handler_->on_timeout(next - 1); }) handler_->on_timeout(next - 1);
         continue;
       }
-      const std::int64_t hi =
-          options_.max_batch > 0 ? std::min(r.available, next + options_.max_batch - 1)
-                                 : r.available;
+      const std::int64_t hi = std::min(r.available, next + max_batch_ - 1);
       released_ = next - 1;
       // An observer is told it was lapped before a batch already overwritten is handed out,
       // and after one overwritten while it was handled (that batch is not released).
@@ -194,9 +193,7 @@ class BatchEventProcessor {
         continue;
       }
       for (std::int64_t next = run.first; next <= run.last;) {
-        const std::int64_t hi = options_.max_batch > 0
-                                    ? std::min(run.last, next + options_.max_batch - 1)
-                                    : run.last;
+        const std::int64_t hi = std::min(run.last, next + max_batch_ - 1);
         released_ = next - 1;
         const std::int64_t done = ProcessBatch(slots, next, hi, run.last);
         if (done > released_) {
@@ -408,6 +405,7 @@ class BatchEventProcessor {
   Consumer* consumer_;
   Handler* handler_;
   ProcessorOptions options_;
+  std::int64_t max_batch_;  // EffectiveMaxBatch: the batch cap of the live and member loops
   PresetExceptionHandler<T> preset_handler_;
   PresetRewind preset_rewind_;
   ExceptionHandler<T>* exceptions_ = nullptr;
