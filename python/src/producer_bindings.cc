@@ -484,7 +484,12 @@ class PyProducer {
   // Returns the cursor after it (the record's sequence on a single-producer ring).
   std::int64_t PublishRecord(const py::handle record) {
     const char* data = Pack(record);
-    return Use([&](auto& s) {
+    // Not counted as a use (Usage: two locked instructions, a tenth of the call) unless the
+    // ring is full: the GIL is held from here to the return, so Detach, which takes it back
+    // before it lets go of the sequencer, cannot come in between; one that began earlier
+    // has set closing_, which CheckUsable reports.
+    CheckUsable();
+    const auto publish = [&](auto& s) {
       absl::StatusOr<std::int64_t> hi = s.TryNext(1);
       std::vector<char> copy;
       if (!hi.ok()) {
@@ -493,12 +498,14 @@ class PyProducer {
         // meanwhile, so the record waits in a copy of its own.
         copy.assign(data, data + itemsize_);
         data = copy.data();
+        const Usage usage(*this);
         hi = Claim(s, 1);
       }
       std::memcpy(ring_->slot(*hi), data, itemsize_);
       s.Publish(*hi, *hi);
       return single_ ? *hi : s.cursor();
-    });
+    };
+    return single_ ? publish(*single_) : publish(*multi_);
   }
 
   // Producer.publish_many: every record of an iterable, claimed in runs of up to half the

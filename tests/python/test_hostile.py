@@ -104,7 +104,8 @@ def test_should_raise_not_crash_when_a_closed_producer_is_used():
     assert done.stdout.count("StateError: the producer is closed") == 4, done.stdout
 
 
-def test_should_tell_a_waiting_publish_when_another_thread_closes_the_producer(ring_name):
+@pytest.mark.parametrize("how", ["publish_batch", "publish"])
+def test_should_tell_a_waiting_publish_when_another_thread_closes_the_producer(ring_name, how):
     with xdisruptor.Ring.create(ring_name, capacity=16, dtype=DT) as ring:
         consumer = ring.consumer("never-reads")  # holds the producer once the ring is full
         producer = ring.producer()
@@ -112,7 +113,11 @@ def test_should_tell_a_waiting_publish_when_another_thread_closes_the_producer(r
 
         def publish():
             try:
-                producer.publish_batch(batch(0, 64))
+                if how == "publish_batch":
+                    producer.publish_batch(batch(0, 64))
+                else:  # one record at a time: the 17th waits for room
+                    for record in batch(0, 64).tolist():
+                        producer.publish(record)
                 outcome.append("published")
             except xdisruptor.StateError as e:
                 outcome.append(str(e))
