@@ -13,7 +13,7 @@ event: per event its sequence and tag word; per batch every event's sequence and
 against the expected ones, so a lost, repeated or torn event fails the run.
 
 Per event, every Python producer makes its events 256 at a time (one numpy array) and sends
-each event's 64 bytes (a bytes slice) with one call; xdisruptor with --records tuples publishes
+each event's 64 bytes (a bytes object) with one call; xdisruptor with --records tuples publishes
 a tuple of the 8 fields instead (ndarray.tolist(), which costs more than the publish). With
 --prebuilt every event is made before the clock starts (per event: a list of every event's
 bytes or tuple), so the figure is the transport's alone.
@@ -60,13 +60,29 @@ MUL = np.array([1, 31, 31, 31, 31, 31, 31, 0], dtype=np.uint64)
 ADD = np.array([0, 1, 2, 3, 4, 5, 6, 0], dtype=np.uint64)
 
 
-def make_events(first, n):
-    """Events first..first+n-1 in the layout of bench/zmq_producer.cc, as FLAT records. Made
-    as one 2-D array of words (four numpy calls: a field at a time took ~20, twice as long per
-    256 events, and every Python producer pays it)."""
+def _words(first, n):
+    """Events first..first+n-1 as an (n, 8) array of words (four numpy calls)."""
     s = np.arange(first, first + n, dtype=np.uint64)
     words = s[:, None] * MUL + ADD
     np.bitwise_xor(s, np.uint64(TAG), out=words[:, 7])
+    return words
+
+
+# Events 0..255: a batch of 256 starting at `first` is these plus first * MUL (and its tags
+# recomputed), two numpy calls where _words takes four on bigger arrays.
+_BASE = _words(0, BATCH)
+_OFFSETS = np.arange(BATCH, dtype=np.uint64)
+
+
+def make_events(first, n):
+    """Events first..first+n-1 in the layout of bench/zmq_producer.cc, as FLAT records: every
+    Python producer pays this, alike, in its loop (~40 ns per event for a batch of 256; a field
+    at a time took ~20 numpy calls, twice as long)."""
+    if n == BATCH:
+        words = _BASE + np.uint64(first) * MUL
+        words[:, 7] = (_OFFSETS + np.uint64(first)) ^ np.uint64(TAG)
+    else:
+        words = _words(first, n)
     return words.view(FLAT).reshape(n)
 
 
@@ -74,6 +90,17 @@ def make_events(first, n):
 # producers, each event's 64 bytes (or its tuple) for per-event ones.
 PREBUILT = None
 PREBUILT_EVENTS = None
+_SPLITS = {}
+
+
+def split_events(raw):
+    """The 64-byte events of `raw` as separate bytes objects, in one C call (struct; slicing
+    them one by one in a comprehension cost ~150 ns per event, more than a publish)."""
+    n = len(raw) // 64
+    split = _SPLITS.get(n)
+    if split is None:
+        split = _SPLITS[n] = struct.Struct("64s" * n)
+    return split.unpack(raw)
 
 
 def events_at(first, n):
@@ -84,14 +111,20 @@ def events_at(first, n):
 
 
 def event_items(first, n, tuples=False):
-    """Per event: events first..first+n-1, each as its 64 bytes (a tuple of its fields with
-    `tuples`: xdisruptor with --records tuples), made now or taken from the prebuilt list."""
+    """Per event: events first..first+n-1 (at most BATCH), each as its 64 bytes (a tuple of
+    its fields with `tuples`: xdisruptor with --records tuples), made now or taken from the
+    prebuilt list."""
     if PREBUILT_EVENTS is not None:
         return PREBUILT_EVENTS[first:first + n]
     if tuples:
         return make_events(first, n).tolist()
-    raw = make_events(first, n).tobytes()
-    return [raw[i:i + 64] for i in range(0, len(raw), 64)]
+    return split_events(make_events(first, n).tobytes())
+
+
+def prebuilt_items(events, tuples):
+    """Every event's item, made before the clock starts."""
+    return [item for lo in range(0, events, BATCH)
+            for item in event_items(lo, min(BATCH, events - lo), tuples)]
 
 
 class BatchCheck:
@@ -124,7 +157,7 @@ def py_producer(impl, mode, events, ready, go, arg):
     if PREBUILD and mode == "batch":
         PREBUILT = make_events(0, events)
     elif PREBUILD:
-        PREBUILT_EVENTS = event_items(0, events, tuples=TUPLES and impl == "xdisruptor-py")
+        PREBUILT_EVENTS = prebuilt_items(events, TUPLES and impl == "xdisruptor-py")
     if impl == "xdisruptor-py":
         import xdisruptor
         ring = xdisruptor.Ring.attach(arg)
