@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Issue 19's topology comparison, measured alone: xdisruptor multicast 1P-3C against the hand
+ring with the same batching, and pipeline and diamond against multicast, all yielding, the
+order rotating each round; prints each median and the median of per-round ratios.
+
+    python3 bench/topology_ratios.py --rounds 7 --events 20000000
+
+Extra arguments after `--` go to every xdisruptor run (e.g. `-- --max_batch=65536` for
+uncapped consumers, to compare with the default cap).
+"""
+
+import argparse
+import json
+import pathlib
+import statistics
+import subprocess
+import sys
+
+RUNS = {
+    "xdisruptor multicast": ["--impl=xdisruptor", "--topology=multicast"],
+    "hand multicast": ["--impl=hand", "--topology=multicast"],
+    "xdisruptor pipeline": ["--impl=xdisruptor", "--topology=pipeline"],
+    "xdisruptor diamond": ["--impl=xdisruptor", "--topology=diamond"],
+}
+RATIOS = [("xdisruptor multicast", "hand multicast"),
+          ("xdisruptor pipeline", "xdisruptor multicast"),
+          ("xdisruptor diamond", "xdisruptor multicast")]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", type=pathlib.Path, default=pathlib.Path("build/release"))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("extra", nargs="*", help="more flags for the xdisruptor runs")
+    args = parser.parse_args()
+    peers = args.build / "bench/xdisruptor_bench_peers"
+    names = list(RUNS)
+    rates = {n: [] for n in names}
+    for r in range(args.rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            extra = args.extra if name.startswith("xdisruptor") else []
+            p = subprocess.run([str(peers), *RUNS[name], "--wait=yielding",
+                                f"--events={args.events}", f"--batch={args.batch}", *extra],
+                               capture_output=True, text=True, timeout=600)
+            out = json.loads(p.stdout.strip().splitlines()[-1])
+            if p.returncode != 0 or not out.get("ok"):
+                sys.exit(f"{name}: failed: {p.stdout}{p.stderr}")
+            rates[name].append(out["events_per_s"] / 1e6)
+    for name, v in rates.items():
+        print(f"{name:22s} median {statistics.median(v):6.1f} M/s  "
+              f"({min(v):.1f}..{max(v):.1f})")
+    for a, b in RATIOS:
+        r = [x / y for x, y in zip(rates[a], rates[b])]
+        print(f"{a} / {b}: {statistics.median(r):.3f} ({min(r):.2f}..{max(r):.2f}), "
+              f"median of {len(r)} per-round ratios")
+
+
+if __name__ == "__main__":
+    main()
