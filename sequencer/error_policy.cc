@@ -29,7 +29,7 @@ absl::Status ValidateProcessorOptions(const ProcessorOptions& options) {
     return absl::InvalidArgumentError("the retry pause must be between 0 and 1 hour");
   }
   if (options.max_batch < 0) {
-    return absl::InvalidArgumentError("max_batch must be >= 0 (0: the default, half the ring up to 4096)");
+    return absl::InvalidArgumentError("max_batch must be >= 0 (0: the default, half the ring)");
   }
   return absl::OkStatus();
 }

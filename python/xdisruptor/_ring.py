@@ -836,8 +836,9 @@ class Consumer:
     def batches(self, max_size: Optional[int] = None, *,
                 on_timeout: Optional[Callable[[int], None]] = None) -> Iterator[np.ndarray]:
         """Yields structured views of every available event (at most ``max_size`` at a time,
-        by default half the ring up to 4096 events, never wrapping the ring's end), waiting when there are none. Ends when the producer
-        closed the stream and everything was read, or after :meth:`halt`; raises
+        by default half the ring; never wrapping the ring's end), waiting when there are none.
+        Ends when the producer closed the stream and everything was read, or after
+        :meth:`halt`; raises
         UpstreamGoneError if a stage this one runs after left."""
         limit = int(max_size) if max_size else self._max_batch
         capacity = self._ring.capacity
@@ -974,8 +975,8 @@ class Consumer:
         optionally ``on_start()`` and ``on_shutdown()`` (once each per run, also when halted
         before it started), ``on_timeout(sequence)``, ``on_batch_start(batch_size,
         queue_depth)`` (before each batch: its size and how many events were ready;
-        ``max_batch`` caps the size; None: half the ring, at most 4096 events, as in C++), ``set_sequence_callback(release)`` (given before
-        ``on_start``: ``release(sequence)`` from inside ``on_event`` releases the events up to
+        ``max_batch`` caps the size; None: half the ring, as in C++),
+        ``set_sequence_callback(release)`` (given before ``on_start``: ``release(sequence)`` from inside ``on_event`` releases the events up to
         it before the batch ends) and ``on_handler_error(event_or_batch, sequence,
         exception)`` (told of every failure, instead of the default report on stderr).
 

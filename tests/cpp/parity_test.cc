@@ -803,13 +803,13 @@ TEST(MaxBatchSizeParity, ShouldLimitTheBatchAndAnnounceSizeAndQueueDepth) {
 }
 
 // Not in the Disruptor (its batches are uncapped unless asked): a processor that names no cap
-// takes at most half the ring (at most 4096 events) at once, and one that asks for the ring's
+// takes at most half the ring at once, and one that asks for the ring's
 // capacity or more is uncapped.
 TEST(MaxBatchSizeParity, ShouldCapAtHalfTheRingByDefaultAndNotAtAllWhenAskedForAWholeRing) {
   EXPECT_EQ(DefaultMaxBatch(1), 1);
   EXPECT_EQ(DefaultMaxBatch(16), 8);
   EXPECT_EQ(DefaultMaxBatch(8192), 4096);
-  EXPECT_EQ(DefaultMaxBatch(1 << 20), 4096);
+  EXPECT_EQ(DefaultMaxBatch(1 << 20), 1 << 19);
   for (const std::int64_t max_batch : {0, 16, 1000}) {
     ScopedRingName name;
     Ring<StubEvent> ring = MakeRing(name, 16, SequencerKind::kSingleProducer);

@@ -364,7 +364,7 @@ def test_should_cap_at_half_the_ring_by_default_and_not_at_all_when_asked_for_a_
         ring_name, max_batch):
     # the C++ processor's default (DefaultMaxBatch), through the compiled module
     assert [xdisruptor._xdisruptor.default_max_batch(c) for c in (1, 16, 8192, 1 << 20)] == [
-        1, 8, 4096, 4096]
+        1, 8, 4096, 1 << 19]
     with make(ring_name) as ring, ring.consumer("c") as c, ring.producer() as p:
         with p.claim(16):
             pass  # a whole ring visible at once

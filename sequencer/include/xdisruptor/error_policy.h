@@ -62,13 +62,14 @@ struct ProcessorOptions {
   std::int64_t max_batch = 0;
 };
 
-// The batch cap of a consumer that names none, in C++ and Python alike: half the ring, at most
-// 4096 events. A consumer a whole ring behind then releases as it goes instead of once at the
-// end of a ring-sized batch, so the producer refills while it works; on 2 cores with 4
-// processes, 1P-3C yielding, an uncapped processor ran at 0.86x (multicast) and 0.76x
-// (diamond) of a capped one (docs/benchmarks.md).
+// The batch cap of a consumer that names none, in C++ and Python alike: half the ring. A stage
+// a whole ring behind then releases half of it before it handles the rest, instead of holding
+// the whole ring to the end of one batch while the producer and the stages after it wait.
+// Measured on 2 cores, yielding, 50-100 M events (docs/benchmarks.md): a diamond went from
+// 0.78-0.84x of multicast uncapped to 0.96-1.06x; a cap of 4096 helped as much there but cost
+// unicast 1P-1C ~20% and 3P-1C ~45%, half the ring neither.
 inline std::int64_t DefaultMaxBatch(std::uint64_t capacity) {
-  return static_cast<std::int64_t>(std::clamp<std::uint64_t>(capacity / 2, 1, 4096));
+  return static_cast<std::int64_t>(std::max<std::uint64_t>(capacity / 2, 1));
 }
 // The cap a processor applies: the one asked for, or the default.
 inline std::int64_t EffectiveMaxBatch(const ProcessorOptions& options, std::uint64_t capacity) {
