@@ -110,7 +110,8 @@ void BM_ProcessorBatchLoop(benchmark::State& state) {
   auto consumer = Consumer::Register(ring->segment(), "c", {});
   auto producer = SingleProducerSequencer::Attach(ring->segment(), {});
   Summer summer;
-  SumProcessor processor(*ring, *consumer, summer);
+  // One batch of the whole ring: asked for (by default a batch is at most half the ring).
+  SumProcessor processor(*ring, *consumer, summer, {.max_batch = kEvents});
   summer.processor = &processor;
   summer.halt = [](void* p) { static_cast<SumProcessor*>(p)->Halt(); };
   for (auto _ : state) {

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Issue 19's topology comparison, measured alone: xdisruptor multicast 1P-3C against the hand
-ring with the same batching, and pipeline and diamond against multicast, all yielding, the
-order rotating each round; prints each median and the median of per-round ratios.
+ring (its producer publishing 64 events at a time as ours does), and pipeline and diamond
+against multicast, all yielding, the order rotating each round; prints each median and the
+median of per-round ratios.
 
     python3 bench/topology_ratios.py --rounds 7 --events 20000000
 
-Extra arguments after `--` go to every xdisruptor run (e.g. `-- --max_batch=65536` for
-uncapped consumers, to compare with the default cap).
+The hand ring runs twice: as written (each consumer releases once per batch it finds, however
+long) and with --hand_cap (releasing every half ring, or every --max_batch, as xdisruptor's
+consumers do by default). Extra arguments after `--` go to every xdisruptor run and to the
+capped hand ring (e.g. `-- --max_batch=65536` for uncapped consumers).
 """
 
 import argparse
@@ -19,10 +22,12 @@ import sys
 RUNS = {
     "xdisruptor multicast": ["--impl=xdisruptor", "--topology=multicast"],
     "hand multicast": ["--impl=hand", "--topology=multicast"],
+    "hand multicast capped": ["--impl=hand", "--topology=multicast", "--hand_cap"],
     "xdisruptor pipeline": ["--impl=xdisruptor", "--topology=pipeline"],
     "xdisruptor diamond": ["--impl=xdisruptor", "--topology=diamond"],
 }
 RATIOS = [("xdisruptor multicast", "hand multicast"),
+          ("xdisruptor multicast", "hand multicast capped"),
           ("xdisruptor pipeline", "xdisruptor multicast"),
           ("xdisruptor diamond", "xdisruptor multicast")]
 
@@ -41,16 +46,17 @@ def main():
     for r in range(args.rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            extra = args.extra if name.startswith("xdisruptor") else []
+            extra = args.extra if name != "hand multicast" else []
             p = subprocess.run([str(peers), *RUNS[name], "--wait=yielding",
                                 f"--events={args.events}", f"--batch={args.batch}", *extra],
                                capture_output=True, text=True, timeout=600)
-            out = json.loads(p.stdout.strip().splitlines()[-1])
-            if p.returncode != 0 or not out.get("ok"):
-                sys.exit(f"{name}: failed: {p.stdout}{p.stderr}")
+            lines = p.stdout.strip().splitlines()
+            out = json.loads(lines[-1]) if p.returncode == 0 and lines else {}
+            if not out.get("ok"):
+                sys.exit(f"{name}: failed ({p.returncode}): {p.stdout}{p.stderr}")
             rates[name].append(out["events_per_s"] / 1e6)
     for name, v in rates.items():
-        print(f"{name:22s} median {statistics.median(v):6.1f} M/s  "
+        print(f"{name:24s} median {statistics.median(v):6.1f} M/s  "
               f"({min(v):.1f}..{max(v):.1f})")
     for a, b in RATIOS:
         r = [x / y for x, y in zip(rates[a], rates[b])]

@@ -492,13 +492,14 @@ class PyProducer {
     const auto publish = [&](auto& s) {
       absl::StatusOr<std::int64_t> hi = s.TryNext(1);
       std::vector<char> copy;
+      std::optional<Usage> usage;  // to the end of the call, once the GIL was let go
       if (!hi.ok()) {
         if (hi.status().code() != absl::StatusCode::kResourceExhausted) ThrowStatus(hi.status());
         // Full: wait with the GIL released, as publish_bytes does; another thread may pack
         // meanwhile, so the record waits in a copy of its own.
         copy.assign(data, data + itemsize_);
         data = copy.data();
-        const Usage usage(*this);
+        usage.emplace(*this);
         hi = Claim(s, 1);
       }
       std::memcpy(ring_->slot(*hi), data, itemsize_);

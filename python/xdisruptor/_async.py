@@ -158,7 +158,7 @@ async def batches(consumer: "Consumer", max_size: Optional[int],
 async def events(consumer: "Consumer", names: Optional[tuple]) -> AsyncGenerator[Any, None]:
     """One event at a time, as synchronous iteration (``names`` None) or ``values(*names)``."""
     lists = consumer._lists(names)
-    async for first, count, journal in ranges(consumer, consumer._max_batch, None):
+    async for first, count, journal in ranges(consumer, consumer._event_batch, None):
         for item in lists(first, count, journal):
             yield item
 

@@ -32,6 +32,10 @@ from .errors import (DTypeError, HandlerError, InvalidArgumentError, RecordError
 
 __all__ = ["Ring", "Producer", "Consumer"]
 
+# The most events a per-event loop (iteration, values()) turns into Python values at once;
+# the batch cap (max_batch, by default half the ring) bounds it further.
+PER_EVENT_BATCH = 4096
+
 
 def _whole(value: Any, name: str, lo: int, hi: int) -> int:
     """``value`` as a whole number in lo..hi, or InvalidArgumentError saying so."""
@@ -727,6 +731,9 @@ class Consumer:
         self._writable = writable
         self._max_batch = (int(max_batch) if max_batch
                            else _core.default_max_batch(ring.capacity))
+        # Per-event loops (iteration, values) make a Python value per event, a batch's list
+        # at a time: at most this many, so a big ring's half is not one list held to its end.
+        self._event_batch = min(self._max_batch, PER_EVENT_BATCH)
         self._tuple_fields = _tuple_fields(self._dtype)
         self._async_helper: Optional[_async._Helper] = None
         self._batch_first = -1
@@ -905,7 +912,7 @@ class Consumer:
         lists = self._lists(names)
         return itertools.chain.from_iterable(
             lists(first, count, journal)
-            for first, count, journal in self._ranges(self._max_batch, None))
+            for first, count, journal in self._ranges(self._event_batch, None))
 
     def arrow_batches(self, max_size: Optional[int] = None) -> Iterator[Any]:
         """:meth:`batches` as ``pyarrow.RecordBatch`` objects (:func:`xdisruptor.to_arrow`:

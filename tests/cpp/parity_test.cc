@@ -810,7 +810,8 @@ TEST(MaxBatchSizeParity, ShouldCapAtHalfTheRingByDefaultAndNotAtAllWhenAskedForA
   EXPECT_EQ(DefaultMaxBatch(16), 8);
   EXPECT_EQ(DefaultMaxBatch(8192), 4096);
   EXPECT_EQ(DefaultMaxBatch(1 << 20), 1 << 19);
-  for (const std::int64_t max_batch : {0, 16, 1000}) {
+  for (const std::int64_t max_batch :
+       {std::int64_t{0}, std::int64_t{16}, std::int64_t{1000}, INT64_MAX}) {
     ScopedRingName name;
     Ring<StubEvent> ring = MakeRing(name, 16, SequencerKind::kSingleProducer);
     Consumer consumer = Register(ring, "processor");

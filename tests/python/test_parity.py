@@ -374,6 +374,14 @@ def test_should_cap_at_half_the_ring_by_default_and_not_at_all_when_asked_for_a_
         assert h.events == list(range(16))
 
 
+def test_should_hand_batches_of_at_most_half_the_ring_by_default(ring_name):
+    with make(ring_name) as ring, ring.consumer("c") as c, ring.producer() as p:
+        with p.claim(16):
+            pass  # a whole ring visible at once
+        p.close()
+        assert [len(b) for b in c.batches()] == [8, 8]
+
+
 # --------------------------------------------------------- RewindBatchEventProcessorTest
 
 def events(*ranges):

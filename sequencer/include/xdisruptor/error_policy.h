@@ -58,7 +58,7 @@ struct ProcessorOptions {
   int max_retries = 3;                      // kRetry: runs of a batch after the first
   std::int64_t retry_pause_ns = 1'000'000;  // kRetry: pause before each rerun
   // > 0: hand the handler at most this many events at once; 0: DefaultMaxBatch of the ring.
-  // (A batch never exceeds the ring's capacity, so max_batch >= capacity means no cap.)
+  // (A batch never holds more than the ring's capacity, so max_batch >= capacity: no cap.)
   std::int64_t max_batch = 0;
 };
 
@@ -71,9 +71,11 @@ struct ProcessorOptions {
 inline std::int64_t DefaultMaxBatch(std::uint64_t capacity) {
   return static_cast<std::int64_t>(std::max<std::uint64_t>(capacity / 2, 1));
 }
-// The cap a processor applies: the one asked for, or the default.
+// The cap a processor applies: the one asked for (never more than the capacity, so a cap of
+// any size is safe to add to a sequence), or the default.
 inline std::int64_t EffectiveMaxBatch(const ProcessorOptions& options, std::uint64_t capacity) {
-  return options.max_batch > 0 ? options.max_batch : DefaultMaxBatch(capacity);
+  const auto most = static_cast<std::int64_t>(std::max<std::uint64_t>(capacity, 1));
+  return options.max_batch > 0 ? std::min(options.max_batch, most) : DefaultMaxBatch(capacity);
 }
 absl::Status ValidateProcessorOptions(const ProcessorOptions& options);
 
