@@ -152,7 +152,7 @@ void RegisterVocabulary(py::module_& m) {
       "default_max_batch",
       [](std::uint64_t capacity) { return DefaultMaxBatch(capacity); }, py::arg("capacity"),
       "The batch cap of a consumer that names none, for a ring of this capacity (C++'s "
-      "DefaultMaxBatch: half the ring).");
+      "DefaultMaxBatch: half the ring; Python consumers take at most 4096 of it).");
   m.def("stage_environment", &StageEnvironmentDict,
         "The XDISRUPTOR_* stage variables of this process, parsed as C++ stages parse them.");
 }

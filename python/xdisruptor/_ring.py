@@ -32,9 +32,13 @@ from .errors import (DTypeError, HandlerError, InvalidArgumentError, RecordError
 
 __all__ = ["Ring", "Producer", "Consumer"]
 
-# The most events a per-event loop (iteration, values()) turns into Python values at once;
-# the batch cap (max_batch, by default half the ring) bounds it further.
-PER_EVENT_BATCH = 4096
+# The most events a Python consumer takes at once unless told otherwise (max_batch,
+# max_size), and the most a per-event loop (iteration, values()) turns into Python values at
+# once whatever it was told. A Python handler spends ~100x what a C++ one does per event, so
+# C++'s default, half the ring (DefaultMaxBatch), would hold the ring ~100x as long; measured:
+# a prebuilt-batch Python consumer of a 65536-slot ring at 0.89x with half the ring
+# (docs/benchmarks.md).
+PYTHON_MAX_BATCH = 4096
 
 
 def _whole(value: Any, name: str, lo: int, hi: int) -> int:
@@ -729,11 +733,11 @@ class Consumer:
         self._raw = raw
         self._dtype = ring.dtype
         self._writable = writable
-        self._max_batch = (int(max_batch) if max_batch
-                           else _core.default_max_batch(ring.capacity))
+        self._max_batch = (int(max_batch) if max_batch else
+                           min(PYTHON_MAX_BATCH, _core.default_max_batch(ring.capacity)))
         # Per-event loops (iteration, values) make a Python value per event, a batch's list
-        # at a time: at most this many, so a big ring's half is not one list held to its end.
-        self._event_batch = min(self._max_batch, PER_EVENT_BATCH)
+        # at a time: never more than PYTHON_MAX_BATCH in one list held to its end.
+        self._event_batch = min(self._max_batch, PYTHON_MAX_BATCH)
         self._tuple_fields = _tuple_fields(self._dtype)
         self._async_helper: Optional[_async._Helper] = None
         self._batch_first = -1
@@ -843,7 +847,7 @@ class Consumer:
     def batches(self, max_size: Optional[int] = None, *,
                 on_timeout: Optional[Callable[[int], None]] = None) -> Iterator[np.ndarray]:
         """Yields structured views of every available event (at most ``max_size`` at a time,
-        by default half the ring; never wrapping the ring's end), waiting when there are none.
+        by default half the ring up to 4096 events; never wrapping the ring's end), waiting when there are none.
         Ends when the producer closed the stream and everything was read, or after
         :meth:`halt`; raises
         UpstreamGoneError if a stage this one runs after left."""
@@ -982,7 +986,7 @@ class Consumer:
         optionally ``on_start()`` and ``on_shutdown()`` (once each per run, also when halted
         before it started), ``on_timeout(sequence)``, ``on_batch_start(batch_size,
         queue_depth)`` (before each batch: its size and how many events were ready;
-        ``max_batch`` caps the size; None: half the ring, as in C++),
+        ``max_batch`` caps the size; None: half the ring up to 4096 events),
         ``set_sequence_callback(release)`` (given before ``on_start``: ``release(sequence)`` from inside ``on_event`` releases the events up to
         it before the batch ends) and ``on_handler_error(event_or_batch, sequence,
         exception)`` (told of every failure, instead of the default report on stderr).

@@ -243,7 +243,7 @@ class RawRecorder:
         ...
 def default_max_batch(capacity: typing.SupportsInt | typing.SupportsIndex) -> int:
     """
-    The batch cap of a consumer that names none, for a ring of this capacity (C++'s DefaultMaxBatch: half the ring).
+    The batch cap of a consumer that names none, for a ring of this capacity (C++'s DefaultMaxBatch: half the ring; Python consumers take at most 4096 of it).
     """
 def error_action(policy: str, rewindable: bool, attempts: typing.SupportsInt | typing.SupportsIndex, max_retries: typing.SupportsInt | typing.SupportsIndex) -> str:
     """
