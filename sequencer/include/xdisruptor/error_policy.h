@@ -65,9 +65,10 @@ struct ProcessorOptions {
 // The batch cap of a consumer that names none, in C++ and Python alike: half the ring. A stage
 // a whole ring behind then releases half of it before it handles the rest, instead of holding
 // the whole ring to the end of one batch while the producer and the stages after it wait.
-// Measured on 2 cores, yielding, 50-100 M events (docs/benchmarks.md): a diamond went from
-// 0.78-0.84x of multicast uncapped to 0.96-1.06x; a cap of 4096 helped as much there but cost
-// unicast 1P-1C ~20% and 3P-1C ~45%, half the ring neither.
+// Measured on 2 cores, yielding, 20-100 M events (docs/benchmarks.md): a diamond went from
+// 0.78-0.84x of multicast uncapped to 0.94-0.99x (five sets of 5-7 rounds); a cap of 4096
+// helped as much there but cost unicast 1P-1C 12-24% and 3P-1C 43-50%; half the ring cost
+// neither beyond the rounds' spread (unicast 0.90-0.97x, rounds 0.64..1.23).
 inline std::int64_t DefaultMaxBatch(std::uint64_t capacity) {
   return static_cast<std::int64_t>(std::max<std::uint64_t>(capacity / 2, 1));
 }
