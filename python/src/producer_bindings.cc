@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "bindings.h"
 #include "python_ints.h"
@@ -270,11 +271,17 @@ class PyProducer {
     PyProducer& p_;
   };
 
+  // Runs f on whichever sequencer this producer has.
+  template <typename F>
+  decltype(auto) Dispatch(F&& f) {
+    if (single_) return f(*single_);
+    return f(*multi_);
+  }
+  // Dispatch, counted as a use for its whole length.
   template <typename F>
   decltype(auto) Use(F&& f) {
     Usage usage(*this);
-    if (single_) return f(*single_);
-    return f(*multi_);
+    return Dispatch(std::forward<F>(f));
   }
 
   void CheckUsable() const {
@@ -506,7 +513,7 @@ class PyProducer {
       s.Publish(*hi, *hi);
       return single_ ? *hi : s.cursor();
     };
-    return single_ ? publish(*single_) : publish(*multi_);
+    return Dispatch(publish);
   }
 
   // Producer.publish_many: every record of an iterable, claimed in runs of up to half the
