@@ -33,6 +33,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -57,6 +58,10 @@ ABSL_FLAG(int64_t, max_batch, 0,
           "most events an xdisruptor consumer handles before it releases them (0: the "
           "library's default, DefaultMaxBatch; >= capacity: no cap), and with --hand_cap the "
           "hand ring's consumers too");
+ABSL_FLAG(std::string, pin, "",
+          "a CPU per process, one digit each: the consumers c0, c1, ... then the producers "
+          "(e.g. 0110 for a 1P-3C topology: c0 and the producer on CPU 0); empty: the "
+          "kernel places them");
 ABSL_FLAG(bool, hand_cap, false, "the hand ring's consumers release every --max_batch events "
           "(the default cap when 0) instead of once per batch");
 
@@ -150,6 +155,21 @@ Plan MakePlan(const std::string& topology, std::uint64_t events) {
   return plan;
 }
 
+// Keeps this process on the CPU --pin gives process `i` (the consumers, then the producers).
+// With more processes than cores that never sleep, the kernel hardly ever moves them (1-4
+// migrations a run), so which ones share a core is set at the start and stays: --pin fixes it.
+void PinTo(int i) {
+  const std::string pin = absl::GetFlag(FLAGS_pin);
+  if (pin.empty()) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(pin[static_cast<std::size_t>(i)] - '0', &set);
+  if (::sched_setaffinity(0, sizeof(set), &set) != 0) {
+    std::perror("sched_setaffinity");
+    _exit(2);
+  }
+}
+
 // Runs `consumer(c, &checker)` in C forked processes and `producer(p)` in P (producer 0 in
 // this process unless `fork_all`), starts them together, and returns the seconds from the
 // start to the last consumer's end, or -1 if any check failed.
@@ -165,6 +185,7 @@ double Run(const Plan& plan, const std::function<void()>& before_fork,
   for (int c = 0; c < plan.consumers; ++c) {
     const pid_t pid = ::fork();
     if (pid == 0) {
+      PinTo(c);
       Checker checker;
       control->ready.fetch_add(1);
       consumer(c, &checker);
@@ -176,6 +197,7 @@ double Run(const Plan& plan, const std::function<void()>& before_fork,
   for (int p = 1; p < plan.producers; ++p) {
     const pid_t pid = ::fork();
     if (pid == 0) {
+      PinTo(plan.consumers + p);
       AwaitGo(control);
       producer(p);
       _exit(0);
@@ -184,6 +206,7 @@ double Run(const Plan& plan, const std::function<void()>& before_fork,
   }
   while (control->ready.load() < plan.consumers + plan.producers - 1) ::usleep(100);
   after_children_ready();
+  PinTo(plan.consumers);
   const double t0 = Now();
   control->go.store(1, std::memory_order_release);
   producer(0);
@@ -559,6 +582,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   const Plan plan = MakePlan(topology, static_cast<std::uint64_t>(absl::GetFlag(FLAGS_events)));
+  if (const std::string pin = absl::GetFlag(FLAGS_pin); !pin.empty()) {
+    const unsigned cpus = std::thread::hardware_concurrency();
+    bool ok = pin.size() == static_cast<std::size_t>(plan.consumers + plan.producers);
+    for (const char d : pin) ok = ok && d >= '0' && d <= '9' && unsigned(d - '0') < cpus;
+    if (!ok) {
+      std::fprintf(stderr, "--pin wants %d digits (consumers, then producers), each a CPU below %u\n",
+                   plan.consumers + plan.producers, cpus);
+      return 2;
+    }
+  }
   double seconds = -1;
   if (impl == "xdisruptor") {
     seconds = RunXdisruptor(plan, *kind);
