@@ -587,7 +587,8 @@ int main(int argc, char** argv) {
     bool ok = pin.size() == static_cast<std::size_t>(plan.consumers + plan.producers);
     for (const char d : pin) ok = ok && d >= '0' && d <= '9' && unsigned(d - '0') < cpus;
     if (!ok) {
-      std::fprintf(stderr, "--pin wants %d digits (consumers, then producers), each a CPU below %u\n",
+      std::fprintf(stderr,
+                   "--pin wants %d digits (consumers, then producers), each a CPU below %u\n",
                    plan.consumers + plan.producers, cpus);
       return 2;
     }
