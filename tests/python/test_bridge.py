@@ -343,7 +343,7 @@ def test_clear_errors_for_an_unreachable_server_a_missing_stream_a_schema_mismat
 
 class NatsCluster:
     """Three `nats-server`s on loopback forming one JetStream cluster (each its own store under
-    `directory`), ready once every member sees a meta leader."""
+    `directory`), ready once every member sees a meta leader and the routes have settled."""
 
     def __init__(self, directory, size=3):
         self.directory = directory
@@ -363,9 +363,20 @@ class NatsCluster:
             self.logs.append(open(directory / f"n{i}.log", "w"))
             self.procs.append(subprocess.Popen([NATS_SERVER, "-c", str(conf)], stdout=self.logs[i],
                                                stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 60
+        started = time.monotonic()
+        deadline = started + 60
         while not all(self.jsz(i).get("meta_cluster", {}).get("leader") for i in range(size)):
             assert time.monotonic() < deadline, "the cluster did not elect a meta leader: " + \
+                (directory / "n0.log").read_text()[-2000:]
+            time.sleep(0.2)
+        # A member that found another not listening yet tries its route again a second later,
+        # and the pair closes one of the two routes ("Duplicate Route"). Once in CI (nats-server
+        # 2.9.10) a stream made 0.6 s before such a closing never acknowledged a publish in 60 s
+        # (the bridge gave up): wait for those retries and a full mesh before using the cluster.
+        while (time.monotonic() < started + 2.5 or
+               not all(self.monitor(i, "routez").get("num_routes") == size - 1
+                       for i in range(size))):
+            assert time.monotonic() < deadline, "the cluster's routes did not form: " + \
                 (directory / "n0.log").read_text()[-2000:]
             time.sleep(0.2)
 
@@ -373,15 +384,19 @@ class NatsCluster:
     def urls(self):
         return ",".join(f"nats://127.0.0.1:{p}" for p in self.ports)
 
-    def jsz(self, i, query=""):
+    def monitor(self, i, endpoint):
+        """Member i's monitoring endpoint (e.g. "jsz?streams=true") as JSON ({} if it fails)."""
         import json
         import urllib.request
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http[i]}/jsz{query}",
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http[i]}/{endpoint}",
                                         timeout=2) as r:
                 return json.load(r)
         except OSError:
             return {}
+
+    def jsz(self, i, query=""):
+        return self.monitor(i, "jsz" + query)
 
     def stream_leader(self, stream):
         """The index of the member leading `stream` (None while there is none)."""
@@ -413,25 +428,32 @@ def test_a_replicated_stream_loses_nothing_when_its_leader_is_killed(
         tmp_path, tool, peer, fork_ctx, ring_name, cleanup_rings):
     events = 300_000
     cluster = NatsCluster(tmp_path)
+    started = []  # killed at the end if still running (a failed assert must not leave them)
     try:
         src, far = rings(ring_name, capacity=4096)
         out = subprocess.Popen([tool, "bridge", "out", ring_name + "-src", "--nats", cluster.urls,
                                 "--stream", "S", "--replicas", "3", "--max_batch=256"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        started.append(out)
         line = out.stderr.readline()
         assert line.startswith("bridge out:"), line + out.stderr.read()
         inn = subprocess.Popen([tool, "bridge", "in", ring_name + "-far", "--nats", cluster.urls,
                                 "--stream", "S"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
+        started.append(inn)
         line = inn.stderr.readline()
         assert line.startswith("bridge in:"), line + inn.stderr.read()
         cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
+        started += [cpp, py]
         producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src",
                                      f"--events={events}", "--consumers=1", "--rate=100000"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        started.append(producer)
         deadline = time.monotonic() + 60
         while far.cursor < events // 3:
-            assert time.monotonic() < deadline, "the stream did not get going"
+            if time.monotonic() > deadline or out.poll() is not None or inn.poll() is not None:
+                raise AssertionError(f"the stream did not get going: source ring at {src.cursor}, "
+                                     f"far ring at {far.cursor}\n" + bridge_logs(out, inn))
             time.sleep(0.01)
         leader = cluster.stream_leader("S")
         assert leader is not None, "no member leads the stream"
@@ -442,10 +464,7 @@ def test_a_replicated_stream_loses_nothing_when_its_leader_is_killed(
         while far.cursor < events - 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         if far.cursor < events - 1:  # say what each side saw
-            for p in (out, inn):
-                p.send_signal(signal.SIGTERM)
-            raise AssertionError(f"the far ring stopped at {far.cursor}:\n"
-                                 f"out: {out.stderr.read()}\nin: {inn.stderr.read()}")
+            raise AssertionError(f"the far ring stopped at {far.cursor}:\n" + bridge_logs(out, inn))
         finish_far_consumers(cpp, py, done)
         assert out.wait(120) == 0, out.stderr.read()
         assert inn.wait(120) == 0, inn.stderr.read()
@@ -454,7 +473,29 @@ def test_a_replicated_stream_loses_nothing_when_its_leader_is_killed(
         new_leader = cluster.stream_leader("S")
         assert new_leader is not None and new_leader != leader
     finally:
+        for p in started:
+            if isinstance(p, subprocess.Popen) and p.poll() is None:
+                p.kill()
+                p.wait()
+            elif not isinstance(p, subprocess.Popen) and p.is_alive():
+                p.kill()
+                p.join()
         cluster.stop()
+
+
+def bridge_logs(out, inn):
+    """Both bridges' exit codes and everything they wrote to stderr (stopped first if running)."""
+    said = []
+    for name, p in (("out", out), ("in", inn)):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            err = p.communicate(timeout=30)[1]
+        except subprocess.TimeoutExpired:
+            p.kill()
+            err = p.communicate()[1]
+        said.append(f"bridge {name} (exit {p.returncode}): {err}")
+    return "\n".join(said)
 
 
 def make_namespaces(tag):
