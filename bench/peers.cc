@@ -33,7 +33,6 @@
 #include <cstring>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -58,12 +57,12 @@ ABSL_FLAG(int64_t, max_batch, 0,
           "most events an xdisruptor consumer handles before it releases them (0: the "
           "library's default, DefaultMaxBatch; >= capacity: no cap), and with --hand_cap the "
           "hand ring's consumers too");
+ABSL_FLAG(bool, hand_cap, false, "the hand ring's consumers release every --max_batch events "
+          "(the default cap when 0) instead of once per batch");
 ABSL_FLAG(std::string, pin, "",
           "a CPU per process, one digit each: the consumers c0, c1, ... then the producers "
           "(e.g. 0110 for a 1P-3C topology: c0 and the producer on CPU 0); empty: the "
           "kernel places them");
-ABSL_FLAG(bool, hand_cap, false, "the hand ring's consumers release every --max_batch events "
-          "(the default cap when 0) instead of once per batch");
 
 namespace {
 
@@ -171,7 +170,7 @@ void PinTo(int i) {
 }
 
 // Runs `consumer(c, &checker)` in C forked processes and `producer(p)` in P (producer 0 in
-// this process unless `fork_all`), starts them together, and returns the seconds from the
+// this process), starts them together, and returns the seconds from the
 // start to the last consumer's end, or -1 if any check failed.
 double Run(const Plan& plan, const std::function<void()>& before_fork,
            const std::function<void(int, Checker*)>& consumer,
@@ -582,14 +581,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   const Plan plan = MakePlan(topology, static_cast<std::uint64_t>(absl::GetFlag(FLAGS_events)));
+  // Checked before anything starts: a process that could not pin itself later would leave
+  // the others waiting for it.
   if (const std::string pin = absl::GetFlag(FLAGS_pin); !pin.empty()) {
-    const unsigned cpus = std::thread::hardware_concurrency();
-    bool ok = pin.size() == static_cast<std::size_t>(plan.consumers + plan.producers);
-    for (const char d : pin) ok = ok && d >= '0' && d <= '9' && unsigned(d - '0') < cpus;
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    bool ok = ::sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
+              pin.size() == static_cast<std::size_t>(plan.consumers + plan.producers);
+    for (const char d : pin) ok = ok && d >= '0' && d <= '9' && CPU_ISSET(d - '0', &allowed);
     if (!ok) {
       std::fprintf(stderr,
-                   "--pin wants %d digits (consumers, then producers), each a CPU below %u\n",
-                   plan.consumers + plan.producers, cpus);
+                   "--pin wants %d digits (consumers, then producers), each a CPU this process "
+                   "may run on\n",
+                   plan.consumers + plan.producers);
       return 2;
     }
   }

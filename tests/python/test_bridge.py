@@ -142,12 +142,17 @@ def cleanup_rings(ring_name):
             xdisruptor.Ring.remove(ring_name + suffix, force=True)
 
 
-def start_far_consumers(peer, fork_ctx, ring_name, events):
+def start_far_consumers(peer, fork_ctx, ring_name, events, started=None):
+    """The C++ and Python consumers of the far ring, each added to `started` (if given) as soon
+    as it runs."""
+    started = [] if started is None else started
     cpp = start_peer(peer, "consume", f"--ring={ring_name}-far", "--name=cpp",
                      f"--events={events}", "--wait=blocking")
+    started.append(cpp)
     done = fork_ctx.Event()
     py = fork_ctx.Process(target=check_far, args=(ring_name + "-far", "py", events, done))
     py.start()
+    started.append(py)
     far = xdisruptor.Ring.attach(ring_name + "-far")
     deadline = time.monotonic() + 30
     while len(far.consumers()) < 2:
@@ -373,9 +378,8 @@ class NatsCluster:
         # and the pair closes one of the two routes ("Duplicate Route"). Once in CI (nats-server
         # 2.9.10) a stream made 0.6 s before such a closing never acknowledged a publish in 60 s
         # (the bridge gave up): wait for those retries and a full mesh before using the cluster.
-        while (time.monotonic() < started + 2.5 or
-               not all(self.monitor(i, "routez").get("num_routes") == size - 1
-                       for i in range(size))):
+        while time.monotonic() < started + 2.5 or not all(
+                self.routed_to(i) == size - 1 for i in range(size)):
             assert time.monotonic() < deadline, "the cluster's routes did not form: " + \
                 (directory / "n0.log").read_text()[-2000:]
             time.sleep(0.2)
@@ -394,6 +398,11 @@ class NatsCluster:
                 return json.load(r)
         except OSError:
             return {}
+
+    def routed_to(self, i):
+        """How many other members member i has a route to (2.10 and later pool several routes
+        per pair: they are counted once)."""
+        return len({r.get("remote_id") for r in self.monitor(i, "routez").get("routes") or []})
 
     def jsz(self, i, query=""):
         return self.monitor(i, "jsz" + query)
@@ -423,6 +432,22 @@ class NatsCluster:
             log.close()
 
 
+def bridge_logs(out, inn):
+    """Both bridges' exit codes and what they wrote to stderr after their first line (each
+    stopped first if still running)."""
+    said = []
+    for name, p in (("out", out), ("in", inn)):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        said.append(f"bridge {name} (exit {p.returncode}): {p.stderr.read()}")
+    return "\n".join(said)
+
+
 @needs_nats
 def test_a_replicated_stream_loses_nothing_when_its_leader_is_killed(
         tmp_path, tool, peer, fork_ctx, ring_name, cleanup_rings):
@@ -443,8 +468,7 @@ def test_a_replicated_stream_loses_nothing_when_its_leader_is_killed(
         started.append(inn)
         line = inn.stderr.readline()
         assert line.startswith("bridge in:"), line + inn.stderr.read()
-        cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
-        started += [cpp, py]
+        cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events, started)
         producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src",
                                      f"--events={events}", "--consumers=1", "--rate=100000"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -474,28 +498,14 @@ def test_a_replicated_stream_loses_nothing_when_its_leader_is_killed(
         assert new_leader is not None and new_leader != leader
     finally:
         for p in started:
-            if isinstance(p, subprocess.Popen) and p.poll() is None:
-                p.kill()
-                p.wait()
-            elif not isinstance(p, subprocess.Popen) and p.is_alive():
+            if isinstance(p, subprocess.Popen):
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            elif p.is_alive():
                 p.kill()
                 p.join()
         cluster.stop()
-
-
-def bridge_logs(out, inn):
-    """Both bridges' exit codes and everything they wrote to stderr (stopped first if running)."""
-    said = []
-    for name, p in (("out", out), ("in", inn)):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-        try:
-            err = p.communicate(timeout=30)[1]
-        except subprocess.TimeoutExpired:
-            p.kill()
-            err = p.communicate()[1]
-        said.append(f"bridge {name} (exit {p.returncode}): {err}")
-    return "\n".join(said)
 
 
 def make_namespaces(tag):
