@@ -847,10 +847,9 @@ class Consumer:
     def batches(self, max_size: Optional[int] = None, *,
                 on_timeout: Optional[Callable[[int], None]] = None) -> Iterator[np.ndarray]:
         """Yields structured views of every available event (at most ``max_size`` at a time,
-        by default half the ring up to 4096 events; never wrapping the ring's end), waiting when there are none.
-        Ends when the producer closed the stream and everything was read, or after
-        :meth:`halt`; raises
-        UpstreamGoneError if a stage this one runs after left."""
+        by default half the ring up to 4096 events; never wrapping the ring's end), waiting
+        when there are none. Ends when the producer closed the stream and everything was read,
+        or after :meth:`halt`; raises UpstreamGoneError if a stage this one runs after left."""
         limit = int(max_size) if max_size else self._max_batch
         capacity = self._ring.capacity
         mask = capacity - 1

@@ -62,9 +62,10 @@ struct ProcessorOptions {
   std::int64_t max_batch = 0;
 };
 
-// The batch cap of a consumer that names none, in C++ and Python alike: half the ring. A stage
-// a whole ring behind then releases half of it before it handles the rest, instead of holding
-// the whole ring to the end of one batch while the producer and the stages after it wait.
+// The batch cap of a C++ consumer that names none: half the ring (a Python consumer takes at
+// most 4096 of it, PYTHON_MAX_BATCH in python/xdisruptor/_ring.py). A stage a whole ring
+// behind then releases half of it before it handles the rest, instead of holding the whole
+// ring to the end of one batch while the producer and the stages after it wait.
 // Measured on 2 cores, yielding, 20-100 M events (docs/benchmarks.md): a diamond went from
 // 0.78-0.84x of multicast uncapped to 0.94-0.99x (five sets of 5-7 rounds); a cap of 4096
 // helped as much there but cost unicast 1P-1C 12-24% and 3P-1C 43-50%; half the ring cost
