@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -113,6 +115,17 @@ absl::Status ReadHeader(int fd, const std::string& path, SegmentHeader* header) 
   }
   if (header->header_check != HeaderCheck(*header)) return bad("its header checksum fails");
   return absl::OkStatus();
+}
+
+bool TornNewSegment(const SegmentFiles& files) {
+  struct stat index_st {};
+  if (::stat(files.index.c_str(), &index_st) != 0 || index_st.st_size != 0) return false;
+  const int fd = ::open(files.data.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  SegmentHeader h{};
+  const bool torn = !ReadHeader(fd, files.data, &h).ok();
+  ::close(fd);
+  return torn;
 }
 
 }  // namespace xdisruptor::journal

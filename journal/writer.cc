@@ -223,6 +223,15 @@ absl::StatusOr<JournalWriter> JournalWriter::Open(const JournalOptions& options,
   }
   auto segments = journal::ListSegments(options.directory);
   if (!segments.ok()) return segments.status();
+  // A recorder killed while creating its newest segment leaves a torn header and an empty
+  // index: that segment never held anything. Drop it first, so the one before it is the
+  // newest and is resumed below (dropping it inside the loop once left the one before
+  // unresumed, and the journal taken for empty lost its first segment).
+  if (!segments->empty() && journal::TornNewSegment(segments->back())) {
+    ::unlink(segments->back().data.c_str());
+    ::unlink(segments->back().index.c_str());
+    segments->pop_back();
+  }
   // Every segment must carry our schema; the last one is resumed.
   for (std::size_t i = 0; i < segments->size(); ++i) {
     const journal::SegmentFiles& files = (*segments)[i];
@@ -232,18 +241,7 @@ absl::StatusOr<JournalWriter> JournalWriter::Open(const JournalOptions& options,
     absl::Status s = journal::ReadHeader(fd, files.data, &h);
     ::close(fd);
     const bool last = i + 1 == segments->size();
-    if (!s.ok()) {
-      // A recorder killed while creating its newest segment leaves a torn header and no
-      // batch: that segment never held anything.
-      struct stat st {};
-      if (last && ::stat(files.index.c_str(), &st) == 0 && st.st_size == 0) {
-        ::unlink(files.data.c_str());
-        ::unlink(files.index.c_str());
-        segments->pop_back();
-        break;
-      }
-      return s;
-    }
+    if (!s.ok()) return s;
     if (h.slot_size != slot_size || std::string_view(h.schema, h.schema_length) != schema) {
       return absl::FailedPreconditionError(
           SchemaMismatch(options.directory, std::string_view(h.schema, h.schema_length),

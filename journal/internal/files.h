@@ -39,6 +39,11 @@ absl::StatusOr<std::vector<SegmentFiles>> ListSegments(const std::string& direct
 // Reads and checks a segment header: DataLoss (with `path`) when it is not a valid one.
 absl::Status ReadHeader(int fd, const std::string& path, SegmentHeader* header);
 
+// True for a segment whose creation was cut short (its writer killed between creating the
+// files and writing the header): the data file has no valid header and the index is empty,
+// so it never held an event.
+bool TornNewSegment(const SegmentFiles& files);
+
 }  // namespace xdisruptor::journal
 
 #endif  // XDISRUPTOR_JOURNAL_INTERNAL_FILES_H_

@@ -121,6 +121,40 @@ TEST(JournalFormatTest, ShouldCutATornTailAtOpen) {
   EXPECT_EQ(ReadAll(*r, 0, 11), 12);
 }
 
+// A recorder killed between creating a new segment's files and writing its header leaves
+// both empty. The segment before it is then the newest: it is resumed, and nothing older is
+// touched (reopening once took the journal for empty and deleted its first segment).
+TEST(JournalFormatTest, ShouldDropANewestSegmentCutBeforeItsHeaderAndResumeTheOneBefore) {
+  for (const std::size_t header_bytes : {std::size_t{0}, std::size_t{100}}) {
+    TempDir dir;
+    {
+      auto w = JournalWriter::Open(Options(dir), "", kSlot, "ring");
+      ASSERT_TRUE(w.ok());
+      ASSERT_TRUE(AppendEvents(*w, 0, 27).ok());  // segments 0, 10, 20
+    }
+    // The roll to segment 30, killed before (or while) writing its header.
+    const std::string data = dir / journal::SegmentFileName(30, journal::kDataSuffix);
+    const std::string index = dir / journal::SegmentFileName(30, journal::kIndexSuffix);
+    std::ofstream(index, std::ios::binary).flush();
+    std::ofstream(data, std::ios::binary) << std::string(header_bytes, '\0');
+    auto r = JournalReader::Open(dir.get());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->last(), 26);  // readers stop before a segment still being created
+    auto w = JournalWriter::Open(Options(dir), "", kSlot, "ring");
+    ASSERT_TRUE(w.ok()) << w.status();
+    EXPECT_FALSE(w->empty());
+    EXPECT_EQ(w->first(), 0);
+    EXPECT_EQ(w->last(), 26);
+    EXPECT_FALSE(std::filesystem::exists(data));
+    EXPECT_TRUE(std::filesystem::exists(dir / journal::SegmentFileName(0, journal::kDataSuffix)));
+    ASSERT_TRUE(AppendEvents(*w, 27, 10).ok());  // fills 20's segment and makes 30 anew
+    ASSERT_TRUE(r->Refresh().ok());
+    EXPECT_EQ(r->first(), 0);
+    EXPECT_EQ(ReadAll(*r, 0, 36), 37);
+    EXPECT_TRUE(r->Verify().ok());
+  }
+}
+
 TEST(JournalFormatTest, ShouldNameTheFirstBadSequenceOfACorruptSegment) {
   TempDir dir;
   {

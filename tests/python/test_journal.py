@@ -198,6 +198,36 @@ def test_should_resume_exactly_once_when_the_recorder_is_killed_mid_write(peer_r
     check_journal(tmp_path / "j", n)
 
 
+def test_should_keep_every_segment_when_the_recorder_was_killed_creating_a_new_one(
+        peer_ring, ring_name, tool, tmp_path):
+    """Killed between creating a new segment's files and writing its header, the recorder
+    leaves both empty; the next one drops them, resumes the segment before and loses nothing
+    (it once took the journal for empty and deleted its first segment)."""
+    directory = tmp_path / "j"
+    recorder = record(tool, ring_name, directory, "--segment-bytes=64000")  # 1000 events each
+    p = peer_ring.producer()
+    for first in range(0, 3000, 500):
+        p.publish_batch(peer_events(first, 500))
+    j = xdisruptor.Journal(directory)
+    deadline = time.monotonic() + 30
+    while j.last < 2999 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        j.refresh()
+    assert j.last == 2999
+    recorder.send_signal(signal.SIGKILL)
+    recorder.wait()
+    # The roll to 3000 as a kill leaves it: the index made, the data file made, no header.
+    (directory / f"{3000:020d}.xdx").write_bytes(b"")
+    (directory / f"{3000:020d}.xdj").write_bytes(b"")
+    recorder = record(tool, ring_name, directory, "--segment-bytes=64000")
+    for first in range(3000, 5000, 500):
+        p.publish_batch(peer_events(first, 500))
+    p.close()
+    out, err = recorder.communicate(timeout=60)
+    assert recorder.returncode == 0, err
+    assert check_journal(directory, 5000).segments == 5
+
+
 def _mount_tmpfs(path, size):
     path.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
