@@ -129,6 +129,31 @@ absl::StatusOr<std::string> StreamSubject(jsCtx* js, const std::string& stream) 
   return subject;
 }
 
+// Where `subject` in the stream ends for this life of the ring (its name and epoch): the
+// sequence the next batch starts at, or kAtCursor when the stream holds none of it (a first
+// start, or a ring made anew). A bridge stopped and started again goes on from there.
+absl::StatusOr<std::int64_t> StreamResumesAt(jsCtx* js, const OutOptions& o,
+                                             const std::string& subject, const RingSegment& ring) {
+  natsMsg* raw = nullptr;
+  jsErrCode code{};
+  const natsStatus s = js_GetLastMsg(&raw, js, o.stream.c_str(), subject.c_str(), nullptr, &code);
+  if (s == NATS_NOT_FOUND) return kAtCursor;  // nothing stored on the subject
+  if (s != NATS_OK) return NatsError(s, "cannot read the end of stream " + o.stream, code);
+  Msg msg(raw);
+  auto batch = DecodeBatch(
+      [&](const char* key) -> const char* {
+        const char* value = nullptr;
+        return natsMsgHeader_Get(msg.get(), key, &value) == NATS_OK ? value : nullptr;
+      },
+      std::span<const char>(natsMsg_GetData(msg.get()),
+                            static_cast<std::size_t>(natsMsg_GetDataLength(msg.get()))));
+  if (!batch.ok() || batch->ring != o.ring ||
+      batch->epoch != static_cast<std::int64_t>(ring.header().created_at_unix_ns)) {
+    return kAtCursor;  // another ring's, or an earlier life's
+  }
+  return batch->count == 0 ? batch->close_at + 1 : batch->first + batch->count;
+}
+
 // The live line on a tty: events/s since the last line, acks pending, lag, duplicates, bad.
 class StatusLine {
  public:
@@ -209,9 +234,8 @@ void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure)
 
 absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
                         const std::atomic<bool>& stop, Counters& counters, RingSegment& ring_ref,
-                        Consumer& consumer_ref, bool& sending) {
+                        std::optional<Consumer>& registered, bool& sending) {
   RingSegment* ring = &ring_ref;
-  Consumer* consumer = &consumer_ref;
   const std::string subject = o.subject.empty() ? "xdisruptor." + o.ring : o.subject;
   auto conn = Connect(nats, ("xdisruptor bridge out " + o.ring).c_str());
   if (!conn.ok()) return conn.status();
@@ -233,9 +257,35 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
         "stream %s takes subject '%s', not '%s' (pass --subject %s)", o.stream,
         *stream_subject, subject, *stream_subject));
   }
-  std::fprintf(stderr, "bridge out: ring %s -> stream %s (subject %s), consumer %s from %lld\n",
+  // Registered only now that JetStream answers. A consumer left registered by a bridge that
+  // crashed or gave up resumes its place; otherwise the bridge goes on where the stream ends
+  // (after a stop, the ring's history fills what it missed), or joins at the cursor.
+  ConsumerOptions co = o.consumer;
+  if (co.start_at == kAtCursor) {
+    auto resume_at = StreamResumesAt(js.get(), o, subject, *ring);
+    if (!resume_at.ok()) return resume_at.status();
+    co.start_at = *resume_at;
+  }
+  auto consumer_or = Consumer::Register(*ring, o.name, co);
+  if (!consumer_or.ok()) {
+    if (consumer_or.status().code() == absl::StatusCode::kOutOfRange) {
+      return absl::DataLossError(absl::StrFormat(
+          "stream %s goes on at %d, but ring %s no longer holds it (the bridge was away while "
+          "the producer went on): the stream cannot go on without a gap, which its in side "
+          "would stop at. Bridge into a new stream; to have a bridge hold the ring while it is "
+          "away, kill it rather than stop it (%s)",
+          o.stream, co.start_at, o.ring, consumer_or.status().message()));
+    }
+    return consumer_or.status();
+  }
+  registered.emplace(*std::move(consumer_or));
+  Consumer* consumer = &*registered;
+  std::fprintf(stderr, "bridge out: ring %s -> stream %s (subject %s), consumer %s from %lld%s\n",
                o.ring.c_str(), o.stream.c_str(), subject.c_str(), o.name.c_str(),
-               static_cast<long long>(consumer->sequence() + 1));
+               static_cast<long long>(consumer->sequence() + 1),
+               consumer->resumed()                      ? " (resumed its place)"
+               : co.start_at != o.consumer.start_at ? " (where the stream ends)"
+                                                        : "");
   const auto schema = ParseSchema(ring->schema());
   const std::uint32_t event_size =
       schema.ok() && schema->itemsize > 0 ? schema->itemsize : ring->slot_size();
@@ -428,6 +478,25 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
       published_to = last;
     }
   }
+  // Stopped: wait up to 5 s for the acks of what is in flight. All acknowledged, the stream
+  // holds everything released, in order, and the entry is freed (a stopped bridge does not
+  // hold the producer); the next start goes on where the stream ends, from the ring's history
+  // while the ring still holds it. Otherwise the stream may lack a batch before one it
+  // stored: the entry stays, as for a crash, and the next start resumes from what was
+  // acknowledged.
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = 5000;
+  const bool drained = js_PublishAsyncComplete(js.get(), &wait) == NATS_OK && settle().ok() &&
+                       consumer->sequence() == published_to;
+  if (!drained) {
+    std::fprintf(stderr, "%sbridge out: stopped with events %lld..%lld not acknowledged: "
+                 "consumer %s stays registered, holding the ring for the next start of the "
+                 "bridge (or `xdisruptor evict`)\n", o.status_line ? "\n" : "",
+                 static_cast<long long>(consumer->sequence() + 1),
+                 static_cast<long long>(published_to), o.name.c_str());
+    consumer->Abandon();
+  }
   return absl::CancelledError("stopped");
 }
 
@@ -442,14 +511,15 @@ absl::Status RunOut(const NatsOptions& nats, const OutOptions& o, const std::ato
   }
   auto ring = RingSegment::Attach(o.ring);
   if (!ring.ok()) return ring.status();
-  auto consumer = Consumer::Register(*ring, o.name, o.consumer);
-  if (!consumer.ok()) return consumer.status();
+  std::optional<Consumer> consumer;
   bool sending = false;
-  absl::Status result = RunOutLoop(nats, o, stop, counters, *ring, *consumer, sending);
+  absl::Status result = RunOutLoop(nats, o, stop, counters, *ring, consumer, sending);
+  if (!consumer.has_value()) return result;
   // Given up on an error once it was sending, or as a restart of a bridge that was (JetStream
   // unreachable for long, a refused publish, ...): the entry stays, so the ring keeps what was
   // not stored and the next start of the bridge resumes from it. A clean end (everything
-  // stored, or stopped) and a first start that never got going free it.
+  // stored, or stopped with every ack in) frees it; a start that never reached JetStream
+  // registered nothing (or left a crashed bridge's entry as it was).
   if (!result.ok() && !absl::IsCancelled(result) && (sending || consumer->resumed())) {
     std::fprintf(stderr, "bridge out: consumer %s stays registered at %lld, holding the ring "
                  "for the next start of the bridge (or `xdisruptor evict`)\n", o.name.c_str(),

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 import xdisruptor
-from conftest import PEER_DTYPE, check_peer_events, finish, start_peer
+from conftest import PEER_DTYPE, REPO, check_peer_events, finish, start_peer
+
+PEER_PY = REPO / "tests" / "peer" / "peer.py"
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -112,6 +114,7 @@ def bridge(tool, side, ring, server, stream, *extra):
                              *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()
     assert line.startswith(f"bridge {side}:"), line + proc.stderr.read()
+    proc.first_line = line
     return proc
 
 
@@ -192,11 +195,13 @@ def test_a_million_events_cross_exactly_once_in_order(nats, tool, peer, fork_ctx
     assert f"bridge in: {events} events" in summary and "0 bad messages" in summary, summary
 
 
-def mid_stream(peer, fork_ctx, ring_name, far, events):
-    """Far consumers (C++ and Python), then the C++ producer's `events` into the source ring at
-    200,000/s; returns once the far ring holds a third of them: (cpp, py, done, producer)."""
+def mid_stream(peer, fork_ctx, ring_name, far, events, lang="cpp"):
+    """Far consumers (C++ and Python), then the C++ (or Python) producer's `events` into the
+    source ring at 200,000/s; returns once the far ring holds a third of them: (cpp, py, done,
+    producer)."""
     cpp, py, done = start_far_consumers(peer, fork_ctx, ring_name, events)
-    producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src", f"--events={events}",
+    head = [peer] if lang == "cpp" else [sys.executable, str(PEER_PY)]
+    producer = subprocess.Popen([*head, "produce", f"--ring={ring_name}-src", f"--events={events}",
                                  "--consumers=1", "--rate=200000"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -232,6 +237,60 @@ def test_nothing_lost_nothing_duplicated_when_a_side_is_killed(nats, tool, peer,
     finish_far_consumers(cpp, py, done)
     assert out.wait(120) == 0, out.stderr.read()
     assert inn.wait(120) == 0, inn.stderr.read()
+
+
+@needs_nats
+@pytest.mark.parametrize("lang", ["cpp", "py"], ids=["cpp-producer", "py-producer"])
+def test_a_stopped_out_side_frees_the_ring_and_goes_on_where_the_stream_ends(
+        nats, tool, peer, fork_ctx, ring_name, cleanup_rings, lang):
+    """SIGTERM: the out side waits for its acks, frees its entry (a stopped bridge does not hold
+    the producer) and exits 0; started again while the ring still holds what it missed, it goes
+    on where the stream ends, from the ring's history: every event once, in order."""
+    events = 300_000
+    server = nats()
+    src, far = rings(ring_name, capacity=262144)  # 1.3 s of the producer's 200,000/s
+    out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
+    inn = bridge(tool, "in", ring_name + "-far", server, "S")
+    cpp, py, done, producer = mid_stream(peer, fork_ctx, ring_name, far, events, lang)
+    out.send_signal(signal.SIGTERM)
+    assert out.wait(30) == 0, out.stderr.read()
+    said = out.stderr.read()
+    assert "stays registered" not in said, said
+    assert not [c for c in src.consumers() if c["name"] == "bridge"], "the entry was not freed"
+    assert src.cursor < events - 1, "the producer finished before the bridge started again"
+    out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
+    assert "(where the stream ends)" in out.first_line, out.first_line
+    assert producer.wait(240) == 0, producer.stderr.read()
+    finish_far_consumers(cpp, py, done)
+    assert out.wait(120) == 0, out.stderr.read()
+    assert inn.wait(120) == 0, inn.stderr.read()
+
+
+@needs_nats
+def test_an_out_side_away_longer_than_the_ring_holds_refuses_to_leave_a_gap(
+        nats, tool, peer, ring_name, cleanup_rings):
+    """Stopped while the producer went on for more than a lap of the ring, the out side cannot
+    go on where the stream ends: it says so and exits 1 rather than send from the cursor (the
+    in side would stop at the gap); it leaves no entry behind."""
+    server = nats()
+    src, far = rings(ring_name, capacity=4096)
+    out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
+    producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src", "--events=100000",
+                                 "--consumers=1", "--rate=100000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(c["name"] == "bridge" and c["sequence"] >= 5000 for c in src.consumers()):
+        assert time.monotonic() < deadline and out.poll() is None, "the bridge did not get going"
+        time.sleep(0.01)
+    out.send_signal(signal.SIGTERM)
+    assert out.wait(30) == 0, out.stderr.read()
+    assert producer.wait(120) == 0, producer.stderr.read()  # free to run ahead, and it did
+    again = subprocess.run([tool, "bridge", "out", ring_name + "-src", "--nats", server.url,
+                            "--stream", "S"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1, again.stderr
+    assert "no longer holds it" in again.stderr and "cannot go on without a gap" in again.stderr, \
+        again.stderr
+    assert not [c for c in src.consumers() if c["name"] == "bridge"]
 
 
 @needs_nats
