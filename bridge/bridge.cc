@@ -203,6 +203,16 @@ struct AckState {
   std::string error;             // the first failed publish, if any
 };
 
+// in: NAKs the messages of a fetched list from `from` on when it goes out of scope (those
+// already settled refuse a second settling; harmless).
+struct GiveBack {
+  natsMsgList* list;
+  int from = 0;
+  ~GiveBack() {
+    for (int i = from; i < list->Count; ++i) natsMsg_Nak(list->Msgs[i], nullptr);
+  }
+};
+
 std::int64_t HeaderInt(natsMsg* msg, const char* key, std::int64_t otherwise) {
   const char* text = nullptr;
   return natsMsgHeader_Get(msg, key, &text) == NATS_OK && text != nullptr ? std::atoll(text)
@@ -237,9 +247,9 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
                         std::optional<Consumer>& registered, bool& sending) {
   RingSegment* ring = &ring_ref;
   const std::string subject = o.subject.empty() ? "xdisruptor." + o.ring : o.subject;
+  AckState acks;  // first: libnats' thread may run OnAck until the connection is destroyed
   auto conn = Connect(nats, ("xdisruptor bridge out " + o.ring).c_str());
   if (!conn.ok()) return conn.status();
-  AckState acks;
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.PublishAsync.MaxPending = o.max_pending;
@@ -291,6 +301,18 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
       schema.ok() && schema->itemsize > 0 ? schema->itemsize : ring->slot_size();
   const std::string epoch = absl::StrFormat("%d", ring->header().created_at_unix_ns);
   const std::string schema_text(ring->schema());
+  // A message (headers and events) must fit the server's max_payload (1 MiB by default): of
+  // large events, fewer than --max_batch go in one.
+  const std::int64_t max_payload = natsConnection_GetMaxPayload(conn->get());
+  const std::int64_t headers = 1024 + static_cast<std::int64_t>(schema_text.size() + o.ring.size());
+  const std::int64_t max_batch = std::min<std::int64_t>(
+      o.max_batch, (max_payload - headers) / static_cast<std::int64_t>(event_size));
+  if (max_batch < 1) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "an event of ring %s takes %d bytes; with its headers it does not fit one message of "
+        "this NATS server (max_payload %d bytes): raise max_payload in the server's "
+        "configuration", o.ring, event_size, max_payload));
+  }
   std::vector<char> body;
 
   // Releases the acknowledged prefix of the batches in flight; a failed publish is an error.
@@ -458,8 +480,8 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
     }
     if (r.available <= published_to) continue;
     // A batch: wait up to max_delay for it to fill, unless it is full already.
-    if (r.available - published_to < o.max_batch && delay_ns > 0) {
-      const WaitResult more = consumer->barrier().WaitFor(published_to + o.max_batch, delay_ns);
+    if (r.available - published_to < max_batch && delay_ns > 0) {
+      const WaitResult more = consumer->barrier().WaitFor(published_to + max_batch, delay_ns);
       r.available = std::max(r.available, more.available);
     }
     while (published_to < r.available && !stop.load()) {
@@ -470,7 +492,7 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
         break;
       }
       const std::int64_t first = published_to + 1;
-      const std::int64_t last = std::min(r.available, first + o.max_batch - 1);
+      const std::int64_t last = std::min(r.available, first + max_batch - 1);
       if (absl::Status s = publish_batch(first, last); !s.ok()) {
         if (absl::Status rr = reset(s); !rr.ok()) return rr;
         break;
@@ -565,16 +587,19 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
   std::uint32_t event_size = 0;
   StatusLine status("bridge in", counters, o.status_line);
   absl::Time fetch_failing_since = absl::InfinitePast();  // fetches failing in a row since
-  // Opens (or creates) the far ring for the first batch's schema.
+  // A batch whose events are not the size its own schema says lies about itself: it is
+  // counted and terminated, never applied (the caller's check).
+  auto self_consistent = [](const WireBatch& b) {
+    if (b.schema.empty()) return true;
+    const auto schema = ParseSchema(b.schema);
+    return schema.ok() && schema->itemsize == b.event_size;
+  };
+  // Opens (or creates) the far ring for the first batch. Anything wrong here is a setting
+  // (the ring's name, capacity, schema or slots, another life of the source): the bridge stops
+  // saying so and acknowledges nothing, so the stream keeps every message for the next start.
   auto open_ring = [&](const WireBatch& b) -> absl::Status {
     auto attached = RingSegment::Attach(o.ring);
     if (!attached.ok() && attached.status().code() == absl::StatusCode::kNotFound && o.create) {
-      if (const auto schema = ParseSchema(b.schema);
-          !b.schema.empty() && (!schema.ok() || schema->itemsize != b.event_size)) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "a batch of %d-byte events carries schema \"%s\" of another size (or none valid)",
-            b.event_size, b.schema));
-      }
       attached = RingSegment::Create({.name = o.ring, .capacity = o.capacity,
                                       .slot_size = (b.event_size + 7) / 8 * 8,
                                       .schema = b.schema});
@@ -585,19 +610,31 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
           "ring '%s' carries schema \"%s\" but stream %s carries \"%s\"", o.ring,
           attached->schema(), o.stream, b.schema));
     }
-    // The events must fit the slots (and match the schema's size): else the message lies.
     const auto parsed = ParseSchema(attached->schema());
     if (b.event_size > attached->slot_size() ||
         (!attached->schema().empty() && parsed.ok() && parsed->itemsize != b.event_size)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "a batch of %d-byte events does not fit ring '%s' (%d-byte slots, schema \"%s\")",
-          b.event_size, o.ring, attached->slot_size(), attached->schema()));
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "stream %s carries %d-byte events, which ring '%s' does not take (%d-byte slots, "
+          "schema \"%s\")",
+          o.stream, b.event_size, o.ring, attached->slot_size(), attached->schema()));
+    }
+    // Which life of the source ring the far ring carries: a ring it was never given one to
+    // takes this batch's; one that carries an earlier life cannot take a later one (its
+    // cursor counts the earlier life's sequences: the new ones would be taken for duplicates).
+    const std::int64_t carried = LoadOriginEpoch(attached->producer());
+    if (carried != 0 && b.epoch > carried) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "stream %s now carries a new life of ring '%s' (it was made again: epoch %d), but "
+          "ring '%s' holds the one before (epoch %d, up to sequence %d): one far ring takes "
+          "one life; remove it (or bridge into another ring) and start again with --create",
+          o.stream, b.ring, b.epoch, o.ring, carried, LoadCursor(attached->producer())));
     }
     ring.emplace(*std::move(attached));
     auto p = SingleProducerSequencer::Attach(*ring, {.kind = WaitKind::kBlocking});
     if (!p.ok()) return p.status();
     producer.emplace(*std::move(p));
-    epoch = b.epoch;
+    if (carried == 0) StoreOriginEpoch(ring->producer(), b.epoch);
+    epoch = carried != 0 ? carried : b.epoch;
     event_size = b.event_size;
     return absl::OkStatus();
   };
@@ -625,7 +662,11 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
     }
     fetch_failing_since = absl::InfinitePast();
     std::unique_ptr<natsMsgList, void (*)(natsMsgList*)> owned(&list, natsMsgList_Destroy);
+    // Leaving with messages of this fetch not yet settled (an error, a stop, the end): hand
+    // them back at once, so the next start gets them now rather than after the ack wait.
+    GiveBack give_back{&list};
     for (int i = 0; i < list.Count; ++i) {
+      give_back.from = i;  // every path below settles message i before the next
       natsMsg* m = list.Msgs[i];
       auto header = [m](const char* key) -> const char* {
         const char* v = nullptr;
@@ -633,12 +674,26 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
       };
       auto batch = DecodeBatch(header, {natsMsg_GetData(m),
                                         static_cast<std::size_t>(natsMsg_GetDataLength(m))});
-      if (!batch.ok() || (ring.has_value() && (batch->epoch != epoch ||
-                                               (batch->count > 0 && batch->event_size != event_size)))) {
-        ++counters.bad;  // garbage, truncated, or another ring's epoch: counted, never applied
+      if (batch.ok() && ring.has_value() && batch->epoch > epoch) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "stream %s now carries a new life of ring '%s' (it was made again: epoch %d), but "
+            "ring '%s' holds the one before (epoch %d, up to sequence %d): one far ring takes "
+            "one life; remove it (or bridge into another ring) and start again with --create",
+            o.stream, batch->ring, batch->epoch, o.ring, epoch, producer->cursor()));
+      }
+      const bool bad = !batch.ok() || (batch->count > 0 && !self_consistent(*batch)) ||
+                       (ring.has_value() && (batch->epoch < epoch || (batch->count > 0 &&
+                                                              batch->event_size != event_size)));
+      if (bad) {  // garbage, truncated, lying, or an earlier life's: counted, never applied
+        ++counters.bad;
         std::fprintf(stderr, "bridge in: dropped a message: %s\n",
-                     batch.ok() ? "it comes from another epoch of the ring (re-created?)"
-                                : std::string(batch.status().message()).c_str());
+                     !batch.ok() ? std::string(batch.status().message()).c_str()
+                     : batch->epoch < epoch
+                         ? "it comes from an earlier life of the ring (made again since)"
+                         : absl::StrFormat("a batch of %d-byte events carries schema \"%s\" of "
+                                           "another size (or none valid)",
+                                           batch->event_size, batch->schema)
+                               .c_str());
         natsMsg_Term(m, nullptr);
         continue;
       }
@@ -647,23 +702,39 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
           natsMsg_Ack(m, nullptr);
           continue;
         }
-        if (absl::Status st = open_ring(*batch); !st.ok()) {
-          if (st.code() != absl::StatusCode::kInvalidArgument) return st;
-          ++counters.bad;  // a message that cannot be this ring's: counted, never applied
-          std::fprintf(stderr, "bridge in: dropped a message: %s\n", std::string(st.message()).c_str());
+        if (absl::Status st = open_ring(*batch); !st.ok()) return st;
+        if (batch->epoch < epoch) {  // the far ring carries a later life already
+          ++counters.bad;
+          std::fprintf(stderr, "bridge in: dropped a message: it comes from an earlier life "
+                       "of the ring (made again since)\n");
           natsMsg_Term(m, nullptr);
           continue;
         }
       }
       // The far ring's cursor is the dedupe state: events at or below it are in already.
       const std::int64_t cursor = producer->cursor();
+      // Ahead of the far ring: after a server crash a batch (or the close marker) can be
+      // stored before the ones the out side sends again. Put it back for a moment; the
+      // missing batches come first. A gap that lasts means events are gone.
+      auto put_back = [&](std::int64_t next) -> absl::Status {
+        if (gap_since == absl::InfinitePast()) gap_since = absl::Now();
+        if (absl::Now() - gap_since > kGapTimeout) {
+          return absl::DataLossError(absl::StrFormat(
+              "stream %s skips from sequence %d to %d for %s: events are missing (retention?)",
+              o.stream, cursor, next, absl::FormatDuration(kGapTimeout)));
+        }
+        natsMsg_NakWithDelay(m, 50, nullptr);
+        return absl::OkStatus();
+      };
       if (batch->count == 0) {
         if (batch->close_at > cursor) {  // batches put back for a gap come first
-          natsMsg_NakWithDelay(m, 50, nullptr);
+          if (absl::Status st = put_back(batch->close_at); !st.ok()) return st;
           continue;
         }
-        natsMsg_Ack(m, nullptr);
+        // Closed, then acknowledged: killed between the two, the next start finds the marker
+        // again (a producer attaching reopens the ring) and closes it again.
         producer->Close();
+        natsMsg_Ack(m, nullptr);
         status.Update(true);
         return absl::OkStatus();
       }
@@ -676,15 +747,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
       if (batch->first > cursor + 1 && cursor == kInitialSequence) {
         producer->ClaimSequence(batch->first - 1);  // a far ring joining a stream midway
       } else if (batch->first > cursor + 1) {
-        // Ahead of the far ring: after a server crash a batch can be stored before the ones
-        // the out side sends again. Put it back for a moment; the missing batches come first.
-        if (gap_since == absl::InfinitePast()) gap_since = absl::Now();
-        if (absl::Now() - gap_since > kGapTimeout) {
-          return absl::DataLossError(absl::StrFormat(
-              "stream %s skips from sequence %d to %d for %s: events are missing (retention?)",
-              o.stream, cursor, batch->first, absl::FormatDuration(kGapTimeout)));
-        }
-        natsMsg_NakWithDelay(m, 50, nullptr);
+        if (absl::Status st = put_back(batch->first); !st.ok()) return st;
         continue;
       }
       gap_since = absl::InfinitePast();
@@ -710,6 +773,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
       ++counters.messages;
       natsMsg_Ack(m, nullptr);
     }
+    give_back.from = list.Count;
   }
   return absl::CancelledError("stopped");
 }

@@ -134,6 +134,7 @@ RingStats Stats(const RingSegment& ring) {
   st.cursor = LoadCursor(p);
   st.published = Published(ring, st.cursor);
   st.closed_at = p.closed_at_sequence.load(std::memory_order_relaxed);
+  st.origin_epoch = LoadOriginEpoch(p);
   st.creator_pid = h.creator_pid;
   st.created_at_unix_ns = h.created_at_unix_ns;
   for (const internal::ProducerInfo& info : internal::Producers(ring)) {
@@ -169,11 +170,11 @@ std::string StatsJson(const RingStats& st) {
       "{\"name\": %s, \"capacity\": %d, \"slot_size\": %d, \"schema\": %s, "
       "\"producers_kind\": %s, \"multi_producer\": %s, \"cursor\": %d, \"published\": %d, "
       "\"closed\": %s, \"closed_at\": %d, \"creator_pid\": %d, \"created_at_unix_ns\": %d, "
-      "\"producer_alive\": %s, \"producer_pids\": [",
+      "\"origin_epoch\": %d, \"producer_alive\": %s, \"producer_pids\": [",
       JsonString(st.name), st.capacity, st.slot_size, JsonString(st.schema),
       JsonString(NameOf(st.sequencer)), JsonBool(st.multi_producer), st.cursor,
       st.published, JsonBool(st.closed), st.closed_at, st.creator_pid, st.created_at_unix_ns,
-      JsonBool(st.producer_alive));
+      st.origin_epoch, JsonBool(st.producer_alive));
   for (std::size_t i = 0; i < st.producer_pids.size(); ++i) {
     out += absl::StrFormat("%s%d", i ? ", " : "", st.producer_pids[i]);
   }

@@ -138,6 +138,11 @@ void PrintStats(const RingStats& st, const RingStats* before, double seconds,
   std::printf("created by process %" PRId64 " at %s\n", st.creator_pid,
               absl::FormatTime(absl::FromUnixNanos(st.created_at_unix_ns)).c_str());
   if (!st.schema.empty()) std::printf("schema %s\n", st.schema.c_str());
+  if (st.origin_epoch != 0) {
+    std::printf("carries, through a bridge, the stream of a ring created at %s (epoch %" PRId64
+                ")\n",
+                absl::FormatTime(absl::FromUnixNanos(st.origin_epoch)).c_str(), st.origin_epoch);
+  }
   if (st.flight.count > 0) {
     std::printf("flight records %u, latest %s at %s\n", st.flight.count, st.flight.path.c_str(),
                 absl::FormatTime(absl::FromUnixNanos(st.flight.at_unix_ns)).c_str());

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import xdisruptor
-from conftest import PEER_DTYPE, REPO, check_peer_events, finish, start_peer
+from conftest import PEER_DTYPE, REPO, check_peer_events, finish, peer_events, start_peer
 
 PEER_PY = REPO / "tests" / "peer" / "peer.py"
 
@@ -370,6 +370,110 @@ def test_the_schema_travels_with_the_stream_and_bad_input_is_counted(
     with far.consumer("late", start_at=0) as c:
         got = np.concatenate(list(c.batches()))
     assert len(got) == 2000 and check_peer_events(got, 0)
+
+
+def publish_and_close(ring, events):
+    with ring.producer() as p:
+        p.publish_batch(events)
+        p.close()
+
+
+@needs_nats
+def test_large_events_go_in_messages_that_fit_the_servers_max_payload(nats, tool, ring_name,
+                                                                     cleanup_rings):
+    """2 KiB events and the default --max_batch of 1024 would make 2 MiB messages, twice the
+    server's default max_payload: the out side puts fewer in each, and every event crosses."""
+    big = np.dtype([("sequence", "<i8"), ("blob", "S2040")])
+    server = nats()
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=8192, dtype=big)
+    out = bridge(tool, "out", ring_name + "-src", server, "S", "--give_up_s=5")
+    events = np.zeros(5000, dtype=big)
+    events["sequence"] = np.arange(5000)
+    events["blob"] = [b"%d" % i * 100 for i in range(5000)]
+    publish_and_close(src, events)
+    assert out.wait(60) == 0, out.stderr.read()
+    inn = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--create", "--nats",
+                          server.url, "--stream", "S"], capture_output=True, text=True, timeout=60)
+    assert inn.returncode == 0 and "5000 events" in inn.stderr, inn.stderr
+    with xdisruptor.Ring.attach(ring_name + "-far").consumer("late", start_at=0) as c:
+        got = np.concatenate(list(c.batches()))
+    assert np.array_equal(got, events)
+
+
+@needs_nats
+def test_a_setting_the_far_ring_cannot_take_stops_the_in_side_and_consumes_nothing(
+        nats, tool, ring_name, cleanup_rings):
+    """A far ring that cannot be made as asked (a capacity that is not a power of two) is a
+    setting to fix, not a bad message: the in side exits 1 saying why and acknowledges
+    nothing, so started again with a good setting it carries every event."""
+    server = nats()
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=1024, dtype=PEER_DTYPE)
+    out = bridge(tool, "out", ring_name + "-src", server, "S")
+    publish_and_close(src, peer_events(0, 2000))
+    assert out.wait(60) == 0, out.stderr.read()
+    bad = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--create", "--capacity=1000",
+                          "--nats", server.url, "--stream", "S"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1, bad.stderr
+    assert "capacity 1000 is not a power of two" in bad.stderr and "0 bad messages" in bad.stderr, \
+        bad.stderr
+    assert not xdisruptor.Ring.exists(ring_name + "-far")
+    good = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--create", "--nats",
+                           server.url, "--stream", "S"], capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0 and "2000 events" in good.stderr, good.stderr
+    with xdisruptor.Ring.attach(ring_name + "-far").consumer("late", start_at=0) as c:
+        got = np.concatenate(list(c.batches()))
+    assert len(got) == 2000 and check_peer_events(got, 0)
+
+
+@needs_nats
+def test_a_new_life_of_the_source_ring_is_refused_by_a_far_ring_holding_the_one_before(
+        nats, tool, ring_name, cleanup_rings):
+    """The source ring made again (a new epoch) while the far ring holds its earlier life: the
+    running in side, and one started again on that far ring, exit 1 naming both lives rather
+    than take the new events for duplicates of the old; the new life goes into a new far
+    ring, whole."""
+    server = nats()
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=4096, dtype=PEER_DTYPE)
+    out = bridge(tool, "out", ring_name + "-src", server, "S")
+    inn = bridge(tool, "in", ring_name + "-far", server, "S", "--create")
+    p = src.producer()  # the first life: 1000 events, its stream never ended (a crash)
+    p.publish_batch(peer_events(0, 1000))
+    p.close(end_stream=False)
+    deadline = time.monotonic() + 60
+    while not (xdisruptor.Ring.exists(ring_name + "-far")
+               and xdisruptor.Ring.attach(ring_name + "-far").cursor == 999):
+        assert time.monotonic() < deadline and inn.poll() is None, "the first life did not cross"
+        time.sleep(0.01)
+    first_epoch = src.stats()["created_at_unix_ns"]
+    assert xdisruptor.Ring.attach(ring_name + "-far").stats()["origin_epoch"] == first_epoch
+    shown = subprocess.run([tool, "stat", ring_name + "-far"], capture_output=True, text=True)
+    assert "carries, through a bridge, the stream of a ring created at" in shown.stdout and \
+        f"(epoch {first_epoch})" in shown.stdout, shown.stdout
+    out.send_signal(signal.SIGTERM)
+    assert out.wait(30) == 0, out.stderr.read()
+    src.close()
+    xdisruptor.Ring.remove(ring_name + "-src", force=True)
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=4096, dtype=PEER_DTYPE)
+    out = bridge(tool, "out", ring_name + "-src", server, "S")
+    second = peer_events(0, 1000)
+    second["mark"] = 2
+    publish_and_close(src, second)
+    assert out.wait(60) == 0, out.stderr.read()
+    assert inn.wait(60) == 1
+    said = inn.stderr.read()
+    assert "now carries a new life of ring" in said and "holds the one before" in said, said
+    again = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--nats", server.url,
+                            "--stream", "S"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "now carries a new life of ring" in again.stderr, again.stderr
+    assert xdisruptor.Ring.attach(ring_name + "-far").cursor == 999  # nothing taken
+    xdisruptor.Ring.remove(ring_name + "-far", force=True)
+    fresh = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--create", "--nats",
+                            server.url, "--stream", "S"], capture_output=True, text=True, timeout=60)
+    assert fresh.returncode == 0 and "1000 events" in fresh.stderr, fresh.stderr
+    with xdisruptor.Ring.attach(ring_name + "-far").consumer("late", start_at=0) as c:
+        got = np.concatenate(list(c.batches()))
+    assert len(got) == 1000 and check_peer_events(got, 0) and (got["mark"] == 2).all()
 
 
 @needs_nats

@@ -179,7 +179,11 @@ struct ProducerState {
   std::uint32_t reserved_644;                             // 644
   std::atomic<std::int64_t> closed_at_sequence;           // 648: the cursor when closed
   FlightRecordState flight;                               // 656
-  std::uint8_t reserved_936[1024 - 936];
+  // A ring fed by a bridge's in side (bridge/): the epoch (creation time) of the source ring
+  // whose stream it carries, so a restarted bridge knows which life of the source its cursor
+  // counts. 0: none (a ring fed by its own producers, or made before this field).
+  std::atomic<std::int64_t> origin_epoch;                 // 936
+  std::uint8_t reserved_944[1024 - 944];
   ProducerEntryState producers[kMaxProducers];  // 1024
 };
 
@@ -326,6 +330,7 @@ static_assert(sizeof(P) == 2048 && alignof(P) == kSpacing && XD_PIN(P, cursor, 0
 static_assert(XD_PIN(P, gating_mask, 256) && XD_PIN(P, registry_lock, 264) &&
               XD_PIN(P, cursor_notification, 384) && XD_PIN(P, ring_status, 640) &&
               XD_PIN(P, closed_at_sequence, 648) && XD_PIN(P, flight, 656) &&
+              XD_PIN(P, origin_epoch, 936) &&
               XD_PIN(P, producers, 1024));
 static_assert(sizeof(C) == kConsumerStateSize && alignof(C) == kSpacing);
 static_assert(XD_PIN(C, sequence, 0) && XD_PIN(C, events, 8) && XD_PIN(C, batches, 16) &&

@@ -41,6 +41,17 @@ inline void CloseRing(ProducerState& p) {
   SetRingStatus(p, RingStatus::kClosed);
 }
 
+// --- Origin: the source ring's life a bridge carries into this ring ------------------------
+
+// SYNC POINT: acquire pairs with StoreOriginEpoch's release (a bridge's in side marks the far
+// ring it attached to before it publishes into it; another in side reads it before it does).
+inline std::int64_t LoadOriginEpoch(const ProducerState& p) {
+  return p.origin_epoch.load(std::memory_order_acquire);
+}
+inline void StoreOriginEpoch(ProducerState& p, std::int64_t epoch) {
+  p.origin_epoch.store(epoch, std::memory_order_release);
+}
+
 // --- Gating: which consumer entries hold the producer back ----------------------------------
 
 inline constexpr std::uint64_t EntryBit(std::size_t index) { return std::uint64_t{1} << index; }

@@ -76,6 +76,8 @@ struct RingStats {
   std::int64_t published = 0;  // the highest sequence every consumer may read
   bool closed = false;
   std::int64_t closed_at = -1;  // the cursor when the stream was last closed
+  // Fed by a bridge's in side: the source ring's epoch (creation time) it carries; 0: none.
+  std::int64_t origin_epoch = 0;
   std::int64_t creator_pid = 0;
   std::int64_t created_at_unix_ns = 0;
   std::vector<ProducerStats> producers;
