@@ -674,16 +674,17 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
       };
       auto batch = DecodeBatch(header, {natsMsg_GetData(m),
                                         static_cast<std::size_t>(natsMsg_GetDataLength(m))});
-      if (batch.ok() && ring.has_value() && batch->epoch > epoch) {
+      const bool whole = batch.ok() && (batch->count == 0 || self_consistent(*batch));
+      if (whole && ring.has_value() && batch->epoch > epoch) {
         return absl::FailedPreconditionError(absl::StrFormat(
             "stream %s now carries a new life of ring '%s' (it was made again: epoch %d), but "
             "ring '%s' holds the one before (epoch %d, up to sequence %d): one far ring takes "
             "one life; remove it (or bridge into another ring) and start again with --create",
             o.stream, batch->ring, batch->epoch, o.ring, epoch, producer->cursor()));
       }
-      const bool bad = !batch.ok() || (batch->count > 0 && !self_consistent(*batch)) ||
-                       (ring.has_value() && (batch->epoch < epoch || (batch->count > 0 &&
-                                                              batch->event_size != event_size)));
+      const bool bad = !whole || (ring.has_value() && (batch->epoch < epoch ||
+                                                       (batch->count > 0 &&
+                                                        batch->event_size != event_size)));
       if (bad) {  // garbage, truncated, lying, or an earlier life's: counted, never applied
         ++counters.bad;
         std::fprintf(stderr, "bridge in: dropped a message: %s\n",
