@@ -222,6 +222,78 @@ def test_should_stop_cleanly_and_drain_when_interrupted(tmp_path, examples_bin, 
     assert f"stage enricher: stream closed, {published} events" in out
 
 
+def start_launcher(path):
+    """The launcher in the background; returns it once it started the producer, with the pids
+    of every child it named."""
+    proc = subprocess.Popen([sys.executable, "-m", "xdisruptor.pipeline", "run", str(path),
+                             "--view=lines"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    pids, lines = [], []
+    for line in proc.stdout:
+        lines.append(line)
+        if ", pid " in line:
+            pids.append(int(line.split(", pid ")[1].split(",")[0].split(")")[0]))
+        if line.startswith("started the producer"):
+            return proc, pids, lines
+    raise AssertionError("the launcher did not start the producer: " + "".join(lines) +
+                         proc.stderr.read())
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_should_stop_every_child_and_drain_on_sigterm_and_sighup(tmp_path, examples_bin,
+                                                               ring_name, sig):
+    """kill, timeout, a service manager or a closed terminal stop the pipeline as Ctrl-C does:
+    the stages drain what was published, no child outlives the launcher, exit 128 + signal."""
+    result = tmp_path / "check.json"
+    stages = (cpp_stage("enricher", "enricher") +
+              py_stage("check", "CheckEnriched", after=["enricher"],
+                       options=f'{{ result = "{result}" }}'))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=0,
+                          feed_args=["--seconds=60", "--rate=20000"])
+    proc, pids, _ = start_launcher(path)
+    assert len(pids) == 3  # two stages and the producer
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, out + err
+    name = signal.Signals(sig).name
+    assert f"interrupted ({name})" in out and \
+        f"pipeline stopped by {name}; every stage drained what was published" in out, out
+    published = int(out.split("summary: ")[1].split()[0].replace(",", ""))
+    assert published > 0 and json.loads(result.read_text()) == {"first": 0, "events": published}
+    assert not [p for p in pids if alive(p)], "a child outlived the launcher"
+
+
+def test_should_say_which_stages_did_not_drain_and_hurry_on_a_second_ctrl_c(
+        tmp_path, examples_bin, ring_name):
+    """A stage too slow to drain: a second Ctrl-C stops everything at once (not after
+    stop_timeout), and the summary names the stage that did not drain, exit 1."""
+    stages = py_stage("slow", "Slow", options="{ seconds = 0.5 }")
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=0,
+                          feed_args=["--seconds=60", "--rate=20000"],
+                          extra="[launcher]\nstop_timeout = 60\n")
+    proc, pids, _ = start_launcher(path)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert proc.poll() is None  # draining: 60 s allowed
+    began = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - began < 30, "the second Ctrl-C did not hurry the stop"
+    assert proc.returncode == 1, out + err
+    assert "NOT drained within stop_timeout (60 s), then stopped: slow" in out, out
+    assert not [p for p in pids if alive(p)]
+
+
 def test_should_report_a_stage_that_exits_before_it_registers(tmp_path, examples_bin,
                                                               ring_name):
     stages = cpp_stage("broken", "no-such-role")

@@ -15,7 +15,7 @@ from typing import IO, Optional
 
 from .._journal import Journal
 from .._ring import Ring
-from ..errors import NotFoundError
+from ..errors import Error as XdisruptorError, NotFoundError
 from ._config import PipelineSpec, StageSpec, expand
 
 
@@ -72,6 +72,14 @@ class _Proc:
         return "exit 0" if rc == 0 else f"exit code {rc}"
 
 
+class _Stop(KeyboardInterrupt):
+    """SIGTERM or SIGHUP to the launcher: stop the pipeline as Ctrl-C does."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def _fmt(n: float) -> str:
     if n >= 1e6:
         return f"{n / 1e6:.2f}M"
@@ -100,6 +108,17 @@ class Launcher:
         self.started = time.monotonic()
         self.producer_started: Optional[float] = None
         self.last_lines_view = 0.0
+        self.stopping = False   # stopping the children: a further signal hurries it
+        self.hurry = False      # ... to SIGKILL now
+        self.stop_signal = 0    # what stopped the pipeline (SIGINT, SIGTERM, SIGHUP), if any
+        self.undrained: list[str] = []  # stages still running when the drain time ran out
+
+    def _on_signal(self, signum: int, frame) -> None:
+        if self.stopping:
+            self.hurry = True  # a second Ctrl-C (or SIGTERM) while stopping: SIGKILL now
+            return
+        self.stop_signal = signum
+        raise _Stop(signum)
 
     # -- starting ------------------------------------------------------------------------
     def _stage_env(self, s) -> dict:
@@ -232,19 +251,24 @@ class Launcher:
     # -- stopping ------------------------------------------------------------------------
     def _stop_all(self, drain: bool) -> None:
         """The producer first (it closes the stream), then the stages: given time to drain
-        when `drain`, then SIGTERM, then SIGKILL."""
+        when `drain`, then SIGTERM, then SIGKILL (at once if a signal hurries it)."""
+        self.stopping = True
         if self.producer is not None:
             self.producer.signal(signal.SIGTERM)
         deadline = time.monotonic() + (self.spec.stop_timeout if drain else 0)
         procs = list(self.stages.values()) + ([self.producer] if self.producer else [])
-        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        while (time.monotonic() < deadline and not self.hurry
+               and any(p.poll() is None for p in procs)):
             time.sleep(0.05)
             if self.view == "tty":
                 self._draw()
+        if drain:
+            self.undrained = [name for name, p in self.stages.items() if p.poll() is None]
         for p in procs:
             p.signal(signal.SIGTERM)
         deadline = time.monotonic() + self.spec.stop_timeout
-        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        while (time.monotonic() < deadline and not self.hurry
+               and any(p.poll() is None for p in procs)):
             time.sleep(0.05)
         for p in procs:
             if p.poll() is None:
@@ -256,7 +280,13 @@ class Launcher:
     def run(self) -> int:
         spec = self.spec
         if Ring.exists(spec.ring):
-            Ring.remove(spec.ring)  # a stale ring of an earlier run of this file
+            try:
+                Ring.remove(spec.ring)  # a stale ring of an earlier run of this file
+            except XdisruptorError as e:
+                print(f"pipeline FAILED: ring {spec.ring!r} is still in use, by another run of "
+                      f"this file or by processes an earlier run left (`xdisruptor stat "
+                      f"{spec.ring}` shows them): {e}", file=self.out, flush=True)
+                return 1
         self.ring = Ring.create(spec.ring, capacity=spec.capacity, dtype=spec.dtype,
                                 producers=spec.producers, mode=spec.mode, group=spec.group,
                                 **spec.observability)
@@ -268,6 +298,13 @@ class Launcher:
             self._print(f"metrics at http://{host}:{metrics_server.port}/metrics")
         failure: Optional[str] = None
         interrupted = False
+        # Ctrl-C, SIGTERM (kill, timeout, a service manager) and SIGHUP (a closed terminal)
+        # stop the pipeline the same way: the children run in their own sessions and get
+        # nothing themselves.
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {s: signal.signal(s, self._on_signal) for s in handled}
         try:
             try:
                 failure = self._start_stages()
@@ -280,15 +317,27 @@ class Launcher:
                     failure = self._watch()
             except KeyboardInterrupt:
                 interrupted = True
-                self._print("interrupted: stopping the producer, letting the stages drain")
-            self._stop_all(drain=failure is None)
+                self.stop_signal = self.stop_signal or signal.SIGINT
+                self._print(f"interrupted ({signal.Signals(self.stop_signal).name}): stopping "
+                            "the producer, letting the stages drain")
+            # Drain only what a producer published and only after a clean run or a stop.
+            self._stop_all(drain=failure is None and self.producer is not None)
             self._draw(force=True)
             self.drawn_lines = 0
             code = self._summary(failure, interrupted)
             if code == 0 and not interrupted:
                 code = self._checks()
-            return 130 if interrupted and code == 0 else code
+            return 128 + self.stop_signal if interrupted and code == 0 else code
         finally:
+            # Whatever ended the run (an error, a broken pipe, a signal while stopping), no
+            # child outlives the launcher's run.
+            self.stopping = True
+            for proc in list(self.stages.values()) + ([self.producer] if self.producer else []):
+                if proc.popen.poll() is None:
+                    proc.signal(signal.SIGKILL)
+                    proc.popen.wait()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
             if metrics_server is not None:
                 metrics_server.close()
             try:
@@ -361,11 +410,20 @@ class Launcher:
                       file=out)
                 for line in proc.err:
                     print(f"  {line}", file=out)
+        how = "Ctrl-C" if self.stop_signal in (0, signal.SIGINT) else \
+            signal.Signals(self.stop_signal).name
         if failure:
             print(f"pipeline FAILED: {failure}", file=out)
             code = 1
+        elif interrupted and self.undrained:
+            print(f"pipeline stopped by {how}; NOT drained within stop_timeout "
+                  f"({self.spec.stop_timeout:g} s), then stopped: {', '.join(self.undrained)}",
+                  file=out)
+            code = 1
+        elif interrupted and self.producer is None:
+            print(f"pipeline stopped by {how} before the producer started", file=out)
         elif interrupted:
-            print("pipeline stopped by Ctrl-C; every stage drained what was published", file=out)
+            print(f"pipeline stopped by {how}; every stage drained what was published", file=out)
         else:
             print("pipeline finished: the producer closed the stream and every stage drained "
                   "it", file=out)
