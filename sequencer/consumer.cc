@@ -370,7 +370,20 @@ absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string
         "'%s' on ring '%s' is a consumer, not a worker group; choose another group name",
         group, ring.name()));
   }
-  if (g < 0) {  // the first member makes the group
+  // The first member makes the group; if the member itself is then refused, the group goes
+  // again (a group with no member would hold the producer for ever).
+  bool made = false;
+  auto refuse = [&](absl::Status why) {
+    if (made) {
+      ConsumerState& gc = ring.consumer(static_cast<std::size_t>(g));
+      LeaveGating(ring.producer(), static_cast<std::size_t>(g));
+      ClearOwner(gc.owner);
+      StoreStatus(gc, ConsumerStatus::kFree);
+      wait::WakeAll(gc.notification);
+    }
+    return why;
+  };
+  if (g < 0) {
     auto chosen = internal::ChooseEntry(ring, group);
     if (!chosen.ok()) return chosen.status();
     ConsumerState& gc = ring.consumer(static_cast<std::size_t>(*chosen));
@@ -394,10 +407,11 @@ absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string
     }
     StoreStatus(gc, ConsumerStatus::kActive);
     g = *chosen;
+    made = !plan->resume;
   }
   ConsumerState& gc = ring.consumer(static_cast<std::size_t>(g));
   auto chosen = internal::ChooseEntry(ring, name);
-  if (!chosen.ok()) return chosen.status();
+  if (!chosen.ok()) return refuse(chosen.status());
   const auto index = static_cast<std::size_t>(*chosen);
   ConsumerState& c = ring.consumer(index);
   const std::uint64_t bit = std::uint64_t{1} << index;
@@ -411,8 +425,8 @@ absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string
   if (!plan.resume && internal::NameIs(c, name) && LoadStatus(c) == ConsumerStatus::kActive &&
       c.group_role.load(std::memory_order_relaxed) != kGroupMember) {
     // An entry of this name that is not a member (a dead plain consumer): not ours to take.
-    return absl::AlreadyExistsError(absl::StrFormat(
-        "consumer '%s' on ring '%s' is not a member of group '%s'", name, ring.name(), group));
+    return refuse(absl::AlreadyExistsError(absl::StrFormat(
+        "consumer '%s' on ring '%s' is not a member of group '%s'", name, ring.name(), group)));
   }
   Upstreams up;  // the members wait on what the group runs after
   for (std::uint32_t k = 0; k < std::min<std::uint32_t>(gc.after_count, kMaxAfter); ++k) {

@@ -171,6 +171,12 @@ ClaimedRun Consumer::NextRun(std::int64_t max_wait_ns) {
     next_sample_ = latency::NextSample(work, sample_mask_);
     AdvanceGroup();
     const WaitResult r = barrier_.WaitFor(work + 1, slice());
+    // Halted (Halt, Alert, close) or evicted: claim nothing more, even with events waiting
+    // (an evicted member no longer holds the producer back: what it claimed could be
+    // overwritten under it).
+    if (r.status == WaitStatus::kHalted || r.status == WaitStatus::kEvicted) {
+      return {.status = r.status};
+    }
     if (r.available <= work) {
       if (r.status == WaitStatus::kOk) continue;
       // A slice ended: look for dead members (when due) and wait on, unless the caller's
@@ -211,6 +217,21 @@ absl::Status LeaveGroup(RingSegment& ring, int member, int group) {
   if (LoadSequence(c) < c.claim_hi.load(std::memory_order_relaxed)) {
     wait::WakeAll(g.notification);
     return absl::OkStatus();  // its run is handed to the next member that looks (as if dead)
+  }
+  // Dead members with nothing in hand go now (the periodic look may not have run since they
+  // died): they must not keep a group with no live member gating the producer. One that died
+  // with a run stays, holding the group back until a member takes its run over.
+  for (std::uint64_t m = g.group_members.load(std::memory_order_acquire); m != 0; m &= m - 1) {
+    const auto i = static_cast<std::size_t>(std::countr_zero(m));
+    ConsumerState& d = ring.consumer(i);
+    if (static_cast<int>(i) == member || IsAlive(d.owner) ||
+        LoadSequence(d) < d.claim_hi.load(std::memory_order_relaxed)) {
+      continue;
+    }
+    g.group_members.fetch_and(~(std::uint64_t{1} << i), std::memory_order_seq_cst);
+    ClearOwner(d.owner);
+    StoreStatus(d, ConsumerStatus::kFree);
+    wait::WakeAll(d.notification);
   }
   const std::uint64_t left =
       g.group_members.fetch_and(~(std::uint64_t{1} << member), std::memory_order_seq_cst) &

@@ -121,6 +121,66 @@ TEST(WorkerGroupTest, ShouldShowTheGroupAndItsMembersInStatsAndLeaveWithTheLastM
   EXPECT_FALSE(FindConsumer(ring->segment(), "G").ok());  // gone with its last member
 }
 
+// A member refused after its group was made (its name taken): the group goes again, rather
+// than stay with no member and hold the producer for ever.
+TEST(WorkerGroupTest, ShouldNotLeaveAMemberlessGroupWhenItsFirstMemberIsRefused) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  auto x = Consumer::Register(ring->segment(), "x", {.gating = false});
+  ASSERT_TRUE(x.ok()) << x.status();
+  auto m = Consumer::Register(ring->segment(), "x", {.group = "G"});
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kAlreadyExists) << m.status();
+  EXPECT_EQ(FindConsumer(ring->segment(), "G").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadGatingMask(ring->segment().producer()), 0u);  // nothing holds the producer
+  auto a = Consumer::Register(ring->segment(), "a", {.group = "G"});  // and G can be made
+  EXPECT_TRUE(a.ok()) << a.status();
+}
+
+// Halted or evicted, a member claims nothing more, even with events waiting.
+TEST(WorkerGroupTest, ShouldStopClaimingWhenHaltedOrEvictedWithEventsWaiting) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  auto a = Consumer::Register(ring->segment(), "a", {.group = "G", .claim = 8});
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
+  const std::int64_t hi = *producer->Next(40);
+  for (std::int64_t s = hi - 39; s <= hi; ++s) (*ring)[s].Fill(s);
+  producer->Publish(hi - 39, hi);
+  a->barrier().Alert();
+  EXPECT_EQ(a->NextRun(1'000'000).status, WaitStatus::kHalted);
+  a->barrier().ClearAlert();
+  ClaimedRun run = a->NextRun(1'000'000);
+  ASSERT_EQ(run.status, WaitStatus::kOk);
+  a->Release(run.last, static_cast<std::uint64_t>(run.last - run.first + 1));
+  ASSERT_TRUE(EvictConsumer(ring->segment(), "G").ok());
+  EXPECT_EQ(a->NextRun(1'000'000).status, WaitStatus::kEvicted);
+}
+
+// A member that died with nothing in hand, not yet noticed: the last live member leaving
+// still ends the group (it no longer holds the producer back).
+TEST(WorkerGroupTest, ShouldEndTheGroupWhenTheLastLiveMemberLeavesBesideADeadIdleOne) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  auto a = Consumer::Register(ring->segment(), "a", {.group = "G"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  const pid_t child = testing::ForkChild([&] {
+    auto b = Consumer::Register(ring->segment(), "b", {.group = "G"});
+    ::_exit(b.ok() ? 0 : 1);  // dies registered, idle (no destructor deregisters it)
+    return 1;
+  });
+  ASSERT_EQ(testing::WaitChild(child), 0);
+  const RingStats st = Stats(ring->segment());
+  ASSERT_FALSE(st.consumers.empty());
+  ASSERT_EQ(st.consumers[0].members, (std::vector<std::string>{"a", "b"}));  // b dead, idle
+  ASSERT_TRUE(a->Deregister().ok());
+  EXPECT_EQ(FindConsumer(ring->segment(), "G").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadGatingMask(ring->segment().producer()), 0u);
+}
+
 TEST(WorkerGroupTest, ShouldRefuseBadGroupsClearly) {
   ScopedRingName name;
   auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});

@@ -299,6 +299,10 @@ def test_python_members_refuse_bad_input_clearly(ring_name):
     with ring.consumer("plain"):
         with pytest.raises(xdisruptor.errors.AlreadyExistsError, match="not a worker group"):
             ring.consumer("m", group="plain")
+        # A first member refused (its name taken) leaves no memberless group behind.
+        with pytest.raises(xdisruptor.errors.AlreadyExistsError):
+            ring.consumer("plain", group="G0")
+        assert [c["name"] for c in ring.consumers()] == ["plain"]
     with pytest.raises(xdisruptor.errors.InvalidArgumentError, match="name of its own"):
         ring.consumer("G", group="G")
     with pytest.raises(xdisruptor.errors.InvalidArgumentError, match="claim"):
