@@ -116,7 +116,11 @@ void Consumer::TakeOverDeadMembers() {
     if (static_cast<int>(i) == index_ || IsAlive(d.owner)) continue;
     const std::int64_t done = LoadSequence(d);
     const std::int64_t hi = d.claim_hi.load(std::memory_order_relaxed);
-    if (done < hi) {
+    // A member announces a claim (claim_hi) before its CAS on `work`: killed in between, its
+    // announced run was never its own when `work` is still below it (work only grows, and a
+    // won claim moves it to hi). Such a run is claimed as usual, not redone as taken over.
+    const bool owned = g.work.load(std::memory_order_acquire) >= hi;
+    if (done < hi && owned) {
       if (took) continue;  // its run waits for the next look (it still holds the group back)
       // Its unfinished run becomes ours: our sequence goes to where it stopped before its
       // bit goes (so the group's minimum never passes the run), then we redo (done, hi].

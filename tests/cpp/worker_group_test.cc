@@ -181,6 +181,41 @@ TEST(WorkerGroupTest, ShouldEndTheGroupWhenTheLastLiveMemberLeavesBesideADeadIdl
   EXPECT_EQ(LoadGatingMask(ring->segment().producer()), 0u);
 }
 
+// A member killed after announcing a claim but before winning it: that run was never its own
+// (`work` is still below it), so it is not handed over as taken over; it is claimed as usual.
+TEST(WorkerGroupTest, ShouldNotRedoARunADeadMemberAnnouncedButNeverWon) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  auto a = Consumer::Register(ring->segment(), "a", {.group = "G", .claim = 8});
+  ASSERT_TRUE(a.ok()) << a.status();
+  const pid_t child = testing::ForkChild([&] {
+    auto d = Consumer::Register(ring->segment(), "d", {.group = "G", .claim = 8});
+    if (!d.ok()) ::_exit(1);
+    ConsumerState& c = ring->segment().consumer(static_cast<std::size_t>(*FindConsumer(ring->segment(), "d")));
+    c.claim_hi.store(7, std::memory_order_relaxed);  // announced 0..7, killed before the CAS
+    ::_exit(0);
+    return 1;
+  });
+  ASSERT_EQ(testing::WaitChild(child), 0);
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
+  const std::int64_t hi = *producer->Next(16);
+  for (std::int64_t s = hi - 15; s <= hi; ++s) (*ring)[s].Fill(s);
+  producer->Publish(hi - 15, hi);
+  std::int64_t handled = 0;
+  bool taken_over = false;
+  while (handled < 16) {
+    const ClaimedRun run = a->NextRun(200'000'000);
+    ASSERT_EQ(run.status, WaitStatus::kOk);
+    EXPECT_EQ(run.first, handled);  // each event once, in order: nothing redone
+    taken_over = taken_over || run.taken_over;
+    handled = run.last + 1;
+    a->Release(run.last, static_cast<std::uint64_t>(run.last - run.first + 1));
+  }
+  EXPECT_FALSE(taken_over);
+}
+
 TEST(WorkerGroupTest, ShouldRefuseBadGroupsClearly) {
   ScopedRingName name;
   auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
