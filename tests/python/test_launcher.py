@@ -354,6 +354,59 @@ colour = "blue"
             (line, message, err)
 
 
+def test_should_report_the_right_lines_after_comments_and_multiline_values_and_bad_types(
+        tmp_path, examples_bin):
+    """Headers with a comment after them and a dtype list over several lines keep the line
+    numbers right; keys the launcher does not know, values of the wrong type and malformed
+    placeholders are reported with their line (exit 2), never a traceback."""
+    text = f"""[ring]
+capacity = 1024
+dtype = [
+  ["sequence", "<i8"],
+  ["price", "<f8"],
+]
+
+[producer]  # the feed
+command = ["{examples_bin}/xdisruptor_demo_feed", "{{}}"]
+env = {{ A = "1" }}
+
+[launcher]
+stop_timout = 5
+start_timeout = "soon"
+
+[[stage]]  # first
+name = "a"
+command = ["{examples_bin}/xdisruptor_demo_stage"]
+writable = "false"
+python_path = "lib"
+options = "x"
+
+[[check]]  # after a clean end
+command = ["true"]
+when = "always"
+"""
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    err = done.stderr
+    assert "Traceback" not in err, err
+    expected = [
+        (9, "[producer]: unknown placeholder"),
+        (10, "[producer]: unknown key 'env'"),
+        (13, "[launcher]: unknown key 'stop_timout'"),
+        (14, "[launcher]: start_timeout must be a number of seconds > 0"),
+        (19, "stage 'a': writable must be true or false"),
+        (20, "stage 'a': python_path must be a list of directories"),
+        (21, "stage 'a': options must be a table"),
+        (25, "check #1: unknown key 'when'"),
+    ]
+    for line, message in expected:
+        assert any(l.startswith(f"{path}:{line}: ") and message in l for l in err.splitlines()),\
+            (line, message, err)
+
+
 def test_should_accept_the_demo_file_when_validating(examples_bin):
     done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate",
                            str(HERE.parents[1] / "examples/pipeline/demo.toml"),

@@ -175,12 +175,18 @@ class _Lines:
         self.stages: list[dict[str, int]] = []
         self.checks: list[dict[str, int]] = []
         current: Optional[dict[str, int]] = None
+        depth = 0  # open brackets of a value that spans lines (a dtype list, say)
         for n, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
-            if not line or line.startswith("#"):
+            bare = re.sub(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'', '""', line).split("#")[0].strip()
+            if depth > 0:
+                depth = max(0, depth + bare.count("[") - bare.count("]"))
                 continue
+            if not bare:
+                continue
+            line = bare
             if line.startswith("[["):
-                header = line.strip("[] \t").split("#")[0].strip()
+                header = line.strip("[] \t")
                 current = {"": n}
                 (self.stages if header == "stage" else self.checks if header == "check"
                  else []).append(current)
@@ -191,8 +197,9 @@ class _Lines:
                 else:
                     current = self.tables.setdefault(header, {"": n})
             elif "=" in line and current is not None:
-                key = line.split("=", 1)[0].strip().strip('"\'')
-                current.setdefault(key, n)
+                key, value = line.split("=", 1)
+                current.setdefault(key.strip().strip('"\''), n)
+                depth = max(0, value.count("[") - value.count("]"))
 
     def table(self, name: str, key: str = "") -> int:
         t = self.tables.get(name, {})
@@ -210,8 +217,15 @@ class _Placeholders(dict):
 
 
 def expand(words: list, values: dict) -> list[str]:
-    """Fills {placeholders} in each word; KeyError names an unknown one."""
-    return [string.Formatter().vformat(str(w), (), _Placeholders(values)) for w in words]
+    """Fills {placeholders} in each word; KeyError names an unknown one (also a malformed
+    one: `{}`, `{0}`, a lone brace; write `{{` and `}}` for braces)."""
+    out = []
+    for w in words:
+        try:
+            out.append(string.Formatter().vformat(str(w), (), _Placeholders(values)))
+        except (ValueError, IndexError) as e:
+            raise KeyError(f"{str(w)!r} ({e}; write {{{{ and }}}} for a brace)") from None
+    return out
 
 
 def parse_dtype(value: Any) -> np.dtype:
@@ -362,7 +376,20 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         except KeyError as e:
             err(lines.table("producer", "command"), f"[producer]: unknown placeholder {e}")
 
+    for key in producer_doc:
+        if key != "command":
+            err(lines.table("producer", key), f"[producer]: unknown key '{key}'; use command")
     launcher_doc = doc.get("launcher", {})
+    timeouts = {"start_timeout": 30.0, "stop_timeout": 10.0}
+    for key, value in launcher_doc.items():
+        if key not in timeouts:
+            err(lines.table("launcher", key), f"[launcher]: unknown key '{key}'; use "
+                "start_timeout, stop_timeout")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            err(lines.table("launcher", key), f"[launcher]: {key} must be a number of "
+                "seconds > 0")
+        else:
+            timeouts[key] = float(value)
     journal = None
     journal_doc = doc.get("journal")
     if journal_doc is not None:
@@ -434,6 +461,10 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
                     err(lines.stage(i, "command"), f"{label}: unknown placeholder {e}")
         if "handler" in st:
             spec.handler = str(st["handler"])
+        for key in ("options", "wait_params", "env"):
+            if not isinstance(st.get(key, {}), dict):
+                err(lines.stage(i, key), f"{label}: {key} must be a table (key = value, ...)")
+                st[key] = {}
         spec.options = dict(st.get("options", {}))
         for key, value in spec.options.items():
             if isinstance(value, str):
@@ -485,8 +516,16 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         spec.claim = st.get("claim", 64)
         if isinstance(spec.claim, bool) or not isinstance(spec.claim, int) or spec.claim < 1:
             err(lines.stage(i, "claim"), f"{label}: claim must be a whole number >= 1")
-        spec.writable = bool(st.get("writable", False))
-        spec.python_path = list(st.get("python_path", []))
+        spec.writable = st.get("writable", False)
+        if not isinstance(spec.writable, bool):
+            err(lines.stage(i, "writable"), f"{label}: writable must be true or false")
+            spec.writable = False
+        spec.python_path = st.get("python_path", [])
+        if not isinstance(spec.python_path, list) or \
+                not all(isinstance(d, str) for d in spec.python_path):
+            err(lines.stage(i, "python_path"), f"{label}: python_path must be a list of "
+                "directories ([\"lib\"], not \"lib\")")
+            spec.python_path = []
         spec.env = {str(k): str(v) for k, v in st.get("env", {}).items()}
         start_at = st.get("start_at")
         if start_at is not None and (isinstance(start_at, bool) or not isinstance(start_at, int)
@@ -560,6 +599,10 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
     checks = []
     for i, check in enumerate(doc.get("check", [])):
         line = lines.checks[i][""] if i < len(lines.checks) else 1
+        for key in check:
+            if key != "command":
+                err(lines.checks[i].get(key, line) if i < len(lines.checks) else line,
+                    f"check #{i + 1}: unknown key '{key}'; use command")
         command = check.get("command")
         if not isinstance(command, list) or not command:
             err(line, f"check #{i + 1}: command must be a non-empty list")
@@ -574,8 +617,8 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
     return PipelineSpec(path=path, root=root, ring=name, capacity=capacity, dtype=dtype,
                         producers=producers, producer_command=producer_command,
                         stages=order, checks=checks,
-                        start_timeout=float(launcher_doc.get("start_timeout", 30.0)),
-                        stop_timeout=float(launcher_doc.get("stop_timeout", 10.0)),
+                        start_timeout=timeouts["start_timeout"],
+                        stop_timeout=timeouts["stop_timeout"],
                         mode=mode, group=None if group is None else str(group),
                         journal=journal, observability=observability,
                         metrics_listen=metrics_listen)
