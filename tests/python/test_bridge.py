@@ -138,6 +138,18 @@ def rings(ring_name, capacity=65536):
 
 
 @pytest.fixture
+def reap():
+    """reap(proc): a process the test started, killed at the end if still running, so a
+    failing test leaves nothing behind (an idle bridge waits for its server for ever)."""
+    procs = []
+    yield procs.append
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
 def cleanup_rings(ring_name):
     yield
     for suffix in ("-src", "-far"):
@@ -242,7 +254,7 @@ def test_nothing_lost_nothing_duplicated_when_a_side_is_killed(nats, tool, peer,
 @needs_nats
 @pytest.mark.parametrize("lang", ["cpp", "py"], ids=["cpp-producer", "py-producer"])
 def test_a_stopped_out_side_frees_the_ring_and_goes_on_where_the_stream_ends(
-        nats, tool, peer, fork_ctx, ring_name, cleanup_rings, lang):
+        nats, tool, peer, fork_ctx, ring_name, cleanup_rings, reap, lang):
     """SIGTERM: the out side waits for its acks, frees its entry (a stopped bridge does not hold
     the producer) and exits 0; started again while the ring still holds what it missed, it goes
     on where the stream ends, from the ring's history: every event once, in order."""
@@ -250,7 +262,9 @@ def test_a_stopped_out_side_frees_the_ring_and_goes_on_where_the_stream_ends(
     server = nats()
     src, far = rings(ring_name, capacity=262144)  # 1.3 s of the producer's 200,000/s
     out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
+    reap(out)
     inn = bridge(tool, "in", ring_name + "-far", server, "S")
+    reap(inn)
     cpp, py, done, producer = mid_stream(peer, fork_ctx, ring_name, far, events, lang)
     out.send_signal(signal.SIGTERM)
     assert out.wait(30) == 0, out.stderr.read()
@@ -259,6 +273,7 @@ def test_a_stopped_out_side_frees_the_ring_and_goes_on_where_the_stream_ends(
     assert not [c for c in src.consumers() if c["name"] == "bridge"], "the entry was not freed"
     assert src.cursor < events - 1, "the producer finished before the bridge started again"
     out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
+    reap(out)
     assert "(where the stream ends)" in out.first_line, out.first_line
     assert producer.wait(240) == 0, producer.stderr.read()
     finish_far_consumers(cpp, py, done)
@@ -268,16 +283,18 @@ def test_a_stopped_out_side_frees_the_ring_and_goes_on_where_the_stream_ends(
 
 @needs_nats
 def test_an_out_side_away_longer_than_the_ring_holds_refuses_to_leave_a_gap(
-        nats, tool, peer, ring_name, cleanup_rings):
+        nats, tool, peer, ring_name, cleanup_rings, reap):
     """Stopped while the producer went on for more than a lap of the ring, the out side cannot
     go on where the stream ends: it says so and exits 1 rather than send from the cursor (the
     in side would stop at the gap); it leaves no entry behind."""
     server = nats()
     src, far = rings(ring_name, capacity=4096)
     out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
+    reap(out)
     producer = subprocess.Popen([peer, "produce", f"--ring={ring_name}-src", "--events=100000",
                                  "--consumers=1", "--rate=100000"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    reap(producer)
     deadline = time.monotonic() + 60
     while not any(c["name"] == "bridge" and c["sequence"] >= 5000 for c in src.consumers()):
         assert time.monotonic() < deadline and out.poll() is None, "the bridge did not get going"
@@ -380,13 +397,14 @@ def publish_and_close(ring, events):
 
 @needs_nats
 def test_large_events_go_in_messages_that_fit_the_servers_max_payload(nats, tool, ring_name,
-                                                                     cleanup_rings):
+                                                                     cleanup_rings, reap):
     """2 KiB events and the default --max_batch of 1024 would make 2 MiB messages, twice the
     server's default max_payload: the out side puts fewer in each, and every event crosses."""
     big = np.dtype([("sequence", "<i8"), ("blob", "S2040")])
     server = nats()
     src = xdisruptor.Ring.create(ring_name + "-src", capacity=8192, dtype=big)
     out = bridge(tool, "out", ring_name + "-src", server, "S", "--give_up_s=5")
+    reap(out)
     events = np.zeros(5000, dtype=big)
     events["sequence"] = np.arange(5000)
     events["blob"] = [b"%d" % i * 100 for i in range(5000)]
@@ -402,13 +420,14 @@ def test_large_events_go_in_messages_that_fit_the_servers_max_payload(nats, tool
 
 @needs_nats
 def test_a_setting_the_far_ring_cannot_take_stops_the_in_side_and_consumes_nothing(
-        nats, tool, ring_name, cleanup_rings):
+        nats, tool, ring_name, cleanup_rings, reap):
     """A far ring that cannot be made as asked (a capacity that is not a power of two) is a
     setting to fix, not a bad message: the in side exits 1 saying why and acknowledges
     nothing, so started again with a good setting it carries every event."""
     server = nats()
     src = xdisruptor.Ring.create(ring_name + "-src", capacity=1024, dtype=PEER_DTYPE)
     out = bridge(tool, "out", ring_name + "-src", server, "S")
+    reap(out)
     publish_and_close(src, peer_events(0, 2000))
     assert out.wait(60) == 0, out.stderr.read()
     bad = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--create", "--capacity=1000",
@@ -428,7 +447,7 @@ def test_a_setting_the_far_ring_cannot_take_stops_the_in_side_and_consumes_nothi
 
 @needs_nats
 def test_a_new_life_of_the_source_ring_is_refused_by_a_far_ring_holding_the_one_before(
-        nats, tool, ring_name, cleanup_rings):
+        nats, tool, ring_name, cleanup_rings, reap):
     """The source ring made again (a new epoch) while the far ring holds its earlier life: the
     running in side, and one started again on that far ring, exit 1 naming both lives rather
     than take the new events for duplicates of the old; the new life goes into a new far
@@ -436,7 +455,9 @@ def test_a_new_life_of_the_source_ring_is_refused_by_a_far_ring_holding_the_one_
     server = nats()
     src = xdisruptor.Ring.create(ring_name + "-src", capacity=4096, dtype=PEER_DTYPE)
     out = bridge(tool, "out", ring_name + "-src", server, "S")
+    reap(out)
     inn = bridge(tool, "in", ring_name + "-far", server, "S", "--create")
+    reap(inn)
     p = src.producer()  # the first life: 1000 events, its stream never ended (a crash)
     p.publish_batch(peer_events(0, 1000))
     p.close(end_stream=False)
@@ -456,6 +477,7 @@ def test_a_new_life_of_the_source_ring_is_refused_by_a_far_ring_holding_the_one_
     xdisruptor.Ring.remove(ring_name + "-src", force=True)
     src = xdisruptor.Ring.create(ring_name + "-src", capacity=4096, dtype=PEER_DTYPE)
     out = bridge(tool, "out", ring_name + "-src", server, "S")
+    reap(out)
     second = peer_events(0, 1000)
     second["mark"] = 2
     publish_and_close(src, second)

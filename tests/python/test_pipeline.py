@@ -1,6 +1,7 @@
 """Error policies of Consumer.run, and the Python pipeline DSL with thread and process stages
 joined by a C++ stage program."""
 
+import multiprocessing
 import os
 import subprocess
 import threading
@@ -246,3 +247,13 @@ def test_should_refuse_duplicate_names_and_cycles(ring_name):
         with pytest.raises(xdisruptor.NotFoundError):
             p.start()
         assert ring.consumers() == []
+        # A process stage registered before another fails to start: it leaves at once.
+        p = Pipeline(ring, register_timeout=0.05)
+        p.handle_events_with(Stage("proc", print, mode="process"))
+        p.after("nobody").handle_events_with(Stage("late", print))
+        began = time.monotonic()
+        with pytest.raises(xdisruptor.NotFoundError):
+            p.start()
+        assert time.monotonic() - began < 4.5  # not the 5 s join of a child that stayed
+        assert ring.consumers() == []
+        assert not [c for c in multiprocessing.active_children() if c.is_alive()]

@@ -329,6 +329,9 @@ class Pipeline:
             if r.process is not None and r.process.is_alive():
                 r.process.terminate()
                 r.process.join(5)
+                if r.process.is_alive():
+                    r.process.kill()
+                    r.process.join()
         self._running = []
 
     def halt(self) -> None:
@@ -397,9 +400,14 @@ def _child_main(ring_name: str, stage: Stage, after: list[str], conn, go,
     except BaseException as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         os._exit(1)
+    def leave(*_: object) -> None:  # stopped before the go (another stage failed to start)
+        consumer.close()  # deregisters: nothing of this stage holds the producer back
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, leave)
     conn.send(("registered", os.getpid()))
-    signal.signal(signal.SIGTERM, lambda *_: consumer.halt())
     go.wait()
+    signal.signal(signal.SIGTERM, lambda *_: consumer.halt())
     result = _run_stage(consumer, stage, default_handler)
     consumer.close()
     conn.send(result)
