@@ -58,10 +58,10 @@ def cpp_stage(name, role, after=(), args=(), **keys):
     return "\n".join(lines) + "\n"
 
 
-def launch(path, *args, timeout=120):
+def launch(path, *args, timeout=120, env=None):
     return subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "run", str(path),
                            "--view=lines", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def test_should_check_every_event_at_the_last_stage_when_cpp_and_python_form_a_chain(
@@ -72,7 +72,10 @@ def test_should_check_every_event_at_the_last_stage_when_cpp_and_python_form_a_c
                        options=f'{{ result = "{result}" }}') +
               cpp_stage("sink", "sink", after=["check"]))
     path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=50000)
-    done = launch(path)
+    # What the launcher sets only for some stages does not leak in from its own environment.
+    leaked = dict(os.environ, XDISRUPTOR_GROUP="bogus", XDISRUPTOR_CLAIM="3",
+                  XDISRUPTOR_JOURNAL=str(tmp_path / "nowhere"), XDISRUPTOR_START_AT="7")
+    done = launch(path, env=leaked)
     assert done.returncode == 0, done.stdout + done.stderr
     # Started in dependency order, each registered before the next and before the producer,
     # so every stage saw the first event.
@@ -384,6 +387,15 @@ options = "x"
 [[check]]  # after a clean end
 command = ["true"]
 when = "always"
+
+[[stage]]
+name = "g"
+command = ["{examples_bin}/xdisruptor_demo_stage"]
+workers = 2
+
+[[stage]]
+name = "g.1"
+command = ["{examples_bin}/xdisruptor_demo_stage"]
 """
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -401,6 +413,7 @@ when = "always"
         (20, "stage 'a': python_path must be a list of directories"),
         (21, "stage 'a': options must be a table"),
         (25, "check #1: unknown key 'when'"),
+        (32, "stage 'g.1': its name is that of a member of worker group 'g'"),
     ]
     for line, message in expected:
         assert any(l.startswith(f"{path}:{line}: ") and message in l for l in err.splitlines()),\

@@ -558,6 +558,12 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         stages.append(spec)
 
     names = {s.name for s in stages}
+    for spec in stages:  # a worker group's members are registered as NAME.0 .. NAME.N-1
+        taken = [m for m in spec.member_names() if m != spec.name and m in names]
+        if taken:
+            err(next(s.line for s in stages if s.name == taken[0]),
+                f"stage '{taken[0]}': its name is that of a member of worker group "
+                f"'{spec.name}' (workers = {spec.workers}); choose another name")
     for i, spec in enumerate(stages):
         index = next(k for k, st in enumerate(raw_stages) if st.get("name") == spec.name)
         for up in spec.after:

@@ -123,6 +123,11 @@ class Launcher:
     # -- starting ------------------------------------------------------------------------
     def _stage_env(self, s) -> dict:
         env = dict(os.environ)
+        # What the launcher sets only for some stages must not come from its own environment.
+        for key in ("XDISRUPTOR_JOURNAL", "XDISRUPTOR_START_AT", "XDISRUPTOR_GROUP",
+                    "XDISRUPTOR_CLAIM", "XDISRUPTOR_HANDLER", "XDISRUPTOR_OPTIONS",
+                    "XDISRUPTOR_PYTHONPATH", "XDISRUPTOR_WRITABLE"):
+            env.pop(key, None)
         env.update(s.env)
         env.update({
             "XDISRUPTOR_RING": self.spec.ring, "XDISRUPTOR_STAGE": s.name,
