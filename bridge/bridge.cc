@@ -147,9 +147,19 @@ absl::StatusOr<std::int64_t> StreamResumesAt(jsCtx* js, const OutOptions& o,
       },
       std::span<const char>(natsMsg_GetData(msg.get()),
                             static_cast<std::size_t>(natsMsg_GetDataLength(msg.get()))));
-  if (!batch.ok() || batch->ring != o.ring ||
-      batch->epoch != static_cast<std::int64_t>(ring.header().created_at_unix_ns)) {
-    return kAtCursor;  // another ring's, or an earlier life's
+  if (!batch.ok()) {
+    std::fprintf(stderr, "bridge out: the last message on %s is not a batch (%s): going on "
+                 "from the ring's cursor\n", subject.c_str(),
+                 std::string(batch.status().message()).c_str());
+    return kAtCursor;
+  }
+  if (batch->ring != o.ring) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "subject %s of stream %s carries ring '%s', not '%s': one ring per subject (pass "
+        "--subject)", subject, o.stream, batch->ring, o.ring));
+  }
+  if (batch->epoch != static_cast<std::int64_t>(ring.header().created_at_unix_ns)) {
+    return kAtCursor;  // an earlier life's: this life starts at the cursor
   }
   return batch->count == 0 ? batch->close_at + 1 : batch->first + batch->count;
 }
@@ -276,9 +286,12 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
     if (!resume_at.ok()) return resume_at.status();
     co.start_at = *resume_at;
   }
+  const bool from_stream = co.start_at != o.consumer.start_at;
   auto consumer_or = Consumer::Register(*ring, o.name, co);
   if (!consumer_or.ok()) {
-    if (consumer_or.status().code() == absl::StatusCode::kOutOfRange) {
+    // The join with history's refusal (an evicted entry's OutOfRange says so itself).
+    if (from_stream && consumer_or.status().code() == absl::StatusCode::kOutOfRange &&
+        consumer_or.status().message().find("no longer protected") != std::string_view::npos) {
       return absl::DataLossError(absl::StrFormat(
           "stream %s goes on at %d, but ring %s no longer holds it (the bridge was away while "
           "the producer went on): the stream cannot go on without a gap, which its in side "
@@ -293,9 +306,9 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
   std::fprintf(stderr, "bridge out: ring %s -> stream %s (subject %s), consumer %s from %lld%s\n",
                o.ring.c_str(), o.stream.c_str(), subject.c_str(), o.name.c_str(),
                static_cast<long long>(consumer->sequence() + 1),
-               consumer->resumed()                      ? " (resumed its place)"
-               : co.start_at != o.consumer.start_at ? " (where the stream ends)"
-                                                        : "");
+               consumer->resumed() ? " (resumed its place)"
+               : from_stream       ? " (where the stream ends)"
+                                   : "");
   const auto schema = ParseSchema(ring->schema());
   const std::uint32_t event_size =
       schema.ok() && schema->itemsize > 0 ? schema->itemsize : ring->slot_size();
@@ -353,6 +366,12 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
         return st;  // acks stopped coming: the caller resets
       }
       s = js_PublishMsgAsync(js.get(), &m, &po);
+    }
+    if (s == NATS_TIMEOUT) {  // stopped while held back: this one was never sent
+      natsMsg_Destroy(m);
+      std::lock_guard lock(acks.mu);
+      acks.flights.pop_back();
+      return absl::CancelledError("stopped");
     }
     if (s != NATS_OK) {
       natsMsg_Destroy(m);  // (null when the library took it)
@@ -494,6 +513,7 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
       const std::int64_t first = published_to + 1;
       const std::int64_t last = std::min(r.available, first + max_batch - 1);
       if (absl::Status s = publish_batch(first, last); !s.ok()) {
+        if (absl::IsCancelled(s)) break;  // stopped: what is in flight is settled below
         if (absl::Status rr = reset(s); !rr.ok()) return rr;
         break;
       }
@@ -699,11 +719,35 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
         continue;
       }
       if (!ring.has_value()) {
-        if (batch->count == 0) {  // a close marker before any batch: nothing to carry
-          natsMsg_Ack(m, nullptr);
-          continue;
+        if (batch->count == 0) {
+          // A close marker first: the stream ends with no batch left for this durable. A far
+          // ring carrying this life (restarted after its last batch) is closed below; with
+          // none, there is nothing to close.
+          auto attached = RingSegment::Attach(o.ring);
+          const std::int64_t carried =
+              attached.ok() ? LoadOriginEpoch(attached->producer()) : 0;
+          if (!attached.ok() || carried != batch->epoch) {
+            if (attached.ok() && carried != 0 && batch->epoch > carried) {
+              return absl::FailedPreconditionError(absl::StrFormat(
+                  "stream %s now carries a new life of ring '%s' (it was made again: epoch "
+                  "%d), but ring '%s' holds the one before (epoch %d): one far ring takes one "
+                  "life; remove it (or bridge into another ring) and start again with "
+                  "--create",
+                  o.stream, batch->ring, batch->epoch, o.ring, carried));
+            }
+            natsMsg_Ack(m, nullptr);
+            continue;
+          }
+          ring.emplace(*std::move(attached));
+          auto p = SingleProducerSequencer::Attach(*ring, {.kind = WaitKind::kBlocking});
+          if (!p.ok()) return p.status();
+          producer.emplace(*std::move(p));
+          epoch = carried;
+          const auto schema = ParseSchema(ring->schema());
+          event_size = schema.ok() && schema->itemsize > 0 ? schema->itemsize : ring->slot_size();
+        } else if (absl::Status st = open_ring(*batch); !st.ok()) {
+          return st;
         }
-        if (absl::Status st = open_ring(*batch); !st.ok()) return st;
         if (batch->epoch < epoch) {  // the far ring carries a later life already
           ++counters.bad;
           std::fprintf(stderr, "bridge in: dropped a message: it comes from an earlier life "

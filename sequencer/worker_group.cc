@@ -119,6 +119,7 @@ void Consumer::TakeOverDeadMembers() {
     // A member announces a claim (claim_hi) before its CAS on `work`: killed in between, its
     // announced run was never its own when `work` is still below it (work only grows, and a
     // won claim moves it to hi). Such a run is claimed as usual, not redone as taken over.
+    // SYNC POINT: acquire pairs with the claim's CAS (acq_rel) in NextRun.
     const bool owned = g.work.load(std::memory_order_acquire) >= hi;
     if (done < hi && owned) {
       if (took) continue;  // its run waits for the next look (it still holds the group back)
@@ -175,7 +176,7 @@ ClaimedRun Consumer::NextRun(std::int64_t max_wait_ns) {
     next_sample_ = latency::NextSample(work, sample_mask_);
     AdvanceGroup();
     const WaitResult r = barrier_.WaitFor(work + 1, slice());
-    // Halted (Halt, Alert, close) or evicted: claim nothing more, even with events waiting
+    // Halted (Halt, a barrier's Alert) or evicted: claim nothing more, even with events waiting
     // (an evicted member no longer holds the producer back: what it claimed could be
     // overwritten under it).
     if (r.status == WaitStatus::kHalted || r.status == WaitStatus::kEvicted) {
@@ -224,12 +225,17 @@ absl::Status LeaveGroup(RingSegment& ring, int member, int group) {
   }
   // Dead members with nothing in hand go now (the periodic look may not have run since they
   // died): they must not keep a group with no live member gating the producer. One that died
-  // with a run stays, holding the group back until a member takes its run over.
+  // with a run it won stays, holding the group back until a member takes its run over.
+  // SYNC POINT: the acquire loads pair with the members' seq_cst fetch_or on joining and the
+  // claims' CAS on `work`; the fetch_and (seq_cst, under the registry lock) pairs with
+  // GroupMinimum's acquire load of the members, as TakeOverDeadMembers' does.
+  const std::int64_t work = g.work.load(std::memory_order_acquire);
   for (std::uint64_t m = g.group_members.load(std::memory_order_acquire); m != 0; m &= m - 1) {
     const auto i = static_cast<std::size_t>(std::countr_zero(m));
     ConsumerState& d = ring.consumer(i);
+    const std::int64_t hi = d.claim_hi.load(std::memory_order_relaxed);
     if (static_cast<int>(i) == member || IsAlive(d.owner) ||
-        LoadSequence(d) < d.claim_hi.load(std::memory_order_relaxed)) {
+        (LoadSequence(d) < hi && work >= hi)) {
       continue;
     }
     g.group_members.fetch_and(~(std::uint64_t{1} << i), std::memory_order_seq_cst);

@@ -192,7 +192,8 @@ TEST(WorkerGroupTest, ShouldNotRedoARunADeadMemberAnnouncedButNeverWon) {
   const pid_t child = testing::ForkChild([&] {
     auto d = Consumer::Register(ring->segment(), "d", {.group = "G", .claim = 8});
     if (!d.ok()) ::_exit(1);
-    ConsumerState& c = ring->segment().consumer(static_cast<std::size_t>(*FindConsumer(ring->segment(), "d")));
+    const auto index = static_cast<std::size_t>(*FindConsumer(ring->segment(), "d"));
+    ConsumerState& c = ring->segment().consumer(index);
     c.claim_hi.store(7, std::memory_order_relaxed);  // announced 0..7, killed before the CAS
     ::_exit(0);
     return 1;

@@ -271,7 +271,6 @@ def test_a_stopped_out_side_frees_the_ring_and_goes_on_where_the_stream_ends(
     said = out.stderr.read()
     assert "stays registered" not in said, said
     assert not [c for c in src.consumers() if c["name"] == "bridge"], "the entry was not freed"
-    assert src.cursor < events - 1, "the producer finished before the bridge started again"
     out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
     reap(out)
     assert "(where the stream ends)" in out.first_line, out.first_line
@@ -308,6 +307,13 @@ def test_an_out_side_away_longer_than_the_ring_holds_refuses_to_leave_a_gap(
     assert "no longer holds it" in again.stderr and "cannot go on without a gap" in again.stderr, \
         again.stderr
     assert not [c for c in src.consumers() if c["name"] == "bridge"]
+    # Another ring's out side on the same subject cannot tell where its own stream ended.
+    other = far  # a second ring
+    shared = subprocess.run([tool, "bridge", "out", ring_name + "-far", "--nats", server.url,
+                             "--stream", "S", "--subject", f"xdisruptor.{ring_name}-src"],
+                            capture_output=True, text=True, timeout=60)
+    assert shared.returncode == 1 and "one ring per subject" in shared.stderr, shared.stderr
+    assert other.consumers() == []
 
 
 @needs_nats
@@ -443,6 +449,40 @@ def test_a_setting_the_far_ring_cannot_take_stops_the_in_side_and_consumes_nothi
     with xdisruptor.Ring.attach(ring_name + "-far").consumer("late", start_at=0) as c:
         got = np.concatenate(list(c.batches()))
     assert len(got) == 2000 and check_peer_events(got, 0)
+
+
+@needs_nats
+def test_an_in_side_started_again_after_the_last_batch_closes_the_far_ring_at_the_marker(
+        nats, tool, ring_name, cleanup_rings, reap):
+    """Killed after it acknowledged the last batch and before the close marker came, the in
+    side started again gets the marker first, with no batch before it: it closes the far ring
+    it was carrying (its consumers end) and exits 0."""
+    server = nats()
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=4096, dtype=PEER_DTYPE)
+    out = bridge(tool, "out", ring_name + "-src", server, "S")
+    reap(out)
+    inn = bridge(tool, "in", ring_name + "-far", server, "S", "--create")
+    reap(inn)
+    p = src.producer()
+    p.publish_batch(peer_events(0, 1000))
+    deadline = time.monotonic() + 60
+    while not (xdisruptor.Ring.exists(ring_name + "-far")
+               and xdisruptor.Ring.attach(ring_name + "-far").cursor == 999):
+        assert time.monotonic() < deadline and inn.poll() is None, "the batches did not cross"
+        time.sleep(0.01)
+    time.sleep(0.5)  # its acknowledgement of the last batch is out
+    inn.send_signal(signal.SIGKILL)
+    inn.wait()
+    p.close()  # the end of the stream: the out side sends the close marker and ends
+    assert out.wait(60) == 0, out.stderr.read()
+    again = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--nats", server.url,
+                            "--stream", "S"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    far = xdisruptor.Ring.attach(ring_name + "-far")
+    assert far.stats()["closed"] and far.cursor == 999
+    with far.consumer("late", start_at=0) as c:
+        got = np.concatenate(list(c.batches()))  # ends: the ring is closed
+    assert len(got) == 1000 and check_peer_events(got, 0)
 
 
 @needs_nats

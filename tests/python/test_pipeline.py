@@ -251,9 +251,7 @@ def test_should_refuse_duplicate_names_and_cycles(ring_name):
         p = Pipeline(ring, register_timeout=0.05)
         p.handle_events_with(Stage("proc", print, mode="process"))
         p.after("nobody").handle_events_with(Stage("late", print))
-        began = time.monotonic()
         with pytest.raises(xdisruptor.NotFoundError):
             p.start()
-        assert time.monotonic() - began < 4.5  # not the 5 s join of a child that stayed
-        assert ring.consumers() == []
+        assert ring.consumers() == []  # it deregistered (a killed child would stay listed)
         assert not [c for c in multiprocessing.active_children() if c.is_alive()]

@@ -184,21 +184,21 @@ class _Lines:
                 continue
             if not bare:
                 continue
-            line = bare
-            if line.startswith("[["):
-                header = line.strip("[] \t")
+            if bare.startswith("[["):
+                header = bare.strip("[] \t")
                 current = {"": n}
                 (self.stages if header == "stage" else self.checks if header == "check"
                  else []).append(current)
-            elif line.startswith("["):
-                header = line.split("]")[0].strip("[ \t")
+            elif bare.startswith("["):
+                header = bare.split("]")[0].strip("[ \t")
                 if header.startswith("stage.") and self.stages:
                     current = self.stages[-1]
                 else:
                     current = self.tables.setdefault(header, {"": n})
-            elif "=" in line and current is not None:
-                key, value = line.split("=", 1)
+            elif "=" in bare and current is not None:
+                key = line.split("=", 1)[0]  # as written: a quoted key keeps its name
                 current.setdefault(key.strip().strip('"\''), n)
+                value = bare.split("=", 1)[1]
                 depth = max(0, value.count("[") - value.count("]"))
 
     def table(self, name: str, key: str = "") -> int:

@@ -400,14 +400,16 @@ def _child_main(ring_name: str, stage: Stage, after: list[str], conn, go,
     except BaseException as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         os._exit(1)
-    def leave(*_: object) -> None:  # stopped before the go (another stage failed to start)
-        consumer.close()  # deregisters: nothing of this stage holds the producer back
-        os._exit(0)
+    def on_sigterm(*_: object) -> None:
+        if go.is_set():  # running (or about to): halt after the batch in hand
+            consumer.halt()
+            return
+        consumer.close()  # stopped before the go (another stage failed to start): deregister,
+        os._exit(0)       # so nothing of this stage holds the producer back
 
-    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGTERM, on_sigterm)
     conn.send(("registered", os.getpid()))
     go.wait()
-    signal.signal(signal.SIGTERM, lambda *_: consumer.halt())
     result = _run_stage(consumer, stage, default_handler)
     consumer.close()
     conn.send(result)

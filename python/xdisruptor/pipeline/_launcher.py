@@ -111,14 +111,38 @@ class Launcher:
         self.stopping = False   # stopping the children: a further signal hurries it
         self.hurry = False      # ... to SIGKILL now
         self.stop_signal = 0    # what stopped the pipeline (SIGINT, SIGTERM, SIGHUP), if any
-        self.undrained: list[str] = []  # stages still running when the drain time ran out
+        self.undrained: list[str] = []  # stages that did not drain (still running, or failed)
+        self.deferring = False  # starting a child: a stopping signal waits until it is recorded
+        self.pending_signal = 0
 
     def _on_signal(self, signum: int, frame) -> None:
         if self.stopping:
             self.hurry = True  # a second Ctrl-C (or SIGTERM) while stopping: SIGKILL now
             return
         self.stop_signal = signum
+        if self.deferring:
+            self.pending_signal = signum
+            return
+        self.stopping = True  # from here a second signal hurries instead of raising
         raise _Stop(signum)
+
+    def _spawn(self, role: str, name: str, argv: list[str], env: dict) -> _Proc:
+        """Starts a child and records it before a stopping signal acts on the launcher (a
+        child started but not recorded would outlive the run)."""
+        self.deferring = True
+        try:
+            proc = _Proc(role, name, argv, env)
+            if role == "producer":
+                self.producer = proc
+                self.producer_started = time.monotonic()
+            else:
+                self.stages[name] = proc
+        finally:
+            self.deferring = False
+        if self.pending_signal:
+            self.stopping = True
+            raise _Stop(self.pending_signal)
+        return proc
 
     # -- starting ------------------------------------------------------------------------
     def _stage_env(self, s) -> dict:
@@ -183,8 +207,7 @@ class Launcher:
                 if s.workers > 1:
                     env.update({"XDISRUPTOR_STAGE": member, "XDISRUPTOR_GROUP": s.name,
                                 "XDISRUPTOR_CLAIM": str(s.claim)})
-                proc = _Proc("stage", member, argv, env)
-                self.stages[member] = proc
+                proc = self._spawn("stage", member, argv, env)
                 deadline = time.monotonic() + self.spec.start_timeout
                 while not self._ready(s, member, proc.popen.pid):
                     if proc.poll() is not None:
@@ -267,8 +290,9 @@ class Launcher:
             time.sleep(0.05)
             if self.view == "tty":
                 self._draw()
-        if drain:
-            self.undrained = [name for name, p in self.stages.items() if p.poll() is None]
+        if drain:  # still running, or ended on an error: not drained
+            self.undrained = [name for name, p in self.stages.items()
+                              if p.poll() is None or p.popen.returncode != 0]
         for p in procs:
             p.signal(signal.SIGTERM)
         deadline = time.monotonic() + self.spec.stop_timeout
@@ -315,10 +339,9 @@ class Launcher:
                 failure = self._start_stages()
                 if failure is None:
                     env = dict(os.environ, XDISRUPTOR_RING=spec.ring)
-                    self.producer = _Proc("producer", "producer", spec.producer_command, env)
-                    self.producer_started = time.monotonic()
+                    producer = self._spawn("producer", "producer", spec.producer_command, env)
                     self._print(f"started the producer ({spec.producer_command[0]}, pid "
-                                f"{self.producer.popen.pid}); Ctrl-C stops the pipeline")
+                                f"{producer.popen.pid}); Ctrl-C stops the pipeline")
                     failure = self._watch()
             except KeyboardInterrupt:
                 interrupted = True
@@ -421,9 +444,10 @@ class Launcher:
             print(f"pipeline FAILED: {failure}", file=out)
             code = 1
         elif interrupted and self.undrained:
-            print(f"pipeline stopped by {how}; NOT drained within stop_timeout "
-                  f"({self.spec.stop_timeout:g} s), then stopped: {', '.join(self.undrained)}",
-                  file=out)
+            why = ("a second signal cut the drain short" if self.hurry else
+                   f"not within stop_timeout ({self.spec.stop_timeout:g} s), or failed")
+            print(f"pipeline stopped by {how}; NOT drained ({why}): "
+                  f"{', '.join(self.undrained)}", file=out)
             code = 1
         elif interrupted and self.producer is None:
             print(f"pipeline stopped by {how} before the producer started", file=out)
