@@ -164,6 +164,22 @@ absl::StatusOr<std::int64_t> StreamResumesAt(jsCtx* js, const OutOptions& o,
   return batch->count == 0 ? batch->close_at + 1 : batch->first + batch->count;
 }
 
+// Bytes an event of `ring` takes on the wire: its schema's size, else the whole slot.
+std::uint32_t EventSize(const RingSegment& ring) {
+  const auto schema = ParseSchema(ring.schema());
+  return schema.ok() && schema->itemsize > 0 ? schema->itemsize : ring.slot_size();
+}
+
+// in: a batch of a later life of the source ring than the one the far ring carries.
+absl::Status NewLifeError(const InOptions& o, const WireBatch& b, std::int64_t carried,
+                          std::int64_t cursor) {
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "stream %s now carries a new life of ring '%s' (it was made again: epoch %d), but ring "
+      "'%s' holds the one before (epoch %d, up to sequence %d): one far ring takes one life; "
+      "remove it (or bridge into another ring) and start again with --create",
+      o.stream, b.ring, b.epoch, o.ring, carried, cursor));
+}
+
 // The live line on a tty: events/s since the last line, acks pending, lag, duplicates, bad.
 class StatusLine {
  public:
@@ -309,9 +325,7 @@ absl::Status RunOutLoop(const NatsOptions& nats, const OutOptions& o,
                consumer->resumed() ? " (resumed its place)"
                : from_stream       ? " (where the stream ends)"
                                    : "");
-  const auto schema = ParseSchema(ring->schema());
-  const std::uint32_t event_size =
-      schema.ok() && schema->itemsize > 0 ? schema->itemsize : ring->slot_size();
+  const std::uint32_t event_size = EventSize(*ring);
   const std::string epoch = absl::StrFormat("%d", ring->header().created_at_unix_ns);
   const std::string schema_text(ring->schema());
   // A message (headers and events) must fit the server's max_payload (1 MiB by default): of
@@ -614,6 +628,16 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
     const auto schema = ParseSchema(b.schema);
     return schema.ok() && schema->itemsize == b.event_size;
   };
+  // The far ring this process publishes into, carrying the source's life `life`.
+  auto take_ring = [&](RingSegment far, std::int64_t life) -> absl::Status {
+    ring.emplace(std::move(far));
+    auto p = SingleProducerSequencer::Attach(*ring, {.kind = WaitKind::kBlocking});
+    if (!p.ok()) return p.status();
+    producer.emplace(*std::move(p));
+    epoch = life;
+    event_size = EventSize(*ring);
+    return absl::OkStatus();
+  };
   // Opens (or creates) the far ring for the first batch. Anything wrong here is a setting
   // (the ring's name, capacity, schema or slots, another life of the source): the bridge stops
   // saying so and acknowledges nothing, so the stream keeps every message for the next start.
@@ -643,19 +667,14 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
     // cursor counts the earlier life's sequences: the new ones would be taken for duplicates).
     const std::int64_t carried = LoadOriginEpoch(attached->producer());
     if (carried != 0 && b.epoch > carried) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "stream %s now carries a new life of ring '%s' (it was made again: epoch %d), but "
-          "ring '%s' holds the one before (epoch %d, up to sequence %d): one far ring takes "
-          "one life; remove it (or bridge into another ring) and start again with --create",
-          o.stream, b.ring, b.epoch, o.ring, carried, LoadCursor(attached->producer())));
+      return NewLifeError(o, b, carried, LoadCursor(attached->producer()));
     }
-    ring.emplace(*std::move(attached));
-    auto p = SingleProducerSequencer::Attach(*ring, {.kind = WaitKind::kBlocking});
-    if (!p.ok()) return p.status();
-    producer.emplace(*std::move(p));
-    if (carried == 0) StoreOriginEpoch(ring->producer(), b.epoch);
-    epoch = carried != 0 ? carried : b.epoch;
-    event_size = b.event_size;
+    if (carried == 0) StoreOriginEpoch(attached->producer(), b.epoch);
+    if (absl::Status st = take_ring(*std::move(attached), carried != 0 ? carried : b.epoch);
+        !st.ok()) {
+      return st;
+    }
+    event_size = b.event_size;  // what the stream carries (it fits the slots, checked above)
     return absl::OkStatus();
   };
 
@@ -696,11 +715,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
                                         static_cast<std::size_t>(natsMsg_GetDataLength(m))});
       const bool whole = batch.ok() && (batch->count == 0 || self_consistent(*batch));
       if (whole && ring.has_value() && batch->epoch > epoch) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "stream %s now carries a new life of ring '%s' (it was made again: epoch %d), but "
-            "ring '%s' holds the one before (epoch %d, up to sequence %d): one far ring takes "
-            "one life; remove it (or bridge into another ring) and start again with --create",
-            o.stream, batch->ring, batch->epoch, o.ring, epoch, producer->cursor()));
+        return NewLifeError(o, *batch, epoch, producer->cursor());
       }
       const bool bad = !whole || (ring.has_value() && (batch->epoch < epoch ||
                                                        (batch->count > 0 &&
@@ -728,23 +743,12 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
               attached.ok() ? LoadOriginEpoch(attached->producer()) : 0;
           if (!attached.ok() || carried != batch->epoch) {
             if (attached.ok() && carried != 0 && batch->epoch > carried) {
-              return absl::FailedPreconditionError(absl::StrFormat(
-                  "stream %s now carries a new life of ring '%s' (it was made again: epoch "
-                  "%d), but ring '%s' holds the one before (epoch %d): one far ring takes one "
-                  "life; remove it (or bridge into another ring) and start again with "
-                  "--create",
-                  o.stream, batch->ring, batch->epoch, o.ring, carried));
+              return NewLifeError(o, *batch, carried, LoadCursor(attached->producer()));
             }
             natsMsg_Ack(m, nullptr);
             continue;
           }
-          ring.emplace(*std::move(attached));
-          auto p = SingleProducerSequencer::Attach(*ring, {.kind = WaitKind::kBlocking});
-          if (!p.ok()) return p.status();
-          producer.emplace(*std::move(p));
-          epoch = carried;
-          const auto schema = ParseSchema(ring->schema());
-          event_size = schema.ok() && schema->itemsize > 0 ? schema->itemsize : ring->slot_size();
+          if (absl::Status st = take_ring(*std::move(attached), carried); !st.ok()) return st;
         } else if (absl::Status st = open_ring(*batch); !st.ok()) {
           return st;
         }

@@ -223,6 +223,15 @@ def mid_stream(peer, fork_ctx, ring_name, far, events, lang="cpp"):
     return cpp, py, done, producer
 
 
+def finish_mid_stream(producer, cpp, py, done, out, inn):
+    """The end of a mid_stream run: the producer done, both far consumers saw every event
+    once in order, both bridges ended cleanly."""
+    assert producer.wait(240) == 0, producer.stderr.read()
+    finish_far_consumers(cpp, py, done)
+    assert out.wait(120) == 0, out.stderr.read()
+    assert inn.wait(120) == 0, inn.stderr.read()
+
+
 @needs_nats
 @pytest.mark.parametrize("victim", ["out", "in", "server"])
 def test_nothing_lost_nothing_duplicated_when_a_side_is_killed(nats, tool, peer, fork_ctx,
@@ -245,10 +254,7 @@ def test_nothing_lost_nothing_duplicated_when_a_side_is_killed(nats, tool, peer,
         server.kill()
         time.sleep(0.5)
         server.start()  # same port, same store
-    assert producer.wait(240) == 0, producer.stderr.read()
-    finish_far_consumers(cpp, py, done)
-    assert out.wait(120) == 0, out.stderr.read()
-    assert inn.wait(120) == 0, inn.stderr.read()
+    finish_mid_stream(producer, cpp, py, done, out, inn)
 
 
 @needs_nats
@@ -274,10 +280,7 @@ def test_a_stopped_out_side_frees_the_ring_and_goes_on_where_the_stream_ends(
     out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
     reap(out)
     assert "(where the stream ends)" in out.first_line, out.first_line
-    assert producer.wait(240) == 0, producer.stderr.read()
-    finish_far_consumers(cpp, py, done)
-    assert out.wait(120) == 0, out.stderr.read()
-    assert inn.wait(120) == 0, inn.stderr.read()
+    finish_mid_stream(producer, cpp, py, done, out, inn)
 
 
 @needs_nats
@@ -343,10 +346,7 @@ def test_a_bridge_that_gives_up_keeps_its_place_in_the_ring(nats, tool, peer, fo
         assert inn.returncode == 1, inn.stderr.read()
         inn = bridge(tool, "in", ring_name + "-far", server, "S")
     out = bridge(tool, "out", ring_name + "-src", server, "S", "--max_batch=256")
-    assert producer.wait(240) == 0, producer.stderr.read()
-    finish_far_consumers(cpp, py, done)
-    assert out.wait(120) == 0, out.stderr.read()
-    assert inn.wait(120) == 0, inn.stderr.read()
+    finish_mid_stream(producer, cpp, py, done, out, inn)
 
 
 @needs_nats

@@ -197,13 +197,19 @@ def test_should_stop_the_stage_when_retries_run_out(tmp_path, examples_bin, ring
     assert "pipeline FAILED: stage 'flaky' failed (exit code 1)" in done.stdout
 
 
-def test_should_stop_cleanly_and_drain_when_interrupted(tmp_path, examples_bin, ring_name):
+def endless_chain(tmp_path, examples_bin, ring_name):
+    """A C++ enricher and a Python check after it, fed for 60 s at 20,000 ticks/s (a run to
+    stop): (the check's result file, the pipeline file)."""
     result = tmp_path / "check.json"
     stages = (cpp_stage("enricher", "enricher") +
               py_stage("check", "CheckEnriched", after=["enricher"],
                        options=f'{{ result = "{result}" }}'))
-    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=0,
-                          feed_args=["--seconds=60", "--rate=20000"])
+    return result, write_pipeline(tmp_path, examples_bin, ring_name, stages, events=0,
+                                  feed_args=["--seconds=60", "--rate=20000"])
+
+
+def test_should_stop_cleanly_and_drain_when_interrupted(tmp_path, examples_bin, ring_name):
+    result, path = endless_chain(tmp_path, examples_bin, ring_name)
     proc = subprocess.Popen([sys.executable, "-m", "xdisruptor.pipeline", "run", str(path),
                              "--view=lines"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -255,12 +261,7 @@ def test_should_stop_every_child_and_drain_on_sigterm_and_sighup(tmp_path, examp
                                                                ring_name, sig):
     """kill, timeout, a service manager or a closed terminal stop the pipeline as Ctrl-C does:
     the stages drain what was published, no child outlives the launcher, exit 128 + signal."""
-    result = tmp_path / "check.json"
-    stages = (cpp_stage("enricher", "enricher") +
-              py_stage("check", "CheckEnriched", after=["enricher"],
-                       options=f'{{ result = "{result}" }}'))
-    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=0,
-                          feed_args=["--seconds=60", "--rate=20000"])
+    result, path = endless_chain(tmp_path, examples_bin, ring_name)
     proc, pids, _ = start_launcher(path)
     assert len(pids) == 3  # two stages and the producer
     time.sleep(1.0)
