@@ -93,6 +93,7 @@ absl::Status ValidateOptions(const RingSegment& ring, std::string_view name,
 
 // Step 1: what the registration does with the entry it chose.
 struct JoinPlan {
+  bool fresh = false;        // the entry held another name (or none): nothing of it carries over
   bool resume = false;       // a dead process of this name still gates: go on where it was
   bool was_evicted = false;  // this name was evicted: it joins at the cursor, missing events
   std::int64_t left_at = kInitialSequence;  // where the name's entry stopped
@@ -102,7 +103,10 @@ absl::StatusOr<JoinPlan> DecideResume(const RingSegment& ring, const ConsumerSta
                                       std::size_t index, std::string_view name,
                                       const ConsumerOptions& options) {
   JoinPlan plan;
-  if (!internal::NameIs(c, name)) return plan;  // a fresh entry
+  if (!internal::NameIs(c, name)) {  // a fresh entry
+    plan.fresh = true;
+    return plan;
+  }
   const ConsumerStatus previous = LoadStatus(c);
   const bool gating = IsGating(ring.producer(), index);
   // A process of this name died while registered: its entry still gates the producer, so
@@ -171,17 +175,27 @@ absl::StatusOr<Upstreams> ResolveUpstreams(const RingSegment& ring, std::string_
 void FillEntry(ConsumerState& c, std::string_view name, const ConsumerOptions& options,
                const Upstreams& up, const JoinPlan& plan) {
   if (!plan.resume) c.status.store(ConsumerStatus::kJoining, std::memory_order_relaxed);
-  c.name_length = static_cast<std::uint32_t>(name.size());
-  std::memset(c.name, 0, sizeof(c.name));
-  std::memcpy(c.name, name.data(), name.size());
+  if (plan.fresh) {  // the same name is left alone: `stat` may be reading it (no torn name)
+    c.name_length = static_cast<std::uint32_t>(name.size());
+    std::memset(c.name, 0, sizeof(c.name));
+    std::memcpy(c.name, name.data(), name.size());
+  }
   StoreOwner(c.owner, CurrentProcess());
   StoreWaitParams(c, options.wait);
   c.stall_policy.store(options.stall_policy, std::memory_order_relaxed);
   c.max_lag.store(options.max_lag, std::memory_order_relaxed);
   c.observer.store(options.gating ? kGatingMode : kObserverMode, std::memory_order_relaxed);
   c.max_lag_ns.store(options.max_lag_ns, std::memory_order_relaxed);
-  c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  // A resumed stage keeps its counters, so it keeps the time they count from (events per
+  // second divide by it).
   if (plan.resume) return;
+  c.registered_at_unix_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  // Evictions and missed events count for a name across its registrations; an entry taken
+  // over by another name starts them at zero.
+  if (plan.fresh) {
+    c.evictions.store(0, std::memory_order_relaxed);
+    c.missed.store(0, std::memory_order_relaxed);
+  }
   c.group_role.store(kNoGroup, std::memory_order_relaxed);
   c.group.store(-1, std::memory_order_relaxed);
   c.group_members.store(0, std::memory_order_relaxed);
@@ -418,6 +432,7 @@ absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string
   // Resume: this name's entry is still a member of this group (its process died before
   // anyone took its run over): go on with its unfinished run.
   JoinPlan plan;
+  plan.fresh = !internal::NameIs(c, name);
   plan.resume = internal::NameIs(c, name) && LoadStatus(c) == ConsumerStatus::kActive &&
                 c.group_role.load(std::memory_order_relaxed) == kGroupMember &&
                 c.group.load(std::memory_order_relaxed) == g &&

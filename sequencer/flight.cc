@@ -148,7 +148,12 @@ FlightRecordInfo LatestFlightRecord(const RingSegment& ring) {
     std::atomic_thread_fence(std::memory_order_acquire);  // the fields before the re-check
     if (f.version.load(std::memory_order_relaxed) == v) return info;
   }
-  return {};
+  // A writer died mid-update (the version stays odd until the next record overtakes it): the
+  // path and time are not whole, but the count only grows and is read alone (a counter that
+  // fell to zero would look like a reset to Prometheus).
+  FlightRecordInfo count_only;
+  count_only.count = f.count.load(std::memory_order_relaxed);
+  return count_only;
 }
 
 }  // namespace xdisruptor

@@ -1,5 +1,6 @@
 #include "xdisruptor/metrics.h"
 
+#include <algorithm>
 #include <functional>
 
 #include "xdisruptor/names.h"
@@ -135,7 +136,9 @@ MetricPoint HistogramPoint(const ConsumerStats& c,
     cumulative += c.latency.buckets[i];
     p.buckets.emplace_back(Seconds(latency::BucketBound(i)), cumulative);
   }
-  p.count = c.latency.count;
+  // The buckets are read before the count and a handler may finish in between: the count
+  // is never below the last bucket (Prometheus takes +Inf from it).
+  p.count = std::max<std::uint64_t>(c.latency.count, cumulative);
   p.sum = Seconds(c.latency.sum_ns);
   return p;
 }

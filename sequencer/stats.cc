@@ -77,15 +77,17 @@ ConsumerStats EntryStats(const RingSegment& ring, std::size_t i, std::int64_t pu
   return cs;
 }
 
-// The highest sequence published contiguously: from the slowest gating consumer on (never more
-// than a lap back), as a barrier without upstreams would see it.
+// The highest sequence published contiguously, as a barrier without upstreams would see it:
+// scanned from the fastest gating consumer's next sequence (it has read everything before it),
+// else from a lap back. Producers may lap the scan's start while it runs: marks of a later lap
+// count as published.
 std::int64_t Published(const RingSegment& ring, std::int64_t cursor) {
   const internal::Availability availability(ring);
   std::int64_t from = cursor - static_cast<std::int64_t>(ring.capacity()) + 1;
   for (std::uint64_t m = LoadGatingMask(ring.producer()); m != 0; m &= m - 1) {
     from = std::max(from, LoadSequence(ring.consumer(std::countr_zero(m))) + 1);
   }
-  return availability.HighestPublished(std::max<std::int64_t>(from, 0), cursor);
+  return availability.HighestPublishedLapped(std::max<std::int64_t>(from, 0), cursor);
 }
 
 // Seconds, as everywhere outside C++: samples, p50/p99/max, sum, and the buckets (upper bound,

@@ -89,7 +89,9 @@ void Consumer::AdvanceGroup() {
     // barriers' acquire loads; what members released (acquire in GroupMinimum) comes along.
     if (g.sequence.compare_exchange_weak(now, low, std::memory_order_release,
                                          std::memory_order_relaxed)) {
-      BumpCounter(g.batches);
+      // Every member that wins a CAS counts here: an atomic add, not the single writer's
+      // BumpCounter (a load-then-store would lose counts and could go backwards).
+      g.batches.fetch_add(1, std::memory_order_relaxed);
       wait::Notify(g.notification);
       return;
     }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -12,11 +13,14 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "test_util.h"
 #include "xdisruptor/xdisruptor.h"
 #include "xdisruptor/flight.h"
+#include "xdisruptor/metrics.h"
+#include "xdisruptor/internal/availability.h"
 #include "xdisruptor/stats.h"
 
 namespace xdisruptor {
@@ -295,6 +299,75 @@ TEST(ObservabilityTest, ShouldWriteAFlightRecordWhenAnOperatorEvicts) {
   const std::string record = ReadFile(info.path);
   EXPECT_NE(record.find("victim evicted by an operator"), std::string::npos) << record;
   EXPECT_NE(record.find("\"events\": []"), std::string::npos);  // nothing published yet
+}
+
+TEST(ObservabilityTest, ShouldKeepTheFlightRecordCountWhenAWriterDiedMidRecord) {
+  ScopedRingName name;
+  TempDir dir;
+  auto ring = RingSegment::Create({.name = name.get(), .capacity = 16, .flight_dir = dir.get()});
+  ASSERT_TRUE(ring.ok());
+  {
+    auto c = Consumer::Register(*ring, "victim");
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(EvictConsumer(*ring, "victim").ok());
+  }
+  ASSERT_EQ(LatestFlightRecord(*ring).count, 1u);
+  // A writer killed inside the seqlock leaves its version odd: the path is not whole, but the
+  // count (a Prometheus counter) must not fall to zero.
+  ring->producer().flight.version.fetch_add(1);
+  const FlightRecordInfo torn = LatestFlightRecord(*ring);
+  EXPECT_EQ(torn.count, 1u);
+  EXPECT_TRUE(torn.path.empty());
+  // The next record overtakes the dead writer.
+  auto c = Consumer::Register(*ring, "second");
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(EvictConsumer(*ring, "second").ok());
+  const FlightRecordInfo next = LatestFlightRecord(*ring);
+  EXPECT_EQ(next.count, 2u);
+  EXPECT_NE(ReadFile(next.path).find("second evicted by an operator"), std::string::npos);
+}
+
+TEST(ObservabilityTest, ShouldCountAScanLappedByTheProducersAsPublished) {
+  // Stats reads the cursor, then scans the marks from a lap back; producers may publish the
+  // next lap of those slots in between. Made here without a race: a cursor read a lap ago.
+  ScopedRingName name;
+  auto ring = RingSegment::Create({.name = name.get(), .capacity = 8,
+                                   .sequencer = SequencerKind::kMultiProducer});
+  ASSERT_TRUE(ring.ok());
+  auto producer = MultiProducerSequencer::Attach(*ring);
+  ASSERT_TRUE(producer.ok());
+  for (int i = 0; i < 8; ++i) producer->Publish(producer->Next());
+  const std::int64_t read_then = producer->cursor();  // 7
+  for (int i = 0; i < 3; ++i) producer->Publish(producer->Next());  // 8..10 overwrite 0..2
+  const internal::Availability availability(*ring);
+  EXPECT_EQ(availability.HighestPublishedLapped(0, read_then), 7);  // was -1: a count drop
+  EXPECT_EQ(availability.HighestPublished(0, read_then), -1);  // a barrier's exact question
+  // A claim not yet published still stops the scan.
+  const std::int64_t claimed = producer->Next();  // 11, in the slot of 3
+  EXPECT_EQ(availability.HighestPublishedLapped(8, claimed), 10);
+  producer->Publish(claimed);
+  EXPECT_EQ(Stats(*ring).published, 11);
+}
+
+TEST(ObservabilityTest, ShouldNeverExportAHistogramCountBelowItsLastBucket) {
+  // The buckets are read before the count, and a handler may finish in between.
+  RingSnapshot snapshot;
+  snapshot.name = "r";
+  snapshot.readable = true;
+  ConsumerStats c;
+  c.name = "c";
+  c.latency.buckets[0] = 2;
+  c.latency.buckets[3] = 3;
+  c.latency.count = 4;  // one sample counted in its bucket, not yet in the count
+  snapshot.stats.consumers.push_back(c);
+  for (const MetricFamilyData& f : MetricFamilies({snapshot})) {
+    if (f.type != MetricType::kHistogram) continue;
+    ASSERT_EQ(f.points.size(), 1u);
+    EXPECT_EQ(f.points[0].buckets.back().second, 5u);
+    EXPECT_EQ(f.points[0].count, 5u);
+    return;
+  }
+  FAIL() << "no histogram family";
 }
 
 TEST(ObservabilityTest, ShouldCountSleepsAndWakesOfABlockingConsumer) {

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "test_util.h"
 #include "xdisruptor/xdisruptor.h"
+#include "xdisruptor/stats.h"
 
 namespace xdisruptor {
 namespace {
@@ -63,6 +64,7 @@ TEST(ReliabilityTest, ShouldResumeWhereItLeftOffWhenAHoldConsumerRestarts) {
   ASSERT_TRUE(AwaitConsumers(ring->segment(), 1));
   PublishRange(*ring, *producer, 50);
   while (ring->segment().consumer(0).sequence.load() < 29) std::this_thread::yield();
+  const std::int64_t registered_at = Stats(ring->segment()).consumers.at(0).registered_at_unix_ns;
   ::kill(child, SIGKILL);
   EXPECT_EQ(WaitChild(child), 128 + SIGKILL);
   // The dead consumer still holds the producer: a lap after its position is out of reach.
@@ -72,6 +74,9 @@ TEST(ReliabilityTest, ShouldResumeWhereItLeftOffWhenAHoldConsumerRestarts) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->resumed());
   EXPECT_EQ(again->sequence(), 29);
+  // Its counters go on, so the time they count from does too (events per second divide by
+  // it: a new time would make a day's events look like a second's).
+  EXPECT_EQ(Stats(ring->segment()).consumers.at(0).registered_at_unix_ns, registered_at);
   const WaitResult r = again->barrier().WaitFor(30);
   ASSERT_EQ(r.status, WaitStatus::kOk);
   EXPECT_EQ(r.available, 89);
@@ -149,6 +154,40 @@ TEST(ReliabilityTest, ShouldKeepTheNewRegistrationWhenTheEvictedObjectIsDropped)
   EXPECT_EQ(ActiveConsumerCount(ring->segment()), 1);
   EXPECT_NE(ring->segment().producer().gating_mask.load(), 0u);
   EXPECT_EQ(fresh->missed(), 8u);
+}
+
+TEST(ReliabilityTest, ShouldStartEvictionsAndMissedAtZeroForAnotherNameInAFreedEntry) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok());
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
+  {
+    auto first = Consumer::Register(ring->segment(), "first");
+    ASSERT_TRUE(first.ok());
+    PublishRange(*ring, *producer, 8);
+    ASSERT_TRUE(EvictConsumer(ring->segment(), "first").ok());
+    auto again = Consumer::Register(ring->segment(), "first", {.rejoin_at_cursor = true});
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->missed(), 8u);
+  }  // both dropped: the entry is free
+  // The same name keeps what happened to it...
+  {
+    auto same = Consumer::Register(ring->segment(), "first");
+    ASSERT_TRUE(same.ok()) << same.status();
+    EXPECT_EQ(same->missed(), 8u);
+    EXPECT_EQ(Stats(ring->segment()).consumers.at(0).evictions, 1u);
+  }
+  // ...another name taking the entry starts from nothing.
+  auto other = Consumer::Register(ring->segment(), "second");
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_EQ(other->index(), 0);  // the entry "first" had
+  EXPECT_EQ(other->missed(), 0u);
+  const RingStats st = Stats(ring->segment());
+  ASSERT_EQ(st.consumers.size(), 1u);
+  EXPECT_EQ(st.consumers[0].name, "second");
+  EXPECT_EQ(st.consumers[0].evictions, 0u);
+  EXPECT_EQ(st.consumers[0].missed, 0u);
 }
 
 TEST(ReliabilityTest, ShouldReportProducerGoneAfterDeliveringEverythingItPublished) {

@@ -51,6 +51,20 @@ class Availability {
     return cursor;
   }
 
+  // HighestPublished for a reader that gates nothing (stats): the producers may claim and
+  // publish the next lap of a slot while it scans, and a mark holding a later lap than
+  // `sequence`'s means that sequence was published before it was overwritten, so it counts
+  // (an exact match would stop the scan a lap short, and the published count would drop).
+  std::int64_t HighestPublishedLapped(std::int64_t next, std::int64_t cursor) const {
+    if (marks_ == nullptr) return cursor;
+    for (std::int64_t s = next; s <= cursor; ++s) {
+      const auto mark = static_cast<std::uint32_t>(Mark(s).load(std::memory_order_acquire));
+      // Laps compared modulo 2^32, as the marks wrap.
+      if (static_cast<std::int32_t>(mark - static_cast<std::uint32_t>(Lap(s))) < 0) return s - 1;
+    }
+    return cursor;
+  }
+
   // True once `sequence` is published.
   bool IsPublished(std::int64_t sequence) const {
     return marks_ == nullptr ? cursor() >= sequence : MarkHoldsLap(sequence);
