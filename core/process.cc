@@ -86,9 +86,10 @@ bool IsProcessAlive(std::int64_t pid, std::uint64_t start_time) {
   if (pid <= 0) return false;
   StatFields fields;
   if (!ReadStat(pid, &fields)) {
-    // Only "no such entry" means gone. Anything else (/proc hidden or unreadable, out of file
-    // descriptors) must not declare a live process dead: ask the kernel instead.
-    if (errno == ENOENT || errno == ESRCH) return false;
+    // No entry need not mean gone: /proc mounted with hidepid hides other users' processes
+    // (a ring shared by a group of users), and anything else (unreadable, out of file
+    // descriptors) must not declare a live process dead either. The kernel answers: only
+    // ESRCH means gone (EPERM: it lives, as another user's).
     return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
   }
   if (fields.state == 'Z' || fields.state == 'X') return false;

@@ -82,6 +82,9 @@ absl::Status ValidateProducerState(const std::byte* base, std::uint64_t capacity
   const std::uint64_t mask = p.gating_mask.load(std::memory_order_acquire);
   for (std::uint64_t m = mask; m != 0; m &= m - 1) {
     const ConsumerState& c = table[std::countr_zero(m)];
+    // A join from a journal in flight (FinishCatchUp, which takes the bit back if the ring is
+    // past it) or left so by a joiner that died: RepairTable clears the latter.
+    if (c.observer.load(std::memory_order_relaxed) == kCatchingUpMode) continue;
     std::int64_t sequence = c.sequence.load(std::memory_order_acquire);
     const std::int64_t cursor = p.cursor.load(std::memory_order_acquire);
     if (sequence < kInitialSequence || sequence > cursor) {

@@ -79,6 +79,12 @@ void RepairTable(RingSegment& ring) {
       StoreStatus(c, ConsumerStatus::kFree);
     } else if (status != ConsumerStatus::kActive && IsGating(ring.producer(), i)) {
       LeaveGating(ring.producer(), i);
+    } else if (status == ConsumerStatus::kActive && IsGating(ring.producer(), i) &&
+               c.observer.load(std::memory_order_relaxed) == kCatchingUpMode) {
+      // A join from a journal its process did not finish (FinishCatchUp holds this lock, so
+      // a live one is never caught halfway): its position may already be overwritten. Not
+      // gating, it counts as evicted-while-catching-up: its name catches up again from there.
+      LeaveGating(ring.producer(), i);
     }
   }
 }
@@ -113,11 +119,13 @@ absl::StatusOr<int> ChooseEntry(RingSegment& ring, std::string_view name) {
 
 void EvictEntry(RingSegment& ring, std::size_t index) {
   ConsumerState& c = ring.consumer(index);
-  LeaveGating(ring.producer(), index);
   BumpCounter(c.evictions);  // under the registry lock: one writer at a time
   // SYNC POINT: pairs with the acquire loads of the status in barriers (UpstreamGone, and the
-  // evicted consumer's own kEvicted check).
+  // evicted consumer's own kEvicted check). The status before the gating bit goes: an
+  // evictor killed in between leaves an evicted entry still gating, which RepairTable mends,
+  // never an active one no longer gating (its unread events overwritten, nobody told).
   StoreStatus(c, ConsumerStatus::kEvicted);
+  LeaveGating(ring.producer(), index);
   wait::WakeAll(c.notification);
   // A worker group goes as a whole: each member sees kEvicted at its next wait.
   if (c.group_role.load(std::memory_order_relaxed) == kGroupStage) EvictGroupMembers(ring, c);

@@ -34,6 +34,10 @@ bool SlowBeyondLimit(const ConsumerState& c, std::int64_t cursor, std::int64_t n
 bool ShouldAct(const RingSegment& ring, const ConsumerState& c, std::int64_t cursor,
                std::int64_t wrap_point, std::int64_t now, std::int64_t& since) {
   if (!IsActive(c)) return true;  // a stray gating bit
+  // A join from a journal left halfway by a process that died (RepairTable clears it).
+  if (c.observer.load(std::memory_order_relaxed) == kCatchingUpMode && !EntryAlive(ring, c)) {
+    return true;
+  }
   if (LoadSequence(c) >= wrap_point || LoadStallPolicy(c) != StallPolicy::kEvict) {
     since = 0;
     return false;

@@ -374,6 +374,62 @@ TEST(JournalCatchUpTest, ShouldReadTheJournalThenTheRingWithNoGapAndNoDuplicate)
   EXPECT_FALSE(late->catching_up());  // it joined the ring
 }
 
+// A process killed inside FinishCatchUp, after it took the gating bit at a position the ring
+// is long past and before it gave it back: the producer must not wait on it for ever, nor
+// attaches fail as if the ring were corrupt, nor the name resume in the ring there (those
+// slots were overwritten); it catches up again from the journal.
+TEST(JournalCatchUpTest, ShouldCatchUpAgainWhenKilledHalfwayThroughTheJoinOntoTheRing) {
+  ScopedRingName name;
+  TempDir dir;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok());
+  auto recorder = JournalRecorder::Start(ring->segment(), Options(dir, 300));
+  ASSERT_TRUE(recorder.ok());
+  std::thread record([&] { recorder->Run(); });
+  auto p = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(p.ok());
+  std::int64_t published = 0;
+  auto publish = [&](std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i, ++published) {
+      const absl::StatusOr<std::int64_t> s = p->NextFor(1, 20'000'000'000);
+      ASSERT_TRUE(s.ok()) << "the producer is held at " << published << ": " << s.status();
+      (*ring)[*s].Fill(*s);
+      p->Publish(*s);
+    }
+  };
+  publish(2000);
+  {
+    auto late = Consumer::Register(ring->segment(), "late", {.start_at = 0, .journal = dir.get()});
+    ASSERT_TRUE(late.ok() && late->catching_up());
+    // FinishCatchUp(1000) as far as a SIGKILL lets it get (the position, then the gating bit),
+    // by a process that is gone (no pid reaches 2^22; this one lets go without leaving).
+    const auto index = static_cast<std::size_t>(late->index());
+    ConsumerState& c = ring->segment().consumer(index);
+    c.sequence.store(999);
+    JoinGating(ring->segment().producer(), index);
+    StoreOwner(c.owner, ProcessIdentity{.pid = std::int64_t{1} << 22, .start_time = 1});
+    late->Abandon();
+  }
+  EXPECT_TRUE(RingSegment::Attach(name.get()).ok());  // not taken for a corrupt ring
+  publish(1000);  // the producer's blocked wait clears the half-made join
+  auto back = Consumer::Register(ring->segment(), "late", {.journal = dir.get()});
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->catching_up());
+  EXPECT_EQ(back->sequence(), 999);
+  Collect collect;
+  BatchEventProcessor<TestEvent, Collect> processor(*ring, *back, collect);
+  std::thread consume([&] { processor.Run(); });
+  publish(1000);
+  p->Close();
+  consume.join();
+  record.join();
+  ASSERT_EQ(collect.seen.size(), 3000u);
+  for (std::int64_t i = 0; i < 3000; ++i) {
+    ASSERT_EQ(collect.seen[static_cast<std::size_t>(i)], 1000 + i);
+  }
+  EXPECT_EQ(collect.bad, 0);
+}
+
 TEST(JournalCatchUpTest, ShouldLetAnEvictedConsumerCatchUpInsteadOfMissingEvents) {
   ScopedRingName name;
   TempDir dir;

@@ -3,6 +3,7 @@
 #include "gtest/gtest.h"
 #include "test_util.h"
 #include "xdisruptor/sequencer.h"
+#include "xdisruptor/xdisruptor.h"
 
 namespace xdisruptor {
 namespace {
@@ -61,6 +62,26 @@ TEST(PollerTest, ShouldReportUpstreamGoneWhenTheUpstreamLeaves) {
   EXPECT_EQ(poller.Poll(ignore), PollState::kGating);
   ASSERT_TRUE(up->Deregister().ok());
   EXPECT_EQ(poller.Poll(ignore), PollState::kUpstreamGone);
+}
+
+TEST(PollerTest, ShouldHandOutNothingOnceEvicted) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 16});
+  ASSERT_TRUE(ring.ok());
+  auto c = Consumer::Register(ring->segment(), "polled");
+  ASSERT_TRUE(c.ok());
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
+  producer->Publish(0, *producer->Next(4));
+  EventPoller<TestEvent> poller(*ring, *c);
+  int handed = 0;
+  auto count = [&](TestEvent&, std::int64_t, bool) { return ++handed > 0; };
+  ASSERT_TRUE(EvictConsumer(ring->segment(), "polled").ok());
+  // No longer gating: the producer laps it; none of those slots may be handed out as its own.
+  for (int i = 0; i < 3; ++i) producer->Publish(*producer->Next(16));
+  EXPECT_EQ(poller.Poll(count), PollState::kEvicted);
+  EXPECT_EQ(handed, 0);
+  EXPECT_EQ(c->sequence(), -1);  // nothing released
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #ifndef XDISRUPTOR_EVENT_POLLER_H_
 #define XDISRUPTOR_EVENT_POLLER_H_
 
+#include <algorithm>
 #include <cstdint>
 
 #include "xdisruptor/consumer.h"
@@ -21,6 +22,8 @@ enum class PollState {
   kUpstreamGone,  // a stage this one runs after left before releasing what is published
   kLapped,  // an observer: events from its position were overwritten; the events this poll
             // handed out (if any) may be among them and were not released
+  kEvicted,  // this consumer was evicted (stall policy or an operator): nothing more is handed
+             // out; register again with rejoin_at_cursor (docs/reliability.md)
 };
 
 template <typename T>
@@ -34,7 +37,10 @@ class EventPoller {
     const std::int64_t current = consumer_->sequence();
     const bool observer = consumer_->observer();
     if (observer && consumer_->Lapped(current + 1)) [[unlikely]] return PollState::kLapped;
-    const std::int64_t available = barrier.Available();
+    // Never more than a lap past its position, as WaitFor: only an evicted consumer (no longer
+    // gating) could be offered more, and those slots may be overwritten while it reads.
+    const std::int64_t available = std::min(barrier.Available(), current + barrier.lap());
+    if (barrier.evicted()) [[unlikely]] return PollState::kEvicted;
     if (available > current) {
       std::int64_t processed = current;
       for (std::int64_t s = current + 1; s <= available;) {
@@ -43,6 +49,8 @@ class EventPoller {
         if (!more) break;
       }
       if (observer && consumer_->Lapped(current + 1)) [[unlikely]] return PollState::kLapped;
+      // Evicted while it read: the producer may have overwritten what it was handed.
+      if (barrier.evicted()) [[unlikely]] return PollState::kEvicted;
       consumer_->Release(processed, static_cast<std::uint64_t>(processed - current));
       return PollState::kProcessing;
     }

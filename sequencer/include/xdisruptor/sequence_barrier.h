@@ -114,6 +114,10 @@ class SequenceBarrier {
   std::int64_t cursor() const { return published_.cursor(); }
   // After seeing it closed, the cursor read next is the final one (layout_access.h).
   bool closed() const { return IsClosed(*producer_); }
+  // This consumer was evicted (acquire: pairs with EvictEntry); it may read nothing more.
+  bool evicted() const { return IsEvicted(*self_); }
+  // How far past the sequence before it a consumer may read at most: one lap (capacity).
+  std::int64_t lap() const { return lap_; }
 
   // Forgets a wait left open by kCheckpoint (a caller that got its sequence from a later
   // call's fast path, or gives up waiting): the next wait starts afresh.
