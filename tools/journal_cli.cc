@@ -100,7 +100,13 @@ int JournalRecord(const std::string& ring_name, const std::string& directory) {
               recorder->recorded(), recorder->writer().last(),
               std::string(WaitStatusName(why)).c_str());
   const bool ok = why == WaitStatus::kClosed || why == WaitStatus::kHalted;
-  if (ok) (void)recorder->consumer().Deregister();
+  // A recorder that failed (a write error) keeps its entry, as one that crashed: the ring
+  // holds what it did not record, and a restart goes on without a gap.
+  if (ok) {
+    (void)recorder->consumer().Deregister();
+  } else {
+    recorder->consumer().Abandon();
+  }
   return ok ? 0 : 1;
 }
 

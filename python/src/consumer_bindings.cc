@@ -194,6 +194,10 @@ class PyConsumer {
     std::int64_t stuck_last = kInitialSequence;
     std::int64_t next_signal_check = MonotonicNanos() + kPollNs;
     for (;;) {
+      // A halt (halt(), a cancelled await) ends it after the batch in hand, as on the ring.
+      if (closing_.load(std::memory_order_acquire) || c.barrier().alerted()) {
+        return Status(first, WaitStatus::kHalted);
+      }
       absl::StatusOr<CatchUpBatch> batch;
       absl::Status joined;
       {
@@ -223,7 +227,6 @@ class PyConsumer {
         CheckSignals();
         next_signal_check = now + kPollNs;
       }
-      if (closing_.load(std::memory_order_acquire)) return Status(first, WaitStatus::kHalted);
       py::gil_scoped_release release;
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }

@@ -128,13 +128,20 @@ class PyRecorder {
       py::gil_scoped_release release;
       why = recorder_->Run();
     }
+    failed_ = why != WaitStatus::kClosed && why != WaitStatus::kHalted;
     return std::string(WaitStatusName(why));
   }
   void Halt() { recorder_->Halt(); }
   std::int64_t recorded() const { return recorder_->recorded(); }
   std::int64_t last() { return recorder_->writer().last(); }
+  // Leaves the ring; after a failed run (a write error) it keeps its entry, as a recorder that
+  // crashed: the ring holds what it did not record, and a restart goes on without a gap.
   void Close() {
-    if (recorder_) (void)recorder_->consumer().Deregister();
+    if (recorder_ && failed_) {
+      recorder_->consumer().Abandon();
+    } else if (recorder_) {
+      (void)recorder_->consumer().Deregister();
+    }
     recorder_.reset();
     ring_.reset();
   }
@@ -142,6 +149,7 @@ class PyRecorder {
  private:
   std::shared_ptr<RingSegment> ring_;
   std::optional<JournalRecorder> recorder_;
+  bool failed_ = false;
 };
 
 }  // namespace

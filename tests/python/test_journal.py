@@ -173,6 +173,15 @@ def test_should_catch_up_in_python_loops_and_an_evicted_consumer_too(peer_ring, 
     # values(): the journal's batches too, one field or two.
     late = peer_ring.consumer("values", start_at=0, journal=str(tmp_path / "j"))
     assert list(late.values("sequence")) == list(range(8010))
+    # halt() ends a loop catching up after the batch in hand, as on the ring (it read the
+    # whole journal first).
+    halted = peer_ring.consumer("halted", start_at=0, journal=str(tmp_path / "j"))
+    taken = []
+    for b in halted.batches(max_size=100):
+        taken.append(b["sequence"].tolist())
+        halted.halt()
+    assert taken == [list(range(100))] and halted.catching_up
+    halted.close()
     late = peer_ring.consumer("pairs", start_at=0, journal=str(tmp_path / "j"))
     assert list(late.values("value", "sequence")) == [(i * 3 + 1, i) for i in range(8010)]
     assert recorder.wait(timeout=60) == 0
@@ -226,6 +235,52 @@ def test_should_keep_every_segment_when_the_recorder_was_killed_creating_a_new_o
     out, err = recorder.communicate(timeout=60)
     assert recorder.returncode == 0, err
     assert check_journal(directory, 5000).segments == 5
+
+
+_RECORD_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+limit = int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+if sys.argv[4] == "python":
+    import xdisruptor
+    ring = xdisruptor.Ring.attach(sys.argv[1])
+    with xdisruptor.JournalRecorder(ring, sys.argv[2]) as recorder:
+        print("recording", flush=True)
+        status = recorder.run()
+    sys.exit(0 if status in ("closed", "halted") else 1)
+import os
+os.execv(sys.argv[4], [sys.argv[4], "journal", "record", sys.argv[1], sys.argv[2]])
+"""
+
+
+@pytest.mark.parametrize("surface", ["tool", "python"])
+def test_should_keep_its_place_in_the_ring_when_a_write_fails(peer_ring, ring_name, peer, tool,
+                                                              tmp_path, surface):
+    """A write error (not a full disk: EFBIG past a file size limit) ends the recorder with
+    exit 1, keeping its entry as a crash would: the ring holds what it did not record, and the
+    recorder started again goes on without a gap (it used to deregister, the producer ran on,
+    and the restart refused to leave a gap)."""
+    n = 20_000  # 1.28 MB of events, ~20 laps of the ring
+    directory = tmp_path / "j"
+    limited = subprocess.Popen(
+        [sys.executable, "-c", _RECORD_LIMITED, ring_name, str(directory), str(256 * 1024),
+         "python" if surface == "python" else tool],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert read_line(limited).startswith("recording")
+    prod = start(peer_cmd(peer, "cpp", "produce", ring_name, f"--until={n}", "--batch=64"))
+    out, err = limited.communicate(timeout=60)
+    assert limited.returncode == 1, (out, err)
+    assert "File too large" in err or "file too large" in err.lower(), err
+    time.sleep(0.3)
+    assert prod.poll() is None, "the producer finished: nothing held the ring for the journal"
+    names = [c["name"] for c in peer_ring.stats()["consumers"]]
+    assert names == ["journal"]
+    recorder = record(tool, ring_name, directory)
+    assert prod.wait(timeout=60) == 0
+    out, err = recorder.communicate(timeout=60)
+    assert recorder.returncode == 0, err
+    check_journal(directory, n)
 
 
 def _mount_tmpfs(path, size):
