@@ -64,6 +64,16 @@ absl::StatusOr<std::int64_t> MultiProducerSequencer::NextFor(std::int64_t n,
   }
 }
 
+absl::StatusOr<bool> MultiProducerSequencer::WaitForRoom(std::int64_t n,
+                                                         std::int64_t max_wait_ns) {
+  if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) return s;
+  role_.CheckProcess();
+  const std::int64_t current = cursor();
+  const std::int64_t wrap_point = current + n - capacity_;
+  return wrap_point <= cached_gating_ || wrap_point <= RefreshGating(current) ||
+         role_.WaitForCapacity(wrap_point, current, max_wait_ns, &cached_gating_);
+}
+
 absl::StatusOr<std::int64_t> MultiProducerSequencer::TryNext(std::int64_t n) {
   if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) return s;
   role_.CheckProcess();

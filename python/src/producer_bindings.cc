@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -256,19 +257,47 @@ class ContiguousBytes {
 
 class PyProducer {
  private:
-  // Counts a use of the sequencer for its whole length, after checking it may be used here.
+  // One use of the sequencer (a claim to its publish, a close, a query), counted in busy_ and
+  // holding claim_mutex_ for its whole length, so that threads sharing this producer (asyncio's
+  // helper beside the loop's thread, or any two Python threads) never claim at once: the
+  // sequencer is one thread's at a time, and its claims would otherwise hand out a sequence
+  // twice. Made with the GIL held; it never blocks on the mutex holding it (the holder may be
+  // waiting for the GIL): it tries, then lets the GIL go to wait. busy_ is raised before the
+  // mutex is waited for and lowered after it is let go, both with the GIL held or with a
+  // release, so that PublishRecord's fast path, which reads busy_ == 0 with the GIL held,
+  // knows nobody holds or waits for the mutex (nobody can start without the GIL).
   class Usage {
    public:
-    explicit Usage(PyProducer& p) : p_(p) {
-      p.CheckUsable();
+    // `wait`: false gives up at once when another thread holds the producer (owns() false).
+    explicit Usage(PyProducer& p, bool wait = true, bool ending = false)
+        : p_(p), lock_(p.claim_mutex_, std::defer_lock) {
+      p.CheckUsable(ending);
       p_.busy_.fetch_add(1, std::memory_order_acq_rel);
+      if (!lock_.try_lock() && wait) {
+        py::gil_scoped_release release;
+        lock_.lock();
+      }
+      if (!lock_.owns_lock()) return;
+      // Closed or ended while this one waited for the producer.
+      try {
+        p.CheckUsable(ending);
+      } catch (...) {
+        lock_.unlock();
+        p_.busy_.fetch_sub(1, std::memory_order_acq_rel);
+        throw;
+      }
     }
-    ~Usage() { p_.busy_.fetch_sub(1, std::memory_order_acq_rel); }
+    ~Usage() {
+      if (lock_.owns_lock()) lock_.unlock();
+      p_.busy_.fetch_sub(1, std::memory_order_acq_rel);
+    }
     Usage(const Usage&) = delete;
     Usage& operator=(const Usage&) = delete;
+    bool owns() const { return lock_.owns_lock(); }
 
    private:
     PyProducer& p_;
+    std::unique_lock<std::mutex> lock_;
   };
 
   // Runs f on whichever sequencer this producer has.
@@ -284,11 +313,16 @@ class PyProducer {
     return Dispatch(std::forward<F>(f));
   }
 
-  void CheckUsable() const {
+  // `ending`: for close() itself, which may end a stream already ended.
+  void CheckUsable(bool ending = false) const {
     if (closed()) ThrowStatus(absl::FailedPreconditionError("the producer is closed"));
     if (closing_.load(std::memory_order_relaxed)) {
       ThrowStatus(absl::FailedPreconditionError(
           "the producer was closed by another thread while this call was under way"));
+    }
+    if (!ending && ended_.load(std::memory_order_relaxed)) {
+      ThrowStatus(absl::FailedPreconditionError(
+          "the producer ended the stream (close()): nothing more can be published"));
     }
     if (single_ ? single_->forked() : multi_->forked()) {
       ThrowStatus(absl::FailedPreconditionError(
@@ -411,7 +445,11 @@ class PyProducer {
     if (itemsize <= 0 || itemsize > static_cast<std::int64_t>(ring_->slot_size())) {
       ThrowStatus(absl::InvalidArgumentError("record size does not fit the ring's slots"));
     }
-    return Use([&](auto& s) -> std::optional<std::int64_t> {
+    // Not waiting: another thread holding the producer (asyncio's helper waiting for room)
+    // counts as no room, so the loop's thread never blocks on it.
+    Usage usage(*this, /*wait=*/max_wait_ns > 0);
+    if (!usage.owns()) return std::nullopt;
+    return Dispatch([&](auto& s) -> std::optional<std::int64_t> {
       absl::StatusOr<std::int64_t> hi;
       {
         py::gil_scoped_release release;
@@ -491,27 +529,30 @@ class PyProducer {
   // Returns the cursor after it (the record's sequence on a single-producer ring).
   std::int64_t PublishRecord(const py::handle record) {
     const char* data = Pack(record);
-    // Not counted as a use (Usage: two locked instructions, a tenth of the call) unless the
-    // ring is full: the GIL is held from here to the return, so Detach, which takes it back
-    // before it lets go of the sequencer, cannot come in between; one that began earlier
-    // has set closing_, which CheckUsable reports.
     CheckUsable();
     const auto publish = [&](auto& s) {
-      absl::StatusOr<std::int64_t> hi = s.TryNext(1);
-      std::vector<char> copy;
-      std::optional<Usage> usage;  // to the end of the call, once the GIL was let go
-      if (!hi.ok()) {
+      // Fast, without Usage (two locked instructions and a lock, a fifth of the call): with
+      // busy_ at 0 nobody holds or waits for the producer, and nobody can start to before
+      // this returns, as that takes the GIL this holds throughout (Usage). Detach, which
+      // takes the GIL back before it lets go of the sequencer, cannot come in between; one
+      // that began earlier has set closing_, which CheckUsable reports.
+      if (busy_.load(std::memory_order_acquire) == 0) {
+        const absl::StatusOr<std::int64_t> hi = s.TryNext(1);
+        if (hi.ok()) {
+          std::memcpy(ring_->slot(*hi), data, itemsize_);
+          s.Publish(*hi, *hi);
+          return single_ ? *hi : s.cursor();
+        }
         if (hi.status().code() != absl::StatusCode::kResourceExhausted) ThrowStatus(hi.status());
-        // Full: wait with the GIL released, as publish_bytes does; another thread may pack
-        // meanwhile, so the record waits in a copy of its own.
-        copy.assign(data, data + itemsize_);
-        data = copy.data();
-        usage.emplace(*this);
-        hi = Claim(s, 1);
       }
-      std::memcpy(ring_->slot(*hi), data, itemsize_);
-      s.Publish(*hi, *hi);
-      return single_ ? *hi : s.cursor();
+      // Full, or another thread uses the producer: wait for both with the GIL released;
+      // another thread may pack meanwhile, so the record waits in a copy of its own.
+      const std::vector<char> copy(data, data + itemsize_);
+      Usage usage(*this);
+      const std::int64_t hi = Claim(s, 1);
+      std::memcpy(ring_->slot(hi), copy.data(), itemsize_);
+      s.Publish(hi, hi);
+      return single_ ? hi : s.cursor();
     };
     return Dispatch(publish);
   }
@@ -548,9 +589,29 @@ class PyProducer {
     return last;
   }
 
-  // Ends the stream (consumers drain it, then stop).
+  // Waits at most `max_wait_ns` (> 0, GIL released) until n slots can be claimed, claiming
+  // nothing: true when there is room (asyncio's helper; the claim follows in the loop's
+  // thread, so a task cancelled while it waits has claimed nothing).
+  bool WaitForRoom(std::int64_t n, std::int64_t max_wait_ns) {
+    CheckSize(n);
+    if (max_wait_ns <= 0) ThrowStatus(absl::InvalidArgumentError("max_wait_s must be > 0"));
+    return Use([&](auto& s) {
+      absl::StatusOr<bool> room;
+      {
+        py::gil_scoped_release release;
+        room = s.WaitForRoom(n, max_wait_ns);
+      }
+      if (!room.ok()) ThrowStatus(room.status());
+      return *room;
+    });
+  }
+
+  // Ends the stream (consumers drain it, then stop). A claim another thread is waiting for
+  // gives up at its next slice (StateError) rather than publish after the end.
   void Close() {
-    Use([](auto& s) { s.Close(); });
+    ended_.store(true, std::memory_order_relaxed);
+    Usage usage(*this, /*wait=*/true, /*ending=*/true);
+    Dispatch([](auto& s) { s.Close(); });
   }
 
   // Gives up the producer role. Another thread waiting in a claim is told (StateError) and
@@ -631,8 +692,10 @@ class PyProducer {
   std::shared_ptr<RingSegment> ring_;
   std::optional<SingleProducerSequencer> single_;
   std::optional<MultiProducerSequencer> multi_;
-  std::atomic<int> busy_{0};  // uses in progress (some with the GIL released)
+  std::atomic<int> busy_{0};  // uses in progress or waiting for claim_mutex_ (Usage)
+  std::mutex claim_mutex_;    // held by the use in progress (Usage)
   std::atomic<bool> closing_{false};
+  std::atomic<bool> ended_{false};  // close() ended the stream: no claim after it
   bool has_ops_ = false;
   std::vector<PackOp> ops_;
   std::vector<FlatOp> flat_;  // ops_ flattened when every field is a scalar
@@ -732,6 +795,12 @@ void RegisterProducer(py::module_& m) {
                                        static_cast<std::int64_t>(max_wait_s * 1e9));
           },
           py::arg("data"), py::arg("count"), py::arg("itemsize"), py::arg("max_wait_s"))
+      .def(
+          "wait_for_room",
+          [](PyProducer& p, std::int64_t n, double max_wait_s) {
+            return p.WaitForRoom(n, static_cast<std::int64_t>(max_wait_s * 1e9));
+          },
+          py::arg("n"), py::arg("max_wait_s"))
       .def("set_packer", &PyProducer::SetPacker, py::arg("fields"), py::arg("itemsize"),
            py::arg("fallback"))
       .def("publish_record", &PyProducer::PublishRecord, py::arg("record"))

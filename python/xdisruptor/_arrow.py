@@ -42,6 +42,10 @@ def _column(pa: Any, col: np.ndarray, dtype: np.dtype) -> Any:
         children = [_column(pa, col[name], dtype.fields[name][0]) for name in _kept(dtype)]
         return pa.StructArray.from_arrays(children, names=list(_kept(dtype)))
     kind = dtype.kind
+    if kind in "biufMm" and not dtype.isnative:
+        # Arrow holds native byte order only ("byte-swapped arrays not supported"): a copy in
+        # it (a ring's schema may say ">" for a field).
+        col = col.astype(dtype.newbyteorder("="))
     if kind in "biuf":
         return pa.array(col if col.flags.c_contiguous else np.ascontiguousarray(col))
     if kind in "Mm":

@@ -147,25 +147,37 @@ async def batches(consumer: "Consumer", max_size: Optional[int],
     capacity = consumer._ring.capacity
     mask = capacity - 1
     whole = consumer._ring_raw.view(0, capacity, consumer._dtype, consumer._writable)
-    async for first, count, journal in ranges(consumer, limit, on_timeout):
-        if journal is not None:
-            yield journal
-            continue
-        start = first & mask
-        yield whole[start:start + count]
+    # Closed with this generator (aclosing, or left early): an `async for` does not close the
+    # generator it reads, and the loop would only finalize it some turns later, the consumer's
+    # loop still open meanwhile (a second loop on it refused).
+    inner = ranges(consumer, limit, on_timeout)
+    try:
+        async for first, count, journal in inner:
+            if journal is not None:
+                yield journal
+                continue
+            start = first & mask
+            yield whole[start:start + count]
+    finally:
+        await inner.aclose()
 
 
 async def events(consumer: "Consumer", names: Optional[tuple]) -> AsyncGenerator[Any, None]:
     """One event at a time, as synchronous iteration (``names`` None) or ``values(*names)``."""
     lists = consumer._lists(names)
-    async for first, count, journal in ranges(consumer, consumer._event_batch, None):
-        for item in lists(first, count, journal):
-            yield item
+    inner = ranges(consumer, consumer._event_batch, None)  # closed with this one (batches)
+    try:
+        async for first, count, journal in inner:
+            for item in lists(first, count, journal):
+                yield item
+    finally:
+        await inner.aclose()
 
 
 async def publish_bytes(producer: "Producer", data: Any, count: int) -> int:
-    """Publishes `count` packed records: at once if there is room, else from the producer's
-    helper in slices, so that a cancellation stops it claiming. Returns the last sequence."""
+    """Publishes `count` packed records: at once if there is room, else waiting for room in the
+    producer's helper in slices and claiming back in the loop's thread, so that a cancelled
+    task has claimed nothing. Returns the last sequence."""
     raw = producer._raw
     itemsize = producer._dtype.itemsize
     capacity = producer._ring.capacity
@@ -176,20 +188,21 @@ async def publish_bytes(producer: "Producer", data: Any, count: int) -> int:
         n = min(count - done, max(1, capacity // 2))
         chunk = view[done * itemsize:(done + n) * itemsize]
         await producer._turns.give()  # a producer that always has room still shares the loop
-        got = raw.publish_bytes_for(chunk, n, itemsize, 0.0)  # room now: no thread hop
+        # Room now, and no other thread holding the producer: no thread hop. (The helper
+        # waiting for another task counts as no room: this task queues behind it.)
+        got = raw.publish_bytes_for(chunk, n, itemsize, 0.0)
         while got is None:
             cancelled = [False]
 
-            def wait_for_room(chunk: Any = chunk, n: int = n) -> Optional[int]:
+            def wait_for_room(n: int = n) -> bool:
                 while not cancelled[0]:
-                    r = raw.publish_bytes_for(chunk, n, itemsize, _PRODUCER_SLICE_S)
-                    if r is not None:
-                        return r
-                return None
+                    if raw.wait_for_room(n, _PRODUCER_SLICE_S):
+                        return True
+                return False
 
             future = producer._helper().submit(wait_for_room)
             try:
-                got = await asyncio.wrap_future(future)
+                await asyncio.wrap_future(future)
                 producer._turns.waited()
             except asyncio.CancelledError:
                 cancelled[0] = True
@@ -198,6 +211,8 @@ async def publish_bytes(producer: "Producer", data: Any, count: int) -> int:
                 except Exception:  # noqa: BLE001
                     pass
                 raise
+            # Another task or thread may have taken the room first: then wait again.
+            got = raw.publish_bytes_for(chunk, n, itemsize, 0.0)
         hi = got
         done += n
     return hi

@@ -133,8 +133,9 @@ class Handling:
     def stop(self, exc: BaseException, first: int, failed: int, attempts: int) -> None:
         """Releases the events before ``failed`` and raises HandlerError."""
         raw = self._consumer._raw
-        if failed > first:
-            raw.release(failed - 1, failed - first)
+        # What the batch still holds before the failed event (a handler may have released some
+        # of it early: those are neither counted twice nor released backwards).
+        raw.release_early(failed - 1)
         raw.discard_pending()
         name = self._consumer.name
         raise HandlerError(

@@ -13,6 +13,7 @@ import os
 import itertools
 import struct
 import sys
+import threading
 import time
 import traceback
 import weakref
@@ -58,13 +59,18 @@ def _seconds(value: Any, name: str) -> float:
     return float(value)
 
 
-# The rings this process has open, for xdisruptor.metrics.serve's default.
+# The rings this process has open, for xdisruptor.metrics.serve's default. A scrape lists
+# them in the server's thread while others may open rings: both under the lock (a set changed
+# during iteration raises).
 _open_rings: "weakref.WeakSet[Ring]" = weakref.WeakSet()
+_open_rings_lock = threading.Lock()
 
 
 def open_ring_names() -> list:
     """Names of the rings this process has open (created or attached, not closed)."""
-    return sorted({r.name for r in list(_open_rings) if not r._raw.closed})
+    with _open_rings_lock:
+        rings = list(_open_rings)
+    return sorted({r.name for r in rings if not r._raw.closed})
 
 
 def _slot_size_for(dtype: np.dtype) -> int:
@@ -159,7 +165,8 @@ class Ring:
     def __init__(self, raw: "_core.RawRing", dtype: np.dtype):
         self._raw = raw
         self._dtype = dtype
-        _open_rings.add(self)
+        with _open_rings_lock:
+            _open_rings.add(self)
 
     # -- making and finding rings -------------------------------------------------------
     @classmethod
@@ -219,6 +226,14 @@ class Ring:
         raw = _core.RawRing.attach(name, _seconds(timeout, "timeout"), bool(read_only))
         stored = schema_to_dtype(raw.schema) if raw.schema else None
         if dtype is not None:
+            try:
+                # A ring without a schema takes any dtype that fits its slots, but only one
+                # shared memory can hold (no Python objects: their pointers would be read in
+                # other processes), structured as the schema would be.
+                dtype_to_schema(dtype)
+            except DTypeError:
+                raw.close()
+                raise
             wanted = np.dtype(dtype)
             if stored is None:
                 if wanted.itemsize > raw.slot_size:
@@ -938,7 +953,10 @@ class Consumer:
         once when you break out (an async generator is otherwise closed later, by the loop).
         Not for worker-group members (read them with :meth:`batches` or :meth:`run`)."""
         self._not_a_member("abatches()")
-        return _async.batches(self, max_size, on_timeout)
+        # Checked here, as batches() checks it (an async generator would only say so at the
+        # first batch, and a limit below 1 would hand out empty batches for ever).
+        limit = _whole(int(max_size) if max_size else self._max_batch, "max_size", 1, 2 ** 62)
+        return _async.batches(self, limit, on_timeout)
 
     def _not_a_member(self, what: str) -> None:
         if self._raw.member:

@@ -65,6 +65,25 @@ def test_should_convert_every_field_kind_to_arrow_and_pandas(ring_name):
     assert rb.column("quote").to_pylist()[2] == {"bid": 0.0, "ask": 3.0}
 
 
+def test_should_convert_big_endian_fields_into_native_order(ring_name):
+    dt = np.dtype([("seq", ">i8"), ("px", ">f8"), ("ts", ">M8[us]"), ("n", ">u2")])
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=dt) as ring:
+        consumer = ring.consumer("arrow")
+        events = np.zeros(10, dt)
+        events["seq"] = np.arange(10)
+        events["px"] = np.arange(10) / 4
+        events["ts"] = np.arange(10).astype("M8[us]")
+        events["n"] = 65535 - np.arange(10)
+        with ring.producer() as p:
+            p.publish_batch(events)
+        (rb,) = list(consumer.arrow_batches())
+        assert rb.column("seq").to_pylist() == list(range(10))
+        assert rb.column("px").to_pylist() == [i / 4 for i in range(10)]
+        assert rb.column("ts").type == pa.timestamp("us")
+        assert rb.column("n").to_pylist() == [65535 - i for i in range(10)]
+        consumer.close()
+
+
 def test_should_be_zero_copy_for_a_one_field_dtype_and_copy_otherwise():
     one = np.arange(1000.0).view(np.dtype([("v", "<f8")]))
     rb = xdisruptor.to_arrow(one)

@@ -257,6 +257,73 @@ async def test_should_await_room_on_a_full_ring_and_publish_nothing_when_cancell
 
 
 @pytest.mark.asyncio
+async def test_should_hand_each_sequence_out_once_when_tasks_share_a_producer_on_a_full_ring(
+        ring_name):
+    dtype = np.dtype([("task", "<i8"), ("i", "<i8")])
+    per_task, tasks = 150, 4
+    ring = xdisruptor.Ring.create(ring_name, capacity=8, dtype=dtype)
+    consumer = ring.consumer("slow")
+    producer = ring.producer()
+
+    def read_slowly():  # to the end of the stream, a record at a time: the ring stays full
+        got = []
+        for b in consumer.batches(max_size=1):
+            got.extend(tuple(r) for r in b.tolist())
+            time.sleep(0.0002)
+        return got
+
+    reader = asyncio.get_running_loop().run_in_executor(None, read_slowly)
+
+    async def feed(task):
+        for i in range(per_task):
+            if i % 3 == 2:  # a plain publish among the awaited ones, from the loop's thread
+                producer.publish((task, i))
+            elif i % 3 == 1:
+                await producer.apublish_batch(np.array([(task, i)], dtype))
+            else:
+                await producer.apublish((task, i))
+
+    await asyncio.wait_for(asyncio.gather(*(feed(t) for t in range(tasks))), timeout=60)
+    producer.close()  # the reader ends with the stream, whatever it got
+    got = await asyncio.wait_for(reader, timeout=60)
+    # Each record once: a task claiming in the loop's thread while another's wait claimed the
+    # same sequence in the helper would lose one of them.
+    assert sorted(got) == [(t, i) for t in range(tasks) for i in range(per_task)]
+    for t in range(tasks):  # each task's records in its order
+        assert [i for task, i in got if task == t] == list(range(per_task))
+    consumer.close()
+    ring.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["abatches", "events"])
+async def test_should_end_the_consumers_loop_at_once_when_aclosing_closes_it(ring_name, how):
+    dtype = np.dtype([("seq", "<i8")])
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=dtype) as ring:
+        consumer = ring.consumer("c")
+        with ring.producer() as producer:
+            producer.publish_batch(np.arange(10).view(dtype))
+        loop = consumer.abatches(max_size=4) if how == "abatches" else consumer.__aiter__()
+        async with contextlib.aclosing(loop) as it:
+            async for _ in it:
+                break
+        # Closed at once: a new loop may start, and the batch in hand comes again.
+        assert [int(e[0]) async for e in consumer] == list(range(10))
+        consumer.close()
+
+
+@pytest.mark.asyncio
+async def test_should_refuse_a_batch_size_below_one_before_the_first_batch(ring_name):
+    dtype = np.dtype([("seq", "<i8")])
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=dtype) as ring:
+        consumer = ring.consumer("c")
+        for bad in (-1, 2 ** 63):
+            with pytest.raises(xdisruptor.InvalidArgumentError, match="max_size"):
+                consumer.abatches(max_size=bad)
+        consumer.close()
+
+
+@pytest.mark.asyncio
 async def test_should_catch_up_from_a_journal_in_an_async_loop(ring_name, tmp_path):
     dtype = np.dtype([("seq", "<i8"), ("x", "<f8")])
     ring = xdisruptor.Ring.create(ring_name, capacity=64, dtype=dtype)

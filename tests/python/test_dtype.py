@@ -38,3 +38,22 @@ def test_should_raise_dtype_error_when_creating_a_ring_of_objects(ring_name):
     with pytest.raises(DTypeError):
         xdisruptor.Ring.create(ring_name, dtype=[("o", "O")])
     assert not xdisruptor.Ring.exists(ring_name)
+
+
+@pytest.mark.parametrize("dt, words", [
+    ([("o", "O")], "objects"),
+    ("<i8", "structured"),
+])
+def test_should_raise_dtype_error_when_attaching_a_ring_without_a_schema_as_such_a_dtype(
+        ring_name, dt, words):
+    # A ring made by C++ with raw slots (no schema) takes a dtype on attach: only one shared
+    # memory can hold (objects would be pointers read in another process).
+    raw = xdisruptor._xdisruptor.RawRing.create(ring_name, 16, 64, "", False, 0o600)
+    try:
+        with pytest.raises(DTypeError, match=words):
+            xdisruptor.Ring.attach(ring_name, dtype=dt)
+        with xdisruptor.Ring.attach(ring_name, dtype=[("a", "<i8")]) as ring:
+            assert ring.dtype == np.dtype([("a", "<i8")])
+    finally:
+        raw.close()
+        xdisruptor.Ring.remove(ring_name, force=True)

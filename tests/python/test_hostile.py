@@ -104,8 +104,60 @@ def test_should_raise_not_crash_when_a_closed_producer_is_used():
     assert done.stdout.count("StateError: the producer is closed") == 4, done.stdout
 
 
+def read_slowly(consumer, got):
+    """Reads to the end of the stream one record at a time, ~0.2 ms apart (the ring stays
+    full)."""
+    for b in consumer.batches(max_size=1):
+        got.extend(tuple(r) for r in b.tolist())
+        time.sleep(0.0002)
+
+
+@pytest.mark.parametrize("how", ["publish", "publish_batch", "publish_many"])
+def test_should_hand_each_sequence_out_once_when_threads_share_a_producer(ring_name, how):
+    per_thread, threads = 300, 3
+    with xdisruptor.Ring.create(ring_name, capacity=8, dtype=DT) as ring:
+        consumer = ring.consumer("slow")
+        producer = ring.producer()
+        got = []
+        reader = threading.Thread(target=read_slowly, args=(consumer, got))
+        reader.start()
+        errors = []
+
+        def publish(tid):
+            try:
+                for i in range(per_thread):
+                    record = (tid * 1000 + i, float(tid))
+                    if how == "publish":
+                        producer.publish(record)
+                    elif how == "publish_batch":
+                        producer.publish_batch(np.array([record], DT))
+                    else:
+                        producer.publish_many([record])
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        writers = [threading.Thread(target=publish, args=(t,)) for t in range(threads)]
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join(60)
+        producer.close()  # the reader ends with the stream, whatever it got
+        reader.join(60)
+        assert not errors, errors
+        assert not reader.is_alive(), f"read {len(got)} of {per_thread * threads}"
+        # Every record once: two threads claiming one sequence would lose one of theirs.
+        assert sorted(got) == sorted((t * 1000 + i, float(t))
+                                     for t in range(threads) for i in range(per_thread))
+        for t in range(threads):  # each thread's records in its order
+            mine = [seq for seq, tid in got if tid == t]
+            assert mine == sorted(mine)
+        consumer.close()
+
+
+@pytest.mark.parametrize("end_stream", [False, True])
 @pytest.mark.parametrize("how", ["publish_batch", "publish"])
-def test_should_tell_a_waiting_publish_when_another_thread_closes_the_producer(ring_name, how):
+def test_should_tell_a_waiting_publish_when_another_thread_closes_the_producer(ring_name, how,
+                                                                                end_stream):
     with xdisruptor.Ring.create(ring_name, capacity=16, dtype=DT) as ring:
         consumer = ring.consumer("never-reads")  # holds the producer once the ring is full
         producer = ring.producer()
@@ -127,10 +179,15 @@ def test_should_tell_a_waiting_publish_when_another_thread_closes_the_producer(r
         while ring.cursor < 15:  # (the producer is one thread's: ask the ring)
             time.sleep(0.01)
         time.sleep(0.1)  # the publish waits for room now
-        producer.close(end_stream=False)
+        producer.close(end_stream=end_stream)
         thread.join(10)
         assert not thread.is_alive()
-        assert outcome and "closed by another thread" in outcome[0], outcome
+        # Ending the stream stops the waiting publish first: nothing may land after the end.
+        expected = "ended the stream" if end_stream else "closed by another thread"
+        assert outcome and expected in outcome[0], outcome
+        assert ring.cursor == 15
+        if end_stream:  # the consumer gets the 16 events, then the end
+            assert [int(s) for b in consumer.batches() for s in b["seq"]] == list(range(16))
         consumer.close()
 
 

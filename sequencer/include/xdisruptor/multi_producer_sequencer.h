@@ -57,6 +57,9 @@ class MultiProducerSequencer {
   // Waits at most `max_wait_ns` for room before claiming: DeadlineExceeded if there was none
   // (nothing claimed).
   absl::StatusOr<std::int64_t> NextFor(std::int64_t n, std::int64_t max_wait_ns);
+  // Waits at most `max_wait_ns` (> 0) until n slots can be claimed, claiming nothing: true
+  // when there was room (another producer may take it first).
+  absl::StatusOr<bool> WaitForRoom(std::int64_t n, std::int64_t max_wait_ns);
   // Claims only if there is room now: ResourceExhausted at once otherwise.
   [[nodiscard]] absl::StatusOr<std::int64_t> TryNext(std::int64_t n = 1);
   // Marks lo..hi published; consumers read them once every sequence before them is too.

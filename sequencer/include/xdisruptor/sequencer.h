@@ -70,6 +70,17 @@ class SingleProducerSequencer {
     return next;
   }
 
+  // Waits at most `max_wait_ns` (> 0) until n slots can be claimed, claiming nothing: true
+  // when there is room. For a caller that must be able to give up between the wait and the
+  // claim (Python's apublish: a cancelled task publishes nothing); the same thread rules as
+  // a claim.
+  absl::StatusOr<bool> WaitForRoom(std::int64_t n, std::int64_t max_wait_ns) {
+    if (absl::Status s = role_.CheckClaimSize(n); !s.ok()) [[unlikely]] return s;
+    role_.CheckProcess();
+    const std::int64_t wrap_point = next_value_ + n - capacity_;
+    return wrap_point <= cached_gating_ || WaitForCapacity(wrap_point, max_wait_ns);
+  }
+
   // Like Next, but never waits: ResourceExhausted at once when the ring has no room for n
   // (the Disruptor's InsufficientCapacityException; no allocation).
   [[nodiscard]] absl::StatusOr<std::int64_t> TryNext(std::int64_t n = 1) {
