@@ -642,6 +642,26 @@ def test_should_report_progress_by_updating_sequence_via_callback(ring_name):
         assert c.sequence == 1
 
 
+def test_should_neither_count_twice_nor_go_back_when_a_handler_that_released_early_stops(
+        ring_name):
+    with make(ring_name) as ring, ring.consumer("early") as c, ring.producer() as p:
+
+        class ReleasesThenFails:
+            def set_sequence_callback(self, release):
+                self.release = release
+
+            def on_event(self, event, sequence, end_of_batch):
+                if sequence == 3:
+                    self.release(5)  # reports progress past the event it fails on next
+                    raise ValueError("bad event")
+
+        p.publish_events(nothing, count=8)
+        with pytest.raises(xdisruptor.HandlerError):
+            c.run(ReleasesThenFails(), error_policy="stop")
+        assert c.sequence == 5  # not moved back to 2
+        assert c.events == 6  # 0..5 once (the stop released 0..2 again: 9)
+
+
 # ------------------------------------------------------ joins with history and observers
 
 def test_should_join_at_a_protected_older_sequence_and_refuse_an_unprotected_one(ring_name):
