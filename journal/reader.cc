@@ -49,6 +49,7 @@ struct JournalReader::State {
   std::string schema;
   std::uint32_t slot_size = 0;
   std::string ring_name;
+  std::int64_t ring_epoch = 0;  // the newest segment's
   std::vector<Segment> segments;
 
   absl::Status Corrupt(const std::string& what) const {
@@ -77,6 +78,7 @@ struct JournalReader::State {
       return Corrupt(absl::StrFormat("segment '%s' holds schema '%s', the others '%s'",
                                      files.data, schema_text, schema));
     }
+    ring_epoch = h.ring_epoch;
     if (h.first_sequence != files.first) {
       ::close(fd);
       return Corrupt(absl::StrFormat("segment '%s' says it starts at %d", files.data,
@@ -212,6 +214,7 @@ const std::string& JournalReader::directory() const { return state_->directory; 
 const std::string& JournalReader::schema() const { return state_->schema; }
 std::uint32_t JournalReader::slot_size() const { return state_->slot_size; }
 const std::string& JournalReader::ring_name() const { return state_->ring_name; }
+std::int64_t JournalReader::ring_epoch() const { return state_->ring_epoch; }
 std::int64_t JournalReader::first() const { return state_->First(); }
 std::int64_t JournalReader::last() const { return state_->Last(); }
 std::size_t JournalReader::segments() const { return state_->segments.size(); }

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "xdisruptor/journal.h"
 #include "xdisruptor/process.h"
 #include "xdisruptor/wait_strategy.h"
@@ -77,13 +78,47 @@ JournalRecorder::JournalRecorder(JournalRecorder&&) noexcept = default;
 JournalRecorder& JournalRecorder::operator=(JournalRecorder&&) noexcept = default;
 JournalRecorder::~JournalRecorder() = default;
 
+namespace {
+
+// Which life of the ring a journal records: its creation time, or, for a ring a bridge feeds
+// (which carries the source's sequences), the source ring's.
+std::int64_t RingEpoch(const RingSegment& ring) {
+  const std::int64_t origin = LoadOriginEpoch(ring.producer());
+  return origin != 0 ? origin : ring.header().created_at_unix_ns;
+}
+
+// FailedPrecondition when the journal at `directory` (`reader`) records another life of the
+// ring: its sequences name other events.
+absl::Status CheckSameLife(const JournalReader& reader, const RingSegment& ring,
+                           std::string_view directory, std::string_view what) {
+  const std::int64_t epoch = reader.ring_epoch();
+  if (epoch == 0 || epoch == RingEpoch(ring)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "journal '%s' records another life of ring '%s' (made at %s, this one at %s): its "
+      "sequences name other events; %s",
+      directory, ring.name(), absl::FormatTime(absl::FromUnixNanos(epoch), absl::UTCTimeZone()),
+      absl::FormatTime(absl::FromUnixNanos(RingEpoch(ring)), absl::UTCTimeZone()), what));
+}
+
+}  // namespace
+
 absl::StatusOr<JournalRecorder> JournalRecorder::Start(RingSegment& ring,
                                                        const JournalOptions& options) {
   auto state = std::make_unique<State>();
   state->ring = &ring;
   state->options = options;
-  auto writer = JournalWriter::Open(options, ring.schema(), ring.slot_size(), ring.name());
+  auto writer = JournalWriter::Open(options, ring.schema(), ring.slot_size(), ring.name(),
+                                    RingEpoch(ring));
   if (!writer.ok()) return writer.status();
+  if (!writer->empty()) {
+    auto reader = JournalReader::Open(options.directory);
+    if (!reader.ok()) return reader.status();
+    if (absl::Status s = CheckSameLife(*reader, ring, options.directory,
+                                       "record into a new directory");
+        !s.ok()) {
+      return s;
+    }
+  }
   state->writer.emplace(*std::move(writer));
   const JournalWriter& w = *state->writer;
   ConsumerOptions co{
@@ -219,6 +254,12 @@ absl::StatusOr<std::unique_ptr<CatchUpSource>> OpenJournalCatchUp(const RingSegm
         "(%d-byte slots)",
         path, reader->schema(), reader->slot_size(), ring.name(), ring.schema(),
         ring.slot_size()));
+  }
+  // After the schema: a journal of another schema is first of all that.
+  if (absl::Status s = CheckSameLife(*reader, ring, path,
+                                     "catch up from a journal of this ring's life");
+      !s.ok()) {
+    return s;
   }
   return std::unique_ptr<CatchUpSource>(new JournalCatchUp(*std::move(reader)));
 }

@@ -25,6 +25,7 @@ struct JournalWriter::State {
   std::string schema;
   std::uint32_t slot_size = 0;
   std::string ring_name;
+  std::int64_t ring_epoch = 0;
   int lock_fd = -1;
   // The segment being written.
   std::int64_t seg_first = 0;
@@ -80,6 +81,7 @@ struct JournalWriter::State {
     h.created_unix_ns = absl::ToUnixNanos(absl::Now());
     h.capacity_bytes = static_cast<std::uint64_t>(seg_capacity) * slot_size;
     std::memcpy(h.ring, ring_name.data(), std::min(ring_name.size(), sizeof(h.ring) - 1));
+    h.ring_epoch = ring_epoch;
     std::memcpy(h.schema, schema.data(), schema.size());
     h.header_check = journal::HeaderCheck(h);
     // The index first: a data file without one is a segment cut before its first batch.
@@ -189,7 +191,8 @@ absl::Status ValidateOptions(const JournalOptions& o) {
 absl::StatusOr<JournalWriter> JournalWriter::Open(const JournalOptions& options,
                                                   std::string_view schema,
                                                   std::uint32_t slot_size,
-                                                  std::string_view ring_name) {
+                                                  std::string_view ring_name,
+                                                  std::int64_t ring_epoch) {
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
   if (schema.size() > journal::kMaxSchema) {
     return absl::InvalidArgumentError("journal: the schema text is too long");
@@ -199,6 +202,7 @@ absl::StatusOr<JournalWriter> JournalWriter::Open(const JournalOptions& options,
   state->schema = std::string(schema);
   state->slot_size = slot_size;
   state->ring_name = std::string(ring_name);
+  state->ring_epoch = ring_epoch;
   std::error_code ec;
   std::filesystem::create_directories(options.directory, ec);
   if (ec) {

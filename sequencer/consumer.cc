@@ -477,6 +477,14 @@ absl::Status Consumer::FinishCatchUp(std::int64_t next) {
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
   ConsumerState& c = *state_;
   ProducerState& p = ring_->producer();
+  if (const std::int64_t cursor = LoadCursor(p); next > cursor + 1) {
+    // A journal past the ring's cursor holds another stream (a journal without the ring's
+    // life recorded: written before it was; journal.h, ring_epoch).
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "consumer '%s' read the journal up to %d, but ring '%s' is at %d: the journal holds "
+        "another stream or another life of the ring",
+        name_, next - 1, ring_->name(), cursor));
+  }
   // As JoinWithHistory: the position first, then the gating bit, then how far producers may
   // write (the frontier protocol, gating.h).
   c.sequence.store(next - 1, std::memory_order_release);

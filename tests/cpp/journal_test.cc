@@ -430,6 +430,48 @@ TEST(JournalCatchUpTest, ShouldCatchUpAgainWhenKilledHalfwayThroughTheJoinOntoTh
   EXPECT_EQ(collect.bad, 0);
 }
 
+// A ring made again under its name starts its sequences anew: a journal of the life before
+// names other events by the same numbers. Catching up from it delivered them as this life's
+// (then joined the ring past what it skipped), and a recorder went on appending this life
+// after the other's.
+TEST(JournalCatchUpTest, ShouldRefuseAJournalOfAnotherLifeOfTheRing) {
+  ScopedRingName name;
+  TempDir dir;
+  auto publish = [](Ring<TestEvent>& ring, std::int64_t n) {
+    auto p = SingleProducerSequencer::Attach(ring.segment());
+    ASSERT_TRUE(p.ok());
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t s = p->Next();
+      ring[s].Fill(s);
+      p->Publish(s);
+    }
+    p->Close();
+  };
+  {
+    auto before = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+    ASSERT_TRUE(before.ok());
+    auto recorder = JournalRecorder::Start(before->segment(), Options(dir, 300));
+    ASSERT_TRUE(recorder.ok());
+    std::thread record([&] { recorder->Run(); });
+    publish(*before, 100);
+    record.join();
+    ASSERT_TRUE(recorder->consumer().Deregister().ok());
+  }
+  ASSERT_TRUE(RingSegment::Remove(name.get()).ok());
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok());
+  auto p = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(p.ok());
+  for (std::int64_t s = 0; s < 150; ++s) p->Publish(p->Next());  // past the journal's end
+  const auto late = Consumer::Register(ring->segment(), "late", {.start_at = 0, .journal = dir.get()});
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kFailedPrecondition) << late.status();
+  EXPECT_NE(late.status().message().find("another life of ring"), std::string_view::npos)
+      << late.status();
+  const auto again = JournalRecorder::Start(ring->segment(), Options(dir, 300));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition) << again.status();
+  EXPECT_NE(again.status().message().find("record into a new directory"), std::string_view::npos);
+}
+
 TEST(JournalCatchUpTest, ShouldLetAnEvictedConsumerCatchUpInsteadOfMissingEvents) {
   ScopedRingName name;
   TempDir dir;

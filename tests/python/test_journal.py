@@ -322,6 +322,30 @@ def test_should_hold_the_ring_when_the_disk_is_full_and_resume_when_there_is_roo
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
+def test_should_refuse_a_journal_of_another_life_of_the_ring(ring_name, tool, tmp_path):
+    """The ring made again under its name (as the launcher does each run) numbers its events
+    anew: neither the recorder nor a consumer catching up may take the journal of the life
+    before (they appended to it and delivered its events as this life's)."""
+    directory = tmp_path / "j"
+    with xdisruptor.Ring.create(ring_name, capacity=1024, dtype=PEER_DTYPE) as ring:
+        recorder = record(tool, ring_name, directory)
+        with ring.producer() as p:
+            p.publish_batch(peer_events(0, 100))
+        assert recorder.wait(timeout=60) == 0
+    xdisruptor.Ring.remove(ring_name, force=True)
+    with xdisruptor.Ring.create(ring_name, capacity=1024, dtype=PEER_DTYPE) as ring:
+        p = ring.producer()
+        p.publish_batch(peer_events(0, 150))  # this life is past the journal's end
+        again = subprocess.run([tool, "journal", "record", ring_name, str(directory)],
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode == 1
+        assert "another life of ring" in again.stderr and "new directory" in again.stderr
+        with pytest.raises(xdisruptor.StateError, match="another life of ring"):
+            ring.consumer("late", start_at=0, journal=directory)
+        p.close()
+    assert xdisruptor.Journal(directory).last == 99  # untouched
+
+
 def test_should_name_the_first_bad_sequence_of_a_corrupt_segment(peer_ring, ring_name, peer,
                                                                   tool, tmp_path):
     recorder = record(tool, ring_name, tmp_path / "j", "--segment-bytes=64000")

@@ -92,6 +92,9 @@ class JournalReader {
   const std::string& schema() const;
   std::uint32_t slot_size() const;
   const std::string& ring_name() const;
+  // Which life of the ring it records (RingEpoch when it was written; 0 for journals written
+  // before this was recorded).
+  std::int64_t ring_epoch() const;
   std::int64_t first() const;  // first() > last() when it holds no event yet
   std::int64_t last() const;
   std::size_t segments() const;
@@ -120,7 +123,8 @@ class JournalWriter {
   // cutting a torn tail. FailedPrecondition when another live writer holds it.
   static absl::StatusOr<JournalWriter> Open(const JournalOptions& options,
                                             std::string_view schema, std::uint32_t slot_size,
-                                            std::string_view ring_name);
+                                            std::string_view ring_name,
+                                            std::int64_t ring_epoch = 0);
   JournalWriter(JournalWriter&&) noexcept;
   JournalWriter& operator=(JournalWriter&&) noexcept;
   ~JournalWriter();

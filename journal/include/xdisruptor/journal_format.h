@@ -39,12 +39,17 @@ struct SegmentHeader {
   std::uint64_t capacity_bytes;   // 48: the most bytes this segment's data file will hold
   std::uint64_t header_check;     // 56: Checksum of bytes 0..55 and of the schema text
   char ring[64];                  // 64: the ring it was recorded from (informational)
-  std::uint8_t reserved[1024 - 128];
+  // 128: which life of that ring: its creation time, or, for a ring a bridge feeds, the
+  // source's (RingEpoch). 0 in journals written before it was recorded. Not in header_check
+  // (a field added in reserved space; a damaged one refuses, it never accepts).
+  std::int64_t ring_epoch;
+  std::uint8_t reserved[1024 - 136];
   char schema[kMaxSchema];        // 1024
 };
 static_assert(sizeof(SegmentHeader) == kHeaderSize);
 static_assert(offsetof(SegmentHeader, first_sequence) == 24 &&
               offsetof(SegmentHeader, header_check) == 56 && offsetof(SegmentHeader, ring) == 64 &&
+              offsetof(SegmentHeader, ring_epoch) == 128 &&
               offsetof(SegmentHeader, schema) == 1024);
 
 struct IndexRecord {
