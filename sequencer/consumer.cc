@@ -170,6 +170,31 @@ absl::StatusOr<Upstreams> ResolveUpstreams(const RingSegment& ring, std::string_
   return up;
 }
 
+// A resumed entry keeps the upstreams it recorded: refused when asked to run after others
+// (it would read events before the new upstream handled them, or wait on the old one).
+absl::Status CheckResumedUpstreams(const RingSegment& ring, const ConsumerState& c,
+                                   std::string_view name, const std::vector<std::string>& after,
+                                   const Upstreams& up) {
+  const std::uint32_t count = std::min<std::uint32_t>(c.after_count, kMaxAfter);
+  bool same = count == after.size();
+  for (std::uint32_t i = 0; same && i < count; ++i) {
+    same = std::find(up.index, up.index + count, c.after[i]) != up.index + count;
+  }
+  if (same) return absl::OkStatus();
+  std::string was;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    was += (i ? ", " : "") +
+           internal::EntryName(ring.consumer(static_cast<std::size_t>(c.after[i])));
+  }
+  std::string asked;
+  for (const std::string& a : after) asked += (asked.empty() ? "" : ", ") + a;
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "consumer '%s' on ring '%s' would resume where its process died, running after [%s], but "
+      "was asked to run after [%s]: start it as it was, or evict it (xdisruptor evict %s %s) "
+      "and register anew",
+      name, ring.name(), was, asked, ring.name(), name));
+}
+
 // Step 3: fill in the entry while it is joining; readers look at it only once it is active.
 // A resumed stage keeps its position, counters, generation and upstreams.
 void FillEntry(ConsumerState& c, std::string_view name, const ConsumerOptions& options,
@@ -335,6 +360,12 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   if (!plan.ok()) return plan.status();
   auto upstreams = ResolveUpstreams(ring, name, options.after);
   if (!upstreams.ok()) return upstreams.status();
+  if (plan->resume) {
+    if (absl::Status s = CheckResumedUpstreams(ring, c, name, options.after, *upstreams);
+        !s.ok()) {
+      return s;
+    }
+  }
   // With a journal: a fresh name from start_at, an evicted (or dead catching-up) one from where
   // it stopped; a resumed one (still gating) goes on in the ring.
   std::int64_t catch_from = kAtCursor;
@@ -405,6 +436,12 @@ absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string
     if (!plan.ok()) return plan.status();
     auto upstreams = ResolveUpstreams(ring, group, options.after);
     if (!upstreams.ok()) return upstreams.status();
+    if (plan->resume) {
+      if (absl::Status s = CheckResumedUpstreams(ring, gc, group, options.after, *upstreams);
+          !s.ok()) {
+        return s;
+      }
+    }
     FillEntry(gc, group, options, *upstreams, *plan);
     if (!plan->resume) {
       gc.group_role.store(kGroupStage, std::memory_order_relaxed);

@@ -70,6 +70,17 @@ TEST(ReliabilityTest, ShouldResumeWhereItLeftOffWhenAHoldConsumerRestarts) {
   // The dead consumer still holds the producer: a lap after its position is out of reach.
   EXPECT_FALSE(producer->TryNext(64 - 20 + 1).ok());
   PublishRange(*ring, *producer, 40);  // 50..89 fit: 89 - 64 = 25 <= 29
+  {
+    // Restarted as a stage after another, it may not resume an entry that ran after none: it
+    // would read events before that stage handled them.
+    auto up = Consumer::Register(ring->segment(), "up");
+    ASSERT_TRUE(up.ok());
+    const auto moved = Consumer::Register(ring->segment(), "durable", {.after = {"up"}});
+    EXPECT_EQ(moved.status().code(), absl::StatusCode::kFailedPrecondition) << moved.status();
+    EXPECT_NE(moved.status().message().find("running after [], but was asked to run after [up]"),
+              std::string_view::npos)
+        << moved.status();
+  }
   auto again = Consumer::Register(ring->segment(), "durable");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->resumed());

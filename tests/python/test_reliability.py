@@ -47,6 +47,11 @@ def test_should_resume_after_a_crash_without_losing_an_event(ring_name, fork_ctx
     producer.publish_batch(events(0, 40))
     assert done.wait(30)
     p.join(10)
+    # Not as a stage after another: its entry ran after none, and would read events before
+    # that stage handled them.
+    with ring.consumer("up") as up:
+        with pytest.raises(xdisruptor.StateError, match=r"running after \[\], but was asked"):
+            ring.consumer("durable", after=["up"])
     again = ring.consumer("durable")
     assert again.resumed and again.sequence == 29
     producer.publish_batch(events(40, 20))
