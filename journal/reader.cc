@@ -38,6 +38,11 @@ struct Segment {
   std::int64_t bad_from = INT64_MAX;  // a corrupt batch starts here (a non-last segment)
   std::string bad_why;
   std::int64_t capacity = 0;  // events
+  // The data file mapped (its size is read through the path, which a writer that restarted
+  // on an empty journal may have given to a new file: never read past the mapped one's end).
+  dev_t device = 0;
+  ino_t inode = 0;
+  bool replaced = false;      // the path now names another file: open the segment again
   bool complete = false;      // a later segment exists and this index was read after that
   std::int64_t last() const { return records.empty() ? files.first - 1 : records.back().last; }
 };
@@ -87,6 +92,14 @@ struct JournalReader::State {
     Segment seg;
     seg.files = files;
     seg.capacity = static_cast<std::int64_t>(h.capacity_bytes / h.slot_size);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      const int error = errno;
+      ::close(fd);
+      return journal::ErrnoStatus(error, "stat", files.data);
+    }
+    seg.device = st.st_dev;
+    seg.inode = st.st_ino;
     auto map = std::make_shared<Mapping>();
     map->length = journal::kHeaderSize + h.capacity_bytes;
     void* addr = ::mmap(nullptr, map->length, PROT_READ, MAP_SHARED, fd, 0);
@@ -107,7 +120,15 @@ struct JournalReader::State {
       return journal::ErrnoStatus(errno, "open", seg.files.index);
     }
     struct stat data_st {};
-    const bool have_size = ::stat(seg.files.data.c_str(), &data_st) == 0;
+    const bool have_size = ::stat(seg.files.data.c_str(), &data_st) == 0 &&
+                           data_st.st_dev == seg.device && data_st.st_ino == seg.inode;
+    if (!have_size && data_st.st_ino != 0 && seg.records.empty()) {
+      // A writer restarted on a journal cut to nothing made the segment anew: this mapping is
+      // of the unlinked file (reading the new file's batches through it would fault).
+      seg.replaced = true;
+      ::close(fd);
+      return absl::OkStatus();
+    }
     for (;;) {
       IndexRecord r{};
       auto got = journal::ReadAt(fd, &r, sizeof(r), seg.index_read, seg.files.index);
@@ -205,6 +226,15 @@ absl::Status JournalReader::Refresh() {
     if (seg.complete) continue;
     const bool newest = i + 1 == st.segments.size();
     if (absl::Status s = st.ReadIndex(seg, newest); !s.ok()) return s;
+    if (seg.replaced) {
+      auto fresh = st.OpenSegment(seg.files);
+      if (!fresh.ok()) {
+        if (newest && fresh.status().code() == absl::StatusCode::kDataLoss) continue;  // mid-create
+        return fresh.status();
+      }
+      seg = *std::move(fresh);
+      if (absl::Status s = st.ReadIndex(seg, newest); !s.ok()) return s;
+    }
     seg.complete = !newest;
   }
   return absl::OkStatus();

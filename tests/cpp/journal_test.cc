@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,6 +92,32 @@ TEST(JournalFormatTest, ShouldReadBackEveryEventAcrossSegments) {
   ASSERT_TRUE(r->Refresh().ok());
   EXPECT_EQ(r->last(), 130);
   EXPECT_EQ(ReadAll(*r, 100, 130), 31);
+}
+
+// A recorder that made its first segment and died before writing a batch leaves a journal cut
+// to nothing; the next writer unlinks it and makes the segment anew under the same name. A
+// reader that mapped the first file must read the second's batches from the second (through
+// the old mapping they lay past its end: SIGBUS).
+TEST(JournalFormatTest, ShouldFollowASegmentMadeAnewUnderItsName) {
+  TempDir dir;
+  std::optional<JournalReader> r;
+  {
+    auto w = JournalWriter::Open(Options(dir, 1000), "<i8:sequence", kSlot, "ring");
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE(w->Begin(0).ok());  // the header, no batch
+    auto opened = JournalReader::Open(dir.get());
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    r.emplace(*std::move(opened));
+    EXPECT_EQ(r->last(), -1);
+  }
+  auto w = JournalWriter::Open(Options(dir, 1000), "<i8:sequence", kSlot, "ring");
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE(w->empty());
+  ASSERT_TRUE(AppendEvents(*w, 0, 300).ok());  // 300 events: pages past the old file's end
+  ASSERT_TRUE(r->Refresh().ok());
+  EXPECT_EQ(r->last(), 299);
+  EXPECT_EQ(ReadAll(*r, 0, 299), 300);
+  EXPECT_TRUE(r->Verify().ok());
 }
 
 TEST(JournalFormatTest, ShouldCutATornTailAtOpen) {
