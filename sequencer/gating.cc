@@ -204,9 +204,11 @@ std::int64_t WriteFrontier(const RingSegment& ring) {
   // seq_cst: after the joiner's seq_cst RMW of its gating bit (see RefreshGating).
   std::int64_t highest = p.cursor.load(std::memory_order_seq_cst);
   for (const ProducerEntryState& e : p.producers) {
-    if (e.owner.pid.load(std::memory_order_acquire) == 0) continue;  // free entry
-    highest = std::max(highest, e.frontier.load(std::memory_order_seq_cst));
+    // What a producer claimed it may have written, published or not, even one that detached
+    // since (a claim it never published leaves those slots half written).
     highest = std::max(highest, e.claim_hi.load(std::memory_order_relaxed));
+    if (e.owner.pid.load(std::memory_order_acquire) == 0) continue;  // a free entry: no
+    highest = std::max(highest, e.frontier.load(std::memory_order_seq_cst));  // permission
   }
   return highest;
 }

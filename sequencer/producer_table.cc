@@ -76,9 +76,14 @@ absl::StatusOr<ProducerRole> ProducerRole::Attach(RingSegment& ring, SequencerKi
   auto index = ChooseProducerEntry(ring);
   if (!index.ok()) return index.status();
   ProducerEntryState& e = ring.producer().producers[*index];
+  // Wrote nothing yet; but the entry's last holder (dead, or detached) may have claimed and
+  // written slots past the cursor it never published: they stay in the frontier, so no
+  // consumer joins with history at a slot that holds half of the next lap.
+  const std::int64_t written =
+      std::max(LoadCursor(ring.producer()), e.claim_hi.load(std::memory_order_relaxed));
   e.claim_lo.store(kNoClaim, std::memory_order_relaxed);
   e.claim_hi.store(kNoClaim, std::memory_order_relaxed);
-  e.frontier.store(LoadCursor(ring.producer()), std::memory_order_relaxed);  // wrote nothing
+  e.frontier.store(written, std::memory_order_relaxed);
   StoreWaitKind(e.wait_kind, wait.kind);
   StoreOwner(e.owner, CurrentProcess());
   // A successor reopens a ring its predecessor closed.

@@ -114,6 +114,36 @@ void JoinWithHistoryUnderLoad(SequencerKind kind) {
               tally.joined, tally.refused);
 }
 
+// A producer that claimed and wrote slots past the cursor and went away without publishing
+// them (detached, or died) leaves them half the next lap: a successor attaching must not make
+// a join at a sequence those slots held look safe.
+TEST(JoinWithHistoryTest, ShouldRefuseAStartWhoseSlotAGoneProducerClaimedPastTheCursor) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 8});
+  ASSERT_TRUE(ring.ok());
+  {
+    auto gone = SingleProducerSequencer::Attach(ring->segment());
+    ASSERT_TRUE(gone.ok());
+    for (std::int64_t s = 0; s <= 100; ++s) {
+      (*ring)[s].Fill(s);
+      gone->Publish(gone->Next());
+    }
+    const std::int64_t hi = *gone->Next(4);  // 101..104: the slots of 93..96
+    for (std::int64_t s = hi - 3; s <= hi; ++s) (*ring)[s].Fill(s);
+    ASSERT_TRUE(gone->Detach().ok());  // never published
+  }
+  auto successor = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(successor.ok());
+  EXPECT_EQ(Consumer::Register(ring->segment(), "late", {.start_at = 94}).status().code(),
+            absl::StatusCode::kOutOfRange);  // 94's slot holds 102
+  auto intact = Consumer::Register(ring->segment(), "intact", {.start_at = 97});
+  ASSERT_TRUE(intact.ok()) << intact.status();
+  const WaitResult r = intact->barrier().WaitFor(97);
+  ASSERT_EQ(r.status, WaitStatus::kOk);
+  EXPECT_EQ(r.available, 100);
+  for (std::int64_t s = 97; s <= 100; ++s) EXPECT_TRUE((*ring)[s].Verify(s)) << s;
+}
+
 TEST(JoinWithHistoryTest, ShouldReadIntactEventsFromAnOlderSequenceWhileOneProducerRunsFlatOut) {
   JoinWithHistoryUnderLoad<SingleProducerSequencer>(SequencerKind::kSingleProducer);
 }
