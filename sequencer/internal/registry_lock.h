@@ -1,9 +1,10 @@
 // internal/registry_lock.h — serialises registrations and producer attaches across processes.
 //
-// A word in the producer state holds the pid of the process inside the critical section. Held
-// for microseconds (a table scan and a few stores), never on the data path. A holder that dies
-// inside is detected by its pid (IsProcessAlive) and the lock taken over; nothing is guessed
-// from time alone. Not re-entrant; threads of one process exclude each other too.
+// A word in the producer state holds the pid and start time of the process inside the critical
+// section (registry_lock.cc packs them). Held for microseconds (a table scan and a few
+// stores), never on the data path. A holder that dies inside is detected by its pid and start
+// time (IsProcessAlive: a reused pid is not the holder) and the lock taken over; nothing is
+// guessed from time alone. Not re-entrant; threads of one process exclude each other too.
 #ifndef XDISRUPTOR_SEQUENCER_INTERNAL_REGISTRY_LOCK_H_
 #define XDISRUPTOR_SEQUENCER_INTERNAL_REGISTRY_LOCK_H_
 

@@ -220,6 +220,32 @@ TEST(HostileTest, ShouldClearAStrayGatingBitWhenAProducerAttachesOrAConsumerRegi
   EXPECT_EQ(LoadGatingMask(ring->segment().producer()), EntryBit(c->index()));
 }
 
+// The registry lock word names its holder by pid and start time (registry_lock.cc: the pid in
+// the low 22 bits, the start time above). A holder that died inside, its pid reused since by a
+// live process, is not waited for (with the pid alone, every registration failed after 5 s
+// for as long as the new process lived).
+TEST(HostileTest, ShouldTakeTheRegistryLockOverFromADeadHolderWhosePidWasReused) {
+  ScopedRingName name;
+  auto ring = RingSegment::Create({.name = name.get(), .capacity = 16});
+  ASSERT_TRUE(ring.ok());
+  const ProcessIdentity parent{.pid = ::getppid()};  // alive, and not the holder that died
+  const ProcessIdentity self = CurrentProcess();
+  ASSERT_GT(self.start_time, 1u);
+  const auto word = [](const ProcessIdentity& who, std::uint64_t start) {
+    return static_cast<std::int64_t>(static_cast<std::uint64_t>(who.pid) | (start << 22));
+  };
+  ring->producer().registry_lock.store(word(parent, 1));  // started 10 ms after boot: not it
+  const auto start = std::chrono::steady_clock::now();
+  auto c = Consumer::Register(*ring, "after-the-dead-holder");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  // A live holder (this process, as if another thread were inside) is waited for.
+  ring->producer().registry_lock.store(word(self, self.start_time));
+  const auto held = Consumer::Register(*ring, "while-held");
+  EXPECT_EQ(held.status().code(), absl::StatusCode::kDeadlineExceeded) << held.status();
+  ring->producer().registry_lock.store(0);
+}
+
 TEST(HostileTest, ShouldRefuseAttachWhenTheProducerBlockIsGarbage) {
   ScopedRingName name;
   auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 16});
