@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <utility>
 
+#include "internal/producer_table.h"
 #include "xdisruptor/latency.h"
 
 namespace xdisruptor {
 
 using internal::kClaiming;
 using internal::kNoClaim;
+
+namespace {
+constexpr std::int64_t kPreviousLapCheckNs = 100'000'000;  // a dead writer looked for
+}  // namespace
 
 MultiProducerSequencer::MultiProducerSequencer(internal::ProducerRole role)
     : role_(std::move(role)),
@@ -43,7 +48,16 @@ void MultiProducerSequencer::AwaitPreviousLaps(std::int64_t lo, std::int64_t hi)
     if (availability_.PreviousLapPublished(s)) [[likely]] continue;
     const WaitParams& wait = role_.wait();
     Idler idler(wait.kind == WaitKind::kBusySpin ? wait : WaitParams{.kind = WaitKind::kYielding});
-    while (!availability_.PreviousLapPublished(s)) idler.Idle(NoBlockTarget);
+    std::int64_t check_at = MonotonicNanos() + kPreviousLapCheckNs;
+    while (!availability_.PreviousLapPublished(s)) {
+      idler.Idle(NoBlockTarget);
+      if (MonotonicNanos() < check_at) continue;
+      // The previous lap's producer died between its claim and its publish: nobody will mark
+      // it, and nobody reads it (this claim waited until every gating consumer was past it;
+      // they were told kProducerStalled). The slot is this claim's: waiting would be for ever.
+      if (internal::HasStalledProducer(role_.ring(), s - capacity_)) break;
+      check_at = MonotonicNanos() + kPreviousLapCheckNs;
+    }
   }
 }
 

@@ -157,6 +157,20 @@ TEST(MultiProducerTest, ShouldReportTheStallWhenAProducerDiesBetweenClaimAndPubl
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_TRUE(internal::HasStalledProducer(ring->segment(), 2));
   EXPECT_FALSE(internal::HasStalledProducer(ring->segment(), 5));  // published by the live one
+  // Told, the consumer leaves. Producers go on past the hole's next lap: nobody will publish
+  // 2..4 and nobody reads them, so claims of their slots (66..68) do not wait for them for
+  // ever (they did, at full CPU).
+  ASSERT_TRUE(consumer->Deregister().ok());
+  const pid_t goes_on = ForkChild([&] {
+    auto again = Ring<Tagged>::Attach(name.get());
+    if (!again.ok()) return 2;
+    auto seq = MultiProducerSequencer::Attach(again->segment());
+    if (!seq.ok()) return 4;
+    for (int i = 0; i < 200; ++i) seq->Publish(seq->Next());
+    return 0;
+  });
+  EXPECT_EQ(WaitChild(goes_on, std::chrono::seconds(30)), 0);
+  EXPECT_EQ(live->cursor(), 205);
 }
 
 TEST(MultiProducerTest, ShouldRefuseTheWrongSequencerForTheRing) {
