@@ -101,6 +101,9 @@ ProducerRole::ProducerRole(RingSegment& ring, int index, const WaitParams& wait)
 
 namespace {
 
+// No process has this pid (Linux's pid_max is at most 2^22): an owner that is certainly gone.
+constexpr std::int64_t kNoSuchPid = std::int64_t{1} << 22;
+
 absl::Status DetachEntry(RingSegment& ring, ProducerEntryState& e) {
   if (!OwnedByMe(e.owner)) {
     // A forked child's copy: the entry is its parent's (or someone else's by now).
@@ -108,6 +111,15 @@ absl::Status DetachEntry(RingSegment& ring, ProducerEntryState& e) {
   }
   RegistryLock lock(ring.producer());
   if (absl::Status s = lock.Acquire(); !s.ok()) return s;
+  const std::int64_t lo = e.claim_lo.load(std::memory_order_relaxed);
+  if (ring.sequencer_kind() == SequencerKind::kMultiProducer && lo != kNoClaim) {
+    // A claim it never published (an exception between Next and Publish): the hole will
+    // never fill. The entry stays a dead producer's with that claim, as after a crash, so a
+    // consumer waiting at the hole is told (kProducerStalled) instead of waiting for ever,
+    // and the entry is not reused (which would wipe that evidence).
+    StoreOwner(e.owner, ProcessIdentity{.pid = kNoSuchPid});
+    return absl::OkStatus();
+  }
   e.claim_lo.store(kNoClaim, std::memory_order_relaxed);
   ClearOwner(e.owner);
   return absl::OkStatus();

@@ -127,6 +127,37 @@ TEST(MultiProducerTest, ShouldKeepAvailabilityMarksRightOverManyLapsOfATinyRing)
   RunTopology(/*capacity=*/4, /*producers=*/2, /*per_producer=*/200'000, /*batch=*/1);
 }
 
+// An exception between Next and Publish unwinds the sequencer, which detaches: its claim
+// will never be published either. The consumer is told, as after a crash (it waited for ever:
+// the detach wiped the evidence).
+TEST(MultiProducerTest, ShouldReportTheStallWhenAProducerDetachesWithAClaimUnpublished) {
+  ScopedRingName name;
+  auto ring = CreateMulti(name.get(), 64);
+  ASSERT_TRUE(ring.ok());
+  auto consumer = Consumer::Register(ring->segment(), "reader");
+  ASSERT_TRUE(consumer.ok());
+  auto live = MultiProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(live.ok());
+  live->Publish(0, *live->Next(2));
+  {
+    auto thrown = MultiProducerSequencer::Attach(ring->segment());
+    ASSERT_TRUE(thrown.ok());
+    (void)*thrown->Next(3);  // 2..4, then the fill throws: the sequencer goes, unpublished
+  }
+  live->Publish(*live->Next(1));
+  consumer->Release(1, 2);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  WaitResult r{};
+  do {
+    r = consumer->barrier().WaitFor(2, 50'000'000);
+  } while (r.status == WaitStatus::kCheckpoint && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(r.status, WaitStatus::kProducerStalled);
+  // Its entry is kept as the evidence, not handed to the next producer.
+  auto next = MultiProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(next.ok());
+  EXPECT_TRUE(internal::HasStalledProducer(ring->segment(), 3));
+}
+
 TEST(MultiProducerTest, ShouldReportTheStallWhenAProducerDiesBetweenClaimAndPublish) {
   ScopedRingName name;
   auto ring = CreateMulti(name.get(), 64);
