@@ -120,7 +120,7 @@ async def ranges(consumer: "Consumer", limit: int,
             if status == "ok":
                 yield first, count, None
             elif status == "journal":
-                yield first, count, raw.journal_view(consumer._dtype)
+                yield first, count, consumer._journal_batch()
             elif status == "timeout":
                 if on_timeout is not None:
                     on_timeout(first - 1)

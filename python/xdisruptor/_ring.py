@@ -822,6 +822,13 @@ class Consumer:
         be lapped (its loop then raises LappedError)."""
         return self._raw.observer
 
+    def _journal_batch(self) -> np.ndarray:
+        """The journal batch in hand: a read-only view of the journal, or, for a consumer that
+        writes in place, a copy it may write (the journal is not the ring: the writes reach
+        neither the journal nor the stages after it)."""
+        view = self._raw.journal_view(self._dtype)
+        return view.copy() if self._writable else view
+
     def _ranges(self, limit: int, on_timeout: Optional[Callable[[int], None]]):
         """Yields (first, count, journal) of each batch: ``journal`` is a read-only array of
         the batch when it comes out of the journal (catching up), else None (it is in the
@@ -837,7 +844,7 @@ class Consumer:
                     self._batch_taken_over = status == "taken-over"
                     yield first, count, None
                 elif status == "journal":
-                    yield first, count, self._raw.journal_view(self._dtype)
+                    yield first, count, self._journal_batch()
                 elif status == "timeout":
                     if on_timeout is not None:
                         on_timeout(first - 1)

@@ -182,6 +182,17 @@ def test_should_catch_up_in_python_loops_and_an_evicted_consumer_too(peer_ring, 
         halted.halt()
     assert taken == [list(range(100))] and halted.catching_up
     halted.close()
+    # A stage that writes in place (writable) writes into copies of the journal's batches (a
+    # read-only view raised), and the journal stays as recorded.
+    enricher = peer_ring.consumer("enricher", start_at=0, journal=str(tmp_path / "j"),
+                                  writable=True)
+
+    def enrich(event, sequence, end):
+        event["value"] = -1
+
+    assert enricher.run(enrich) == "closed"
+    assert enricher.events == 8010
+    assert check_journal(tmp_path / "j", 8010)
     late = peer_ring.consumer("pairs", start_at=0, journal=str(tmp_path / "j"))
     assert list(late.values("value", "sequence")) == [(i * 3 + 1, i) for i in range(8010)]
     assert recorder.wait(timeout=60) == 0

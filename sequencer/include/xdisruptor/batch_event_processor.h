@@ -39,6 +39,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "xdisruptor/catch_up.h"
@@ -222,7 +223,15 @@ class BatchEventProcessor {
       if (batch->count > 0) {
         const std::int64_t hi = next + batch->count - 1;
         released_ = next - 1;
-        const LinearSlots slots{batch->data, next, ring_->slots().slot_size};
+        const std::uint64_t slot_size = ring_->slots().slot_size;
+        const std::byte* data = batch->data;
+        if constexpr (!kReadsOnly) {
+          // The journal is mapped read-only and is not the ring: a handler that may write in
+          // place (its on_event takes T&) writes into a copy of the batch, not a fault.
+          catch_up_copy_.assign(data, data + static_cast<std::uint64_t>(batch->count) * slot_size);
+          data = catch_up_copy_.data();
+        }
+        const LinearSlots slots{data, next, slot_size};
         const std::int64_t done = ProcessBatch(slots, next, hi, hi);
         if (done > released_) {
           consumer_->Release(done, static_cast<std::uint64_t>(done - released_));
@@ -266,7 +275,7 @@ class BatchEventProcessor {
     std::int64_t first;
     std::uint64_t slot_size;
     T& operator[](std::int64_t sequence) const {
-      // (a journal batch is the caller's to read; handlers take T& as for ring slots)
+      // (a copy of the journal batch unless the handler only reads: kReadsOnly)
       return *reinterpret_cast<T*>(const_cast<std::byte*>(base) +
                                    static_cast<std::uint64_t>(sequence - first) * slot_size);
     }
@@ -412,6 +421,13 @@ class BatchEventProcessor {
   RewindStrategy* rewind_ = nullptr;
   std::int64_t released_ = -1;  // the highest sequence released in the batch in hand
   std::int64_t current_ = 0;
+  // A handler whose on_event takes const T& reads journal batches where they are mapped;
+  // any other gets a copy (CatchUp).
+  static constexpr bool kReadsOnly =
+      requires(Handler& h, const T& event, std::int64_t sequence, bool end) {
+        h.on_event(event, sequence, end);
+      };
+  std::vector<std::byte> catch_up_copy_;
   HandlerFailure failure_{};  // (not an optional: GCC 12 misreads its reset as uninitialised)
   bool failed_ = false;
   std::atomic<int> state_{kIdle};
