@@ -30,6 +30,10 @@ double Count(std::uint64_t n) { return static_cast<double>(n); }
 
 const std::vector<RingMetric>& RingMetrics() {
   static const auto* metrics = new std::vector<RingMetric>{
+      {"xdisruptor_ring_created_timestamp_seconds", MetricType::kGauge,
+       "When the ring was made (Unix time): a new value is a new life of the ring under its "
+       "name, whose counters start again at 0.",
+       [](const RingStats& s) { return static_cast<double>(s.created_at_unix_ns) / 1e9; }},
       {"xdisruptor_ring_capacity", MetricType::kGauge, "Slots in the ring.",
        [](const RingStats& s) { return Count(s.capacity); }},
       {"xdisruptor_ring_slot_size_bytes", MetricType::kGauge, "Bytes per slot.",

@@ -220,6 +220,10 @@ def test_promtool_accepts_both_expositions_and_the_example_alert_rules(ring_name
                                text=True)
         assert check.returncode == 0, check.stdout + check.stderr
         assert f'xdisruptor_consumer_lag_events{{' in text and 'consumer="c"' in text
+        # The ring's life, to tell a new ring under its name from a counter reset.
+        created = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("xdisruptor_ring_created_timestamp_seconds{")]
+        assert created == [pytest.approx(ring.stats()["created_at_unix_ns"] / 1e9, abs=1e-3)]
     # Same families, same series (label order aside) from C++ and Python.
     def series(text):
         return {line.split(" ")[0].split("{")[0] for line in text.splitlines()
