@@ -204,6 +204,13 @@ class PyConsumer {
         py::gil_scoped_release release;
         batch = source.Read(first, limit);
         if (batch.ok() && batch->count == 0) joined = c.FinishCatchUp(first);
+        // Older than the journal (a recorder started late, or retention): the ring may still
+        // hold it; a join there is as good.
+        if (!batch.ok() && batch.status().code() == absl::StatusCode::kOutOfRange &&
+            c.FinishCatchUp(first).ok()) {
+          journal_batch_ = {};
+          return std::nullopt;
+        }
       }
       if (!batch.ok()) ThrowStatus(batch.status(), ErrorSubject::kJournal);
       if (batch->count > 0) {

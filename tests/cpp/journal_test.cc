@@ -542,6 +542,42 @@ TEST(JournalCatchUpTest, ShouldLetAStageThatWritesInPlaceCatchUp) {
   EXPECT_EQ(ReadAll(*journal, 0, 599), 600);
 }
 
+// A recorder started late: the journal begins after `start_at`, but the ring still holds it
+// (a stage holds the producer back). The consumer joins the ring there instead of failing
+// with missed events, which it would not have without a journal.
+TEST(JournalCatchUpTest, ShouldJoinTheRingForAStartOlderThanTheJournalThatTheRingStillHolds) {
+  ScopedRingName name;
+  TempDir dir;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok());
+  auto anchor = Consumer::Register(ring->segment(), "anchor");  // reads nothing: holds 0..
+  ASSERT_TRUE(anchor.ok());
+  auto p = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(p.ok());
+  auto publish = [&](std::int64_t from, std::int64_t to) {
+    for (std::int64_t s = from; s < to; ++s) {
+      (*ring)[p->Next()].Fill(s);
+      p->Publish(s);
+    }
+  };
+  publish(0, 10);
+  auto recorder = JournalRecorder::Start(ring->segment(), Options(dir, 300));  // from 10 on
+  ASSERT_TRUE(recorder.ok());
+  std::thread record([&] { recorder->Run(); });
+  publish(10, 30);
+  p->Close();
+  record.join();
+  auto late = Consumer::Register(ring->segment(), "late", {.start_at = 0, .journal = dir.get()});
+  ASSERT_TRUE(late.ok()) << late.status();
+  Collect collect;
+  BatchEventProcessor<TestEvent, Collect> processor(*ring, *late, collect);
+  EXPECT_EQ(processor.Run(), WaitStatus::kClosed);
+  ASSERT_EQ(collect.seen.size(), 30u);
+  EXPECT_EQ(collect.seen.front(), 0);
+  EXPECT_EQ(collect.seen.back(), 29);
+  EXPECT_EQ(collect.bad, 0);
+}
+
 TEST(JournalCatchUpTest, ShouldLetAnEvictedConsumerCatchUpInsteadOfMissingEvents) {
   ScopedRingName name;
   TempDir dir;

@@ -333,6 +333,24 @@ def test_should_hold_the_ring_when_the_disk_is_full_and_resume_when_there_is_roo
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
+def test_should_join_the_ring_for_a_start_older_than_the_journal_the_ring_still_holds(
+        peer_ring, ring_name, tool, tmp_path):
+    """A recorder started late: the journal begins at 100, the ring (held by a stage) still
+    has 0..99. A consumer from 0 with the journal joins the ring there (it failed with
+    missed events, which it would not have without the journal)."""
+    anchor = peer_ring.consumer("anchor")  # reads nothing: the ring keeps 0..
+    with peer_ring.producer() as p:
+        p.publish_batch(peer_events(0, 100))
+        recorder = record(tool, ring_name, tmp_path / "j")  # from 100 on
+        p.publish_batch(peer_events(100, 100))
+    assert recorder.wait(timeout=60) == 0
+    assert xdisruptor.Journal(tmp_path / "j").first == 100
+    late = peer_ring.consumer("late", start_at=0, journal=tmp_path / "j")
+    assert list(late.values("sequence")) == list(range(200))
+    late.close()
+    anchor.close()
+
+
 def test_should_refuse_a_journal_of_another_life_of_the_ring(ring_name, tool, tmp_path):
     """The ring made again under its name (as the launcher does each run) numbers its events
     anew: neither the recorder nor a consumer catching up may take the journal of the life

@@ -219,7 +219,15 @@ class BatchEventProcessor {
     for (;;) {
       if (state_.load(std::memory_order_acquire) == kHalted) return WaitStatus::kHalted;
       const absl::StatusOr<CatchUpBatch> batch = source.Read(next, max);
-      if (!batch.ok()) return Missed(next, batch.status().ToString());
+      if (!batch.ok()) {
+        // Older than the journal (a recorder started late, or retention): the ring may still
+        // hold it; a join there is as good.
+        if (batch.status().code() == absl::StatusCode::kOutOfRange &&
+            consumer_->FinishCatchUp(next).ok()) {
+          return WaitStatus::kOk;
+        }
+        return Missed(next, batch.status().ToString());
+      }
       if (batch->count > 0) {
         const std::int64_t hi = next + batch->count - 1;
         released_ = next - 1;
