@@ -13,6 +13,17 @@
 
 namespace xdisruptor {
 
+namespace {
+
+// Which life of the ring a journal records: its creation time, or, for a ring a bridge feeds
+// (which carries the source's sequences), the source ring's.
+std::int64_t RingEpoch(const RingSegment& ring) {
+  const std::int64_t origin = LoadOriginEpoch(ring.producer());
+  return origin != 0 ? origin : ring.header().created_at_unix_ns;
+}
+
+}  // namespace
+
 struct JournalRecorder::State {
   RingSegment* ring = nullptr;
   JournalOptions options;
@@ -27,6 +38,9 @@ struct JournalRecorder::State {
   // meanwhile or on another error (reported).
   bool AppendHolding(std::int64_t first, const std::byte* data, std::int64_t count) {
     bool told = false;
+    // Stamped into segments made from here on: a ring a bridge feeds knows the source's life
+    // only once its first batch came.
+    writer->set_ring_epoch(RingEpoch(*ring));
     for (;;) {
       const absl::Status s = writer->Append(first, data, count);
       if (s.ok()) {
@@ -80,19 +94,17 @@ JournalRecorder::~JournalRecorder() = default;
 
 namespace {
 
-// Which life of the ring a journal records: its creation time, or, for a ring a bridge feeds
-// (which carries the source's sequences), the source ring's.
-std::int64_t RingEpoch(const RingSegment& ring) {
-  const std::int64_t origin = LoadOriginEpoch(ring.producer());
-  return origin != 0 ? origin : ring.header().created_at_unix_ns;
-}
-
 // FailedPrecondition when the journal at `directory` (`reader`) records another life of the
 // ring: its sequences name other events.
 absl::Status CheckSameLife(const JournalReader& reader, const RingSegment& ring,
                            std::string_view directory, std::string_view what) {
   const std::int64_t epoch = reader.ring_epoch();
-  if (epoch == 0 || epoch == RingEpoch(ring)) return absl::OkStatus();
+  // Either of the ring's: a ring a bridge feeds has its own creation time until its first
+  // batch tells it the source's (a recorder may have made a segment before).
+  if (epoch == 0 || epoch == ring.header().created_at_unix_ns ||
+      epoch == LoadOriginEpoch(ring.producer())) {
+    return absl::OkStatus();
+  }
   return absl::FailedPreconditionError(absl::StrFormat(
       "journal '%s' records another life of ring '%s' (made at %s, this one at %s): its "
       "sequences name other events; %s",

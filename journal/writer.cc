@@ -274,6 +274,7 @@ absl::StatusOr<JournalWriter> JournalWriter::Open(const JournalOptions& options,
 }
 
 bool JournalWriter::empty() const { return state_->empty; }
+void JournalWriter::set_ring_epoch(std::int64_t ring_epoch) { state_->ring_epoch = ring_epoch; }
 std::int64_t JournalWriter::first() const { return state_->first; }
 std::int64_t JournalWriter::last() const { return state_->empty ? state_->first - 1 : state_->last; }
 std::int64_t JournalWriter::cut_bytes() const { return state_->cut_bytes; }

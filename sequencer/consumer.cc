@@ -508,6 +508,11 @@ absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string
   return consumer;
 }
 
+void Consumer::Abandon() {
+  if (registered_ && !forked()) StoreOwner(state_->owner, ProcessIdentity{.pid = kNoSuchPid});
+  registered_ = false;
+}
+
 absl::Status Consumer::FinishCatchUp(std::int64_t next) {
   if (catch_up_ == nullptr) return absl::OkStatus();
   internal::RegistryLock lock(ring_->producer());

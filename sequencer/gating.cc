@@ -193,7 +193,7 @@ std::int64_t ClaimFrontier(const RingSegment& ring) {
   const ProducerState& p = ring.producer();
   std::int64_t highest = p.cursor.load(std::memory_order_acquire);
   for (const ProducerEntryState& e : p.producers) {
-    if (e.owner.pid.load(std::memory_order_acquire) == 0) continue;
+    // Free entries too: a producer that detached may have written slots it never published.
     highest = std::max(highest, e.claim_hi.load(std::memory_order_relaxed));
   }
   return highest;

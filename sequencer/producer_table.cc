@@ -50,9 +50,16 @@ absl::StatusOr<int> ChooseProducerEntry(RingSegment& ring) {
           "one producer at a time",
           ring.name(), LoadOwner(e.owner).pid));
     }
+    // A dead producer's unpublished claim is kept as the evidence consumers at the hole are
+    // told by, until the ring has run a lap past it (no gating consumer can wait there then:
+    // it would have held the producer back).
+    const bool claim_behind = e.claim_hi.load(std::memory_order_relaxed) +
+                                  static_cast<std::int64_t>(ring.capacity()) <=
+                              LoadCursor(p);
     const bool reusable = owner == Liveness::kNobody ||
                           (owner == Liveness::kDead &&
-                           (single || e.claim_lo.load(std::memory_order_relaxed) == kNoClaim));
+                           (single || e.claim_lo.load(std::memory_order_relaxed) == kNoClaim ||
+                            claim_behind));
     if (!reusable) continue;
     if (owner == Liveness::kDead) {  // it may have died asleep on a consumer
       ClearSleeperEverywhere(ring, {.producer = true, .index = static_cast<std::uint32_t>(i)});
@@ -82,7 +89,7 @@ absl::StatusOr<ProducerRole> ProducerRole::Attach(RingSegment& ring, SequencerKi
   const std::int64_t written =
       std::max(LoadCursor(ring.producer()), e.claim_hi.load(std::memory_order_relaxed));
   e.claim_lo.store(kNoClaim, std::memory_order_relaxed);
-  e.claim_hi.store(kNoClaim, std::memory_order_relaxed);
+  e.claim_hi.store(written, std::memory_order_relaxed);  // kept (Claimed never goes below it)
   e.frontier.store(written, std::memory_order_relaxed);
   StoreWaitKind(e.wait_kind, wait.kind);
   StoreOwner(e.owner, CurrentProcess());
@@ -100,9 +107,6 @@ ProducerRole::ProducerRole(RingSegment& ring, int index, const WaitParams& wait)
       held_(&ring.producer().producers[index], ProducerEntryRelease{&ring}) {}
 
 namespace {
-
-// No process has this pid (Linux's pid_max is at most 2^22): an owner that is certainly gone.
-constexpr std::int64_t kNoSuchPid = std::int64_t{1} << 22;
 
 absl::Status DetachEntry(RingSegment& ring, ProducerEntryState& e) {
   if (!OwnedByMe(e.owner)) {

@@ -5,6 +5,7 @@
 // the waiting call then raises StateError instead of touching a destroyed sequencer.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -268,36 +269,58 @@ class PyProducer {
   // knows nobody holds or waits for the mutex (nobody can start without the GIL).
   class Usage {
    public:
-    // `wait`: false gives up at once when another thread holds the producer (owns() false).
-    explicit Usage(PyProducer& p, bool wait = true, bool ending = false)
+    static constexpr std::int64_t kForever = -1;
+    // `wait_ns`: how long to wait for another thread to let go of the producer: kForever, or
+    // 0 (give up at once), or that many ns; owns() is false when it gave up.
+    explicit Usage(PyProducer& p, std::int64_t wait_ns = kForever, bool ending = false)
         : p_(p), lock_(p.claim_mutex_, std::defer_lock) {
       p.CheckUsable(ending);
+      // This thread holds it already: a Python signal handler that runs while a publish of
+      // this thread waits for room (CheckSignals) and uses the producer. Locking again would
+      // hang this thread for good.
+      if (p.holder_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+        ThrowStatus(absl::FailedPreconditionError(
+            "this thread is already inside a call of this producer (a signal handler while a "
+            "publish waits for room?): it may not use the producer until that call returns"));
+      }
       p_.busy_.fetch_add(1, std::memory_order_acq_rel);
-      if (!lock_.try_lock() && wait) {
+      if (!lock_.try_lock() && wait_ns != 0) {
         py::gil_scoped_release release;
-        lock_.lock();
+        if (wait_ns == kForever) {
+          lock_.lock();
+        } else {
+          (void)lock_.try_lock_for(std::chrono::nanoseconds(wait_ns));
+        }
       }
       if (!lock_.owns_lock()) return;
+      p.holder_.store(std::this_thread::get_id(), std::memory_order_relaxed);
       // Closed or ended while this one waited for the producer.
       try {
         p.CheckUsable(ending);
       } catch (...) {
-        lock_.unlock();
-        p_.busy_.fetch_sub(1, std::memory_order_acq_rel);
+        Release();
         throw;
       }
     }
-    ~Usage() {
-      if (lock_.owns_lock()) lock_.unlock();
-      p_.busy_.fetch_sub(1, std::memory_order_acq_rel);
-    }
+    ~Usage() { Release(); }
     Usage(const Usage&) = delete;
     Usage& operator=(const Usage&) = delete;
     bool owns() const { return lock_.owns_lock(); }
 
    private:
+    void Release() {
+      if (!counted_) return;
+      counted_ = false;
+      if (lock_.owns_lock()) {
+        p_.holder_.store(std::thread::id(), std::memory_order_relaxed);
+        lock_.unlock();
+      }
+      p_.busy_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+
     PyProducer& p_;
-    std::unique_lock<std::mutex> lock_;
+    std::unique_lock<std::timed_mutex> lock_;
+    bool counted_ = true;
   };
 
   // Runs f on whichever sequencer this producer has.
@@ -466,7 +489,7 @@ class PyProducer {
     }
     // Not waiting: another thread holding the producer (asyncio's helper waiting for room)
     // counts as no room, so the loop's thread never blocks on it.
-    Usage usage(*this, /*wait=*/max_wait_ns > 0);
+    Usage usage(*this, max_wait_ns > 0 ? Usage::kForever : 0);
     if (!usage.owns()) return std::nullopt;
     return Dispatch([&](auto& s) -> std::optional<std::int64_t> {
       absl::StatusOr<std::int64_t> hi;
@@ -614,7 +637,11 @@ class PyProducer {
   bool WaitForRoom(std::int64_t n, std::int64_t max_wait_ns) {
     CheckSize(n);
     if (max_wait_ns <= 0) ThrowStatus(absl::InvalidArgumentError("max_wait_s must be > 0"));
-    return Use([&](auto& s) {
+    // Another thread's publish may hold the producer while it waits for room itself: that
+    // counts as no room within the slice (the caller may be cancelled between slices).
+    Usage usage(*this, max_wait_ns);
+    if (!usage.owns()) return false;
+    return Dispatch([&](auto& s) {
       absl::StatusOr<bool> room;
       {
         py::gil_scoped_release release;
@@ -629,7 +656,7 @@ class PyProducer {
   // gives up at its next slice (StateError) rather than publish after the end.
   void Close() {
     ended_.store(true, std::memory_order_relaxed);
-    Usage usage(*this, /*wait=*/true, /*ending=*/true);
+    Usage usage(*this, Usage::kForever, /*ending=*/true);
     Dispatch([](auto& s) { s.Close(); });
   }
 
@@ -712,7 +739,8 @@ class PyProducer {
   std::optional<SingleProducerSequencer> single_;
   std::optional<MultiProducerSequencer> multi_;
   std::atomic<int> busy_{0};  // uses in progress or waiting for claim_mutex_ (Usage)
-  std::mutex claim_mutex_;    // held by the use in progress (Usage)
+  std::timed_mutex claim_mutex_;  // held by the use in progress (Usage)
+  std::atomic<std::thread::id> holder_{};  // the thread holding claim_mutex_ (re-entry check)
   std::atomic<bool> closing_{false};
   std::atomic<bool> ended_{false};  // close() ended the stream: no claim after it
   bool has_ops_ = false;

@@ -151,7 +151,10 @@ class JournalRecorder:
         self._raw.halt()
 
     def close(self) -> None:
-        """Leaves the ring (deregisters the recorder's consumer) and closes the journal."""
+        """Leaves the ring (deregisters the recorder's consumer) and closes the journal. After
+        a run that failed (a write error) it keeps its entry instead, as if its process had
+        died: the ring holds what it did not record, and a recorder started again by name (in
+        any process) goes on without a gap."""
         self._raw.close()
 
     @property

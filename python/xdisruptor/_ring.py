@@ -442,7 +442,10 @@ def _weakly_bound(obj: Any, function: Callable[[Any, Any], Any]) -> Callable[[An
 
 
 class Producer:
-    """Publishes events into a ring. Made by :meth:`Ring.producer`; one thread uses it."""
+    """Publishes events into a ring. Made by :meth:`Ring.producer`. Threads and asyncio tasks
+    may share it for publish, publish_many, publish_batch and apublish (one at a time inside);
+    a claim() block, and publish_event(s) with a translator, are one thread's from claim to
+    publish."""
 
     def __init__(self, ring: Ring, raw: "_core.RawProducer"):
         self._ring = ring

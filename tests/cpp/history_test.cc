@@ -132,16 +132,24 @@ TEST(JoinWithHistoryTest, ShouldRefuseAStartWhoseSlotAGoneProducerClaimedPastThe
     for (std::int64_t s = hi - 3; s <= hi; ++s) (*ring)[s].Fill(s);
     ASSERT_TRUE(gone->Detach().ok());  // never published
   }
+  {
+    // A successor that publishes one (101) and detaches must not take the rest with it.
+    auto successor = SingleProducerSequencer::Attach(ring->segment());
+    ASSERT_TRUE(successor.ok());
+    (*ring)[101].Fill(101);
+    successor->Publish(successor->Next());
+    ASSERT_TRUE(successor->Detach().ok());
+  }
   auto successor = SingleProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(successor.ok());
-  EXPECT_EQ(Consumer::Register(ring->segment(), "late", {.start_at = 94}).status().code(),
-            absl::StatusCode::kOutOfRange);  // 94's slot holds 102
+  EXPECT_EQ(Consumer::Register(ring->segment(), "late", {.start_at = 95}).status().code(),
+            absl::StatusCode::kOutOfRange);  // 95's slot holds 103
   auto intact = Consumer::Register(ring->segment(), "intact", {.start_at = 97});
   ASSERT_TRUE(intact.ok()) << intact.status();
   const WaitResult r = intact->barrier().WaitFor(97);
   ASSERT_EQ(r.status, WaitStatus::kOk);
-  EXPECT_EQ(r.available, 100);
-  for (std::int64_t s = 97; s <= 100; ++s) EXPECT_TRUE((*ring)[s].Verify(s)) << s;
+  EXPECT_EQ(r.available, 101);
+  for (std::int64_t s = 97; s <= 101; ++s) EXPECT_TRUE((*ring)[s].Verify(s)) << s;
 }
 
 TEST(JoinWithHistoryTest, ShouldReadIntactEventsFromAnOlderSequenceWhileOneProducerRunsFlatOut) {

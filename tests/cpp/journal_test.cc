@@ -578,6 +578,41 @@ TEST(JournalCatchUpTest, ShouldJoinTheRingForAStartOlderThanTheJournalThatTheRin
   EXPECT_EQ(collect.bad, 0);
 }
 
+// A ring `bridge in` feeds learns the source's life with its first batch (origin_epoch); the
+// recorder may have started before (a pipeline starts its stages first). Segments made after
+// carry the source's life; catching up from the journal is accepted either way.
+TEST(JournalCatchUpTest, ShouldAcceptTheJournalOfABridgeFedRingRecordedAcrossItsFirstBatch) {
+  ScopedRingName name;
+  TempDir dir;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok());
+  auto recorder = JournalRecorder::Start(ring->segment(), Options(dir, 10));
+  ASSERT_TRUE(recorder.ok());
+  std::thread record([&] { recorder->Run(); });
+  auto p = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(p.ok());
+  auto publish = [&](std::int64_t from, std::int64_t to) {
+    for (std::int64_t s = from; s < to; ++s) {
+      (*ring)[p->Next()].Fill(s);
+      p->Publish(s);
+    }
+  };
+  constexpr std::int64_t kSource = 1'700'000'000'000'000'000;
+  StoreOriginEpoch(ring->segment().producer(), kSource);  // as bridge in, before its first batch
+  publish(0, 30);
+  p->Close();
+  record.join();
+  auto journal = JournalReader::Open(dir.get());
+  ASSERT_TRUE(journal.ok());
+  EXPECT_EQ(journal->ring_epoch(), kSource);
+  auto late = Consumer::Register(ring->segment(), "late", {.start_at = 0, .journal = dir.get()});
+  ASSERT_TRUE(late.ok()) << late.status();
+  Collect collect;
+  BatchEventProcessor<TestEvent, Collect> processor(*ring, *late, collect);
+  EXPECT_EQ(processor.Run(), WaitStatus::kClosed);
+  EXPECT_EQ(collect.seen.size(), 30u);
+}
+
 TEST(JournalCatchUpTest, ShouldLetAnEvictedConsumerCatchUpInsteadOfMissingEvents) {
   ScopedRingName name;
   TempDir dir;

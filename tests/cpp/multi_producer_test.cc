@@ -152,10 +152,21 @@ TEST(MultiProducerTest, ShouldReportTheStallWhenAProducerDetachesWithAClaimUnpub
     r = consumer->barrier().WaitFor(2, 50'000'000);
   } while (r.status == WaitStatus::kCheckpoint && std::chrono::steady_clock::now() < deadline);
   EXPECT_EQ(r.status, WaitStatus::kProducerStalled);
-  // Its entry is kept as the evidence, not handed to the next producer.
+  // Its entry is kept as the evidence, not handed to the next producer...
   auto next = MultiProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(next.ok());
   EXPECT_TRUE(internal::HasStalledProducer(ring->segment(), 3));
+  // ...until the ring has run a lap past the hole (the consumer, told, left): then it is free
+  // again, so producers that keep failing do not use up every entry.
+  ASSERT_TRUE(consumer->Deregister().ok());
+  for (int i = 0; i < 70; ++i) next->Publish(next->Next());
+  std::vector<MultiProducerSequencer> more;
+  for (;;) {
+    auto another = MultiProducerSequencer::Attach(ring->segment());
+    if (!another.ok()) break;
+    more.push_back(*std::move(another));
+  }
+  EXPECT_EQ(more.size(), kMaxProducers - 2);  // all but `live` and `next`
 }
 
 TEST(MultiProducerTest, ShouldReportTheStallWhenAProducerDiesBetweenClaimAndPublish) {

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -151,6 +152,33 @@ def test_should_hand_each_sequence_out_once_when_threads_share_a_producer(ring_n
         for t in range(threads):  # each thread's records in its order
             mine = [seq for seq, tid in got if tid == t]
             assert mine == sorted(mine)
+        consumer.close()
+
+
+def test_should_refuse_a_signal_handler_that_uses_the_producer_its_thread_waits_in(ring_name):
+    """A handler runs between the slices of a publish waiting for room, while that publish
+    holds the producer: using the producer there would wait on itself for ever."""
+    with xdisruptor.Ring.create(ring_name, capacity=16, dtype=DT) as ring:
+        consumer = ring.consumer("never-reads")
+        producer = ring.producer()
+        producer.publish_batch(batch(0, 16))  # full
+        seen = []
+
+        def handler(signum, frame):
+            seen.append(signum)
+            producer.cursor  # noqa: B018 - the use that must not hang
+
+        old = signal.signal(signal.SIGALRM, handler)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            with pytest.raises(xdisruptor.StateError, match="already inside a call"):
+                producer.publish(batch(16, 1).tolist()[0])
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        assert seen == [signal.SIGALRM]
+        assert producer.cursor == 15  # nothing claimed; still usable
+        producer.close()
         consumer.close()
 
 

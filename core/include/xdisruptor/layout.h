@@ -35,9 +35,12 @@ namespace xdisruptor {
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kSpacing = 128;  // two lines: defeats the adjacent-line prefetcher
 inline constexpr std::uint64_t kMagic = 0x3152545044534958ull;  // "XISDPTR1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 4;  // 3: latency samples, flight records,
+inline constexpr std::uint32_t kLayoutVersion = 5;  // 3: latency samples, flight records,
                                                     // wait and full-ring counters; 4: worker
-                                                    // groups (docs/worker-groups.md)
+                                                    // groups (docs/worker-groups.md); 5: the
+                                                    // registry lock word names pid and start
+                                                    // time, origin_epoch
+
 inline constexpr std::size_t kMaxConsumers = 64;  // one bit each in the gating mask
 inline constexpr std::size_t kMaxAfter = 8;       // upstream stages one consumer may wait on
 inline constexpr std::size_t kMaxNameLength = 64;

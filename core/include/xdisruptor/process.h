@@ -22,6 +22,10 @@ struct ProcessIdentity {
   std::uint64_t start_time = 0;
 };
 
+// No process has this pid (Linux's pid_max is at most 2^22): the owner of an entry let go
+// of as if its process had died (Consumer::Abandon, a producer detached mid-claim).
+inline constexpr std::int64_t kNoSuchPid = std::int64_t{1} << 22;
+
 // The calling process (re-read after fork). Also starts watching for forks (WatchForks).
 ProcessIdentity CurrentProcess();
 

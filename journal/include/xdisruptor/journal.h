@@ -132,6 +132,9 @@ class JournalWriter {
   bool empty() const;
   std::int64_t first() const;
   std::int64_t last() const;  // the last sequence journaled (first() - 1 when empty)
+  // The ring's life stamped into segments made from now on (a ring a bridge feeds learns the
+  // source's only with its first batch).
+  void set_ring_epoch(std::int64_t ring_epoch);
   std::int64_t cut_bytes() const;  // torn-tail bytes cut at open
 
   // Creates the first segment at `first` if the journal is empty, so that readers can open it

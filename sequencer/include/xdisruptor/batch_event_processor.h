@@ -232,14 +232,11 @@ class BatchEventProcessor {
         const std::int64_t hi = next + batch->count - 1;
         released_ = next - 1;
         const std::uint64_t slot_size = ring_->slots().slot_size;
-        const std::byte* data = batch->data;
-        if constexpr (!kReadsOnly) {
-          // The journal is mapped read-only and is not the ring: a handler that may write in
-          // place (its on_event takes T&) writes into a copy of the batch, not a fault.
-          catch_up_copy_.assign(data, data + static_cast<std::uint64_t>(batch->count) * slot_size);
-          data = catch_up_copy_.data();
-        }
-        const LinearSlots slots{data, next, slot_size};
+        // The journal is mapped read-only and is not the ring: handlers take T& and may write
+        // in place, so they get a copy of the batch (a write into the mapping would fault).
+        catch_up_copy_.assign(batch->data,
+                              batch->data + static_cast<std::uint64_t>(batch->count) * slot_size);
+        const LinearSlots slots{catch_up_copy_.data(), next, slot_size};
         const std::int64_t done = ProcessBatch(slots, next, hi, hi);
         if (done > released_) {
           consumer_->Release(done, static_cast<std::uint64_t>(done - released_));
@@ -283,7 +280,7 @@ class BatchEventProcessor {
     std::int64_t first;
     std::uint64_t slot_size;
     T& operator[](std::int64_t sequence) const {
-      // (a copy of the journal batch unless the handler only reads: kReadsOnly)
+      // (a copy of the journal batch: CatchUp)
       return *reinterpret_cast<T*>(const_cast<std::byte*>(base) +
                                    static_cast<std::uint64_t>(sequence - first) * slot_size);
     }
@@ -429,13 +426,7 @@ class BatchEventProcessor {
   RewindStrategy* rewind_ = nullptr;
   std::int64_t released_ = -1;  // the highest sequence released in the batch in hand
   std::int64_t current_ = 0;
-  // A handler whose on_event takes const T& reads journal batches where they are mapped;
-  // any other gets a copy (CatchUp).
-  static constexpr bool kReadsOnly =
-      requires(Handler& h, const T& event, std::int64_t sequence, bool end) {
-        h.on_event(event, sequence, end);
-      };
-  std::vector<std::byte> catch_up_copy_;
+  std::vector<std::byte> catch_up_copy_;  // the journal batch in hand (CatchUp)
   HandlerFailure failure_{};  // (not an optional: GCC 12 misreads its reset as uninitialised)
   bool failed_ = false;
   std::atomic<int> state_{kIdle};

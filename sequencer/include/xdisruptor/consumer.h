@@ -96,11 +96,11 @@ class Consumer {
 
   // Stops gating the producer and frees the entry (name and last sequence stay readable).
   absl::Status Deregister();
-  // Lets go of the entry without freeing it: it keeps gating as a crashed consumer's does
-  // (its stall policy decides), and a later registration by this name resumes from its
-  // sequence. For a process about to exit on an error that must not lose the stream (the
-  // bridge's out side).
-  void Abandon() { registered_ = false; }
+  // Lets go of the entry without freeing it, as if this process had died: it keeps gating as
+  // a crashed consumer's does (its stall policy decides), and a later registration by this
+  // name, from any process (this one too), resumes from its sequence. For an error that must
+  // not lose the stream (the bridge's out side, a journal recorder whose write failed).
+  void Abandon();
 
   // The last sequence this consumer released (-1 before its first event after joining at the
   // start of the ring). Hot path; the consuming thread only.

@@ -7,6 +7,7 @@
 #define XDISRUPTOR_EVENT_POLLER_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "xdisruptor/consumer.h"
@@ -49,7 +50,9 @@ class EventPoller {
         if (!more) break;
       }
       if (observer && consumer_->Lapped(current + 1)) [[unlikely]] return PollState::kLapped;
-      // Evicted while it read: the producer may have overwritten what it was handed.
+      // Evicted while it read: the producer may have overwritten what it was handed. The
+      // fence keeps the slot reads above before the status load (as Consumer::Lapped).
+      std::atomic_thread_fence(std::memory_order_acquire);
       if (barrier.evicted()) [[unlikely]] return PollState::kEvicted;
       consumer_->Release(processed, static_cast<std::uint64_t>(processed - current));
       return PollState::kProcessing;

@@ -149,7 +149,9 @@ class SingleProducerSequencer {
   // overwritten slot also sees the claim that overwrote it (SequenceBarrier::Lapped).
   void Claimed(std::int64_t next) {
     next_value_ = next;
-    entry_->claim_hi.store(next, std::memory_order_relaxed);
+    // Never below what the entry's last holder wrote past the cursor (written_): those slots
+    // hold half of the next lap until this producer's claims pass them.
+    entry_->claim_hi.store(next > written_ ? next : written_, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
   }
 
@@ -175,6 +177,7 @@ class SingleProducerSequencer {
   ProducerEntryState* entry_ = nullptr;
   std::int64_t capacity_ = 0;
   std::int64_t next_value_ = kInitialSequence;     // highest claimed sequence
+  std::int64_t written_ = kInitialSequence;  // the entry's claim_hi at attach (ProducerRole)
   std::int64_t cached_gating_ = kInitialSequence;  // slowest gating sequence when last read
   std::int64_t sample_mask_ = -1;  // latency::SampleMask of the ring's sampling period
   std::int64_t next_sample_ = INT64_MAX;  // the next sequence to stamp (latency::NextSample)
