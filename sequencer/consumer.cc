@@ -509,8 +509,18 @@ absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string
 }
 
 void Consumer::Abandon() {
-  if (registered_ && !forked()) StoreOwner(state_->owner, ProcessIdentity{.pid = kNoSuchPid});
+  if (!registered_ || owner_pid_ != ::getpid()) {
+    registered_ = false;
+    return;
+  }
   registered_ = false;
+  internal::RegistryLock lock(ring_->producer());
+  if (!lock.Acquire().ok()) return;  // the owner stays this process: it counts dead at exit
+  // Only an entry still ours (not evicted, taken over or registered again meanwhile).
+  if (IsActive(*state_) && LoadOwner(state_->owner).pid == owner_pid_ &&
+      state_->generation.load(std::memory_order_relaxed) == generation_) {
+    StoreOwner(state_->owner, ProcessIdentity{.pid = kNoSuchPid});
+  }
 }
 
 absl::Status Consumer::FinishCatchUp(std::int64_t next) {

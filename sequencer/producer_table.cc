@@ -50,16 +50,11 @@ absl::StatusOr<int> ChooseProducerEntry(RingSegment& ring) {
           "one producer at a time",
           ring.name(), LoadOwner(e.owner).pid));
     }
-    // A dead producer's unpublished claim is kept as the evidence consumers at the hole are
-    // told by, until the ring has run a lap past it (no gating consumer can wait there then:
-    // it would have held the producer back).
-    const bool claim_behind = e.claim_hi.load(std::memory_order_relaxed) +
-                                  static_cast<std::int64_t>(ring.capacity()) <=
-                              LoadCursor(p);
+    // A dead producer's unpublished claim is kept: it is the evidence consumers waiting at
+    // the hole are told by (kProducerStalled), and producers waiting on its slot a lap later.
     const bool reusable = owner == Liveness::kNobody ||
                           (owner == Liveness::kDead &&
-                           (single || e.claim_lo.load(std::memory_order_relaxed) == kNoClaim ||
-                            claim_behind));
+                           (single || e.claim_lo.load(std::memory_order_relaxed) == kNoClaim));
     if (!reusable) continue;
     if (owner == Liveness::kDead) {  // it may have died asleep on a consumer
       ClearSleeperEverywhere(ring, {.producer = true, .index = static_cast<std::uint32_t>(i)});

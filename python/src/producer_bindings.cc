@@ -275,14 +275,7 @@ class PyProducer {
     explicit Usage(PyProducer& p, std::int64_t wait_ns = kForever, bool ending = false)
         : p_(p), lock_(p.claim_mutex_, std::defer_lock) {
       p.CheckUsable(ending);
-      // This thread holds it already: a Python signal handler that runs while a publish of
-      // this thread waits for room (CheckSignals) and uses the producer. Locking again would
-      // hang this thread for good.
-      if (p.holder_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
-        ThrowStatus(absl::FailedPreconditionError(
-            "this thread is already inside a call of this producer (a signal handler while a "
-            "publish waits for room?): it may not use the producer until that call returns"));
-      }
+      p.CheckNotReentered();
       p_.busy_.fetch_add(1, std::memory_order_acq_rel);
       if (!lock_.try_lock() && wait_ns != 0) {
         py::gil_scoped_release release;
@@ -334,6 +327,17 @@ class PyProducer {
   decltype(auto) Use(F&& f) {
     Usage usage(*this);
     return Dispatch(std::forward<F>(f));
+  }
+
+  // This thread holds the producer already: a Python signal handler that runs while a publish
+  // of this thread waits for room (CheckSignals) and uses the producer. Waiting for it (a
+  // lock, or Detach's wait for the uses to end) would hang this thread for good.
+  void CheckNotReentered() const {
+    if (holder_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+      ThrowStatus(absl::FailedPreconditionError(
+          "this thread is already inside a call of this producer (a signal handler while a "
+          "publish waits for room?): it may not use the producer until that call returns"));
+    }
   }
 
   // `ending`: for close() itself, which may end a stream already ended.
@@ -655,6 +659,7 @@ class PyProducer {
   // Ends the stream (consumers drain it, then stop). A claim another thread is waiting for
   // gives up at its next slice (StateError) rather than publish after the end.
   void Close() {
+    CheckNotReentered();  // before the stream counts as ended: nothing was ended then
     ended_.store(true, std::memory_order_relaxed);
     Usage usage(*this, Usage::kForever, /*ending=*/true);
     Dispatch([](auto& s) { s.Close(); });
@@ -664,6 +669,7 @@ class PyProducer {
   // this call waits for it to let go first. In a forked child it only forgets the parent's.
   void Detach() {
     if (closed()) return;
+    CheckNotReentered();
     closing_.store(true, std::memory_order_relaxed);
     {
       py::gil_scoped_release release;
@@ -679,8 +685,12 @@ class PyProducer {
     if (!s.ok() && !forked) ThrowStatus(s);
   }
 
+  // A load of the ring's cursor: no use of the sequencer, so it never waits for another
+  // thread's publish (asyncio reads it in the loop's thread). The GIL, held throughout, keeps
+  // Detach from letting go of the sequencer meanwhile (as PublishRecord's fast path).
   std::int64_t Cursor() {
-    return Use([](auto& s) { return s.cursor(); });
+    CheckUsable(/*ending=*/true);
+    return Dispatch([](auto& s) { return s.cursor(); });
   }
   std::int64_t Remaining() {
     return Use([](auto& s) { return s.RemainingCapacity(); });

@@ -155,9 +155,12 @@ def test_should_hand_each_sequence_out_once_when_threads_share_a_producer(ring_n
         consumer.close()
 
 
-def test_should_refuse_a_signal_handler_that_uses_the_producer_its_thread_waits_in(ring_name):
+@pytest.mark.parametrize("use", ["remaining_capacity", "publish", "close", "close-keep"])
+def test_should_refuse_a_signal_handler_that_uses_the_producer_its_thread_waits_in(ring_name,
+                                                                                  use):
     """A handler runs between the slices of a publish waiting for room, while that publish
-    holds the producer: using the producer there would wait on itself for ever."""
+    holds the producer: using the producer there would wait on itself for ever. (Reading the
+    cursor needs no use and works.)"""
     with xdisruptor.Ring.create(ring_name, capacity=16, dtype=DT) as ring:
         consumer = ring.consumer("never-reads")
         producer = ring.producer()
@@ -165,8 +168,13 @@ def test_should_refuse_a_signal_handler_that_uses_the_producer_its_thread_waits_
         seen = []
 
         def handler(signum, frame):
-            seen.append(signum)
-            producer.cursor  # noqa: B018 - the use that must not hang
+            seen.append(producer.cursor)
+            if use == "remaining_capacity":
+                producer.remaining_capacity  # noqa: B018 - the use that must not hang
+            elif use == "publish":
+                producer.publish(batch(99, 1).tolist()[0])
+            else:
+                producer.close(end_stream=use == "close")
 
         old = signal.signal(signal.SIGALRM, handler)
         try:
@@ -176,9 +184,11 @@ def test_should_refuse_a_signal_handler_that_uses_the_producer_its_thread_waits_
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
-        assert seen == [signal.SIGALRM]
-        assert producer.cursor == 15  # nothing claimed; still usable
+        assert seen == [15]
+        assert producer.cursor == 15  # nothing claimed, the stream not ended: still usable
+        assert not ring.stream_closed
         producer.close()
+        assert ring.stream_closed
         consumer.close()
 
 

@@ -34,12 +34,13 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <new>
 #include <stdexcept>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "xdisruptor/catch_up.h"
@@ -234,9 +235,10 @@ class BatchEventProcessor {
         const std::uint64_t slot_size = ring_->slots().slot_size;
         // The journal is mapped read-only and is not the ring: handlers take T& and may write
         // in place, so they get a copy of the batch (a write into the mapping would fault).
-        catch_up_copy_.assign(batch->data,
-                              batch->data + static_cast<std::uint64_t>(batch->count) * slot_size);
-        const LinearSlots slots{catch_up_copy_.data(), next, slot_size};
+        const std::size_t bytes = static_cast<std::size_t>(batch->count) * slot_size;
+        std::byte* copy = catch_up_copy_.Reserve(bytes);
+        std::memcpy(copy, batch->data, bytes);
+        const LinearSlots slots{copy, next, slot_size};
         const std::int64_t done = ProcessBatch(slots, next, hi, hi);
         if (done > released_) {
           consumer_->Release(done, static_cast<std::uint64_t>(done - released_));
@@ -426,7 +428,33 @@ class BatchEventProcessor {
   RewindStrategy* rewind_ = nullptr;
   std::int64_t released_ = -1;  // the highest sequence released in the batch in hand
   std::int64_t current_ = 0;
-  std::vector<std::byte> catch_up_copy_;  // the journal batch in hand (CatchUp)
+  // The journal batch in hand (CatchUp), aligned as ring slots are (events may ask for 64).
+  class AlignedBuffer {
+   public:
+    AlignedBuffer() = default;
+    AlignedBuffer(const AlignedBuffer&) = delete;
+    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+    ~AlignedBuffer() { Free(); }
+    std::byte* Reserve(std::size_t bytes) {
+      if (bytes > size_) {
+        Free();
+        data_ = static_cast<std::byte*>(::operator new(bytes, std::align_val_t{kAlign}));
+        size_ = bytes;
+      }
+      return data_;
+    }
+
+   private:
+    static constexpr std::size_t kAlign = 64;
+    void Free() {
+      if (data_ != nullptr) ::operator delete(data_, std::align_val_t{kAlign});
+      data_ = nullptr;
+      size_ = 0;
+    }
+    std::byte* data_ = nullptr;
+    std::size_t size_ = 0;
+  };
+  AlignedBuffer catch_up_copy_;
   HandlerFailure failure_{};  // (not an optional: GCC 12 misreads its reset as uninitialised)
   bool failed_ = false;
   std::atomic<int> state_{kIdle};
