@@ -373,15 +373,7 @@ TEST(JournalCatchUpTest, ShouldReadTheJournalThenTheRingWithNoGapAndNoDuplicate)
   std::thread record([&] { recorder->Run(); });
   auto p = SingleProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(p.ok());
-  std::int64_t published = 0;
-  auto publish = [&](std::int64_t n) {
-    for (std::int64_t i = 0; i < n; ++i, ++published) {
-      const std::int64_t s = p->Next();
-      (*ring)[s].Fill(s);
-      p->Publish(s);
-    }
-  };
-  publish(2000);  // many laps: 0..1935 are gone from the ring
+  testing::PublishEach(*ring, *p, 2000);  // many laps: 0..1935 are gone from the ring
   auto late = Consumer::Register(ring->segment(), "late", {.start_at = 0, .journal = dir.get()});
   ASSERT_TRUE(late.ok()) << late.status();
   EXPECT_TRUE(late->catching_up());
@@ -391,7 +383,7 @@ TEST(JournalCatchUpTest, ShouldReadTheJournalThenTheRingWithNoGapAndNoDuplicate)
   Collect collect;
   BatchEventProcessor<TestEvent, Collect> processor(*ring, *late, collect);
   std::thread consume([&] { processor.Run(); });
-  publish(3000);  // the producer goes on while it catches up
+  testing::PublishEach(*ring, *p, 3000);  // the producer goes on while it catches up
   p->Close();
   consume.join();
   record.join();
@@ -467,11 +459,7 @@ TEST(JournalCatchUpTest, ShouldRefuseAJournalOfAnotherLifeOfTheRing) {
   auto publish = [](Ring<TestEvent>& ring, std::int64_t n) {
     auto p = SingleProducerSequencer::Attach(ring.segment());
     ASSERT_TRUE(p.ok());
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t s = p->Next();
-      ring[s].Fill(s);
-      p->Publish(s);
-    }
+    testing::PublishEach(ring, *p, n);
     p->Close();
   };
   {
@@ -513,10 +501,7 @@ TEST(JournalCatchUpTest, ShouldLetAStageThatWritesInPlaceCatchUp) {
   std::thread record([&] { recorder->Run(); });
   auto p = SingleProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(p.ok());
-  for (std::int64_t s = 0; s < 600; ++s) {
-    (*ring)[p->Next()].Fill(s);
-    p->Publish(s);
-  }
+  testing::PublishEach(*ring, *p, 600);
   p->Close();
   record.join();
   struct Marks {
@@ -554,17 +539,11 @@ TEST(JournalCatchUpTest, ShouldJoinTheRingForAStartOlderThanTheJournalThatTheRin
   ASSERT_TRUE(anchor.ok());
   auto p = SingleProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(p.ok());
-  auto publish = [&](std::int64_t from, std::int64_t to) {
-    for (std::int64_t s = from; s < to; ++s) {
-      (*ring)[p->Next()].Fill(s);
-      p->Publish(s);
-    }
-  };
-  publish(0, 10);
+  testing::PublishEach(*ring, *p, 10);  // 0..9
   auto recorder = JournalRecorder::Start(ring->segment(), Options(dir, 300));  // from 10 on
   ASSERT_TRUE(recorder.ok());
   std::thread record([&] { recorder->Run(); });
-  publish(10, 30);
+  testing::PublishEach(*ring, *p, 20);  // 10..29
   p->Close();
   record.join();
   auto late = Consumer::Register(ring->segment(), "late", {.start_at = 0, .journal = dir.get()});
@@ -591,15 +570,9 @@ TEST(JournalCatchUpTest, ShouldAcceptTheJournalOfABridgeFedRingRecordedAcrossIts
   std::thread record([&] { recorder->Run(); });
   auto p = SingleProducerSequencer::Attach(ring->segment());
   ASSERT_TRUE(p.ok());
-  auto publish = [&](std::int64_t from, std::int64_t to) {
-    for (std::int64_t s = from; s < to; ++s) {
-      (*ring)[p->Next()].Fill(s);
-      p->Publish(s);
-    }
-  };
   constexpr std::int64_t kSource = 1'700'000'000'000'000'000;
   StoreOriginEpoch(ring->segment().producer(), kSource);  // as bridge in, before its first batch
-  publish(0, 30);
+  testing::PublishEach(*ring, *p, 30);  // 0..29
   p->Close();
   record.join();
   auto journal = JournalReader::Open(dir.get());

@@ -286,14 +286,19 @@ TEST(ObservabilityTest, ShouldWriteAFlightRecordWhenAProducerEvictsASlowConsumer
       << record;
 }
 
+// Registers `consumer` and has an operator evict it (a flight record is written).
+void RegisterAndEvict(RingSegment& ring, const std::string& consumer) {
+  auto c = Consumer::Register(ring, consumer);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(EvictConsumer(ring, consumer).ok());
+}
+
 TEST(ObservabilityTest, ShouldWriteAFlightRecordWhenAnOperatorEvicts) {
   ScopedRingName name;
   TempDir dir;
   auto ring = RingSegment::Create({.name = name.get(), .capacity = 16, .flight_dir = dir.get()});
   ASSERT_TRUE(ring.ok());
-  auto c = Consumer::Register(*ring, "victim");
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(EvictConsumer(*ring, "victim").ok());
+  RegisterAndEvict(*ring, "victim");
   const FlightRecordInfo info = LatestFlightRecord(*ring);
   ASSERT_EQ(info.count, 1u);
   const std::string record = ReadFile(info.path);
@@ -306,11 +311,7 @@ TEST(ObservabilityTest, ShouldKeepTheFlightRecordCountWhenAWriterDiedMidRecord) 
   TempDir dir;
   auto ring = RingSegment::Create({.name = name.get(), .capacity = 16, .flight_dir = dir.get()});
   ASSERT_TRUE(ring.ok());
-  {
-    auto c = Consumer::Register(*ring, "victim");
-    ASSERT_TRUE(c.ok());
-    ASSERT_TRUE(EvictConsumer(*ring, "victim").ok());
-  }
+  RegisterAndEvict(*ring, "victim");
   ASSERT_EQ(LatestFlightRecord(*ring).count, 1u);
   // A writer killed inside the seqlock leaves its version odd: the path is not whole, but the
   // count (a Prometheus counter) must not fall to zero.
@@ -319,9 +320,7 @@ TEST(ObservabilityTest, ShouldKeepTheFlightRecordCountWhenAWriterDiedMidRecord) 
   EXPECT_EQ(torn.count, 1u);
   EXPECT_TRUE(torn.path.empty());
   // The next record overtakes the dead writer.
-  auto c = Consumer::Register(*ring, "second");
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(EvictConsumer(*ring, "second").ok());
+  RegisterAndEvict(*ring, "second");
   const FlightRecordInfo next = LatestFlightRecord(*ring);
   EXPECT_EQ(next.count, 2u);
   EXPECT_NE(ReadFile(next.path).find("second evicted by an operator"), std::string::npos);

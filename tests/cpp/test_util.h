@@ -132,6 +132,16 @@ struct TestEvent {
   }
   static std::uint64_t StageMark(std::int64_t s) { return static_cast<std::uint64_t>(s) * 7 + 1; }
 };
+
+// Publishes `n` events one claim each, every one filled with its sequence (any ring size).
+template <typename Producer>
+void PublishEach(Ring<TestEvent>& ring, Producer& producer, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t s = producer.Next();
+    ring[s].Fill(s);
+    producer.Publish(s);
+  }
+}
 static_assert(sizeof(TestEvent) == 64);
 
 // Publishes `events` TestEvents in claims of `batch` from one producer, then closes the stream.

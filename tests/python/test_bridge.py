@@ -395,6 +395,17 @@ def test_the_schema_travels_with_the_stream_and_bad_input_is_counted(
     assert len(got) == 2000 and check_peer_events(got, 0)
 
 
+def bridged_source(tool, ring_name, server, reap):
+    """A source ring NAME-src of 4096 slots carried by both sides into NAME-far (made by the in
+    side) through stream S: (the source ring, out, in), both sides reaped at the end."""
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=4096, dtype=PEER_DTYPE)
+    out = bridge(tool, "out", ring_name + "-src", server, "S")
+    reap(out)
+    inn = bridge(tool, "in", ring_name + "-far", server, "S", "--create")
+    reap(inn)
+    return src, out, inn
+
+
 def publish_and_close(ring, events):
     with ring.producer() as p:
         p.publish_batch(events)
@@ -458,11 +469,7 @@ def test_an_in_side_started_again_after_the_last_batch_closes_the_far_ring_at_th
     side started again gets the marker first, with no batch before it: it closes the far ring
     it was carrying (its consumers end) and exits 0."""
     server = nats()
-    src = xdisruptor.Ring.create(ring_name + "-src", capacity=4096, dtype=PEER_DTYPE)
-    out = bridge(tool, "out", ring_name + "-src", server, "S")
-    reap(out)
-    inn = bridge(tool, "in", ring_name + "-far", server, "S", "--create")
-    reap(inn)
+    src, out, inn = bridged_source(tool, ring_name, server, reap)
     p = src.producer()
     p.publish_batch(peer_events(0, 1000))
     deadline = time.monotonic() + 60
@@ -493,11 +500,7 @@ def test_a_new_life_of_the_source_ring_is_refused_by_a_far_ring_holding_the_one_
     than take the new events for duplicates of the old; the new life goes into a new far
     ring, whole."""
     server = nats()
-    src = xdisruptor.Ring.create(ring_name + "-src", capacity=4096, dtype=PEER_DTYPE)
-    out = bridge(tool, "out", ring_name + "-src", server, "S")
-    reap(out)
-    inn = bridge(tool, "in", ring_name + "-far", server, "S", "--create")
-    reap(inn)
+    src, out, inn = bridged_source(tool, ring_name, server, reap)
     p = src.producer()  # the first life: 1000 events, its stream never ended (a crash)
     p.publish_batch(peer_events(0, 1000))
     p.close(end_stream=False)
