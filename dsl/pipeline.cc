@@ -121,6 +121,14 @@ absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv() {
     if (!v.ok()) return v.status();
     env.consumer.claim = static_cast<std::int64_t>(*v);
   }
+  // The launcher's restart = "on-failure": a failed stage keeps its entry for the restart.
+  if (const std::string keep = Env("XDISRUPTOR_KEEP_ON_FAILURE"); !keep.empty()) {
+    if (keep != "0" && keep != "1") {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "XDISRUPTOR_KEEP_ON_FAILURE=%s: expected 0 or 1", keep));
+    }
+    env.keep_on_failure = keep == "1";
+  }
   if (absl::Status s = ValidateProcessorOptions(env.processor); !s.ok()) return s;
   return env;
 }

@@ -170,6 +170,34 @@ absl::StatusOr<Upstreams> ResolveUpstreams(const RingSegment& ring, std::string_
   return up;
 }
 
+// A resumed stage may find an upstream gone: it drained the stream and left while this stage's
+// process was dead. The entry it recorded still names it, with its last sequence, as long as
+// no registration took it (its generation): the stage resumes on it as a running stage would
+// go on (its barrier reads the upstream's last sequence, then says kClosed or kUpstreamGone).
+absl::StatusOr<Upstreams> ResolveResumedUpstreams(const RingSegment& ring,
+                                                  const ConsumerState& c, std::string_view name,
+                                                  const std::vector<std::string>& after) {
+  auto up = ResolveUpstreams(ring, name, after);
+  if (up.ok() || up.status().code() != absl::StatusCode::kNotFound) return up;
+  Upstreams recorded;
+  const std::uint32_t count = std::min<std::uint32_t>(c.after_count, kMaxAfter);
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    int entry = internal::FindActive(ring, after[i]);
+    for (std::uint32_t k = 0; entry < 0 && k < count; ++k) {
+      const ConsumerState& u = ring.consumer(static_cast<std::size_t>(c.after[k]));
+      if (internal::NameIs(u, after[i]) &&
+          u.generation.load(std::memory_order_acquire) == c.after_generation[k]) {
+        entry = c.after[k];
+      }
+    }
+    if (entry < 0) return up.status();
+    recorded.index[i] = entry;
+    recorded.generation[i] = ring.consumer(static_cast<std::size_t>(entry)).generation.load(
+        std::memory_order_relaxed);
+  }
+  return recorded;
+}
+
 // A resumed entry keeps the upstreams it recorded: refused when asked to run after others
 // (it would read events before the new upstream handled them, or wait on the old one).
 absl::Status CheckResumedUpstreams(const RingSegment& ring, const ConsumerState& c,
@@ -358,7 +386,8 @@ absl::StatusOr<Consumer> Consumer::Register(RingSegment& ring, std::string_view 
   ConsumerState& c = ring.consumer(index);
   auto plan = DecideResume(ring, c, index, name, options);
   if (!plan.ok()) return plan.status();
-  auto upstreams = ResolveUpstreams(ring, name, options.after);
+  auto upstreams = plan->resume ? ResolveResumedUpstreams(ring, c, name, options.after)
+                                : ResolveUpstreams(ring, name, options.after);
   if (!upstreams.ok()) return upstreams.status();
   if (plan->resume) {
     if (absl::Status s = CheckResumedUpstreams(ring, c, name, options.after, *upstreams);
@@ -434,7 +463,8 @@ absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string
     ConsumerState& gc = ring.consumer(static_cast<std::size_t>(*chosen));
     auto plan = DecideResume(ring, gc, static_cast<std::size_t>(*chosen), group, options);
     if (!plan.ok()) return plan.status();
-    auto upstreams = ResolveUpstreams(ring, group, options.after);
+    auto upstreams = plan->resume ? ResolveResumedUpstreams(ring, gc, group, options.after)
+                                  : ResolveUpstreams(ring, group, options.after);
     if (!upstreams.ok()) return upstreams.status();
     if (plan->resume) {
       if (absl::Status s = CheckResumedUpstreams(ring, gc, group, options.after, *upstreams);

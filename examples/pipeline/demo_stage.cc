@@ -7,7 +7,13 @@
 //                     missing change stops the stage with the reason (error policy "stop")
 //
 // --fail_at=N makes the handler throw on event N (--fail_times times, -1: always): a way to
-// watch the error policies (stop, skip, retry) at work, used by the tests.
+// watch the error policies (stop, skip, retry) at work, used by the tests. --die_at=N makes
+// the process kill itself (SIGKILL) on event N, a crash; with --once=FILE either happens only
+// while FILE does not exist (it is made then), so a restarted stage goes on (restart policies).
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -26,6 +32,9 @@ ABSL_FLAG(int64_t, fail_at, -1, "throw on this event (tests of the error policie
 ABSL_FLAG(int, fail_times, -1, "how often --fail_at throws (-1: every time)");
 ABSL_FLAG(int64_t, slow_us, 0, "pause after each batch (a stage that cannot keep up)");
 ABSL_FLAG(bool, fail_rewindable, false, "--fail_at throws a RewindableError (worth a retry)");
+ABSL_FLAG(int64_t, die_at, -1, "SIGKILL this process on this event (a crash)");
+ABSL_FLAG(std::string, once, "", "--fail_at and --die_at act only if this file does not exist "
+          "(and make it)");
 
 namespace {
 
@@ -35,6 +44,8 @@ struct DemoStage {
   int fail_times = -1;
   std::int64_t slow_us = 0;
   bool fail_rewindable = false;
+  std::int64_t die_at = -1;
+  std::string once;
   std::int64_t first = -1;
   std::int64_t expected = -1;
   std::int64_t events = 0;
@@ -58,7 +69,15 @@ struct DemoStage {
       expected = sequence;
     }
     batch_begins = false;
-    if (sequence == fail_at && fail_times != 0) {
+    bool act = sequence == fail_at || sequence == die_at;
+    if (act && !once.empty()) {
+      // First time only: O_EXCL makes the file, or finds it there (an earlier process acted).
+      const int fd = ::open(once.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+      act = fd >= 0;
+      if (act) ::close(fd);
+    }
+    if (act && sequence == die_at) ::kill(::getpid(), SIGKILL);
+    if (act && sequence == fail_at && fail_times != 0) {
       if (fail_times > 0) --fail_times;
       if (first < 0) first = sequence;
       expected = sequence + 1;  // a skipped event must not look like a gap
@@ -118,6 +137,8 @@ int main(int argc, char** argv) {
                   .fail_at = absl::GetFlag(FLAGS_fail_at),
                   .fail_times = absl::GetFlag(FLAGS_fail_times),
                   .slow_us = absl::GetFlag(FLAGS_slow_us),
-                  .fail_rewindable = absl::GetFlag(FLAGS_fail_rewindable)};
+                  .fail_rewindable = absl::GetFlag(FLAGS_fail_rewindable),
+                  .die_at = absl::GetFlag(FLAGS_die_at),
+                  .once = absl::GetFlag(FLAGS_once)};
   return xdisruptor::RunStage<examples::MarketTick>(stage, examples::kMarketTickSchema);
 }

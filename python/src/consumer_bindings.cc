@@ -171,6 +171,20 @@ class PyConsumer {
     Leave();
   }
 
+  // Lets go of the entry as a crash would (Consumer::Abandon): it keeps gating and a
+  // registration by this name resumes at its sequence; what is pending is not released.
+  void Abandon() {
+    if (!consumer_) return;
+    if (loop_thread_.load(std::memory_order_acquire) != 0) {
+      ThrowStatus(absl::FailedPreconditionError(absl::StrFormat(
+          "consumer '%s' is read by a loop; halt it and let the loop end before abandon()",
+          consumer_->name())));
+    }
+    if (!consumer_->forked()) consumer_->Abandon();
+    consumer_.reset();  // registered no more: its destructor leaves the entry as it is
+    ring_.reset();
+  }
+
   Consumer& get() {
     if (!consumer_) ThrowStatus(absl::FailedPreconditionError("the consumer has left the ring"));
     if (consumer_->forked()) {
@@ -359,6 +373,7 @@ void RegisterConsumer(py::module_& m) {
       .def("halt", &PyConsumer::Halt)
       .def("clear_halt", &PyConsumer::ClearHalt)
       .def("deregister", &PyConsumer::Deregister)
+      .def("abandon", &PyConsumer::Abandon)
       .def_property_readonly("closed", &PyConsumer::closed)
       .def_property_readonly("sequence", [](PyConsumer& c) { return c.get().sequence(); })
       .def_property_readonly("join_sequence",

@@ -101,6 +101,7 @@ py::dict StageEnvironmentDict() {
   d["journal"] = env.consumer.journal;
   d["group"] = env.consumer.group;
   d["claim"] = env.consumer.claim;
+  d["keep_on_failure"] = env.keep_on_failure;
   return d;
 }
 

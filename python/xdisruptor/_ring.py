@@ -1143,6 +1143,19 @@ class Consumer:
         if self._async_helper is not None:
             self._async_helper.shutdown()
 
+    def abandon(self) -> None:
+        """Lets go of the ring as if this process had crashed: the entry stays, keeps gating
+        the producer (its stall policy decides for how long) and the stages after it, and a
+        consumer registered by this name, from any process (this one too), resumes at its
+        sequence; events handed out but not released are handed out again. For a failure
+        that must not lose the stream (what a stage program does under the launcher's
+        ``restart = "on-failure"``). Not while a loop reads this consumer (StateError)."""
+        if self._raw.closed:
+            return
+        self._raw.abandon()
+        if self._async_helper is not None:
+            self._async_helper.shutdown()
+
     def __enter__(self) -> "Consumer":
         return self
 

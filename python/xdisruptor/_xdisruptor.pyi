@@ -121,6 +121,8 @@ class RawProducer:
 class RawConsumer:
     def __init__(self, ring: RawRing, name: str, after: collections.abc.Sequence[str], wait: str, params: dict, stall_policy: str = 'hold', rejoin_at_cursor: bool = False, max_lag: typing.SupportsInt | typing.SupportsIndex = 0, max_lag_s: typing.SupportsFloat | typing.SupportsIndex = 0.0, start_at: typing.SupportsInt | typing.SupportsIndex | None = None, gating: bool = True, journal: str = '', group: str = '', claim: typing.SupportsInt | typing.SupportsIndex = 64) -> None:
         ...
+    def abandon(self) -> None:
+        ...
     def available(self) -> int:
         ...
     def begin_loop(self) -> None:
@@ -269,7 +271,7 @@ def wait_params(kind: str, params: dict) -> dict:
     """
 ERROR_ACTIONS: tuple = ('rewind', 'skip', 'stop')
 ERROR_POLICIES: tuple = ('stop', 'skip', 'retry')
-LAYOUT_VERSION: int = 4
+LAYOUT_VERSION: int = 5
 STALL_POLICIES: tuple = ('hold', 'evict')
 WAIT_KINDS: tuple = ('busy-spin', 'yielding', 'sleeping', 'blocking', 'timeout-blocking', 'phased-backoff')
 WAIT_PARAMS: tuple = (('spin_tries', 'count'), ('yield_tries', 'count'), ('sleep_ceiling', 'seconds'), ('timeout', 'seconds'), ('phase_spin', 'seconds'), ('phase_yield', 'seconds'), ('fallback', 'wait'))

@@ -212,5 +212,55 @@ TEST_F(ConsumerTest, ShouldReportUpstreamGoneWhenItsEntryIsReRegistered) {
   EXPECT_EQ(b->barrier().WaitFor(3).status, WaitStatus::kUpstreamGone);
 }
 
+// A stage whose process died (Abandon: as a crash leaves it) restarts after its upstream
+// drained the stream and left: it resumes on the upstream's last sequence, as a running stage
+// goes on, instead of being refused for an upstream that is not registered.
+TEST_F(ConsumerTest, ShouldResumeOnAnUpstreamThatLeftWhileItsProcessWasDead) {
+  auto producer = SingleProducerSequencer::Attach(*ring_);
+  ASSERT_TRUE(producer.ok());
+  for (const bool drained : {false, true}) {
+    SCOPED_TRACE(drained ? "the upstream drained the stream" : "the upstream left early");
+    const std::int64_t base = producer->cursor() + 1;
+    auto a = Consumer::Register(*ring_, "a");
+    ASSERT_TRUE(a.ok());
+    auto b = Consumer::Register(*ring_, "b", {.after = {"a"}});
+    ASSERT_TRUE(b.ok());
+    producer->Publish(base, *producer->Next(10));
+    if (drained) producer->Close();
+    a->Release(base + (drained ? 9 : 5), drained ? 10 : 6);
+    b->Release(base + 3, 4);
+    b->Abandon();
+    ASSERT_TRUE(a->Deregister().ok());
+    auto again = Consumer::Register(*ring_, "b", {.after = {"a"}});
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_TRUE(again->resumed());
+    EXPECT_EQ(again->sequence(), base + 3);
+    WaitResult r = again->barrier().WaitFor(base + 4);
+    EXPECT_EQ(r.status, WaitStatus::kOk);
+    EXPECT_EQ(r.available, base + (drained ? 9 : 5));
+    again->Release(r.available, 1);
+    r = again->barrier().WaitFor(r.available + 1);
+    EXPECT_EQ(r.status, drained ? WaitStatus::kClosed : WaitStatus::kUpstreamGone);
+    ASSERT_TRUE(again->Deregister().ok());
+    if (drained) continue;
+    // Asked to run after another stage than it did, it is still refused.
+    auto c = Consumer::Register(*ring_, "c");
+    ASSERT_TRUE(c.ok());
+    auto d = Consumer::Register(*ring_, "d", {.after = {"c"}});
+    ASSERT_TRUE(d.ok());
+    d->Abandon();
+    ASSERT_TRUE(c->Deregister().ok());
+    auto z = Consumer::Register(*ring_, "z");
+    ASSERT_TRUE(z.ok());
+    EXPECT_EQ(Consumer::Register(*ring_, "d", {.after = {"z"}}).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    auto d_again = Consumer::Register(*ring_, "d", {.after = {"c"}});
+    ASSERT_TRUE(d_again.ok()) << d_again.status();
+    EXPECT_TRUE(d_again->resumed());
+    ASSERT_TRUE(d_again->Deregister().ok());
+    ASSERT_TRUE(z->Deregister().ok());
+  }
+}
+
 }  // namespace
 }  // namespace xdisruptor

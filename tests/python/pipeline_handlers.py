@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 
 import numpy as np
 
@@ -46,15 +47,26 @@ class Enrich:
 
 class FailOn:
     """Raises ValueError on event `at` (the first `times` times it sees it; -1: always), a
-    RewindableError when `rewindable`, or kills its own process there when `die`."""
+    RewindableError when `rewindable`, exits with code 3 there when `die`, or SIGKILLs its
+    own process when `kill`. With `once` (a file), only while that file does not exist (it is
+    made then): a restarted stage goes on."""
 
     def __init__(self, at: int = 100, times: int = -1, die: bool = False,
-                 rewindable: bool = False):
+                 rewindable: bool = False, kill: bool = False, once: str = ""):
         self.at, self.times, self.die, self.rewindable = at, times, die, rewindable
+        self.kill, self.once = kill, once
         self.seen = 0
 
     def on_event(self, tick, sequence, end_of_batch):
         if sequence == self.at:
+            if self.once:
+                try:
+                    os.close(os.open(self.once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    self.seen += 1
+                    return
+            if self.kill:
+                os.kill(os.getpid(), signal.SIGKILL)
             if self.die:
                 os._exit(3)
             if self.times != 0:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 import xdisruptor
@@ -246,3 +247,34 @@ def test_should_refuse_a_second_live_producer(cast, first, second):
                   expect="ready")
     code, _, err = cast.finish(cast.producer(second, expect=None), timeout=60)
     assert code == 2 and "already has a live producer" in err
+
+
+def test_should_resume_where_an_abandoned_consumer_stopped_in_another_process(ring_name):
+    """consumer.abandon() leaves the ring as a crash would: the entry keeps holding the
+    producer, and the name registered again in another process resumes after the last
+    released event, handed again the batch that was handed out but not released."""
+    ring = xdisruptor.Ring.create(ring_name, capacity=16, dtype=np.dtype([("v", "<i8")]))
+    consumer = ring.consumer("stage")
+    producer = ring.producer()
+    for i in range(16):
+        producer.publish((i,))
+    batches = consumer.batches(max_size=6)
+    assert list(next(batches)["v"]) == list(range(6))
+    assert list(next(batches)["v"]) == list(range(6, 12))  # released 0..5; 6..11 in hand
+    batches.close()
+    with pytest.raises(xdisruptor.StateError):  # not while a loop reads it
+        loop = consumer.batches(max_size=2)
+        next(loop)
+        consumer.abandon()
+    loop.close()
+    consumer.abandon()
+    assert "closed" in repr(consumer)
+    assert producer.remaining_capacity == 6  # still gating: 0..5 released, 6..15 held
+    script = (f"import xdisruptor\nr = xdisruptor.Ring.attach({ring_name!r})\n"
+              f"c = r.consumer('stage')\nprint(c.resumed, c.sequence)\n"
+              f"b = next(c.batches(max_size=16))\nprint(b['v'].tolist())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["True 5", str(list(range(6, 16)))]
+    ring.close()

@@ -529,3 +529,171 @@ def test_should_refuse_a_journal_stage_without_a_start_or_a_journal_table(tmp_pa
                  "stage 'c': runs after 'b' but the journal records events before they have "
                  "processed them; add them to [journal] after"):
         assert text in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("language", ["cpp", "python"])
+@pytest.mark.parametrize("how", ["crash", "failure"])
+def test_should_restart_a_stage_by_name_and_lose_nothing_when_its_restart_policy_allows(
+        tmp_path, examples_bin, ring_name, language, how):
+    """The middle stage of a chain crashes (SIGKILL) or fails (its handler raises, policy
+    stop) once, at event 5000. restart = on-crash / on-failure: the launcher starts it again
+    by name, it resumes where it stopped (the producer and the stages after it wait
+    meanwhile), and the last stages see every event once, in order, changed by the first."""
+    once, result = tmp_path / "acted", tmp_path / "check.json"
+    keys = {"restart": "on-crash" if how == "crash" else "on-failure", "restart_pause": 0.2}
+    if language == "cpp":
+        flag = "--die_at=5000" if how == "crash" else "--fail_at=5000"
+        middle = cpp_stage("middle", "sink", after=["enricher"], args=[flag, f"--once={once}"],
+                           **keys)
+    else:
+        middle = py_stage("middle", "FailOn", after=["enricher"], **keys,
+                          options=f'{{ at = 5000, once = "{once}"'
+                                  f'{", kill = true" if how == "crash" else ""} }}')
+    stages = (cpp_stage("enricher", "enricher") + middle +
+              cpp_stage("sink", "sink", after=["middle"]) +
+              py_stage("check", "CheckEnriched", after=["middle"],
+                       options=f'{{ result = "{result}" }}'))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=30000)
+    done = launch(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert once.exists()
+    why = "killed by SIGKILL" if how == "crash" else "exit code 1"
+    assert f"stage middle {why}; starting it again in 0.2 s" in done.stdout, done.stdout
+    assert "started stage middle again (pid " in done.stdout
+    assert f"restart 1 of 3, restart = {keys['restart']})" in done.stdout
+    assert "sink: 30000 ticks, sequences 0..29999 contiguous" in done.stdout
+    assert json.loads(result.read_text()) == {"first": 0, "events": 30000}
+    summary = done.stdout.split("summary: ")[1]
+    assert "exit 0, restarted 1 time" in summary
+    if how == "failure":  # what the failed process said stays in the summary
+        assert "5000" in summary.split("--- middle: its error output")[1]
+    if language == "cpp":  # the restarted process resumed at or before the event it died on
+        assert "stage middle: stream closed, " in done.stdout
+
+
+@pytest.mark.parametrize("restart,restarts", [("on-failure", 2), ("on-crash", 0), ("no", 0)])
+def test_should_fail_the_run_once_the_restarts_run_out_or_the_policy_does_not_cover_it(
+        tmp_path, examples_bin, ring_name, restart, restarts):
+    """A stage that exits with code 3 on event 500 every time: on-failure starts it again
+    max_restarts times, then the run fails naming it; on-crash (an exit code is no crash)
+    and no fail at once."""
+    stages = (cpp_stage("enricher", "enricher") +
+              py_stage("dies", "FailOn", after=["enricher"], options="{ at = 500, die = true }",
+                       restart=restart, max_restarts=2, restart_pause=0))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=20000)
+    done = launch(path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.count("started stage dies again") == restarts
+    after = f" after {restarts} restarts" if restarts else ""
+    assert f"pipeline FAILED: stage 'dies' failed (exit code 3){after}" in done.stdout
+
+
+def test_should_restart_the_journal_recorder_and_record_every_event(tmp_path, examples_bin,
+                                                                    ring_name):
+    """[journal] restart = "on-crash": the recorder SIGKILLed mid-stream (by the test) is
+    started again by name and goes on where the journal ends: every event once in it."""
+    import xdisruptor
+    stages = cpp_stage("enricher", "enricher")
+    extra = f"""
+[journal]
+directory = "{{tmp}}/j"
+name = "recorder"
+after = ["enricher"]
+restart = "on-crash"
+restart_pause = 0.1
+"""
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, events=0, extra=extra,
+                          feed_args=["--seconds=4", "--rate=20000"])
+    proc, pids, lines = start_launcher(path)
+    recorder = next(int(l.split(", pid ")[1].split(",")[0].split(")")[0]) for l in lines
+                    if l.startswith("started stage recorder"))
+    time.sleep(1.0)
+    os.kill(recorder, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    assert "stage recorder killed by SIGKILL; starting it again in 0.1 s" in out
+    published = int(out.split("summary: ")[1].split()[0].replace(",", ""))
+    journal = xdisruptor.Journal(tmp_path / "j")
+    journal.verify()
+    assert (journal.first, journal.last) == (0, published - 1)
+    assert list(journal.read(0, published)["sequence"]) == list(range(published))
+
+
+def running(pid):
+    """Alive and not a zombie (whoever adopted an orphan may be slow to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_should_stop_every_child_when_the_launcher_is_killed(tmp_path, examples_bin,
+                                                             ring_name):
+    """A SIGKILL of the launcher (nothing of it runs) still stops its children: each gets
+    SIGTERM as its parent dies, so the producer closes the stream and the stages halt; the
+    next run of the file removes the ring they left and runs."""
+    result, path = endless_chain(tmp_path, examples_bin, ring_name)
+    proc, pids, _ = start_launcher(path)
+    assert len(pids) == 3
+    time.sleep(1.0)
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 20
+    while [p for p in pids if running(p)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in pids if running(p)], "a child outlived the launcher"
+    path.write_text(path.read_text().replace('"--seconds=60", "--rate=20000"',
+                                             '"--seconds=0", "--rate=0"').replace(
+        "--events=0", "--events=5000"))
+    done = launch(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(result.read_text()) == {"first": 0, "events": 5000}
+
+
+@pytest.mark.parametrize("stream", ["running", "ended"])
+def test_should_restart_a_worker_groups_member_by_its_name(tmp_path, examples_bin, ring_name,
+                                                           stream):
+    """A member of a worker group (workers = 2) SIGKILLed on event 5000: the other member
+    takes its run over; while the stream runs, the launcher starts it again as the same
+    member; once the stream ended and the group with it (a 5 s pause here), it has nothing
+    left to do and the run does not fail for it. Either way the stage after the group sees
+    every event once, in order."""
+    once = tmp_path / "acted"
+    feed = dict(events=0, feed_args=["--seconds=3", "--rate=20000"]) if stream == "running" \
+        else dict(events=20000)
+    stages = (cpp_stage("enricher", "enricher") +
+              py_stage("group", "FailOn", after=["enricher"], workers=2, claim=64,
+                       restart="on-crash", restart_pause=0.1 if stream == "running" else 5,
+                       options=f'{{ at = 5000, kill = true, once = "{once}" }}') +
+              cpp_stage("sink", "sink", after=["group"]))
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages, **feed)
+    done = launch(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert once.exists()
+    restarted = [l for l in done.stdout.splitlines() if l.startswith("started stage group.")
+                 and " again (pid " in l]
+    settled = "not started again, its group handled its events and has ended" in done.stdout
+    assert (len(restarted), settled) == ((1, False) if stream == "running" else (0, True)), \
+        done.stdout
+    published = int(done.stdout.split("summary: ")[1].split()[0].replace(",", ""))
+    assert f"sink: {published} ticks, sequences 0..{published - 1} contiguous" in done.stdout
+
+
+def test_should_report_bad_restart_keys_with_their_lines_when_validating(tmp_path, examples_bin,
+                                                                         ring_name):
+    stages = cpp_stage("a", "sink", restart="sometimes", max_restarts=-1, restart_pause="soon")
+    path = write_pipeline(tmp_path, examples_bin, ring_name, stages,
+                          extra='[journal]\ndirectory = "j"\nrestart = true\n')
+    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    text = path.read_text().splitlines()
+    for key, message in (("restart = \"sometimes\"", "stage 'a': restart must be one of no, "
+                          "on-crash, on-failure"),
+                         ("max_restarts = -1", "stage 'a': max_restarts must be a whole number"),
+                         ("restart_pause = \"soon\"", "stage 'a': restart_pause must be a "
+                          "number of seconds"),
+                         ("restart = true", "[journal]: restart must be one of")):
+        line = next(i + 1 for i, l in enumerate(text) if l.startswith(key))
+        assert f"{path}:{line}: {message}" in done.stdout + done.stderr, done.stdout + done.stderr

@@ -430,12 +430,16 @@ class Pipeline {
 //   XDISRUPTOR_MAX_LAG, XDISRUPTOR_MAX_LAG_S  the slow-consumer limit (events, seconds)
 //   XDISRUPTOR_ATTACH_TIMEOUT  seconds to wait for the ring and upstream stages (default 10)
 //   XDISRUPTOR_GROUP, XDISRUPTOR_CLAIM  a worker group's member: the group, events per claim
+//   XDISRUPTOR_KEEP_ON_FAILURE 1: a stage that fails keeps its entry, as a crash would
+//                              (Consumer::Abandon), so a restart by name resumes where it
+//                              failed (the launcher's restart = "on-failure")
 struct StageEnvironment {
   std::string ring;
   std::string name;
   ConsumerOptions consumer{};
   ProcessorOptions processor{};
   std::int64_t attach_timeout_ns = 10'000'000'000;
+  bool keep_on_failure = false;
 };
 absl::StatusOr<StageEnvironment> StageEnvironmentFromEnv();
 
@@ -489,9 +493,11 @@ int RunStage(H& handler, std::string_view expected_schema = {}) {
   internal::HaltOnSignals(
       [](void* p) { static_cast<BatchEventProcessor<T, H>*>(p)->Halt(); }, &processor);
   const WaitStatus why = processor.Run();
-  return internal::ReportStage(*env, why, (*consumer)->ring().consumer(
+  const int code = internal::ReportStage(*env, why, (*consumer)->ring().consumer(
       static_cast<std::size_t>((*consumer)->index())).events.load(std::memory_order_relaxed),
       (*consumer)->handler_errors(), processor.failure());
+  if (code != 0 && env->keep_on_failure) (*consumer)->Abandon();
+  return code;
 }
 
 }  // namespace xdisruptor

@@ -30,6 +30,9 @@
     options = { window = 256 }                # keyword arguments if it is a class
     after = ["enricher"]
     error_policy = "skip"                     # stop | skip | retry (max_retries, retry_pause)
+    restart = "on-crash"                      # no | on-crash | on-failure: started again by
+    max_restarts = 3                          # name, it resumes where it stopped
+    restart_pause = 0.5
 
     [journal]                                 # record the stream (docs/journal.md)
     directory = "{root}/journal"              # fsync, segment_bytes, retain_bytes,
@@ -76,9 +79,11 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 STAGE_KEYS = {"name", "command", "handler", "options", "after", "wait", "wait_params",
               "error_policy", "max_retries", "retry_pause", "max_batch", "stall_policy",
               "max_lag", "max_lag_s", "writable", "python_path", "env", "start_at", "journal",
-              "workers", "claim"}
+              "workers", "claim", "restart", "max_restarts", "restart_pause"}
 JOURNAL_KEYS = {"directory", "name", "fsync", "segment_bytes", "retain_bytes", "retain_seconds",
-                "after"}
+                "after", "restart", "max_restarts", "restart_pause"}
+# When the launcher starts a stage's process again (by name: it resumes where it stopped).
+RESTART_POLICIES = ("no", "on-crash", "on-failure")
 # Keys of earlier releases, still read (with a warning) for one release: old -> new.
 DEPRECATED_STAGE_KEYS = {"on_error": "error_policy", "retries": "max_retries",
                          "policy": "stall_policy"}
@@ -116,6 +121,9 @@ class StageSpec:
     journal: Optional[str] = None        # the journal directory it catches up from
     workers: int = 1                     # > 1: a worker group of this many processes
     claim: int = 64                      # ... each claiming this many events at a time
+    restart: str = "no"                  # no | on-crash (a signal) | on-failure (also exit != 0)
+    max_restarts: int = 3                # restarts of one process in a run, then it fails
+    restart_pause: float = 0.5           # seconds before a restart
 
     def member_names(self) -> list[str]:
         """The consumer names of its processes: itself, or NAME.0 .. NAME.(N-1) (members of
@@ -412,6 +420,8 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
                    "retain_bytes": journal_doc.get("retain_bytes", 0),
                    "retain_seconds": journal_doc.get("retain_seconds", 0),
                    "after": journal_doc.get("after", [])}
+        journal["restart"], journal["max_restarts"], journal["restart_pause"] = _restart_keys(
+            journal_doc, "[journal]", lambda key: lines.table("journal", key), err)
         if isinstance(journal["after"], str):
             journal["after"] = [journal["after"]]
         if not isinstance(journal["after"], list) or not all(
@@ -516,6 +526,8 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         spec.claim = st.get("claim", 64)
         if isinstance(spec.claim, bool) or not isinstance(spec.claim, int) or spec.claim < 1:
             err(lines.stage(i, "claim"), f"{label}: claim must be a whole number >= 1")
+        spec.restart, spec.max_restarts, spec.restart_pause = _restart_keys(
+            st, label, lambda key, i=i: lines.stage(i, key), err)
         spec.writable = st.get("writable", False)
         if not isinstance(spec.writable, bool):
             err(lines.stage(i, "writable"), f"{label}: writable must be true or false")
@@ -630,11 +642,31 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
                         metrics_listen=metrics_listen)
 
 
+def _restart_keys(table: dict, label: str, line_of, err) -> tuple[str, int, float]:
+    """restart, max_restarts and restart_pause of a [[stage]] or the [journal] table."""
+    restart = table.get("restart", "no")
+    if restart not in RESTART_POLICIES:
+        err(line_of("restart"), f"{label}: restart must be one of {', '.join(RESTART_POLICIES)}")
+        restart = "no"
+    max_restarts = table.get("max_restarts", 3)
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+        err(line_of("max_restarts"), f"{label}: max_restarts must be a whole number >= 0")
+        max_restarts = 0
+    pause = table.get("restart_pause", 0.5)
+    if isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0 <= pause <= 3600:
+        err(line_of("restart_pause"), f"{label}: restart_pause must be a number of seconds "
+            "from 0 to 3600")
+        pause = 0.5
+    return restart, max_restarts, float(pause)
+
+
 def _recorder_stage(journal: dict, line: int) -> StageSpec:
     """The [journal] table as a stage: `python3 -m xdisruptor.pipeline record` (the same
     recorder as `xdisruptor journal record`), gating with policy hold."""
     spec = StageSpec(name=journal["name"], line=line, after=list(journal["after"]),
-                     command=[sys.executable, "-m", "xdisruptor.pipeline", "record"])
+                     command=[sys.executable, "-m", "xdisruptor.pipeline", "record"],
+                     restart=journal["restart"], max_restarts=journal["max_restarts"],
+                     restart_pause=journal["restart_pause"])
     spec.env = {"XDISRUPTOR_JOURNAL_DIR": journal["directory"],
                 "XDISRUPTOR_JOURNAL_FSYNC": journal["fsync"],
                 "XDISRUPTOR_JOURNAL_SEGMENT_BYTES": str(int(journal["segment_bytes"])),

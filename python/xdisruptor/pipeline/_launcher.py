@@ -4,6 +4,7 @@ view while it runs; a summary, and the checks, when it ends."""
 from __future__ import annotations
 
 import collections
+import ctypes
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Optional
+from typing import IO, Callable, Optional
 
 from .._journal import Journal
 from .._ring import Ring
@@ -19,20 +20,46 @@ from ..errors import Error as XdisruptorError, NotFoundError
 from ._config import PipelineSpec, StageSpec, expand
 
 
+_PR_SET_PDEATHSIG = 1
+_prctl: Optional[Callable[..., int]] = None
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before any fork
+except (AttributeError, OSError):  # not Linux
+    pass
+
+
+def _stop_with(launcher: int):
+    """What a child runs between fork and exec: SIGTERM when the launcher dies, whatever kills
+    it (SIGKILL too), so no child outlives it; and at once if it is already gone. Nothing here
+    takes a lock (the launcher has reader threads when it forks)."""
+    def preexec() -> None:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != launcher:
+            os._exit(1)  # (the launcher's own SIGTERM handler is still installed here)
+    return preexec
+
+
 class _Proc:
     """A child process of the launcher with its output collected by two reader threads."""
 
-    def __init__(self, role: str, name: str, argv: list[str], env: dict):
+    def __init__(self, role: str, name: str, argv: list[str], env: dict,
+                 before: Optional["_Proc"] = None):
         self.role = role          # "stage" or "producer"
         self.name = name
         self.argv = argv
+        self.env = env
         self.out: collections.deque = collections.deque(maxlen=50)
         self.err: collections.deque = collections.deque(maxlen=400)
+        if before is not None:  # a restart: what the process before it said stays in view
+            self.err.extend(before.err)
+            self.err.append(f"--- {before.name} {before.exit_text()}; started again ---")
         # Its own session: Ctrl-C reaches only the launcher, which stops the children in
         # order (the producer first, so every stage drains what was published).
         self.popen = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True, errors="replace",
-                                      start_new_session=True)
+                                      start_new_session=True,
+                                      preexec_fn=_stop_with(os.getpid()))
         self.readers = [threading.Thread(target=self._read, args=(s, q), daemon=True)
                         for s, q in ((self.popen.stdout, self.out), (self.popen.stderr, self.err))]
         for r in self.readers:
@@ -114,6 +141,10 @@ class Launcher:
         self.undrained: list[str] = []  # stages that did not drain (still running, or failed)
         self.deferring = False  # starting a child: a stopping signal waits until it is recorded
         self.pending_signal = 0
+        self.specs: dict[str, StageSpec] = {}     # each stage process's spec, by its name
+        self.restarts: dict[str, int] = collections.defaultdict(int)
+        self.restart_at: dict[str, float] = {}    # crashed, to be started again then
+        self.settled: set[str] = set()  # members that died, their run taken over: done
 
     def _on_signal(self, signum: int, frame) -> None:
         if self.stopping:
@@ -126,12 +157,13 @@ class Launcher:
         self.stopping = True  # from here a second signal hurries instead of raising
         raise _Stop(signum)
 
-    def _spawn(self, role: str, name: str, argv: list[str], env: dict) -> _Proc:
+    def _spawn(self, role: str, name: str, argv: list[str], env: dict,
+               before: Optional[_Proc] = None) -> _Proc:
         """Starts a child and records it before a stopping signal acts on the launcher (a
         child started but not recorded would outlive the run)."""
         self.deferring = True
         try:
-            proc = _Proc(role, name, argv, env)
+            proc = _Proc(role, name, argv, env, before)
             if role == "producer":
                 self.producer = proc
                 self.producer_started = time.monotonic()
@@ -150,7 +182,8 @@ class Launcher:
         # What the launcher sets only for some stages must not come from its own environment.
         for key in ("XDISRUPTOR_JOURNAL", "XDISRUPTOR_START_AT", "XDISRUPTOR_GROUP",
                     "XDISRUPTOR_CLAIM", "XDISRUPTOR_HANDLER", "XDISRUPTOR_OPTIONS",
-                    "XDISRUPTOR_PYTHONPATH", "XDISRUPTOR_WRITABLE"):
+                    "XDISRUPTOR_PYTHONPATH", "XDISRUPTOR_WRITABLE",
+                    "XDISRUPTOR_KEEP_ON_FAILURE"):
             env.pop(key, None)
         env.update(s.env)
         env.update({
@@ -165,6 +198,8 @@ class Launcher:
             "XDISRUPTOR_MAX_LAG": str(s.max_lag), "XDISRUPTOR_MAX_LAG_S": str(s.max_lag_s),
             "XDISRUPTOR_ATTACH_TIMEOUT": str(self.spec.start_timeout),
         })
+        if s.restart == "on-failure":  # a failed stage keeps its entry: the restart resumes
+            env["XDISRUPTOR_KEEP_ON_FAILURE"] = "1"
         if s.journal:
             env.update({"XDISRUPTOR_JOURNAL": s.journal, "XDISRUPTOR_START_AT": str(s.start_at)})
         if s.handler:
@@ -207,6 +242,7 @@ class Launcher:
                 if s.workers > 1:
                     env.update({"XDISRUPTOR_STAGE": member, "XDISRUPTOR_GROUP": s.name,
                                 "XDISRUPTOR_CLAIM": str(s.claim)})
+                self.specs[member] = s
                 proc = self._spawn("stage", member, argv, env)
                 deadline = time.monotonic() + self.spec.start_timeout
                 while not self._ready(s, member, proc.popen.pid):
@@ -259,7 +295,7 @@ class Launcher:
             lines.append(f"  {name:<{width}}  {self.final_events.get(name, 0):>12,} events  "
                          f"{_fmt(self.rates.get(name, 0)):>7}/s  "
                          f"lag {self.last_lag.get(name, 0):>8,}  "
-                         f"errors {self.final_errors.get(name, 0):<5} {proc.exit_text()}")
+                         f"errors {self.final_errors.get(name, 0):<5} {self._state(name, proc)}")
             last_err = next((l for l in reversed(proc.err) if l.strip()), "")
             if last_err and (self.final_errors.get(name) or proc.popen.returncode):
                 lines.append(f"  {'':<{width}}  last error: {last_err[:100]}")
@@ -291,8 +327,8 @@ class Launcher:
             if self.view == "tty":
                 self._draw()
         if drain:  # still running, or ended on an error: not drained
-            self.undrained = [name for name, p in self.stages.items()
-                              if p.poll() is None or p.popen.returncode != 0]
+            self.undrained = [name for name, p in self.stages.items() if name not in
+                              self.settled and (p.poll() is None or p.popen.returncode != 0)]
         for p in procs:
             p.signal(signal.SIGTERM)
         deadline = time.monotonic() + self.spec.stop_timeout
@@ -374,17 +410,85 @@ class Launcher:
             except Exception:  # already gone
                 pass
 
+    def _state(self, name: str, proc: _Proc) -> str:
+        n = self.restarts.get(name, 0)
+        return (proc.exit_text() + (f", restarted {n} time{'s' if n > 1 else ''}" if n else "")
+                + (", its run taken over" if name in self.settled else ""))
+
+    def _may_restart(self, name: str, rc: int) -> bool:
+        """A stage that crashed (a signal), or failed under on-failure, with restarts left.
+        It left its entry in the ring (a crash does; a failed stage program does when the
+        launcher asks: XDISRUPTOR_KEEP_ON_FAILURE), so started again by name it resumes where
+        it stopped and the producer and the stages after it wait meanwhile."""
+        s = self.specs.get(name)
+        if s is None or self.stopping or self.restarts[name] >= s.max_restarts:
+            return False
+        return s.restart == "on-failure" or (s.restart == "on-crash" and rc < 0)
+
+    def _entry(self, name: str) -> Optional[dict]:
+        return next((c for c in self._live_ring.consumers() if c["name"] == name), None)
+
+    def _nothing_to_resume(self, name: str, proc: _Proc) -> Optional[str]:
+        """Why a stage to restart is not started again, or None. A worker group's member
+        whose run the others took over, once the group has ended, has nothing left to do (the
+        run is not failed for it). A stage that left the ring would start again at the
+        cursor and miss what was published meanwhile: that fails the run."""
+        if self._entry(name) is not None:
+            return None
+        s = self.specs[name]
+        if s.workers > 1:
+            if self._entry(s.name) is None and self._live_ring.stream_closed:
+                self.settled.add(name)
+                self._print(f"stage {name} {proc.exit_text()}: not started again, its group "
+                            "handled its events and has ended")
+            return None if name not in self.settled else "settled"
+        return (f"stage '{name}' failed ({proc.exit_text()}) and left the ring, so a restart "
+                "would begin at the cursor and miss events (a stage program must keep its "
+                "entry when it fails, as RunStage and Python stages do under restart = "
+                "\"on-failure\")")
+
+    def _restart(self, name: str) -> Optional[str]:
+        """Starts a stage again, or says why the run fails instead."""
+        del self.restart_at[name]
+        why = self._nothing_to_resume(name, self.stages[name])
+        if why is not None:
+            return None if why == "settled" else why
+        self.restarts[name] += 1
+        before = self.stages[name]
+        proc = self._spawn("stage", name, before.argv, before.env, before)
+        s = self.specs[name]
+        self._print(f"started stage {name} again (pid {proc.popen.pid}, restart "
+                    f"{self.restarts[name]} of {s.max_restarts}, restart = {s.restart})")
+        return None
+
     def _watch(self) -> Optional[str]:
-        """Until every process ended well, or one failed: returns what failed."""
+        """Until every process ended well, or one failed: returns what failed. Restarts the
+        stages their restart policy allows."""
         period = 0.25 if self.view == "tty" else 0.5
         while True:
             self._draw()
-            for name, proc in self.stages.items():
+            for name, proc in list(self.stages.items()):
+                if name in self.settled:
+                    continue
+                if name in self.restart_at:
+                    if time.monotonic() >= self.restart_at[name]:
+                        failed = self._restart(name)
+                        if failed is not None:
+                            return failed
+                    continue
                 rc = proc.poll()
                 if rc is None:
                     continue
                 if rc != 0:
-                    return f"stage '{name}' failed ({proc.exit_text()})"
+                    if self._may_restart(name, rc):
+                        pause = self.specs[name].restart_pause
+                        self.restart_at[name] = time.monotonic() + pause
+                        self._print(f"stage {name} {proc.exit_text()}; starting it again in "
+                                    f"{pause:g} s")
+                        continue
+                    n = self.restarts.get(name, 0)
+                    return (f"stage '{name}' failed ({proc.exit_text()})" +
+                            (f" after {n} restart{'s' if n > 1 else ''}" if n else ""))
                 if not self._live_ring.stream_closed:
                     return f"stage '{name}' ended before the stream did"
             producer = self.producer
@@ -392,9 +496,11 @@ class Launcher:
             rc = producer.poll()
             if rc is not None and rc != 0:
                 return f"the producer failed ({producer.exit_text()})"
-            if rc == 0 and all(p.poll() is not None for p in self.stages.values()):
+            if rc == 0 and not self.restart_at and all(
+                    p.poll() is not None for p in self.stages.values()):
                 return None
-            time.sleep(period)
+            time.sleep(min(period, max(0.01, min(self.restart_at.values(), default=1e18)
+                                       - time.monotonic())))
 
     def _final_counts(self) -> None:
         """A stage's own last line ("stage NAME: why, N events, E handler errors") carries
@@ -426,7 +532,7 @@ class Launcher:
             print(f"  {name:<{width}}  {self.final_events.get(name, 0):>12,}  "
                   f"{_fmt(self.final_events.get(name, 0) / seconds):>9}  "
                   f"{self.max_lag.get(name, 0):>9,}  {self.final_errors.get(name, 0):>6}  "
-                  f"{proc.exit_text()}", file=out)
+                  f"{self._state(name, proc)}", file=out)
         for proc in list(self.stages.values()) + ([self.producer] if self.producer else []):
             for line in proc.out:
                 if line.strip():

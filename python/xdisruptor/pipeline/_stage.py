@@ -6,7 +6,8 @@ XDISRUPTOR_STAGE, XDISRUPTOR_AFTER, XDISRUPTOR_WAIT, XDISRUPTOR_WAIT_PARAMS,
 XDISRUPTOR_STALL_POLICY, XDISRUPTOR_ERROR_POLICY, XDISRUPTOR_MAX_RETRIES,
 XDISRUPTOR_RETRY_PAUSE, XDISRUPTOR_MAX_BATCH, XDISRUPTOR_ATTACH_TIMEOUT, XDISRUPTOR_START_AT,
 XDISRUPTOR_JOURNAL (catch up from a journal directory), XDISRUPTOR_GROUP and XDISRUPTOR_CLAIM
-(a worker group's member), and for Python:
+(a worker group's member), XDISRUPTOR_KEEP_ON_FAILURE (1: a failure keeps the entry for a
+restart, Consumer.abandon), and for Python:
 XDISRUPTOR_HANDLER (module:attribute), XDISRUPTOR_OPTIONS (JSON keyword arguments),
 XDISRUPTOR_PYTHONPATH (directories, ':'-separated), XDISRUPTOR_WRITABLE (1 to change events).
 """
@@ -91,6 +92,9 @@ def main() -> int:
         why, code = type(e).__name__, 1
     print(f"stage {name}: {why}, {consumer.events} events, {consumer.handler_errors} handler "
           "errors", flush=True)
-    consumer.close()
+    if code != 0 and stage["keep_on_failure"]:
+        consumer.abandon()  # the launcher restarts it by name: it resumes where it failed
+    else:
+        consumer.close()
     ring.close()
     return code
