@@ -683,7 +683,14 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
     natsMsgList list{};
     code = jsErrCode{};
     const natsStatus s = natsSubscription_Fetch(&list, sub.get(), o.fetch, 200, &code);
-    if (s == NATS_TIMEOUT) continue;
+    if (s == NATS_TIMEOUT) {
+      // Nothing to fetch, connected: a failure before is over (an idle stream's timeouts
+      // would otherwise let a single error long after count as a failure of give_up).
+      if (natsConnection_Status(conn->get()) == NATS_CONN_STATUS_CONNECTED) {
+        fetch_failing_since = absl::InfinitePast();
+      }
+      continue;
+    }
     if (s != NATS_OK) {
       // A server gone (libnats reconnects), or a cluster electing a new leader for the stream
       // or the durable consumer (no responders, JetStream errors meanwhile): fetch again,

@@ -161,7 +161,11 @@ ClaimedRun Consumer::NextRun(std::int64_t max_wait_ns) {
           MonotonicNanos() < give_up) {
         continue;
       }
-      if (r.status != WaitStatus::kOk && r.available < hi) return {.status = r.status};
+      // Halted or evicted: not even a run in hand (evicted, its slots may be overwritten).
+      if (r.status == WaitStatus::kHalted || r.status == WaitStatus::kEvicted ||
+          (r.status != WaitStatus::kOk && r.available < hi)) {
+        return {.status = r.status};
+      }
       return {.first = done + 1, .last = hi, .taken_over = run_taken_over_ || resumed_};
     }
     run_taken_over_ = false;
@@ -193,9 +197,11 @@ ClaimedRun Consumer::NextRun(std::int64_t max_wait_ns) {
           g.work.load(std::memory_order_acquire) != work) {
         continue;  // someone claimed meanwhile: the stream's end is past what we looked at
       }
-      if (r.status == WaitStatus::kClosed) {
-        // The end: but a member that died with a run in hand must not take its run with it.
-        // Look now (not at the next period): its run is ours to finish before we stop.
+      if (r.status == WaitStatus::kClosed || r.status == WaitStatus::kProducerGone ||
+          r.status == WaitStatus::kUpstreamGone) {
+        // The end: but a member that died with a run in hand must not take its run with it
+        // (its events are in: runs are claimed only up to what is available). Look now (not
+        // at the next period): its run is ours to finish before we stop.
         TakeOverDeadMembers();
         if (LoadSequence(*state_) < state_->claim_hi.load(std::memory_order_relaxed)) continue;
         AdvanceGroup();

@@ -159,6 +159,31 @@ TEST(WorkerGroupTest, ShouldStopClaimingWhenHaltedOrEvictedWithEventsWaiting) {
   EXPECT_EQ(a->NextRun(1'000'000).status, WaitStatus::kEvicted);
 }
 
+// The same with a run in hand (not released yet, as after a restart or a takeover): it is
+// not handed out again once halted or evicted (evicted, its slots may be overwritten).
+TEST(WorkerGroupTest, ShouldNotHandOutAnUnfinishedRunWhenHaltedOrEvicted) {
+  ScopedRingName name;
+  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  auto a = Consumer::Register(ring->segment(), "a", {.group = "G", .claim = 8});
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto producer = SingleProducerSequencer::Attach(ring->segment());
+  ASSERT_TRUE(producer.ok());
+  const std::int64_t hi = *producer->Next(40);
+  for (std::int64_t s = hi - 39; s <= hi; ++s) (*ring)[s].Fill(s);
+  producer->Publish(hi - 39, hi);
+  const ClaimedRun run = a->NextRun(1'000'000);
+  ASSERT_EQ(run.status, WaitStatus::kOk);
+  a->barrier().Alert();
+  EXPECT_EQ(a->NextRun(1'000'000).status, WaitStatus::kHalted);
+  a->barrier().ClearAlert();
+  const ClaimedRun again = a->NextRun(1'000'000);  // still its own: handed out again
+  ASSERT_EQ(again.status, WaitStatus::kOk);
+  EXPECT_EQ(std::pair(again.first, again.last), std::pair(run.first, run.last));
+  ASSERT_TRUE(EvictConsumer(ring->segment(), "G").ok());
+  EXPECT_EQ(a->NextRun(1'000'000).status, WaitStatus::kEvicted);
+}
+
 // A member that died with nothing in hand, not yet noticed: the last live member leaving
 // still ends the group (it no longer holds the producer back).
 TEST(WorkerGroupTest, ShouldEndTheGroupWhenTheLastLiveMemberLeavesBesideADeadIdleOne) {

@@ -400,6 +400,7 @@ workers = 2
 [[stage]]
 name = "g.1"
 command = ["{examples_bin}/xdisruptor_demo_stage"]
+after = 5
 """
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -418,6 +419,7 @@ command = ["{examples_bin}/xdisruptor_demo_stage"]
         (21, "stage 'a': options must be a table"),
         (25, "check #1: unknown key 'when'"),
         (32, "stage 'g.1': its name is that of a member of worker group 'g'"),
+        (35, "stage 'g.1': after is a list of stage names"),
     ]
     for line, message in expected:
         assert any(l.startswith(f"{path}:{line}: ") and message in l for l in err.splitlines()),\

@@ -485,6 +485,9 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         spec.after = st.get("after", [])
         if isinstance(spec.after, str):
             spec.after = [spec.after]
+        if not isinstance(spec.after, list) or not all(isinstance(a, str) for a in spec.after):
+            err(lines.stage(i, "after"), f"{label}: after is a list of stage names")
+            spec.after = []
         spec.wait = st.get("wait", "blocking")
         if spec.wait not in WAIT_STRATEGIES:
             err(lines.stage(i, "wait"), f"{label}: unknown wait {spec.wait!r}; use one of "

@@ -357,12 +357,15 @@ class Pipeline:
                     if not r.thread.is_alive():
                         pending.remove(r)
                 elif r.process is not None:
-                    if r.conn.poll(0.05):
+                    alive = r.process.is_alive()
+                    # Polled after is_alive(): a result sent just before the process ended is
+                    # read, not taken for a death.
+                    if r.conn.poll(0.05 if alive else 0):
                         try:
                             r.result = r.conn.recv()
                         except EOFError:
                             pass
-                    if not r.process.is_alive() or r.result is not None:
+                    if not alive or r.result is not None:
                         r.process.join()
                         pending.remove(r)
                         if r.result is None:
@@ -411,6 +414,7 @@ def _child_main(ring_name: str, stage: Stage, after: list[str], conn, go,
     conn.send(("registered", os.getpid()))
     go.wait()
     result = _run_stage(consumer, stage, default_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # (a halt now would find it closed)
     consumer.close()
     conn.send(result)
     conn.close()

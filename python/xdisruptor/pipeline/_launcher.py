@@ -277,7 +277,7 @@ class Launcher:
         elapsed = now - (self.producer_started or now)
         lines = [f"ring {self.spec.ring}: {self.spec.capacity} slots, published {cursor + 1:,}"
                  f" in {elapsed:.1f} s" + (", stream closed" if self._live_ring.stream_closed else "")]
-        width = max(len(n) for n in self.stages)
+        width = max((len(n) for n in self.stages), default=5)
         for name, proc in self.stages.items():
             c = by_name.get(name)
             if c is not None:
@@ -296,7 +296,8 @@ class Launcher:
                          f"{_fmt(self.rates.get(name, 0)):>7}/s  "
                          f"lag {self.last_lag.get(name, 0):>8,}  "
                          f"errors {self.final_errors.get(name, 0):<5} {self._state(name, proc)}")
-            last_err = next((l for l in reversed(proc.err) if l.strip()), "")
+            # (a copy: the reader thread appends meanwhile)
+            last_err = next((l for l in reversed(list(proc.err)) if l.strip()), "")
             if last_err and (self.final_errors.get(name) or proc.popen.returncode):
                 lines.append(f"  {'':<{width}}  last error: {last_err[:100]}")
         return lines
@@ -506,7 +507,7 @@ class Launcher:
         """A stage's own last line ("stage NAME: why, N events, E handler errors") carries
         its final counts, also when it left the ring between two samples."""
         for name, proc in self.stages.items():
-            for line in proc.out:
+            for line in list(proc.out):
                 if not line.startswith(f"stage {name}: ") or not line.endswith("handler errors"):
                     continue
                 try:
@@ -525,7 +526,7 @@ class Launcher:
         print("", file=out)
         print(f"summary: {published:,} events published in {seconds:.1f} s "
               f"({_fmt(published / seconds)}/s)", file=out)
-        width = max(len(n) for n in self.stages)
+        width = max((len(n) for n in self.stages), default=5)
         print(f"  {'stage':<{width}}  {'events':>12}  {'events/s':>9}  {'max lag':>9}  "
               f"{'errors':>6}  end", file=out)
         for name, proc in self.stages.items():
@@ -534,7 +535,7 @@ class Launcher:
                   f"{self.max_lag.get(name, 0):>9,}  {self.final_errors.get(name, 0):>6}  "
                   f"{self._state(name, proc)}", file=out)
         for proc in list(self.stages.values()) + ([self.producer] if self.producer else []):
-            for line in proc.out:
+            for line in list(proc.out):
                 if line.strip():
                     print(f"  [{proc.name}] {line}", file=out)
         code = 0
@@ -542,7 +543,7 @@ class Launcher:
             if proc.err and (proc.popen.returncode or self.final_errors.get(proc.name)):
                 print(f"--- {proc.name}: its error output (last {len(proc.err)} lines) ---",
                       file=out)
-                for line in proc.err:
+                for line in list(proc.err):
                     print(f"  {line}", file=out)
         how = "Ctrl-C" if self.stop_signal in (0, signal.SIGINT) else \
             signal.Signals(self.stop_signal).name

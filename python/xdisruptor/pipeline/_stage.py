@@ -90,6 +90,8 @@ def main() -> int:
     except Error as e:
         print(f"stage {name}: stopped: {e}", file=sys.stderr)
         why, code = type(e).__name__, 1
+    for sig in (signal.SIGTERM, signal.SIGINT):  # ended: a halt now would find it closed
+        signal.signal(sig, signal.SIG_IGN)
     print(f"stage {name}: {why}, {consumer.events} events, {consumer.handler_errors} handler "
           "errors", flush=True)
     if code != 0 and stage["keep_on_failure"]:
