@@ -235,6 +235,10 @@ TEST(SequencerParityDeathTest, ShouldAbortIfTwoThreadsClaimOnASingleProducer) {
         s.Next();
       },
       "thread");
+  // The death test's child runs this test again (style threadsafe) and made its own ring,
+  // named with its own pid, that its abort left behind.
+  testing::RemoveRingsOfDeadTestProcesses(
+      ::testing::UnitTest::GetInstance()->current_test_info()->name());
 }
 #endif
 

@@ -92,10 +92,14 @@ TEST(RingSegmentTest, ShouldRefuseTypedAccessWhenEventDoesNotFit) {
 // Opens the segment behind the library's back, as a hostile or broken process would.
 class RawSegment {
  public:
-  explicit RawSegment(const std::string& name) {
-    fd_ = ::shm_open(("/" + name).c_str(), O_RDWR | O_CREAT, 0600);
+  explicit RawSegment(const std::string& name) : name_("/" + name) {
+    fd_ = ::shm_open(name_.c_str(), O_RDWR | O_CREAT, 0600);
   }
-  ~RawSegment() { ::close(fd_); }
+  // Unlinked here too: RingSegment::Remove leaves what is not a ring (no magic) alone.
+  ~RawSegment() {
+    ::close(fd_);
+    ::shm_unlink(name_.c_str());
+  }
   void Truncate(off_t size) { ASSERT_EQ(::ftruncate(fd_, size), 0); }
   template <typename F>
   void Edit(F&& edit) {
@@ -106,6 +110,7 @@ class RawSegment {
   }
 
  private:
+  std::string name_;
   int fd_;
 };
 

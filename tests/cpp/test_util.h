@@ -3,12 +3,14 @@
 #define XDISRUPTOR_TESTS_TEST_UTIL_H_
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +45,22 @@ class ScopedRingName {
  private:
   std::string name_;
 };
+
+// Removes the rings ScopedRingName named for `test` in processes that are gone (a death
+// test's child that aborted holding one).
+inline void RemoveRingsOfDeadTestProcesses(std::string test) {
+  if (test.size() > 30) test.resize(30);
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    const std::string file = f.path().filename().string();
+    int pid = 0;
+    if (file.rfind("xdt-", 0) != 0 || !file.ends_with("-" + test) ||
+        std::sscanf(file.c_str(), "xdt-%d-", &pid) != 1) {
+      continue;
+    }
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) ::shm_unlink(("/" + file).c_str());
+  }
+}
 
 // A fresh temporary directory, removed with its contents at the end.
 class TempDir {
