@@ -17,6 +17,7 @@
 #include "xdisruptor/consumer.h"
 #include "xdisruptor/schema.h"
 #include "xdisruptor/sequencer.h"
+#include "xdisruptor/stats.h"
 #include "xdisruptor/wait_strategy.h"
 
 namespace xdisruptor::bridge {
@@ -168,6 +169,26 @@ absl::StatusOr<std::int64_t> StreamResumesAt(jsCtx* js, const OutOptions& o,
 std::uint32_t EventSize(const RingSegment& ring) {
   const auto schema = ParseSchema(ring.schema());
   return schema.ok() && schema->itemsize > 0 ? schema->itemsize : ring.slot_size();
+}
+
+// A far ring at its start about to go on from `first` (> 0): refused while a consumer waits
+// before it (registered at the start, before the first batch), naming them.
+absl::Status CheckNoneWaitsBefore(const RingSegment& ring, std::int64_t first,
+                                  const InOptions& o) {
+  std::string waiting;
+  for (const ConsumerStats& c : Stats(ring).consumers) {
+    if ((c.gating || c.observer) && c.sequence < first - 1) {
+      waiting += (waiting.empty() ? "" : ", ") + c.name;
+    }
+  }
+  if (waiting.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "stream %s goes on at sequence %d (bridge out joined the source ring while it ran, or "
+      "the stream's first messages are gone), but ring %s has consumers waiting at its start: "
+      "%s. They would take %d slots never written for events. Start them after bridge in's "
+      "first batch (they then join where the stream goes on), or give them the stream from "
+      "its start (bridge out on the source ring before its first event)",
+      o.stream, first, o.ring, waiting, first));
 }
 
 // in: a batch of a later life of the source ring than the one the far ring carries.
@@ -621,6 +642,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
   std::uint32_t event_size = 0;
   StatusLine status("bridge in", counters, o.status_line);
   absl::Time fetch_failing_since = absl::InfinitePast();  // fetches failing in a row since
+  absl::Time last_fetch_error = absl::InfinitePast();
   // A batch whose events are not the size its own schema says lies about itself: it is
   // counted and terminated, never applied (the caller's check).
   auto self_consistent = [](const WireBatch& b) {
@@ -684,9 +706,11 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
     code = jsErrCode{};
     const natsStatus s = natsSubscription_Fetch(&list, sub.get(), o.fetch, 200, &code);
     if (s == NATS_TIMEOUT) {
-      // Nothing to fetch, connected: a failure before is over (an idle stream's timeouts
-      // would otherwise let a single error long after count as a failure of give_up).
-      if (natsConnection_Status(conn->get()) == NATS_CONN_STATUS_CONNECTED) {
+      // Nothing to fetch, connected, and no error for a whole give_up: a failure before is
+      // over (an idle stream's timeouts would otherwise let a single error long after count
+      // as failing all along; errors between timeouts, a flapping leader, still add up).
+      if (natsConnection_Status(conn->get()) == NATS_CONN_STATUS_CONNECTED &&
+          absl::Now() - last_fetch_error > nats.give_up) {
         fetch_failing_since = absl::InfinitePast();
       }
       continue;
@@ -696,6 +720,7 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
       // or the durable consumer (no responders, JetStream errors meanwhile): fetch again,
       // for up to nats.give_up in a row.
       const absl::Time now = absl::Now();
+      last_fetch_error = now;
       if (fetch_failing_since == absl::InfinitePast()) {
         fetch_failing_since = now;
         std::fprintf(stderr, "%sbridge in: fetch failed (%s), retrying\n",
@@ -801,7 +826,14 @@ absl::Status RunIn(const NatsOptions& nats, const InOptions& o, const std::atomi
         continue;
       }
       if (batch->first > cursor + 1 && cursor == kInitialSequence) {
-        producer->ClaimSequence(batch->first - 1);  // a far ring joining a stream midway
+        // A far ring joining a stream midway (bridge out joined a live ring, retention
+        // dropped the first events, the far ring was made again under a kept durable): its
+        // cursor goes to just before the stream's first event, so consumers registering from
+        // here join there. Consumers already waiting at the ring's start would take the
+        // slots before it (never written) for events, and hold the producer there for good.
+        if (absl::Status st = CheckNoneWaitsBefore(*ring, batch->first, o); !st.ok()) return st;
+        producer->ClaimSequence(batch->first - 1);
+        producer->Publish(batch->first - 1);
       } else if (batch->first > cursor + 1) {
         if (absl::Status st = put_back(batch->first); !st.ok()) return st;
         continue;

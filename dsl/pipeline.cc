@@ -215,10 +215,18 @@ absl::StatusOr<std::vector<std::size_t>> RegistrationOrder(
 absl::Status RegisterStages(RingSegment& ring,
                             const std::vector<std::unique_ptr<PipelineStage>>& stages,
                             const PipelineOptions& options) {
+  // Refused: the stages registered when they were added leave again.
+  const auto leave_all = [&stages] {
+    for (const auto& done : stages) done->consumer.reset();
+  };
   auto order = RegistrationOrder(stages);
-  if (!order.ok()) return order.status();
+  if (!order.ok()) {
+    leave_all();
+    return order.status();
+  }
   for (const auto& stage : stages) {
     if (absl::Status s = ValidateProcessorOptions(stage->options.processor); !s.ok()) {
+      leave_all();
       return absl::InvalidArgumentError(absl::StrFormat("stage '%s': %s", stage->name,
                                                         s.message()));
     }
@@ -231,7 +239,7 @@ absl::Status RegisterStages(RingSegment& ring,
       return Consumer::Register(ring, stage.name, consumer_options);
     });
     if (!consumer.ok()) {
-      for (const auto& done : stages) done->consumer.reset();  // leave again
+      leave_all();
       return absl::Status(consumer.status().code(),
                           absl::StrFormat("stage '%s': %s", stage.name,
                                           consumer.status().message()));

@@ -190,7 +190,12 @@ absl::StatusOr<Upstreams> ResolveResumedUpstreams(const RingSegment& ring,
         entry = c.after[k];
       }
     }
-    if (entry < 0) return up.status();
+    if (entry < 0) {
+      return absl::NotFoundError(absl::StrFormat(
+          "consumer '%s' runs after '%s', which is not registered on ring '%s'; start the "
+          "upstream stage first",
+          name, after[i], ring.name()));
+    }
     recorded.index[i] = entry;
     recorded.generation[i] = ring.consumer(static_cast<std::size_t>(entry)).generation.load(
         std::memory_order_relaxed);
@@ -463,8 +468,7 @@ absl::StatusOr<Consumer> Consumer::RegisterMember(RingSegment& ring, std::string
     ConsumerState& gc = ring.consumer(static_cast<std::size_t>(*chosen));
     auto plan = DecideResume(ring, gc, static_cast<std::size_t>(*chosen), group, options);
     if (!plan.ok()) return plan.status();
-    auto upstreams = plan->resume ? ResolveResumedUpstreams(ring, gc, group, options.after)
-                                  : ResolveUpstreams(ring, group, options.after);
+    auto upstreams = ResolveUpstreams(ring, group, options.after);
     if (!upstreams.ok()) return upstreams.status();
     if (plan->resume) {
       if (absl::Status s = CheckResumedUpstreams(ring, gc, group, options.after, *upstreams);

@@ -118,8 +118,15 @@ int main(int argc, char** argv) {
       const std::int64_t due = start + done * 1'000'000'000 / rate;
       while (MonotonicNanos() < due) absl::SleepFor(absl::Microseconds(100));
     }
-    const absl::StatusOr<std::int64_t> claimed = producer->Next(n);  // n slots, waiting for room
-    if (!claimed.ok()) return Fail(claimed.status());                // n outside 1..capacity
+    // n slots, waiting for room in slices: a SIGTERM while the ring stays full (a stage
+    // dead, held for its restart) still ends the feed and closes the stream.
+    absl::StatusOr<std::int64_t> claimed;
+    while (!(claimed = producer->NextFor(n, 100'000'000)).ok() &&
+           claimed.status().code() == absl::StatusCode::kDeadlineExceeded &&
+           !g_stop.load(std::memory_order_relaxed)) {
+    }
+    if (!claimed.ok() && g_stop.load(std::memory_order_relaxed)) break;
+    if (!claimed.ok()) return Fail(claimed.status());  // n outside 1..capacity
     const std::int64_t hi = *claimed;
     const std::int64_t now = MonotonicNanos();
     for (std::int64_t s = hi - n + 1; s <= hi; ++s) quotes.Fill((*ring)[s], s, now);

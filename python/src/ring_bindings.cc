@@ -192,6 +192,7 @@ py::dict ConsumerInfo(const ConsumerStats& c) {
   d["pid"] = c.pid;
   d["alive"] = c.alive;
   d["sequence"] = c.sequence;
+  d["join_sequence"] = c.join_sequence;
   d["events"] = c.events;
   d["batches"] = c.batches;
   d["waits"] = c.waits;

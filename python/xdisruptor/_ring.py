@@ -303,7 +303,8 @@ class Ring:
         return self._raw.closed
 
     def consumers(self) -> list:
-        """The registered consumers: name, pid, alive, state, gating, sequence, counters,
+        """The registered consumers: name, pid, alive, state, gating, sequence,
+        join_sequence (where it joined: its first event is the one after), counters,
         wait, after, and for worker groups role ("group" or "member"), group, members,
         claim_hi (a member's run ends there; unfinished while sequence < claim_hi) and
         takeovers."""
@@ -760,6 +761,7 @@ class Consumer:
         self._async_helper: Optional[_async._Helper] = None
         self._batch_first = -1
         self._batch_taken_over = False
+        self._ended = "halted"  # how the last loop ended: "closed" or "halted"
 
     @property
     def name(self) -> str:
@@ -856,7 +858,8 @@ class Consumer:
                                                   consumer=self.name, sequence=first)
                     if error is not None:
                         raise error
-                    return  # closed or halted
+                    self._ended = status  # closed or halted: what run() reports
+                    return
         except GeneratorExit:
             # The loop over this batch was left early (break, an exception, or the iterator
             # dropped): its unprocessed events must not be released. The next loop gets the
@@ -1064,6 +1067,7 @@ class Consumer:
             mask = self._ring.capacity - 1
             whole = self._ring_raw.view(0, self._ring.capacity, self._dtype, self._writable)
             ranges = self._ranges(limit, on_timeout)
+            self._ended = "halted"
             try:
                 for first, count, journal in ranges:
                     batch = journal if journal is not None else \
@@ -1072,7 +1076,9 @@ class Consumer:
                                     handling)
             finally:
                 ranges.close()
-            reason = WaitStatus.CLOSED if self._ring.stream_closed else WaitStatus.HALTED
+            # As the core said it ended: halted before the end of a closed stream (another
+            # stage's failure halted this one mid-drain) is not "closed".
+            reason = WaitStatus.CLOSED if self._ended == "closed" else WaitStatus.HALTED
         finally:
             if on_shutdown is not None:
                 try:

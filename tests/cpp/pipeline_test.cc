@@ -100,21 +100,26 @@ TEST(PipelineTest, ShouldRefuseTheGraphWhenNamesRepeatOrFormACycle) {
   ScopedRingName name;
   auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
   ASSERT_TRUE(ring.ok());
-  Checker a, b;
+  Checker a, b, c;
+  // Each refusal leaves nothing registered at once (stages register when added), not only
+  // once the pipeline is gone.
   {
     Pipeline<TestEvent> pipeline(*ring);
     pipeline.handle_events_with(Stage("a", a), Stage("a", b));
     const absl::Status s = pipeline.Start();
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(s.message().find("two stages are called 'a'"), std::string_view::npos) << s;
+    EXPECT_EQ(ActiveConsumerCount(ring->segment()), 0);
   }
   {
     Pipeline<TestEvent> pipeline(*ring);
+    pipeline.handle_events_with(Stage("c", c));
     pipeline.after("b").handle_events_with(Stage("a", a));
     pipeline.after("a").handle_events_with(Stage("b", b));
     const absl::Status s = pipeline.Start();
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(s.message().find("cycle"), std::string_view::npos) << s;
+    EXPECT_EQ(ActiveConsumerCount(ring->segment()), 0);
   }
   {
     Pipeline<TestEvent> pipeline(*ring, {.register_timeout_ns = 50'000'000});
@@ -125,9 +130,10 @@ TEST(PipelineTest, ShouldRefuseTheGraphWhenNamesRepeatOrFormACycle) {
   }
   {
     Pipeline<TestEvent> pipeline(*ring);
-    pipeline.handle_events_with(
+    pipeline.handle_events_with(Stage("c", c)).then(
         Stage("a", a, {.processor = {.error_policy = ErrorPolicy::kRetry, .max_retries = -1}}));
     EXPECT_EQ(pipeline.Start().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(ActiveConsumerCount(ring->segment()), 0);
   }
   // Nothing stayed registered after the refusals.
   EXPECT_EQ(ActiveConsumerCount(ring->segment()), 0);

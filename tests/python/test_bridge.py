@@ -463,6 +463,80 @@ def test_a_setting_the_far_ring_cannot_take_stops_the_in_side_and_consumes_nothi
 
 
 @needs_nats
+def test_a_far_ring_joining_the_stream_midway_goes_on_there_and_refuses_consumers_at_its_start(
+        nats, tool, ring_name, cleanup_rings, reap):
+    """bridge out started on a source ring that holds 3000 events already: the stream goes on
+    at 3000. A far ring with a consumer registered before its first batch is refused (the
+    consumer would take 3000 slots never written for events; 3000 being over the capacity,
+    the in side also waited for ever), consuming nothing; a far ring the in side makes goes
+    on at 3000, each event once, and consumers joining it start there."""
+    server = nats()
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=1024, dtype=PEER_DTYPE)
+    with src.producer() as p:
+        for first in range(0, 3000, 500):
+            p.publish_batch(peer_events(first, 500))
+        out = bridge(tool, "out", ring_name + "-src", server, "S")
+        reap(out)
+        p.publish_batch(peer_events(3000, 2000))
+        p.close()
+    assert out.wait(60) == 0, out.stderr.read()
+    far = xdisruptor.Ring.create(ring_name + "-far", capacity=1024, dtype=PEER_DTYPE)
+    early = far.consumer("early")
+    bad = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--nats", server.url,
+                          "--stream", "S"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1, bad.stderr
+    assert "goes on at sequence 3000" in bad.stderr and \
+        "has consumers waiting at its start: early" in bad.stderr, bad.stderr
+    assert far.cursor == -1
+    early.close()
+    far.close()
+    xdisruptor.Ring.remove(ring_name + "-far")
+    good = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--create",
+                           "--capacity=4096", "--nats", server.url, "--stream", "S"],
+                          capture_output=True, text=True, timeout=30)
+    assert good.returncode == 0 and "2000 events" in good.stderr, good.stderr
+    far = xdisruptor.Ring.attach(ring_name + "-far")
+    assert far.cursor == 4999
+    with far.consumer("late", start_at=3000) as c:
+        got = np.concatenate(list(c.batches()))
+    assert len(got) == 2000 and check_peer_events(got, 3000)
+
+
+@needs_nats
+def test_an_evicted_out_side_started_again_goes_on_where_the_stream_ends(
+        nats, tool, ring_name, cleanup_rings, reap):
+    """An out side evicted from its ring (an operator, or stall_policy evict) stops; started
+    again while the ring still holds where the stream ends, it goes on from there: the far
+    side gets every event once."""
+    server = nats()
+    src = xdisruptor.Ring.create(ring_name + "-src", capacity=1024, dtype=PEER_DTYPE)
+    out = bridge(tool, "out", ring_name + "-src", server, "S")
+    reap(out)
+    with src.producer() as p:
+        p.publish_batch(peer_events(0, 100))
+        deadline = time.monotonic() + 30
+        while next(c for c in src.consumers() if c["name"] == "bridge")["sequence"] < 99:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        xdisruptor.Ring.evict(ring_name + "-src", "bridge")
+        assert out.wait(30) == 1
+        assert "evicted" in out.stderr.read()
+        again = bridge(tool, "out", ring_name + "-src", server, "S")
+        reap(again)
+        assert "from 100" in again.first_line, again.first_line
+        p.publish_batch(peer_events(100, 50))
+        p.close()
+    assert again.wait(60) == 0, again.stderr.read()
+    inn = subprocess.run([tool, "bridge", "in", ring_name + "-far", "--create", "--nats",
+                          server.url, "--stream", "S"], capture_output=True, text=True,
+                         timeout=30)
+    assert inn.returncode == 0 and "150 events" in inn.stderr, inn.stderr
+    with xdisruptor.Ring.attach(ring_name + "-far").consumer("late", start_at=0) as c:
+        got = np.concatenate(list(c.batches()))
+    assert len(got) == 150 and check_peer_events(got, 0)
+
+
+@needs_nats
 def test_an_in_side_started_again_after_the_last_batch_closes_the_far_ring_at_the_marker(
         nats, tool, ring_name, cleanup_rings, reap):
     """Killed after it acknowledged the last batch and before the close marker came, the in

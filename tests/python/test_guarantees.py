@@ -278,3 +278,26 @@ def test_should_resume_where_an_abandoned_consumer_stopped_in_another_process(ri
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["True 5", str(list(range(6, 16)))]
     ring.close()
+
+
+def test_should_say_halted_not_closed_when_halted_before_draining_a_closed_stream(ring_name):
+    """run() reports how the loop ended: halted with events of a closed stream still unread
+    is "halted" (a pipeline stage halted mid-drain by another's failure did not drain)."""
+    ring = xdisruptor.Ring.create(ring_name, capacity=16, dtype=np.dtype([("v", "<i8")]))
+    consumer = ring.consumer("stage")
+    with ring.producer() as producer:
+        for i in range(10):
+            producer.publish((i,))
+        producer.close()
+    seen = []
+
+    def halt_at_first(event, sequence, end_of_batch):
+        seen.append(sequence)
+        consumer.halt()
+
+    assert consumer.run(halt_at_first, max_batch=4) == "halted"
+    assert seen == [0, 1, 2, 3]  # the batch in hand, then it stopped
+    assert consumer.run(lambda e, s, end: seen.append(s)) == "closed"
+    assert seen == list(range(4)) + list(range(4, 10))
+    consumer.close()
+    ring.close()

@@ -658,7 +658,7 @@ def test_should_restart_a_worker_groups_member_by_its_name(tmp_path, examples_bi
                                                            stream):
     """A member of a worker group (workers = 2) SIGKILLed on event 5000: the other member
     takes its run over; while the stream runs, the launcher starts it again as the same
-    member; once the stream ended and the group with it (a 5 s pause here), it has nothing
+    member; once the stream ended and the group with it (an 8 s pause here), it has nothing
     left to do and the run does not fail for it. Either way the stage after the group sees
     every event once, in order."""
     once = tmp_path / "acted"
@@ -666,7 +666,7 @@ def test_should_restart_a_worker_groups_member_by_its_name(tmp_path, examples_bi
         else dict(events=20000)
     stages = (cpp_stage("enricher", "enricher") +
               py_stage("group", "FailOn", after=["enricher"], workers=2, claim=64,
-                       restart="on-crash", restart_pause=0.1 if stream == "running" else 5,
+                       restart="on-crash", restart_pause=0.1 if stream == "running" else 8,
                        options=f'{{ at = 5000, kill = true, once = "{once}" }}') +
               cpp_stage("sink", "sink", after=["group"]))
     path = write_pipeline(tmp_path, examples_bin, ring_name, stages, **feed)
@@ -684,7 +684,8 @@ def test_should_restart_a_worker_groups_member_by_its_name(tmp_path, examples_bi
 
 def test_should_report_bad_restart_keys_with_their_lines_when_validating(tmp_path, examples_bin,
                                                                          ring_name):
-    stages = cpp_stage("a", "sink", restart="sometimes", max_restarts=-1, restart_pause="soon")
+    stages = (cpp_stage("a", "sink", restart="sometimes", max_restarts=-1, restart_pause="soon")
+              + cpp_stage("e", "sink", restart="on-crash", stall_policy="evict"))
     path = write_pipeline(tmp_path, examples_bin, ring_name, stages,
                           extra='[journal]\ndirectory = "j"\nrestart = true\n')
     done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
@@ -696,6 +697,8 @@ def test_should_report_bad_restart_keys_with_their_lines_when_validating(tmp_pat
                          ("max_restarts = -1", "stage 'a': max_restarts must be a whole number"),
                          ("restart_pause = \"soon\"", "stage 'a': restart_pause must be a "
                           "number of seconds"),
-                         ("restart = true", "[journal]: restart must be one of")):
+                         ("restart = true", "[journal]: restart must be one of"),
+                         ("restart = \"on-crash\"", "stage 'e': a restart resumes the stage's "
+                          "entry, which stall_policy = \"evict\" lets the producer drop")):
         line = next(i + 1 for i, l in enumerate(text) if l.startswith(key))
         assert f"{path}:{line}: {message}" in done.stdout + done.stderr, done.stdout + done.stderr

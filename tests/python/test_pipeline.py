@@ -236,10 +236,12 @@ def test_should_refuse_duplicate_names_and_cycles(ring_name):
         with pytest.raises(xdisruptor.InvalidArgumentError, match="two stages are called 'a'"):
             p.handle_events_with(Stage("a", print), Stage("a", print))
         p = Pipeline(ring)
+        p.handle_events_with(Stage("c", print))  # registered when added
         p.after("b").handle_events_with(Stage("a", print))
         p.after("a").handle_events_with(Stage("b", print))
         with pytest.raises(xdisruptor.InvalidArgumentError, match="cycle"):
             p.start()
+        assert ring.consumers() == []  # refused: "c" left again at once
         with pytest.raises(xdisruptor.InvalidArgumentError, match="mode"):
             Stage("x", print, mode="fiber")
         p = Pipeline(ring, register_timeout=0.05)
@@ -255,3 +257,32 @@ def test_should_refuse_duplicate_names_and_cycles(ring_name):
             p.start()
         assert ring.consumers() == []  # it deregistered (a killed child would stay listed)
         assert not [c for c in multiprocessing.active_children() if c.is_alive()]
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_should_hand_a_stage_registered_later_every_event_its_upstream_sees(ring_name, mode,
+                                                                          tmp_path):
+    """A thread stage registers when added, a process stage at start(): a stage after a
+    stage of this pipeline starts where that one did, so the 30 events published between the
+    two registrations (a producer already running) reach both, each once, in order."""
+    seen = tmp_path / "seen"  # (a file: a process stage ends with os._exit)
+
+    class Later:
+        def on_batch(self, events, first):
+            with open(seen, "a") as f:
+                f.write("".join(f"{s}\n" for s in events["sequence"].tolist()))
+
+    with xdisruptor.Ring.create(ring_name, capacity=64, dtype=SIMPLE) as ring:
+        p = Pipeline(ring)
+        p.handle_events_with(Stage("first", lambda e, s, end: None))  # registers now
+        producer = ring.producer(wait="yielding")
+        for i in range(30):
+            producer.publish((i, 0.0))
+        p.after("first").handle_events_with(Stage("later", Later(), mode=mode))
+        p.start()
+        for i in range(30, 50):
+            producer.publish((i, 0.0))
+        producer.close()
+        results = {r.name: r for r in p.join()}
+        assert results["first"].events == 50 and results["later"].events == 50, results
+        assert [int(line) for line in seen.read_text().split()] == list(range(50))

@@ -233,7 +233,10 @@ class Pipeline {
   // stage. Stages gate from when they were added, so none misses an event published since.
   absl::Status Start() {
     if (started_) return absl::FailedPreconditionError("the pipeline was already started");
-    if (!add_error_.ok()) return add_error_;
+    if (!add_error_.ok()) {  // refused: the stages registered when added leave again
+      for (auto& stage : stages_) stage->consumer.reset();
+      return add_error_;
+    }
     if (stages_.empty()) return absl::FailedPreconditionError("the pipeline has no stages");
     if (absl::Status s = internal::RegisterStages(ring_->segment(), stages_, options_); !s.ok()) {
       return s;

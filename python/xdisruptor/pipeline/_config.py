@@ -531,6 +531,10 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
             err(lines.stage(i, "claim"), f"{label}: claim must be a whole number >= 1")
         spec.restart, spec.max_restarts, spec.restart_pause = _restart_keys(
             st, label, lambda key, i=i: lines.stage(i, key), err)
+        if spec.restart != "no" and st.get("stall_policy") == "evict":
+            err(lines.stage(i, "restart"), f"{label}: a restart resumes the stage's entry, "
+                "which stall_policy = \"evict\" lets the producer drop when the process dies; "
+                "use the hold policy (the default) with restart")
         spec.writable = st.get("writable", False)
         if not isinstance(spec.writable, bool):
             err(lines.stage(i, "writable"), f"{label}: writable must be true or false")

@@ -225,7 +225,17 @@ class Pipeline:
             return
         registered = {c["name"] for c in self._ring.consumers()}
         if all(up in registered for up in after):
-            self._early[stage.name] = self._register(stage, after)
+            self._early[stage.name] = self._register(stage, after, self._start_for(after))
+
+    def _start_for(self, after: list[str]) -> Optional[int]:
+        """Where a stage after stages of this pipeline starts: at the first event any of them
+        got, so it misses none they see (registered later than they did, at start() for a
+        process stage, it would join at the cursor). They gate from when they joined and run
+        only after start(), so those events are still in the ring. None: at the cursor."""
+        ours = {s.name for s, _ in self._stages}
+        joins = [c["join_sequence"] for c in self._ring.consumers()
+                 if c["name"] in after and c["name"] in ours]
+        return min(joins) + 1 if joins else None
 
     def _order(self) -> list[tuple[Stage, list[str]]]:
         by_name: dict[str, tuple[Stage, list[str]]] = {}
@@ -254,11 +264,12 @@ class Pipeline:
             visit(stage.name, [])
         return order
 
-    def _register(self, stage: Stage, after: list[str]):
+    def _register(self, stage: Stage, after: list[str], start_at: Optional[int] = None):
         deadline = time.monotonic() + self._register_timeout
         while True:
             try:
                 return self._ring.consumer(stage.name, wait=stage.wait, after=after,
+                                           start_at=start_at,
                                            writable=stage.writable, max_batch=stage.max_batch,
                                            stall_policy=stage.stall_policy,
                                            max_lag=stage.max_lag, max_lag_s=stage.max_lag_s,
@@ -277,7 +288,11 @@ class Pipeline:
             raise InvalidArgumentError("the pipeline was already started")
         if not self._stages:
             raise InvalidArgumentError("the pipeline has no stages")
-        order = self._order()
+        try:
+            order = self._order()
+        except BaseException:  # a cycle: the stages registered when added leave again
+            self._abort()
+            raise
         self._started = True
         ctx = multiprocessing.get_context("fork")
         try:
@@ -285,15 +300,16 @@ class Pipeline:
                 r = _Running(stage)
                 self._running.append(r)
                 if stage.mode == "thread":
-                    r.consumer = self._early.pop(stage.name, None) or self._register(stage,
-                                                                                     after)
+                    r.consumer = self._early.pop(stage.name, None) or self._register(
+                        stage, after, self._start_for(after))
                     continue
                 parent, child = ctx.Pipe()
                 r.conn, r.go = parent, ctx.Event()
                 r.process = ctx.Process(target=_child_main,
                                         args=(self._ring.name, stage, after, child, r.go,
                                               self._register_timeout,
-                                              self.exception_handler),
+                                              self.exception_handler,
+                                              self._start_for(after)),
                                         name=f"xdisruptor-stage-{stage.name}", daemon=True)
                 r.process.start()
                 child.close()
@@ -394,12 +410,13 @@ class Pipeline:
 
 
 def _child_main(ring_name: str, stage: Stage, after: list[str], conn, go,
-                register_timeout: float, default_handler: Any = None) -> None:
+                register_timeout: float, default_handler: Any = None,
+                start_at: Optional[int] = None) -> None:
     """A process stage: attach, register, say so, wait for the go, run, send the result."""
     try:
         ring = Ring.attach(ring_name)
         pipeline = Pipeline(ring, register_timeout=register_timeout)
-        consumer = pipeline._register(stage, after)
+        consumer = pipeline._register(stage, after, start_at)
     except BaseException as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         os._exit(1)
