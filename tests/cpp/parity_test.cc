@@ -1292,6 +1292,24 @@ TEST_F(DslParity, ShouldBeAbleToOverrideTheExceptionHandlerForAStage) {
   EXPECT_EQ(fallback.events, 0);
 }
 
+// The same for a worker pool, by the pool's name: each member takes it.
+TEST_F(DslParity, ShouldOverrideTheExceptionHandlerForAWorkerPoolByItsName) {
+  ThrowingHandler t1, t2;
+  CountingExceptionHandler<StubEvent> fallback, own;
+  pipeline_.handle_events_with_worker_pool("pool", std::vector<ThrowingHandler*>{&t1, &t2},
+                                           {.claim = 1});
+  pipeline_.SetDefaultExceptionHandler(fallback);
+  pipeline_.SetExceptionHandler("pool", own);
+  ASSERT_TRUE(pipeline_.error().ok()) << pipeline_.error();
+  PublishEventStarting();
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (own.events + fallback.events < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(own.events, 1);
+  EXPECT_EQ(fallback.events, 0);
+}
+
 TEST_F(DslParity, ShouldBlockProducerUntilAllEventProcessorsHaveAdvanced) {
   DelayedHandler& delayed = Delayed();
   pipeline_.handle_events_with(Stage("delayed", delayed));

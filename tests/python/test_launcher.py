@@ -519,7 +519,8 @@ def test_should_refuse_a_journal_stage_without_a_start_or_a_journal_table(tmp_pa
                                                                           examples_bin,
                                                                           ring_name):
     stages = (cpp_stage("sink", "sink", journal=True) + cpp_stage("b", "sink", journal="x") +
-              cpp_stage("c", "sink", after=["b"], journal=True, start_at=0))
+              cpp_stage("c", "sink", after=["b"], journal=True, start_at=0) +
+              cpp_stage("d", "sink", journal="y", start_at=5))
     path = write_pipeline(tmp_path, examples_bin, ring_name, stages,
                           extra='[journal]\nname = "sink"\nfsync = "often"\nafter = ["zz"]\n')
     done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
@@ -528,6 +529,7 @@ def test_should_refuse_a_journal_stage_without_a_start_or_a_journal_table(tmp_pa
     for text in ("directory is missing", "fsync is none, batch or every:MS",
                  "say where to start (start_at)", "is also a stage's",
                  "after names unknown stage 'zz'",
+                 "stage 'd': start_at must be 0: each run makes the ring anew",
                  "stage 'c': runs after 'b' but the journal records events before they have "
                  "processed them; add them to [journal] after"):
         assert text in done.stderr, done.stderr

@@ -220,7 +220,8 @@ class Pipeline {
   void SetDefaultExceptionHandler(ExceptionHandler<T>& handler) {
     default_exception_handler_ = &handler;
   }
-  // Stage `name`'s own exception handler and rewind strategy (handleExceptionsFor(...).with).
+  // Stage `name`'s own exception handler and rewind strategy (handleExceptionsFor(...).with);
+  // a worker pool's name sets them for each of its members.
   void SetExceptionHandler(std::string_view name, ExceptionHandler<T>& handler) {
     exception_handlers_[std::string(name)] = &handler;
   }
@@ -271,8 +272,9 @@ class Pipeline {
     }
     running_.store(false, std::memory_order_release);
     for (auto& stage : stages_) {
+      // (halt stays: a Halt() from another thread that saw the pipeline running may be
+      // calling it now; halting a processor that ended does nothing)
       stage->run = nullptr;
-      stage->halt = nullptr;
       stage->failure = nullptr;
       if (stage->consumer) {
         stage->result.events = stage->consumer->ring().consumer(
@@ -326,11 +328,11 @@ class Pipeline {
     stage.bind = [this, ring, handler](internal::PipelineStage& self) {
       auto processor = std::make_shared<BatchEventProcessor<T, H>>(
           *ring, *self.consumer, *handler, self.options.processor);
-      if (ExceptionHandler<T>* h = ExceptionHandlerFor(self.name)) {
+      if (ExceptionHandler<T>* h = ExceptionHandlerFor(self)) {
         processor->SetExceptionHandler(*h);
       }
-      if (auto it = rewind_strategies_.find(self.name); it != rewind_strategies_.end()) {
-        processor->SetRewindStrategy(*it->second);
+      if (RewindStrategy* r = ForStage(rewind_strategies_, self)) {
+        processor->SetRewindStrategy(*r);
       }
       self.run = [processor] { return processor->Run(); };
       self.halt = [processor] { processor->Halt(); };
@@ -392,9 +394,18 @@ class Pipeline {
     RegisterAdded();
   }
 
-  ExceptionHandler<T>* ExceptionHandlerFor(const std::string& stage) const {
-    auto it = exception_handlers_.find(stage);
-    return it != exception_handlers_.end() ? it->second : default_exception_handler_;
+  // What was set for the stage's name, else (a worker pool's member) for its pool's name.
+  template <typename V>
+  static V* ForStage(const std::map<std::string, V*>& set, const internal::PipelineStage& stage) {
+    for (const std::string* key : {&stage.name, &stage.group}) {
+      if (key->empty()) continue;
+      if (auto it = set.find(*key); it != set.end()) return it->second;
+    }
+    return nullptr;
+  }
+  ExceptionHandler<T>* ExceptionHandlerFor(const internal::PipelineStage& stage) const {
+    ExceptionHandler<T>* h = ForStage(exception_handlers_, stage);
+    return h != nullptr ? h : default_exception_handler_;
   }
 
   void RunStageThread(internal::PipelineStage& stage) {

@@ -568,6 +568,10 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
         if spec.journal and spec.start_at is None:
             err(lines.stage(i, "journal"), f"{label}: a journal is for catching up; say "
                 "where to start (start_at)")
+        elif spec.journal and spec.start_at:
+            err(lines.stage(i, "start_at"), f"{label}: start_at must be 0: each run makes "
+                "the ring anew, from sequence 0, so nothing of it comes before (a journal of "
+                "an earlier run holds another life of the ring)")
         if isinstance(spec.workers, int) and spec.workers > 1 and spec.journal:
             err(lines.stage(i, "workers"), f"{label}: a worker group cannot catch up from a "
                 "journal")
