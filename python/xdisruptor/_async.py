@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import queue
+import threading
 import time
 from typing import TYPE_CHECKING, Any, AsyncGenerator, Callable, Optional, TypeVar
 
@@ -57,23 +59,46 @@ class Turns:
 
 
 class _Helper:
-    """One daemon-less worker thread, made on first use, for the blocking waits of one
-    consumer or producer."""
+    """One daemon worker thread, made on first use, for the blocking waits of one consumer
+    or producer. A daemon: a wait left in it (a loop stopped without cancelling its tasks)
+    does not keep the interpreter from exiting, as a ThreadPoolExecutor's thread would."""
 
     def __init__(self, name: str):
         self._name = name
-        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._queue: Optional[queue.SimpleQueue] = None
+        self._thread: Optional[threading.Thread] = None
 
     def submit(self, fn: Callable[..., T], *args: Any) -> "concurrent.futures.Future[T]":
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"xdisruptor-{self._name}")
-        return self._pool.submit(fn, *args)
+        if self._thread is None:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._work, args=(self._queue,),
+                                            name=f"xdisruptor-{self._name}", daemon=True)
+            self._thread.start()
+        assert self._queue is not None
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((future, fn, args))
+        return future
+
+    @staticmethod
+    def _work(jobs: queue.SimpleQueue) -> None:
+        while (job := jobs.get()) is not None:
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - the awaiting task gets it
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        if self._thread is not None:
+            assert self._queue is not None
+            self._queue.put(None)
+            if self._thread is not threading.current_thread():
+                self._thread.join()
+            self._thread = self._queue = None
 
 
 async def _await_wait(consumer: "Consumer", fn: Callable[..., T], *args: Any) -> T:

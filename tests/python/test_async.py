@@ -356,3 +356,27 @@ async def test_should_catch_up_from_a_journal_in_an_async_loop(ring_name, tmp_pa
     assert from_journal >= 1000 - 64
     late.close()
     ring.close()
+
+
+@pytest.mark.parametrize("side", ["consumer", "producer"])
+def test_should_let_the_interpreter_exit_with_an_async_wait_left_running(ring_name, side):
+    """A loop left without cancelling its tasks (run_until_complete of something else, then
+    the end of the script) leaves a wait in the helper thread: the process still exits
+    (the helper was a ThreadPoolExecutor's thread, joined at exit: it hung for good)."""
+    wait = ("async for b in r.consumer('c').abatches(): pass" if side == "consumer" else
+            "p = r.producer()\n    while True: await p.apublish((1, 2, 3.0, 4, b'x'))")
+    script = f"""
+import asyncio, xdisruptor
+from conftest import PEER_DTYPE
+r = xdisruptor.Ring.create({ring_name!r}, capacity=16, dtype=PEER_DTYPE)
+{"h = r.consumer('hold')" if side == "producer" else ""}
+async def waiting():
+    {wait}
+loop = asyncio.new_event_loop()
+task = loop.create_task(waiting())
+loop.run_until_complete(asyncio.sleep(0.3))
+print("leaving", flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=REPO / "tests" / "python")
+    assert done.stdout == "leaving\n", done.stdout + done.stderr
