@@ -426,6 +426,46 @@ after = 5
             (line, message, err)
 
 
+def test_should_report_tables_of_the_wrong_kind_and_handlers_that_fail_to_import(tmp_path,
+                                                                                 examples_bin):
+    """ring = "x", stage = [1] and a handler module with a syntax error are problems reported
+    with their line (exit 2), not a traceback."""
+    (tmp_path / "broken_handler.py").write_text("def oops(:\n")
+    text = f"""vars = 1
+ring = "x"
+stage = [1]
+
+[producer]
+command = ["{examples_bin}/xdisruptor_demo_feed"]
+"""
+    (tmp_path / "bad.toml").write_text(text)
+    good = f"""[ring]
+capacity = 64
+dtype = "<i8:sequence"
+
+[producer]
+command = ["{examples_bin}/xdisruptor_demo_feed"]
+
+[[stage]]
+name = "a"
+handler = "broken_handler:Handler"
+"""
+    (tmp_path / "handler.toml").write_text(good)
+    for name, expected in (("bad.toml", [(1, "[vars] must be a table"),
+                                         (2, "[ring] must be a table"),
+                                         (3, "[[stage]] must be tables")]),
+                           ("handler.toml", [(10, "stage 'a': handler 'broken_handler:Handler':"
+                                                 " cannot import 'broken_handler' "
+                                                 "(SyntaxError")])):
+        path = tmp_path / name
+        done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate",
+                               str(path)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        for line, message in expected:
+            assert any(l.startswith(f"{path}:{line}: ") and message in l
+                       for l in done.stderr.splitlines()), (line, message, done.stderr)
+
+
 def test_should_accept_the_demo_file_when_validating(examples_bin):
     done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate",
                            str(HERE.parents[1] / "examples/pipeline/demo.toml"),

@@ -182,6 +182,7 @@ class _Lines:
         self.tables: dict[str, dict[str, int]] = {}
         self.stages: list[dict[str, int]] = []
         self.checks: list[dict[str, int]] = []
+        self.top: dict[str, int] = {}  # keys before any table (ring = "x": a mistake)
         current: Optional[dict[str, int]] = None
         depth = 0  # open brackets of a value that spans lines (a dtype list, say)
         for n, raw in enumerate(text.splitlines(), 1):
@@ -203,14 +204,17 @@ class _Lines:
                     current = self.stages[-1]
                 else:
                     current = self.tables.setdefault(header, {"": n})
-            elif "=" in bare and current is not None:
+            elif "=" in bare:
                 key = line.split("=", 1)[0]  # as written: a quoted key keeps its name
-                current.setdefault(key.strip().strip('"\''), n)
+                (current if current is not None else self.top).setdefault(
+                    key.strip().strip('"\''), n)
                 value = bare.split("=", 1)[1]
                 depth = max(0, value.count("[") - value.count("]"))
 
     def table(self, name: str, key: str = "") -> int:
-        t = self.tables.get(name, {})
+        if name not in self.tables:
+            return self.top.get(name, 1)
+        t = self.tables[name]
         return t.get(key, t.get("", 1))
 
     def stage(self, index: int, key: str = "") -> int:
@@ -261,9 +265,9 @@ def _find_handler(spec: StageSpec, root: str):
     sys.path[:0] = added
     try:
         module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"handler {spec.handler!r}: cannot import {module_name!r} ({e})") \
-            from None
+    except Exception as e:  # ImportError, or the module's own error (SyntaxError, ...)
+        raise ValueError(f"handler {spec.handler!r}: cannot import {module_name!r} "
+                         f"({type(e).__name__}: {e})") from None
     finally:
         for p in added:
             if p in sys.path:
@@ -305,6 +309,16 @@ def load(path: str, *, overrides: Optional[dict] = None, check_handlers: bool = 
                        "metrics"):
             err(lines.table(key), f"unknown table [{key}]; use [vars], [ring], [producer], "
                 "[[stage]], [[check]], [launcher], [journal], [metrics]")
+    # A table of the wrong kind (ring = "x", stage = [1]) is a problem to report, not a crash.
+    for key in ("vars", "ring", "producer", "launcher", "journal", "metrics"):
+        if key in doc and not isinstance(doc[key], dict):
+            err(lines.table(key), f"[{key}] must be a table ([{key}] and its keys)")
+            del doc[key]
+    for key in ("stage", "check"):
+        if key in doc and (not isinstance(doc[key], list) or
+                           not all(isinstance(t, dict) for t in doc[key])):
+            err(lines.table(key), f"[[{key}]] must be tables ([[{key}]] and their keys)")
+            doc[key] = []
     variables = {str(k): str(v) for k, v in doc.get("vars", {}).items()}
     variables.update(overrides or {})
     ring_doc = doc.get("ring", {})
