@@ -154,6 +154,15 @@ int ReplayWith(RingSegment& ring, Producer& producer, JournalReader& reader, std
 int JournalReplay(const std::string& directory, const std::string& ring_name) {
   auto reader = JournalReader::Open(directory);
   if (!reader.ok()) return Fail(reader.status());
+  // The range first: a refused replay makes no ring (--create), which would then exist.
+  const std::int64_t from = absl::GetFlag(FLAGS_from) >= 0 ? absl::GetFlag(FLAGS_from)
+                                                           : reader->first();
+  const std::int64_t to = absl::GetFlag(FLAGS_to) >= 0 ? absl::GetFlag(FLAGS_to) : reader->last();
+  if (from < reader->first() || to > reader->last() || from > to + 1) {
+    return Fail(absl::OutOfRangeError(absl::StrFormat(
+        "journal '%s' holds %d..%d; cannot replay %d..%d", directory, reader->first(),
+        reader->last(), from, to)));
+  }
   std::optional<RingSegment> ring;
   if (absl::GetFlag(FLAGS_create)) {
     auto created = RingSegment::Create(
@@ -174,14 +183,6 @@ int JournalReplay(const std::string& directory, const std::string& ring_name) {
         "(%d-byte slots): refusing to replay",
         directory, reader->schema(), reader->slot_size(), ring_name, ring->schema(),
         ring->slot_size())));
-  }
-  const std::int64_t from = absl::GetFlag(FLAGS_from) >= 0 ? absl::GetFlag(FLAGS_from)
-                                                           : reader->first();
-  const std::int64_t to = absl::GetFlag(FLAGS_to) >= 0 ? absl::GetFlag(FLAGS_to) : reader->last();
-  if (from < reader->first() || to > reader->last() || from > to + 1) {
-    return Fail(absl::OutOfRangeError(absl::StrFormat(
-        "journal '%s' holds %d..%d; cannot replay %d..%d", directory, reader->first(),
-        reader->last(), from, to)));
   }
   if (ring->sequencer_kind() == SequencerKind::kMultiProducer) {
     auto producer = MultiProducerSequencer::Attach(*ring);

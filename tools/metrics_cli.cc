@@ -126,7 +126,9 @@ int Metrics(const std::vector<std::string>& rings, const std::string& listen, bo
     return 1;
   }
   exposer->RegisterCollectable(collector);
-  const std::string host = listen.substr(0, listen.rfind(':'));
+  // "HOST:PORT", or a port alone (civetweb then listens on every address).
+  const std::size_t colon = listen.rfind(':');
+  const std::string host = colon == std::string::npos ? "0.0.0.0" : listen.substr(0, colon);
   std::printf("serving http://%s:%d/metrics\n", host.c_str(), ports[0]);
   std::fflush(stdout);
   int signal = 0;

@@ -506,6 +506,13 @@ def test_should_create_the_ring_it_replays_into_with_the_journals_schema(ring_na
         bad = subprocess.run([tool, "journal", "replay", str(tmp_path / "j"), target,
                               "--from=5000"], capture_output=True, text=True, timeout=60)
         assert bad.returncode == 1 and "holds 0..1999" in bad.stderr
+        # Refused with --create, it makes no ring (one left behind made the retry fail).
+        for _ in range(2):
+            bad = subprocess.run([tool, "journal", "replay", str(tmp_path / "j"),
+                                  target + "-2", "--create", "--from=5000"],
+                                 capture_output=True, text=True, timeout=60)
+            assert bad.returncode == 1 and "holds 0..1999" in bad.stderr, bad.stderr
+            assert not xdisruptor.Ring.exists(target + "-2")
     finally:
         if xdisruptor.Ring.exists(target):
             xdisruptor.Ring.remove(target, force=True)

@@ -256,6 +256,22 @@ def test_a_named_ring_that_is_missing_is_reported_unreadable(tool):
         xdisruptor.metrics.serve(70000)
 
 
+def test_a_port_alone_listens_everywhere_and_says_where(tool):
+    """`--listen PORT` (no host): it says http://0.0.0.0:PORT (it said http://PORT:PORT)."""
+    proc = subprocess.Popen([tool, "metrics", "--listen", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving http://0.0.0.0:") and line.endswith("/metrics\n"), \
+            line + proc.stderr.read()
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def python_producer(name, events, pause=0.0, close_when=None):
     """Publishes PeerEvents (as the C++ peer does), then closes the stream (once `close_when`
     is set, if given)."""
