@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
@@ -34,14 +35,28 @@ struct JournalRecorder::State {
   std::int64_t last_sync_ns = 0;
   std::int64_t last_retention_ns = 0;
 
+  // Evicted (an operator, while the disk was full, say): the ring no longer waits for the
+  // recorder, so the slots it has not written may hold later events already. Acquire: pairs
+  // with the eviction, as EventPoller's check after its read.
+  bool Evicted() {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return consumer->barrier().evicted();
+  }
+
   // Appends, waiting out a full disk (holding the ring: nothing is dropped). False if halted
-  // meanwhile or on another error (reported).
+  // or evicted meanwhile, or on another error (reported).
   bool AppendHolding(std::int64_t first, const std::byte* data, std::int64_t count) {
     bool told = false;
     // Stamped into segments made from here on: a ring a bridge feeds knows the source's life
     // only once its first batch came.
     writer->set_ring_epoch(RingEpoch(*ring));
     for (;;) {
+      if (Evicted()) {  // never write what may be another lap's events under these numbers
+        std::fprintf(stderr, "xdisruptor journal: evicted from ring '%s' at %lld; not recording "
+                     "what the ring may have overwritten since\n",
+                     std::string(ring->name()).c_str(), static_cast<long long>(first - 1));
+        return false;
+      }
       const absl::Status s = writer->Append(first, data, count);
       if (s.ok()) {
         if (told) {
@@ -206,7 +221,9 @@ WaitStatus JournalRecorder::Run() {
       const std::int64_t run_end = std::min(hi, s + (capacity - (s & (capacity - 1))) - 1);
       if (!st.AppendHolding(s, st.ring->slot(s), run_end - s + 1)) {
         st.SyncUnlessNone();
-        return st.halted.load() ? WaitStatus::kHalted : WaitStatus::kHandlerFailed;
+        return st.halted.load() ? WaitStatus::kHalted
+               : st.Evicted()   ? WaitStatus::kEvicted
+                                : WaitStatus::kHandlerFailed;
       }
       s = run_end + 1;
     }

@@ -348,6 +348,41 @@ def test_should_hold_the_ring_when_the_disk_is_full_and_resume_when_there_is_roo
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
+def test_should_stop_recording_when_evicted_while_the_disk_is_full(peer_ring, ring_name, peer,
+                                                                  tool, tmp_path):
+    """Holding the ring on a full disk, the recorder is evicted (an operator lets the feed go
+    on): the producer overwrites what it had not written, so it stops (exit 1, saying so)
+    rather than write those slots, later laps' events, under the old numbers once there is
+    room. Every event the journal holds is the one of its sequence."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "1m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        recorder = record(tool, ring_name, disk / "j", "--segment-bytes=262144")
+        n = 40_000
+        prod = start(peer_cmd(peer, "cpp", "produce", ring_name, f"--events={n}", "--batch=64"))
+        deadline = time.monotonic() + 30
+        stuck_at = None
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            now = peer_ring.cursor
+            if stuck_at == now:
+                break
+            stuck_at = now
+        assert prod.poll() is None and stuck_at < n - 1
+        xdisruptor.Ring.evict(ring_name, "journal")
+        assert prod.wait(timeout=60) == 0  # nothing holds it now: it laps the journal's place
+        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        out, err = recorder.communicate(timeout=60)
+        journal = xdisruptor.Journal(disk / "j")
+        journal.verify()
+        got = journal.read(journal.first, journal.last + 1)
+        assert len(got) > 0 and check_peer_events(got, journal.first)
+        assert recorder.returncode == 1 and "evicted" in err, err
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
 def test_should_join_the_ring_for_a_start_older_than_the_journal_the_ring_still_holds(
         peer_ring, ring_name, tool, tmp_path):
     """A recorder started late: the journal begins at 100, the ring (held by a stage) still
