@@ -2,6 +2,7 @@
 // segment), also while a recorder appends; JournalRecorder records a ring from a thread.
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 #include "bindings.h"
 
@@ -15,30 +16,44 @@ class PyJournal {
     auto opened = JournalReader::Open(directory);
     if (!opened.ok()) ThrowStatus(opened.status(), ErrorSubject::kJournal);
     reader_.emplace(*std::move(opened));
+    slot_size_ = reader_->slot_size();  // fixed for the journal's life
   }
 
-  JournalReader& get() { return *reader_; }
+  // f(reader) with the GIL released and this journal's lock held: one Journal shared by
+  // threads (one reads or verifies while another refreshes) never sees the reader change
+  // under it. The lock is taken only without the GIL, so the two cannot deadlock.
+  template <typename F>
+  auto With(F f) {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mu_);
+    return f(*reader_);
+  }
 
   // Events start..start+count-1 as one array: a view of the segment's mapping when they lie in
   // one segment (it keeps the mapping alive), else a copy.
   py::array Read(std::int64_t start, std::int64_t count, const py::dtype& dtype) {
     if (count < 0) ThrowStatus(absl::InvalidArgumentError("read a count >= 0 of events"));
-    if (count > 0 && (start < get().first() || start + count - 1 > get().last())) {
-      Refresh();
-      if (start < get().first() || start + count - 1 > get().last()) {
-        ThrowStatus(absl::OutOfRangeError(absl::StrFormat(
-            "journal '%s' holds %d..%d; cannot read %d..%d", get().directory(), get().first(),
-            get().last(), start, start + count - 1)));
+    struct Range {
+      absl::Status status;
+      std::int64_t first, last;
+      std::string directory;
+    };
+    const Range range = With([&](JournalReader& r) {
+      absl::Status status;
+      if (count > 0 && (start < r.first() || start + count - 1 > r.last())) {
+        status = r.Refresh();
       }
+      return Range{status, r.first(), r.last(), r.directory()};
+    });
+    if (!range.status.ok()) ThrowStatus(range.status, ErrorSubject::kJournal);
+    if (count > 0 && (start < range.first || start + count - 1 > range.last)) {
+      ThrowStatus(absl::OutOfRangeError(absl::StrFormat(
+          "journal '%s' holds %d..%d; cannot read %d..%d", range.directory, range.first,
+          range.last, start, start + count - 1)));
     }
-    const auto slot = static_cast<py::ssize_t>(get().slot_size());
-    absl::StatusOr<JournalSpan> first_span;
-    if (count > 0) {
-      py::gil_scoped_release release;
-      first_span = get().Read(start, count);
-    } else {
-      first_span = JournalSpan{};
-    }
+    const auto slot = static_cast<py::ssize_t>(slot_size_);
+    absl::StatusOr<JournalSpan> first_span = JournalSpan{};
+    if (count > 0) first_span = With([&](JournalReader& r) { return r.Read(start, count); });
     if (!first_span.ok()) ThrowStatus(first_span.status(), ErrorSubject::kJournal);
     if (first_span->count == count) {
       auto* keep = new std::shared_ptr<const void>(first_span->keep_alive);
@@ -53,11 +68,8 @@ class PyJournal {
     auto* dst = static_cast<std::byte*>(out.mutable_data());
     std::int64_t done = 0;
     while (done < count) {
-      absl::StatusOr<JournalSpan> span;
-      {
-        py::gil_scoped_release release;
-        span = get().Read(start + done, count - done);
-      }
+      absl::StatusOr<JournalSpan> span =
+          With([&](JournalReader& r) { return r.Read(start + done, count - done); });
       if (!span.ok()) ThrowStatus(span.status(), ErrorSubject::kJournal);
       if (span->count == 0) ThrowStatus(absl::DataLossError("the journal ended early"));
       std::memcpy(dst + done * slot, span->data, static_cast<std::size_t>(span->count * slot));
@@ -69,36 +81,35 @@ class PyJournal {
   // Up to `max` events from `start`, within one segment (a zero-copy view; fewer at a segment's
   // end; empty past the journal's end).
   py::array Span(std::int64_t start, std::int64_t max, const py::dtype& dtype) {
-    if (start > get().last()) Refresh();
-    absl::StatusOr<JournalSpan> span;
-    {
-      py::gil_scoped_release release;
-      span = get().Read(start, max);
-    }
+    absl::StatusOr<JournalSpan> span = With([&](JournalReader& r) -> absl::StatusOr<JournalSpan> {
+      if (start > r.last()) {
+        if (absl::Status s = r.Refresh(); !s.ok()) return s;
+      }
+      return r.Read(start, max);
+    });
     if (!span.ok()) ThrowStatus(span.status(), ErrorSubject::kJournal);
     auto* keep = new std::shared_ptr<const void>(span->keep_alive);
     py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<const void>*>(p); });
     py::array view(dtype, {static_cast<py::ssize_t>(span->count)},
-                   {static_cast<py::ssize_t>(get().slot_size())},
+                   {static_cast<py::ssize_t>(slot_size_)},
                    span->count > 0 ? span->data : nullptr, base);
     py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
     return view;
   }
 
   void Refresh() {
-    if (absl::Status s = get().Refresh(); !s.ok()) ThrowStatus(s, ErrorSubject::kJournal);
+    const absl::Status s = With([](JournalReader& r) { return r.Refresh(); });
+    if (!s.ok()) ThrowStatus(s, ErrorSubject::kJournal);
   }
   void Verify() {
-    absl::Status s;
-    {
-      py::gil_scoped_release release;
-      s = get().Verify();
-    }
+    const absl::Status s = With([](JournalReader& r) { return r.Verify(); });
     if (!s.ok()) ThrowStatus(s, ErrorSubject::kJournal);
   }
 
  private:
   std::optional<JournalReader> reader_;
+  std::mutex mu_;
+  std::uint32_t slot_size_ = 0;
 };
 
 // A recorder from Python: start() registers, run() records with the GIL released until the
@@ -157,14 +168,30 @@ class PyRecorder {
 void RegisterJournal(py::module_& m) {
   py::class_<PyJournal>(m, "RawJournal")
       .def(py::init<const std::string&>(), py::arg("directory"))
-      .def_property_readonly("directory", [](PyJournal& j) { return j.get().directory(); })
-      .def_property_readonly("schema", [](PyJournal& j) { return j.get().schema(); })
-      .def_property_readonly("slot_size", [](PyJournal& j) { return j.get().slot_size(); })
-      .def_property_readonly("ring_name", [](PyJournal& j) { return j.get().ring_name(); })
-      .def_property_readonly("first", [](PyJournal& j) { return j.get().first(); })
-      .def_property_readonly("last", [](PyJournal& j) { return j.get().last(); })
-      .def_property_readonly("segments", [](PyJournal& j) { return j.get().segments(); })
-      .def_property_readonly("bytes", [](PyJournal& j) { return j.get().bytes(); })
+      .def_property_readonly("directory", [](PyJournal& j) {
+        return j.With([](JournalReader& r) { return std::string(r.directory()); });
+      })
+      .def_property_readonly("schema", [](PyJournal& j) {
+        return j.With([](JournalReader& r) { return std::string(r.schema()); });
+      })
+      .def_property_readonly("slot_size", [](PyJournal& j) {
+        return j.With([](JournalReader& r) { return r.slot_size(); });
+      })
+      .def_property_readonly("ring_name", [](PyJournal& j) {
+        return j.With([](JournalReader& r) { return std::string(r.ring_name()); });
+      })
+      .def_property_readonly("first",
+                             [](PyJournal& j) { return j.With([](JournalReader& r) {
+                               return r.first(); }); })
+      .def_property_readonly("last",
+                             [](PyJournal& j) { return j.With([](JournalReader& r) {
+                               return r.last(); }); })
+      .def_property_readonly("segments",
+                             [](PyJournal& j) { return j.With([](JournalReader& r) {
+                               return r.segments(); }); })
+      .def_property_readonly("bytes",
+                             [](PyJournal& j) { return j.With([](JournalReader& r) {
+                               return r.bytes(); }); })
       .def("refresh", &PyJournal::Refresh)
       .def("verify", &PyJournal::Verify)
       .def("read", &PyJournal::Read, py::arg("start"), py::arg("count"), py::arg("dtype"))

@@ -585,3 +585,50 @@ def test_should_read_journals_as_numpy_arrow_and_parquet(ring_name, tmp_path):
     assert back.column("sym").to_pylist()[0] == b"XDS"
     with pytest.raises(InvalidArgumentError):
         list(j.batches(max_size=0))
+
+
+_SHARED_JOURNAL = """
+import sys, threading, time
+import xdisruptor
+from conftest import PEER_DTYPE, check_peer_events, peer_events
+ring = xdisruptor.Ring.create(sys.argv[1], capacity=1024, dtype=PEER_DTYPE)
+rec = xdisruptor.JournalRecorder(ring, sys.argv[2], segment_bytes=64 * 64)
+recording = threading.Thread(target=rec.run)
+recording.start()
+with ring.producer() as p:
+    p.publish_batch(peer_events(0, 64))
+    time.sleep(0.3)
+    j = xdisruptor.Journal(sys.argv[2])
+    stop = time.monotonic() + 3
+    def refresh():
+        while time.monotonic() < stop:
+            j.refresh()
+    def read():
+        while time.monotonic() < stop:
+            last = j.last
+            assert check_peer_events(j.read(0, last + 1), 0)
+            j.verify()
+    threads = [threading.Thread(target=refresh), threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    first = 64
+    while time.monotonic() < stop:
+        p.publish_batch(peer_events(first, 64))  # a segment each
+        first += 64
+        time.sleep(0.001)
+    for t in threads:
+        t.join()
+recording.join(30)
+rec.close()
+print("done", j.first, flush=True)
+"""
+
+
+def test_should_let_threads_share_a_journal_while_it_grows(ring_name, tmp_path):
+    """One Journal read and verified in one thread while another refreshes it, as a recorder
+    adds a segment every batch: no crash (the reader's segments changed under a read that
+    ran without the GIL)."""
+    done = subprocess.run([sys.executable, "-c", _SHARED_JOURNAL, ring_name, str(tmp_path / "j")],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=pathlib.Path(__file__).parent)
+    assert done.returncode == 0 and done.stdout == "done 0\n", done.stdout + done.stderr
