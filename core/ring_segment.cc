@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "internal/segment_file.h"
+#include "xdisruptor/layout_access.h"
 #include "xdisruptor/process.h"
 #include "xdisruptor/schema.h"
 
@@ -433,6 +434,32 @@ absl::StatusOr<RingSegment> RingSegment::Attach(std::string_view name,
   }
 }
 
+namespace {
+
+// The live processes other than this one registered in ring `name`: its consumers (active or
+// evicted: an evicted one may still read) and its producers. Empty when it cannot be read.
+std::vector<std::int64_t> RegisteredProcesses(std::string_view name) {
+  std::vector<std::int64_t> pids;
+  auto ring = RingSegment::Attach(name, {.read_only = true});
+  if (!ring.ok()) return pids;
+  const std::int64_t self = ::getpid();
+  auto add = [&](const OwnerState& owner) {
+    const ProcessIdentity who = LoadOwner(owner);
+    if (who.pid > 0 && who.pid != self && IsAlive(who) &&
+        std::find(pids.begin(), pids.end(), who.pid) == pids.end()) {
+      pids.push_back(who.pid);
+    }
+  };
+  for (std::size_t i = 0; i < kMaxConsumers; ++i) {
+    const ConsumerState& c = ring->consumer(i);
+    if (LoadStatus(c) != ConsumerStatus::kFree) add(c.owner);
+  }
+  for (const ProducerEntryState& p : ring->producer().producers) add(p.owner);
+  return pids;
+}
+
+}  // namespace
+
 absl::Status RingSegment::Remove(std::string_view name, const RemoveOptions& options) {
   if (absl::Status s = ValidateName(name, "ring"); !s.ok()) return s;
   auto file = internal::OpenSegmentFile(name, /*read_only=*/true, "remove");
@@ -452,7 +479,12 @@ absl::Status RingSegment::Remove(std::string_view name, const RemoveOptions& opt
           "anyway)",
           internal::SegmentPath(name), magic));
     }
-    const std::vector<std::int64_t> pids = internal::MappingProcesses(name);
+    std::vector<std::int64_t> pids = internal::MappingProcesses(name);
+    // /proc shows another user's mappings to root only: the ring's own tables name the
+    // processes registered in it (consumers, producers), alive or not, whoever runs this.
+    for (const std::int64_t pid : RegisteredProcesses(name)) {
+      if (std::find(pids.begin(), pids.end(), pid) == pids.end()) pids.push_back(pid);
+    }
     if (!pids.empty()) {
       std::string list;
       for (std::int64_t pid : pids) list += absl::StrFormat("%s%d", list.empty() ? "" : ", ", pid);

@@ -461,6 +461,26 @@ def test_should_let_a_group_monitor_read_but_refuse_writers_and_strangers(ring_n
     ring.close()
 
 
+@needs_root
+def test_should_refuse_to_remove_a_ring_another_users_registered_process_uses(ring_name, tool):
+    """`rm` run by a user who cannot read another user's /proc/PID/maps still finds the ring
+    in use: the processes registered in it (here a consumer of root's, in a ring nobody owns)
+    are asked too. It removed the ring from under them."""
+    ring = xdisruptor.Ring.create(ring_name, capacity=16, dtype=DT, mode=0o666)
+    os.chown(f"/dev/shm/{ring_name}", 65534, 65534)  # nobody's ring: nobody may remove it
+    consumer = ring.consumer("roots-reader")
+    rm = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", tool,
+                         "rm", ring_name], capture_output=True, text=True, timeout=30)
+    assert rm.returncode == 1 and "still mapped by process" in rm.stderr, rm.stderr
+    assert str(os.getpid()) in rm.stderr and xdisruptor.Ring.exists(ring_name)
+    consumer.close()
+    ring.close()
+    rm = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", tool,
+                         "rm", ring_name], capture_output=True, text=True, timeout=30)
+    assert rm.returncode == 0, rm.stderr  # nobody left: its owner removes it
+    assert not xdisruptor.Ring.exists(ring_name)
+
+
 @pytest.mark.parametrize("via", ["python", "tool"])
 def test_should_evict_a_live_slow_consumer_and_tell_it_what_it_missed(ring_name, tool, via):
     ring = xdisruptor.Ring.create(ring_name, capacity=16, dtype=DT)
