@@ -436,8 +436,9 @@ absl::StatusOr<RingSegment> RingSegment::Attach(std::string_view name,
 
 namespace {
 
-// The live processes other than this one registered in ring `name`: its consumers (active or
-// evicted: an evicted one may still read) and its producers. Empty when it cannot be read.
+// The live processes other than this one registered in ring `name`: its active consumers
+// and its producers (an evicted entry keeps its last owner after it left). Empty when the
+// ring cannot be read.
 std::vector<std::int64_t> RegisteredProcesses(std::string_view name) {
   std::vector<std::int64_t> pids;
   auto ring = RingSegment::Attach(name, {.read_only = true});
@@ -452,7 +453,7 @@ std::vector<std::int64_t> RegisteredProcesses(std::string_view name) {
   };
   for (std::size_t i = 0; i < kMaxConsumers; ++i) {
     const ConsumerState& c = ring->consumer(i);
-    if (LoadStatus(c) != ConsumerStatus::kFree) add(c.owner);
+    if (IsActive(c) || LoadStatus(c) == ConsumerStatus::kJoining) add(c.owner);
   }
   for (const ProducerEntryState& p : ring->producer().producers) add(p.owner);
   return pids;
