@@ -200,44 +200,60 @@ absl::StatusOr<JournalReader> JournalReader::Open(std::string_view directory) {
 
 absl::Status JournalReader::Refresh() {
   State& st = *state_;
-  auto listed = journal::ListSegments(st.directory);
-  if (!listed.ok()) return listed.status();
-  // Segments retention removed (at the front) are forgotten; views of them stay valid.
-  while (!st.segments.empty() &&
-         std::none_of(listed->begin(), listed->end(), [&](const journal::SegmentFiles& f) {
-           return f.first == st.segments.front().files.first;
-         })) {
-    st.segments.erase(st.segments.begin());
-  }
-  for (std::size_t i = 0; i < listed->size(); ++i) {
-    const journal::SegmentFiles& files = (*listed)[i];
-    if (!st.segments.empty() && files.first <= st.segments.back().files.first) continue;
-    auto seg = st.OpenSegment(files);
-    if (!seg.ok()) {
-      // The newest segment may be being created right now (no complete header yet).
-      if (i + 1 == listed->size() && seg.status().code() == absl::StatusCode::kDataLoss) break;
-      return seg.status();
+  for (int pass = 0;; ++pass) {
+    auto listed = journal::ListSegments(st.directory);
+    if (!listed.ok()) return listed.status();
+    // Segments retention removed (at the front) are forgotten; views of them stay valid.
+    while (!st.segments.empty() &&
+           std::none_of(listed->begin(), listed->end(), [&](const journal::SegmentFiles& f) {
+             return f.first == st.segments.front().files.first;
+           })) {
+      st.segments.erase(st.segments.begin());
     }
-    st.segments.push_back(*std::move(seg));
-  }
-  // A segment is complete once a later one exists: its writer finished it first.
-  for (std::size_t i = 0; i < st.segments.size(); ++i) {
-    Segment& seg = st.segments[i];
-    if (seg.complete) continue;
-    const bool newest = i + 1 == st.segments.size();
-    if (absl::Status s = st.ReadIndex(seg, newest); !s.ok()) return s;
-    if (seg.replaced) {
-      auto fresh = st.OpenSegment(seg.files);
-      if (!fresh.ok()) {
-        if (newest && fresh.status().code() == absl::StatusCode::kDataLoss) continue;  // mid-create
-        return fresh.status();
+    const std::size_t known = st.segments.size();
+    for (std::size_t i = 0; i < listed->size(); ++i) {
+      const journal::SegmentFiles& files = (*listed)[i];
+      if (!st.segments.empty() && files.first <= st.segments.back().files.first) continue;
+      auto seg = st.OpenSegment(files);
+      if (!seg.ok()) {
+        // The newest segment may be being created right now (no complete header yet).
+        if (i + 1 == listed->size() && seg.status().code() == absl::StatusCode::kDataLoss) break;
+        return seg.status();
       }
-      seg = *std::move(fresh);
-      if (absl::Status s = st.ReadIndex(seg, newest); !s.ok()) return s;
+      st.segments.push_back(*std::move(seg));
     }
-    seg.complete = !newest;
+    // A segment is complete once a later one exists: its writer finished it first.
+    for (std::size_t i = 0; i < st.segments.size(); ++i) {
+      Segment& seg = st.segments[i];
+      if (seg.complete) continue;
+      const bool newest = i + 1 == st.segments.size();
+      if (absl::Status s = st.ReadIndex(seg, newest); !s.ok()) return s;
+      if (seg.replaced) {
+        auto fresh = st.OpenSegment(seg.files);
+        if (!fresh.ok()) {
+          if (newest && fresh.status().code() == absl::StatusCode::kDataLoss) continue;
+          return fresh.status();
+        }
+        seg = *std::move(fresh);
+        if (absl::Status s = st.ReadIndex(seg, newest); !s.ok()) return s;
+      }
+      seg.complete = !newest;
+    }
+    // A directory listing may miss a file made while it ran and show a later one (readdir
+    // while the writer rolls over): a gap before a segment this pass added is taken back and
+    // the directory listed again. A gap still there after that is the journal's own, for
+    // Verify to report.
+    std::size_t gap = 0;
+    for (std::size_t i = known > 0 ? known - 1 : 0; i + 1 < st.segments.size(); ++i) {
+      if (st.segments[i + 1].files.first != st.segments[i].last() + 1) {
+        gap = i + 1;
+        break;
+      }
+    }
+    if (gap == 0 || pass == 2) return absl::OkStatus();
+    st.segments.erase(st.segments.begin() + static_cast<std::ptrdiff_t>(gap),
+                      st.segments.end());
   }
-  return absl::OkStatus();
 }
 
 const std::string& JournalReader::directory() const { return state_->directory; }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstring>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -34,6 +36,7 @@ struct JournalRecorder::State {
   std::int64_t recorded = 0;
   std::int64_t last_sync_ns = 0;
   std::int64_t last_retention_ns = 0;
+  std::vector<std::byte> copy;  // the batch being written, read out of the ring
 
   // Evicted (an operator, while the disk was full, say): the ring no longer waits for the
   // recorder, so the slots it has not written may hold later events already. Acquire: pairs
@@ -219,7 +222,12 @@ WaitStatus JournalRecorder::Run() {
     // The batch in runs of adjacent slots (it may wrap the ring's end).
     for (std::int64_t s = next; s <= hi;) {
       const std::int64_t run_end = std::min(hi, s + (capacity - (s & (capacity - 1))) - 1);
-      if (!st.AppendHolding(s, st.ring->slot(s), run_end - s + 1)) {
+      // A copy first: the eviction check in AppendHolding then comes after the read, so what
+      // is written is known to be this lap's (evicted during the read, the copy may not be).
+      const auto bytes = static_cast<std::size_t>(run_end - s + 1) * st.ring->slot_size();
+      st.copy.resize(bytes);
+      std::memcpy(st.copy.data(), st.ring->slot(s), bytes);
+      if (!st.AppendHolding(s, st.copy.data(), run_end - s + 1)) {
         st.SyncUnlessNone();
         return st.halted.load() ? WaitStatus::kHalted
                : st.Evicted()   ? WaitStatus::kEvicted

@@ -18,6 +18,7 @@ import concurrent.futures
 import queue
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, AsyncGenerator, Callable, Optional, TypeVar
 
 import numpy as np
@@ -58,39 +59,58 @@ class Turns:
         self.since = time.monotonic()
 
 
-class _Helper:
-    """One daemon worker thread, made on first use, for the blocking waits of one consumer
-    or producer. A daemon: a wait left in it (a loop stopped without cancelling its tasks)
-    does not keep the interpreter from exiting, as a ThreadPoolExecutor's thread would."""
+# Set at interpreter exit (before it joins its threads): helpers' waits end, their threads too.
+_EXITING = threading.Event()
+_HELPERS: "weakref.WeakSet[_Helper]" = weakref.WeakSet()
 
-    def __init__(self, name: str):
+
+def _stop_helpers_at_exit() -> None:
+    _EXITING.set()
+    for helper in list(_HELPERS):
+        helper.stop_waits()
+
+
+if hasattr(threading, "_register_atexit"):  # as concurrent.futures does: before the joins
+    threading._register_atexit(_stop_helpers_at_exit)
+
+
+class _Helper:
+    """One worker thread, made on first use, for the blocking waits of one consumer or
+    producer. It holds nothing of its owner between jobs (a dropped consumer is freed and
+    leaves the ring), ends when its owner is collected or closed, and at interpreter exit its
+    wait is ended (`halt`: the consumer's) so a loop stopped without cancelling a waiting
+    task does not keep the interpreter from exiting."""
+
+    def __init__(self, name: str, halt: Optional[Callable[[], None]] = None):
         self._name = name
+        self._halt = halt
         self._queue: Optional[queue.SimpleQueue] = None
         self._thread: Optional[threading.Thread] = None
+        _HELPERS.add(self)
 
     def submit(self, fn: Callable[..., T], *args: Any) -> "concurrent.futures.Future[T]":
+        if _EXITING.is_set():
+            raise RuntimeError("the interpreter is exiting")
         if self._thread is None:
-            self._queue = queue.SimpleQueue()
-            self._thread = threading.Thread(target=self._work, args=(self._queue,),
-                                            name=f"xdisruptor-{self._name}", daemon=True)
+            jobs: queue.SimpleQueue = queue.SimpleQueue()
+            self._queue = jobs
+            self._thread = threading.Thread(target=_work, args=(jobs,),
+                                            name=f"xdisruptor-{self._name}")
             self._thread.start()
+            weakref.finalize(self, jobs.put, None)  # collected: the thread ends
         assert self._queue is not None
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._queue.put((future, fn, args))
         return future
 
-    @staticmethod
-    def _work(jobs: queue.SimpleQueue) -> None:
-        while (job := jobs.get()) is not None:
-            future, fn, args = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - the awaiting task gets it
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+    def stop_waits(self) -> None:
+        if self._queue is not None:
+            if self._halt is not None:
+                try:
+                    self._halt()
+                except Exception:  # noqa: BLE001 - closed meanwhile: nothing waits
+                    pass
+            self._queue.put(None)
 
     def shutdown(self) -> None:
         if self._thread is not None:
@@ -99,6 +119,23 @@ class _Helper:
             if self._thread is not threading.current_thread():
                 self._thread.join()
             self._thread = self._queue = None
+
+
+def _work(jobs: queue.SimpleQueue) -> None:
+    """A helper's thread: runs jobs until None. Keeps no reference to a finished job (its
+    function holds the consumer or producer)."""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        future, fn, args = job
+        del job
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - the awaiting task gets it
+                future.set_exception(exc)
+        del future, fn, args
 
 
 async def _await_wait(consumer: "Consumer", fn: Callable[..., T], *args: Any) -> T:
@@ -220,7 +257,7 @@ async def publish_bytes(producer: "Producer", data: Any, count: int) -> int:
             cancelled = [False]
 
             def wait_for_room(n: int = n) -> bool:
-                while not cancelled[0]:
+                while not cancelled[0] and not _EXITING.is_set():
                     if raw.wait_for_room(n, _PRODUCER_SLICE_S):
                         return True
                 return False

@@ -991,7 +991,7 @@ class Consumer:
 
     def _helper(self) -> "_async._Helper":
         if self._async_helper is None:
-            self._async_helper = _async._Helper(f"consumer-{self.name}")
+            self._async_helper = _async._Helper(f"consumer-{self.name}", self._raw.halt)
         return self._async_helper
 
     def records(self) -> Iterator[np.void]:

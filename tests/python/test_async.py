@@ -4,6 +4,7 @@ while idle, cancellation that releases nothing unhandled, and catch-up from a jo
 
 import asyncio
 import contextlib
+import gc
 import statistics
 import subprocess
 import sys
@@ -366,9 +367,8 @@ def test_should_let_the_interpreter_exit_with_an_async_wait_left_running(ring_na
     wait = ("async for b in r.consumer('c').abatches(): pass" if side == "consumer" else
             "p = r.producer()\n    while True: await p.apublish((1, 2, 3.0, 4, b'x'))")
     script = f"""
-import asyncio, xdisruptor
-from conftest import PEER_DTYPE
-r = xdisruptor.Ring.create({ring_name!r}, capacity=16, dtype=PEER_DTYPE)
+import asyncio, numpy as np, xdisruptor
+r = xdisruptor.Ring.create({ring_name!r}, capacity=16, dtype=np.dtype({PEER_DTYPE.descr!r}))
 {"h = r.consumer('hold')" if side == "producer" else ""}
 async def waiting():
     {wait}
@@ -378,5 +378,30 @@ loop.run_until_complete(asyncio.sleep(0.3))
 print("leaving", flush=True)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, cwd=REPO / "tests" / "python")
-    assert done.stdout == "leaving\n", done.stdout + done.stderr
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout == "leaving\n", done.stdout + done.stderr
+    assert "terminate" not in done.stderr, done.stderr
+
+
+def test_should_free_a_consumer_dropped_after_an_async_wait(ring_name):
+    """The helper thread that waited for a consumer keeps nothing of it afterwards: a consumer
+    dropped without close() is freed and leaves the ring (the producer is not held by it)."""
+    ring = xdisruptor.Ring.create(ring_name, capacity=16, dtype=PEER_DTYPE)
+
+    async def main():
+        consumer = ring.consumer("dropped")
+        batches = consumer.abatches()
+        waiting = asyncio.ensure_future(batches.__anext__())
+        await asyncio.sleep(0.1)  # it waits in the helper
+        with ring.producer() as p:
+            p.publish((0, 1, 0.5, 0, b"event 0"))
+            assert len(await waiting) == 1
+        await batches.aclose()
+
+    asyncio.run(main())
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while "dropped" in [c["name"] for c in ring.consumers()]:
+        assert time.monotonic() < deadline, ring.consumers()
+        time.sleep(0.05)
+    ring.close()

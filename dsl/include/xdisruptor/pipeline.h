@@ -272,18 +272,18 @@ class Pipeline {
     }
     running_.store(false, std::memory_order_release);
     for (auto& stage : stages_) {
-      // (halt stays: a Halt() from another thread that saw the pipeline running may be
-      // calling it now; halting a processor that ended does nothing)
+      // (halt and the consumer stay until the pipeline goes: a Halt() from another thread
+      // that saw the pipeline running may be calling it now; halting a processor that ended,
+      // on a consumer that left the ring, does nothing)
       stage->run = nullptr;
       stage->failure = nullptr;
-      if (stage->consumer) {
+      if (stage->consumer && stage->consumer->registered()) {  // (a second Join: as before)
         stage->result.events = stage->consumer->ring().consumer(
             static_cast<std::size_t>(stage->consumer->index())).events.load(
                 std::memory_order_relaxed);
         stage->result.handler_errors = stage->consumer->handler_errors();
         stage->result.sequence = stage->consumer->sequence();
         (void)stage->consumer->Deregister();
-        stage->consumer.reset();
       }
       results.push_back(stage->result);
     }

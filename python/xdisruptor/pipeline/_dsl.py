@@ -27,7 +27,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from .._ring import Ring
 from .._vocabulary import ERROR_POLICIES, STALL_POLICIES, WAIT_STRATEGIES, renamed
-from ..errors import InvalidArgumentError, NotFoundError, TimeoutError as XTimeoutError
+from ..errors import (InvalidArgumentError, MissedEventsError, NotFoundError,
+                      TimeoutError as XTimeoutError)
 
 __all__ = ["Pipeline", "Stage", "StageGroup", "StageResult"]
 
@@ -279,6 +280,12 @@ class Pipeline:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.01)
+            except MissedEventsError:
+                # Where its upstream joined is no longer in the ring (an upstream that resumed
+                # an older entry of its name): from the cursor, as a stage of its own would.
+                if start_at is None:
+                    raise
+                start_at = None
 
     def start(self) -> None:
         """Registers every stage in dependency order (process stages from their own process;
