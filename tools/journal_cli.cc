@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <algorithm>
@@ -143,7 +144,22 @@ int ReplayWith(RingSegment& ring, Producer& producer, JournalReader& reader, std
     s += n;
     done += n;
   }
-  if (absl::GetFlag(FLAGS_close)) producer.Close();
+  if (absl::GetFlag(FLAGS_close)) {
+    // Closing ends the stream for every producer: not while others still publish into it.
+    std::string others;
+    for (const ProducerStats& p : Stats(ring).producers) {
+      if (p.alive && p.pid != ::getpid()) {
+        others += absl::StrFormat("%s%d", others.empty() ? "" : ", ", p.pid);
+      }
+    }
+    if (others.empty()) {
+      producer.Close();
+    } else {
+      std::fprintf(stderr, "xdisruptor: left ring %s's stream open: other producers (pid %s) "
+                   "still publish into it, and closing it would end their stream too\n",
+                   std::string(ring.name()).c_str(), others.c_str());
+    }
+  }
   std::printf("replayed %" PRId64 " events (%" PRId64 "..%" PRId64 ") into ring %s\n", done, from,
               from + done - 1, std::string(ring.name()).c_str());
   return 0;

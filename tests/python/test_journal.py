@@ -555,6 +555,29 @@ def test_should_create_the_ring_it_replays_into_with_the_journals_schema(ring_na
             xdisruptor.Ring.remove(target, force=True)
 
 
+def test_should_leave_a_shared_rings_stream_open_while_other_producers_publish(ring_name,
+                                                                               tool, tmp_path):
+    """`journal replay` into a multi-producer ring ends its stream when done, unless other
+    producers still publish into it: closing would end theirs too (it did)."""
+    _record_peer_events(ring_name, tmp_path / "j", 1000)
+    target = ring_name + "-shared"
+    try:
+        ring = xdisruptor.Ring.create(target, capacity=4096, dtype=PEER_DTYPE, producers="multi")
+        live = ring.producer()
+        replay = [tool, "journal", "replay", str(tmp_path / "j"), target]
+        out = subprocess.run(replay, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "replayed 1000 events" in out.stdout, out.stderr
+        assert f"left ring {target}'s stream open" in out.stderr and str(os.getpid()) in out.stderr
+        assert not ring.stream_closed
+        live.close(end_stream=False)  # the other producer leaves: the replay may close it
+        out = subprocess.run(replay, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and ring.stream_closed, out.stderr
+        ring.close()
+    finally:
+        if xdisruptor.Ring.exists(target):
+            xdisruptor.Ring.remove(target, force=True)
+
+
 def test_should_read_journals_as_numpy_arrow_and_parquet(ring_name, tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
