@@ -153,16 +153,21 @@ struct Upstreams {
   std::uint32_t generation[kMaxAfter] = {};
 };
 
+absl::Status UpstreamNotRegistered(const RingSegment& ring, std::string_view name,
+                                   std::string_view upstream) {
+  return absl::NotFoundError(absl::StrFormat(
+      "consumer '%s' runs after '%s', which is not registered on ring '%s'; start the upstream "
+      "stage first",
+      name, upstream, ring.name()));
+}
+
 absl::StatusOr<Upstreams> ResolveUpstreams(const RingSegment& ring, std::string_view name,
                                            const std::vector<std::string>& after) {
   Upstreams up;
   for (std::size_t i = 0; i < after.size(); ++i) {
     const int entry = internal::FindActive(ring, after[i]);
     if (entry < 0) {
-      return absl::NotFoundError(absl::StrFormat(
-          "consumer '%s' runs after '%s', which is not registered on ring '%s'; start the "
-          "upstream stage first",
-          name, after[i], ring.name()));
+      return UpstreamNotRegistered(ring, name, after[i]);
     }
     up.index[i] = entry;
     up.generation[i] = ring.consumer(entry).generation.load(std::memory_order_relaxed);
@@ -191,10 +196,7 @@ absl::StatusOr<Upstreams> ResolveResumedUpstreams(const RingSegment& ring,
       }
     }
     if (entry < 0) {
-      return absl::NotFoundError(absl::StrFormat(
-          "consumer '%s' runs after '%s', which is not registered on ring '%s'; start the "
-          "upstream stage first",
-          name, after[i], ring.name()));
+      return UpstreamNotRegistered(ring, name, after[i]);
     }
     recorded.index[i] = entry;
     recorded.generation[i] = ring.consumer(static_cast<std::size_t>(entry)).generation.load(

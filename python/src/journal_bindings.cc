@@ -112,6 +112,14 @@ class PyJournal {
   std::uint32_t slot_size_ = 0;
 };
 
+// A property of the journal read under its lock (PyJournal::With), as a copy.
+template <typename R>
+auto Locked(R (JournalReader::*get)() const) {
+  return [get](PyJournal& j) {
+    return j.With([get](JournalReader& r) { return std::decay_t<R>((r.*get)()); });
+  };
+}
+
 // A recorder from Python: start() registers, run() records with the GIL released until the
 // stream ends or halt() (any thread).
 class PyRecorder {
@@ -168,30 +176,14 @@ class PyRecorder {
 void RegisterJournal(py::module_& m) {
   py::class_<PyJournal>(m, "RawJournal")
       .def(py::init<const std::string&>(), py::arg("directory"))
-      .def_property_readonly("directory", [](PyJournal& j) {
-        return j.With([](JournalReader& r) { return std::string(r.directory()); });
-      })
-      .def_property_readonly("schema", [](PyJournal& j) {
-        return j.With([](JournalReader& r) { return std::string(r.schema()); });
-      })
-      .def_property_readonly("slot_size", [](PyJournal& j) {
-        return j.With([](JournalReader& r) { return r.slot_size(); });
-      })
-      .def_property_readonly("ring_name", [](PyJournal& j) {
-        return j.With([](JournalReader& r) { return std::string(r.ring_name()); });
-      })
-      .def_property_readonly("first",
-                             [](PyJournal& j) { return j.With([](JournalReader& r) {
-                               return r.first(); }); })
-      .def_property_readonly("last",
-                             [](PyJournal& j) { return j.With([](JournalReader& r) {
-                               return r.last(); }); })
-      .def_property_readonly("segments",
-                             [](PyJournal& j) { return j.With([](JournalReader& r) {
-                               return r.segments(); }); })
-      .def_property_readonly("bytes",
-                             [](PyJournal& j) { return j.With([](JournalReader& r) {
-                               return r.bytes(); }); })
+      .def_property_readonly("directory", Locked(&JournalReader::directory))
+      .def_property_readonly("schema", Locked(&JournalReader::schema))
+      .def_property_readonly("slot_size", Locked(&JournalReader::slot_size))
+      .def_property_readonly("ring_name", Locked(&JournalReader::ring_name))
+      .def_property_readonly("first", Locked(&JournalReader::first))
+      .def_property_readonly("last", Locked(&JournalReader::last))
+      .def_property_readonly("segments", Locked(&JournalReader::segments))
+      .def_property_readonly("bytes", Locked(&JournalReader::bytes))
       .def("refresh", &PyJournal::Refresh)
       .def("verify", &PyJournal::Verify)
       .def("read", &PyJournal::Read, py::arg("start"), py::arg("count"), py::arg("dtype"))

@@ -3,6 +3,7 @@
 // killed and restarted, C++ and Python: tests/python/test_worker_groups.py.
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -137,18 +138,34 @@ TEST(WorkerGroupTest, ShouldNotLeaveAMemberlessGroupWhenItsFirstMemberIsRefused)
   EXPECT_TRUE(a.ok()) << a.status();
 }
 
+// A ring of 64 slots, "a" its only member of group "G" (claims of 8), 40 events published.
+struct MemberWithEvents {
+  ScopedRingName name;
+  std::optional<Ring<TestEvent>> ring;
+  std::optional<Consumer> a;
+  std::optional<SingleProducerSequencer> producer;  // attached for the whole test
+  void Make() {
+    auto r = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
+    ASSERT_TRUE(r.ok()) << r.status();
+    ring.emplace(*std::move(r));
+    auto member = Consumer::Register(ring->segment(), "a", {.group = "G", .claim = 8});
+    ASSERT_TRUE(member.ok()) << member.status();
+    a.emplace(*std::move(member));
+    auto attached = SingleProducerSequencer::Attach(ring->segment());
+    ASSERT_TRUE(attached.ok());
+    producer.emplace(*std::move(attached));
+    const std::int64_t hi = *producer->Next(40);
+    for (std::int64_t s = hi - 39; s <= hi; ++s) (*ring)[s].Fill(s);
+    producer->Publish(hi - 39, hi);
+  }
+};
+
 // Halted or evicted, a member claims nothing more, even with events waiting.
 TEST(WorkerGroupTest, ShouldStopClaimingWhenHaltedOrEvictedWithEventsWaiting) {
-  ScopedRingName name;
-  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
-  ASSERT_TRUE(ring.ok()) << ring.status();
-  auto a = Consumer::Register(ring->segment(), "a", {.group = "G", .claim = 8});
-  ASSERT_TRUE(a.ok()) << a.status();
-  auto producer = SingleProducerSequencer::Attach(ring->segment());
-  ASSERT_TRUE(producer.ok());
-  const std::int64_t hi = *producer->Next(40);
-  for (std::int64_t s = hi - 39; s <= hi; ++s) (*ring)[s].Fill(s);
-  producer->Publish(hi - 39, hi);
+  MemberWithEvents m;
+  ASSERT_NO_FATAL_FAILURE(m.Make());
+  auto& a = m.a;
+  auto& ring = m.ring;
   a->barrier().Alert();
   EXPECT_EQ(a->NextRun(1'000'000).status, WaitStatus::kHalted);
   a->barrier().ClearAlert();
@@ -162,16 +179,10 @@ TEST(WorkerGroupTest, ShouldStopClaimingWhenHaltedOrEvictedWithEventsWaiting) {
 // The same with a run in hand (not released yet, as after a restart or a takeover): it is
 // not handed out again once halted or evicted (evicted, its slots may be overwritten).
 TEST(WorkerGroupTest, ShouldNotHandOutAnUnfinishedRunWhenHaltedOrEvicted) {
-  ScopedRingName name;
-  auto ring = Ring<TestEvent>::Create({.name = name.get(), .capacity = 64});
-  ASSERT_TRUE(ring.ok()) << ring.status();
-  auto a = Consumer::Register(ring->segment(), "a", {.group = "G", .claim = 8});
-  ASSERT_TRUE(a.ok()) << a.status();
-  auto producer = SingleProducerSequencer::Attach(ring->segment());
-  ASSERT_TRUE(producer.ok());
-  const std::int64_t hi = *producer->Next(40);
-  for (std::int64_t s = hi - 39; s <= hi; ++s) (*ring)[s].Fill(s);
-  producer->Publish(hi - 39, hi);
+  MemberWithEvents m;
+  ASSERT_NO_FATAL_FAILURE(m.Make());
+  auto& a = m.a;
+  auto& ring = m.ring;
   const ClaimedRun run = a->NextRun(1'000'000);
   ASSERT_EQ(run.status, WaitStatus::kOk);
   a->barrier().Alert();

@@ -3,6 +3,7 @@ Python producers and consumers, a consumer catching up from the journal onto the
 the recorder killed and restarted, a full disk, a corrupt segment, a journal of another
 schema."""
 
+import contextlib
 import json
 import os
 import pathlib
@@ -316,36 +317,51 @@ def _mount_tmpfs(path, size):
     return r.returncode == 0
 
 
-def test_should_hold_the_ring_when_the_disk_is_full_and_resume_when_there_is_room(
-        peer_ring, ring_name, peer, tool, tmp_path):
+@contextlib.contextmanager
+def recording_onto_a_full_disk(peer_ring, ring_name, peer, tool, tmp_path, n):
+    """A recorder onto a 1 MB tmpfs and a C++ producer of `n` events (far more than it
+    holds), once the recorder holds the ring (full, a lap past the journal's place, the
+    cursor still): (the disk, the recorder, the producer, the cursor it stopped at). The
+    tmpfs is unmounted at the end; skipped where it cannot be mounted (needs root)."""
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk, "1m"):
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
         recorder = record(tool, ring_name, disk / "j", "--segment-bytes=262144")
-        n = 40_000  # 2.5 MB of events: far more than the disk holds
         prod = start(peer_cmd(peer, "cpp", "produce", ring_name, f"--events={n}", "--batch=64"))
         deadline = time.monotonic() + 30
         stuck_at = None
         while time.monotonic() < deadline:
             time.sleep(0.3)
             now = peer_ring.cursor
-            if stuck_at == now:
+            journal_at = next(c for c in peer_ring.consumers() if c["name"] == "journal")
+            if stuck_at == now and now - journal_at["sequence"] >= peer_ring.capacity:
                 break
             stuck_at = now
+        yield disk, recorder, prod, stuck_at
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def make_room(disk):
+    subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+
+
+def test_should_hold_the_ring_when_the_disk_is_full_and_resume_when_there_is_room(
+        peer_ring, ring_name, peer, tool, tmp_path):
+    n = 40_000  # 2.5 MB of events: far more than the disk holds
+    with recording_onto_a_full_disk(peer_ring, ring_name, peer, tool, tmp_path, n) as (
+            disk, recorder, prod, stuck_at):
         assert prod.poll() is None, "the producer finished: the recorder dropped events"
         assert stuck_at < n - 1
         held = peer_ring.stats()["consumers"][0]["sequence"]
-        # Make room: everything goes on, nothing was dropped.
-        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        make_room(disk)  # everything goes on, nothing was dropped
         assert prod.wait(timeout=60) == 0
         out, err = recorder.communicate(timeout=60)
         assert recorder.returncode == 0, err
         assert "disk is full" in err and "holding ring" in err and "room again" in err
         assert held < n - 1
         check_journal(disk / "j", n)
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def test_should_stop_recording_when_evicted_while_the_disk_is_full(peer_ring, ring_name, peer,
@@ -354,35 +370,19 @@ def test_should_stop_recording_when_evicted_while_the_disk_is_full(peer_ring, ri
     on): the producer overwrites what it had not written, so it stops (exit 1, saying so)
     rather than write those slots, later laps' events, under the old numbers once there is
     room. Every event the journal holds is the one of its sequence."""
-    disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "1m"):
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        recorder = record(tool, ring_name, disk / "j", "--segment-bytes=262144")
-        n = 40_000
-        prod = start(peer_cmd(peer, "cpp", "produce", ring_name, f"--events={n}", "--batch=64"))
-        deadline = time.monotonic() + 30
-        stuck_at = None
-        while time.monotonic() < deadline:
-            time.sleep(0.3)
-            now = peer_ring.cursor
-            # Held: the ring full (a lap past the journal's place) and the cursor still.
-            journal_at = next(c for c in peer_ring.consumers() if c["name"] == "journal")
-            if stuck_at == now and now - journal_at["sequence"] >= peer_ring.capacity:
-                break
-            stuck_at = now
+    n = 40_000
+    with recording_onto_a_full_disk(peer_ring, ring_name, peer, tool, tmp_path, n) as (
+            disk, recorder, prod, stuck_at):
         assert prod.poll() is None and stuck_at < n - 1
         xdisruptor.Ring.evict(ring_name, "journal")
         assert prod.wait(timeout=60) == 0  # nothing holds it now: it laps the journal's place
-        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        make_room(disk)
         out, err = recorder.communicate(timeout=60)
         journal = xdisruptor.Journal(disk / "j")
         journal.verify()
         got = journal.read(journal.first, journal.last + 1)
         assert len(got) > 0 and check_peer_events(got, journal.first)
         assert recorder.returncode == 1 and "evicted" in err, err
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def test_should_join_the_ring_for_a_start_older_than_the_journal_the_ring_still_holds(

@@ -64,6 +64,19 @@ def launch(path, *args, timeout=120, env=None):
                           timeout=timeout, env=env)
 
 
+def validate(path, *args):
+    """`python3 -m xdisruptor.pipeline validate PATH ARGS...`, its output captured."""
+    return subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path),
+                           *args], capture_output=True, text=True, timeout=60)
+
+
+def assert_reported(path, err, expected):
+    """Each (line, message) of `expected` is a line of `err` starting PATH:LINE: ."""
+    for line, message in expected:
+        assert any(l.startswith(f"{path}:{line}: ") and message in l for l in err.splitlines()),\
+            (line, message, err)
+
+
 def test_should_check_every_event_at_the_last_stage_when_cpp_and_python_form_a_chain(
         tmp_path, examples_bin, ring_name):
     result = tmp_path / "check.json"
@@ -338,8 +351,7 @@ colour = "blue"
 """
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    done = validate(path)
     assert done.returncode == 2
     err = done.stderr
     expected = [
@@ -404,8 +416,7 @@ after = 5
 """
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    done = validate(path)
     assert done.returncode == 2, done.stdout + done.stderr
     err = done.stderr
     assert "Traceback" not in err, err
@@ -421,9 +432,7 @@ after = 5
         (32, "stage 'g.1': its name is that of a member of worker group 'g'"),
         (35, "stage 'g.1': after is a list of stage names"),
     ]
-    for line, message in expected:
-        assert any(l.startswith(f"{path}:{line}: ") and message in l for l in err.splitlines()),\
-            (line, message, err)
+    assert_reported(path, err, expected)
 
 
 def test_should_report_tables_of_the_wrong_kind_and_handlers_that_fail_to_import(tmp_path,
@@ -458,12 +467,9 @@ handler = "broken_handler:Handler"
                                                  " cannot import 'broken_handler' "
                                                  "(SyntaxError")])):
         path = tmp_path / name
-        done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate",
-                               str(path)], capture_output=True, text=True, timeout=60)
+        done = validate(path)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-        for line, message in expected:
-            assert any(l.startswith(f"{path}:{line}: ") and message in l
-                       for l in done.stderr.splitlines()), (line, message, done.stderr)
+        assert_reported(path, done.stderr, expected)
 
 
 def test_should_accept_the_demo_file_when_validating(examples_bin):
@@ -495,8 +501,7 @@ def test_should_refuse_a_slow_consumer_limit_without_the_evict_policy(tmp_path, 
                                                                      ring_name):
     path = write_pipeline(tmp_path, examples_bin, ring_name,
                           cpp_stage("a", "sink", max_lag=10), events=10)
-    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    done = validate(path)
     assert done.returncode == 2 and "needs stall_policy" in done.stderr, done.stderr
 
 
@@ -563,8 +568,7 @@ def test_should_refuse_a_journal_stage_without_a_start_or_a_journal_table(tmp_pa
               cpp_stage("d", "sink", journal="y", start_at=5))
     path = write_pipeline(tmp_path, examples_bin, ring_name, stages,
                           extra='[journal]\nname = "sink"\nfsync = "often"\nafter = ["zz"]\n')
-    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
-                          capture_output=True, text=True)
+    done = validate(path)
     assert done.returncode == 2
     for text in ("directory is missing", "fsync is none, batch or every:MS",
                  "say where to start (start_at)", "is also a stage's",
@@ -730,8 +734,7 @@ def test_should_report_bad_restart_keys_with_their_lines_when_validating(tmp_pat
               + cpp_stage("e", "sink", restart="on-crash", stall_policy="evict"))
     path = write_pipeline(tmp_path, examples_bin, ring_name, stages,
                           extra='[journal]\ndirectory = "j"\nrestart = true\n')
-    done = subprocess.run([sys.executable, "-m", "xdisruptor.pipeline", "validate", str(path)],
-                          capture_output=True, text=True)
+    done = validate(path)
     assert done.returncode == 2
     text = path.read_text().splitlines()
     for key, message in (("restart = \"sometimes\"", "stage 'a': restart must be one of no, "
